@@ -1,0 +1,41 @@
+"""leo-video: LEO (latent image animator + latent motion diffusion) for human video synthesis.
+
+The public API is imported lazily, so ``import leo_video`` is cheap and the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it. Add new public objects here.
+_LAZY_EXPORTS: dict[str, str] = {
+    "LeoError": "leo_video.errors",
+    # media
+    "VideoReader": "leo_video.media.video",
+    "probe_video": "leo_video.media.video",
+    "read_video": "leo_video.media.video",
+    "write_video": "leo_video.media.video",
+    "VideoWriter": "leo_video.media.video",
+    "load_image": "leo_video.media.image",
+    "save_contact_sheet": "leo_video.media.grid",
+    # data
+    "VideoDataset": "leo_video.data.video_dataset",
+    "render_synthetic_video": "leo_video.data.synthetic",
+    "make_synthetic_dataset": "leo_video.data.synthetic",
+}
+
+__all__ = ["__version__", *_LAZY_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'leo_video' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""Datasets: video folders (pairs and clips), dataset preparation, synthetic humans, motion codes."""

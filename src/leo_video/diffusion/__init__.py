@@ -1,0 +1,1 @@
+"""Diffusion processes (diffusers schedulers), the LMC construction, sampling loops."""

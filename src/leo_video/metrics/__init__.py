@@ -1,0 +1,1 @@
+"""Evaluation metrics: FVD, KVD, ACD, reconstruction and motion statistics."""

@@ -1,0 +1,1 @@
+"""Networks only: they never know a noise schedule or a dataset layout."""

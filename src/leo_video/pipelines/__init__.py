@@ -1,0 +1,1 @@
+"""Inference pipelines: motion transfer, generation, editing, the full LEO pipeline."""

@@ -1,0 +1,1 @@
+"""Training: the shared accelerate loop, checkpoints, EMA, logging, and one module per stage."""

@@ -1,0 +1,53 @@
+"""Safe loading of weights. Never unpickles arbitrary objects.
+
+* :func:`safe_torch_load` wraps ``torch.load(..., weights_only=True)`` (tensors, dicts, lists,
+  numbers only). A pickle that would build other objects or run code is refused with a one-line
+  :class:`~leo_video.errors.CheckpointError` naming the file, and nothing executes.
+* Our own exports are folders of ``config.json`` + ``*.safetensors`` (diffusers' layout, written by
+  ``save_pretrained``); :func:`read_safetensors` reads one file with a clear error on corruption.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
+    """Load a ``torch.save`` file with ``weights_only=True``; raise CheckpointError on anything else."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: file is empty")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains objects other than tensors "
+            f"(unsafe pickle; only weights are accepted) [{first[:160]}]"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:160]})") from exc
+
+
+def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
+    """Read a safetensors file into a dict of tensors; CheckpointError if missing or corrupt."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(exc)[:160]})") from exc

@@ -1,0 +1,59 @@
+"""Shared test fixtures.
+
+* ``shared_data``: the real clips and stills in ``../shared/data`` (or ``$LEO_SHARED_DATA``). They are
+  never copied into the repository. Missing data fails the test under ``CI=true`` and skips elsewhere.
+* ``gpu`` marker: skipped cleanly without CUDA.
+* ``run_cli``: runs ``leo-video`` in-process and returns (exit code, stdout, stderr).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path:
+    return Path(os.environ.get("LEO_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data_dir()
+    if not (path / "videos").is_dir():
+        message = f"shared test data not found at {path} (set LEO_SHARED_DATA)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing is reported elsewhere
+        has_cuda = False
+    if has_cuda:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the CLI in-process: ``code, out, err = run_cli("probe", "x.mp4")``."""
+    from leo_video.cli.main import main
+
+    def _run(*argv: str):
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return _run
