@@ -1,0 +1,578 @@
+"""Video files and frame folders: probing, streaming reads, mp4/gif writing (PyAV, Pillow).
+
+Frames at this boundary are uint8 numpy ``(H, W, 3)`` / ``(T, H, W, 3)``; :func:`read_video` returns
+model tensors ``(T, 3, S, S)`` in [-1, 1]. Every user-caused failure (missing, empty, truncated, not
+a video, no decodable frame) is an :class:`~leo_video.errors.InputError` whose one-line message starts
+with the path.
+
+Files are indexed by demuxing their packets once (no decoding): that gives the exact frame count,
+each frame's timestamp and the keyframes, so a read of frame ``i`` seeks to the last keyframe at or
+before ``i`` and decodes only from there. Frames are streamed; a whole file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..utils.atomic import atomic_path
+from .image import (
+    IMAGE_SUFFIXES,
+    frames_to_numpy,
+    load_image_uint8,
+    numpy_to_frames,
+    open_image_checked,
+    resize_center_crop,
+)
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "FRAME_SUFFIXES",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "probe_video",
+    "read_video",
+    "write_video",
+    "is_video_path",
+    "natural_key",
+]
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+FRAME_FOLDER_FPS = 25.0  # frame folders carry no rate; 25 fps is the convention of TaichiHD/FOMM data
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` learns about a video file or frame folder.
+
+    ``width``/``height`` are the displayed size (after rotation metadata); ``codec`` is the decoder
+    name (``"h264"``, ``"gif"`` ...) or ``"frames"`` for a frame folder.
+    """
+
+    path: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``frame2.png`` before ``frame10.png``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def is_video_path(path: Path) -> bool:
+    """True for a file with a video suffix or a folder that directly holds png/jpg frames."""
+    if path.is_dir():
+        return any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir() if p.is_file())
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+# ----------------------------------------------------------------------------- frame folders
+
+
+class _FolderSource:
+    """A folder of png/jpg frames in natural name order (the TaichiHD / first-order-model layout)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.files = sorted(
+            (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),
+            key=lambda p: natural_key(p.name),
+        )
+        if not self.files:
+            raise InputError(f"{path}: folder holds no png/jpg frames")
+
+    def probe(self) -> VideoInfo:
+        with open_image_checked(self.files[0]) as image:
+            width, height = image.size
+        load_image_uint8(self.files[0])  # verifies that the first frame actually decodes
+        return VideoInfo(str(self.path), len(self.files), FRAME_FOLDER_FPS, width, height, "frames")
+
+    def decode(self, indices: Sequence[int], size: int | None) -> Iterator[np.ndarray]:
+        for index in indices:
+            frame = load_image_uint8(self.files[index])  # (H, W, 3)
+            yield frame if size is None else resize_center_crop(frame, size)
+
+    def close(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------- files (PyAV)
+
+
+@dataclass
+class _PacketIndex:
+    """Presentation timestamps of the shown frames, in order, and which frames are keyframes."""
+
+    pts: list[int] | None  # None when the container gives no timestamps (then no seeking)
+    keyframes: list[int]  # frame indices of keyframes, ascending
+    count: int
+
+    def index_of(self) -> dict[int, int]:
+        return {} if self.pts is None else {p: i for i, p in enumerate(self.pts)}
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: {_describe_open_failure(path, exc)}") from exc
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: not a video (no video stream)")
+    return container
+
+
+def _describe_open_failure(path: Path, exc: Exception) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:120]
+    if head[4:8] in (b"ftyp", b"mdat", b"moov", b"wide", b"free"):  # an ISO-BMFF (mp4/mov) header
+        return f"truncated or corrupt video (container unreadable: {reason})"
+    return f"not a video ({reason})"
+
+
+class _FileSource:
+    """A video file decoded with PyAV; the container is opened lazily (safe across DataLoader workers)."""
+
+    def __init__(self, path: Path):
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: file is empty")
+        self.path = path
+        self._container = None
+        self._position: int | None = None  # index of the next frame the open decoder yields
+        self._frames: Iterator | None = None
+        self.index = self._build_index()
+
+    def _build_index(self) -> _PacketIndex:
+        import av
+
+        container = _open_container(self.path)
+        try:
+            stream = container.streams.video[0]
+            pts, keys, has_pts = [], set(), True
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:  # flush packets / edit-list priming frames
+                    continue
+                has_pts &= packet.pts is not None
+                pts.append(packet.pts if packet.pts is not None else len(pts))
+                if packet.is_keyframe:
+                    keys.add(pts[-1])
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: truncated or corrupt video ({_short(exc)})") from exc
+        finally:
+            container.close()
+        declared = stream.frames
+        if declared and len(pts) < declared and not has_pts:
+            raise InputError(f"{self.path}: truncated video (header says {declared} frames, found {len(pts)})")
+        order = sorted(pts) if has_pts else pts
+        keyframes = [i for i, p in enumerate(order) if p in keys] or [0]
+        return _PacketIndex(order if has_pts else None, keyframes, len(pts))
+
+    def probe(self) -> VideoInfo:
+        container = _open_container(self.path)
+        try:
+            stream = container.streams.video[0]
+            first = self._first_frame(container, stream)
+            if self.index.count == 0:
+                raise InputError(f"{self.path}: video has no frames")
+            fps = _stream_fps(stream, self.index.count)
+            width, height = first.width, first.height
+            if _rotation_turns(first) % 2:
+                width, height = height, width
+            codec = stream.codec_context.name
+        finally:
+            container.close()
+        self._check_last_frame()
+        return VideoInfo(str(self.path), self.index.count, fps, width, height, codec)
+
+    def _first_frame(self, container, stream):
+        import av
+
+        try:
+            for frame in container.decode(stream):
+                return frame
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: no decodable frames ({_short(exc)})") from exc
+        raise InputError(f"{self.path}: no decodable frames")
+
+    def _check_last_frame(self) -> None:
+        # A file cut short keeps its header; decoding the last indexed frame catches that cheaply.
+        last = self.index.count - 1
+        try:
+            next(iter(self.decode([last], size=16)))
+        finally:
+            self.close()
+
+    # -- decoding
+
+    def _open_decoder(self, start: int) -> None:
+        """Position the decoder so that its next frames lead up to frame ``start``."""
+        self.close()
+        self._container = _open_container(self.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        key = max((k for k in self.index.keyframes if k <= start), default=0)
+        if key > 0 and self.index.pts is not None:
+            self._container.seek(self.index.pts[key], stream=stream, backward=True, any_frame=False)
+            self._position = key
+        else:
+            self._position = 0
+        self._frames = self._numbered_frames(stream, from_seek=self._position > 0)
+
+    def _numbered_frames(self, stream, from_seek: bool) -> Iterator[tuple[int, object]]:
+        """Yield ``(frame index, av.VideoFrame)``; indices come from timestamps, or by counting."""
+        import av
+
+        lookup = self.index.index_of()
+        counter = 0 if not from_seek else None
+        try:
+            for frame in self._container.decode(stream):
+                index = lookup.get(frame.pts) if lookup else None
+                if index is None:
+                    if counter is None:  # after a seek we cannot count: start again from frame 0
+                        raise _SeekFailed
+                    index = counter
+                counter = index + 1
+                yield index, frame
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: corrupt video after frame {counter} ({_short(exc)})") from exc
+
+    def _should_seek(self, target: int) -> bool:
+        if self._frames is None or self._position is None or target < self._position:
+            return True
+        key = max((k for k in self.index.keyframes if k <= target), default=0)
+        return key > self._position  # a keyframe lies between here and the target: skip decoding
+
+    def decode(self, indices: Sequence[int], size: int | None) -> Iterator[np.ndarray]:
+        """Yield the frames at ``indices`` (ascending) as uint8 ``(H, W, 3)`` (or ``(size, size, 3)``)."""
+        for target in indices:
+            if not 0 <= target < self.index.count:
+                raise IndexError(f"frame {target} out of range for {self.path} ({self.index.count} frames)")
+            if self._should_seek(target):
+                self._open_decoder(target)
+            yield _frame_to_rgb(self._advance_to(target), size)
+
+    def _advance_to(self, target: int):
+        try:
+            for index, frame in self._frames:
+                self._position = index + 1
+                if index == target:
+                    return frame
+                if index > target:
+                    break
+        except _SeekFailed:
+            self._open_decoder(0)
+            self.index.keyframes = [0]  # timestamps are unreliable here: always decode from the start
+            return self._advance_to(target)
+        self.close()
+        raise InputError(f"{self.path}: frame {target} could not be decoded (truncated or corrupt video)")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container, self._frames, self._position = None, None, None
+
+
+class _SeekFailed(Exception):
+    """Frame timestamps after a seek did not match the packet index."""
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:120]
+
+
+def _stream_fps(stream, frames: int) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if rate:
+        return float(rate)
+    if stream.duration and stream.time_base and frames > 1:
+        return frames / float(stream.duration * stream.time_base)
+    return FRAME_FOLDER_FPS
+
+
+def _rotation_turns(frame) -> int:
+    """Counter-clockwise quarter turns that display the frame upright (from its display matrix)."""
+    try:
+        return round(frame.rotation / 90) % 4
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
+    """av.VideoFrame -> uint8 ``(H, W, 3)`` upright; with ``size``, centre-cropped to ``(size, size, 3)``.
+
+    Scaling happens in swscale (area filter when shrinking) before the crop, so large frames never
+    go through a float resize; the short side is scaled to ``size``, then the centre is cut out.
+    """
+    turns = _rotation_turns(frame)
+    if size is None:
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        scale = size / min(frame.width, frame.height)
+        width = max(size, round(frame.width * scale))
+        height = max(size, round(frame.height * scale))
+        interpolation = "AREA" if scale < 1 else "BICUBIC"
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation)
+    if turns:
+        rgb = np.rot90(rgb, k=turns)
+    return np.ascontiguousarray(rgb if size is None else resize_center_crop(rgb, size))
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def _make_source(path: Path) -> _FileSource | _FolderSource:
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _FolderSource(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif":
+        raise InputError(f"{path}: is a still image, not a video (pass a folder of frames)")
+    return _FileSource(path)
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Describe a video file or frame folder after verifying that its first and last frames decode.
+
+    The frame count is exact: demuxed packets are counted (no decoding) when the header does not say.
+    Raises :class:`InputError` for missing, empty, truncated, non-video or undecodable inputs.
+    """
+    return _make_source(Path(path)).probe()
+
+
+class VideoReader:
+    """Streaming reader for a video file (mp4, mov, avi, mkv, webm, gif ...) or a frame folder.
+
+    Frames come out as uint8 ``(H, W, 3)``; with ``size`` each frame is centre-cropped to a square
+    and resized to ``(size, size, 3)``. Opening is cheap (the file is indexed, not decoded); the
+    decoder is opened on first read, so a reader made in the main process works in DataLoader workers.
+    """
+
+    def __init__(self, path: str | os.PathLike, size: int | None = None):
+        self.path = Path(path)
+        self.size = size
+        self._source = _make_source(self.path)
+        self._info: VideoInfo | None = None
+
+    @property
+    def info(self) -> VideoInfo:
+        """The :class:`VideoInfo` of the input (probed on first use)."""
+        if self._info is None:
+            self._info = self._source.probe()
+        return self._info
+
+    def __len__(self) -> int:
+        source = self._source
+        return source.index.count if isinstance(source, _FileSource) else len(source.files)
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        """Stream frames ``start, start + step, ... < stop`` as uint8 ``(H, W, 3)`` without loading the rest."""
+        if step < 1:
+            raise ValueError(f"step must be >= 1, got {step}")
+        stop = len(self) if stop is None else min(stop, len(self))
+        return self._source.decode(range(start, stop, step), self.size)
+
+    def read(self, indices: Iterable[int]) -> np.ndarray:
+        """Read the frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, 3)``."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("read() needs at least one frame index")
+        n = len(self)
+        indices = [i + n if i < 0 else i for i in indices]
+        wanted = sorted(set(indices))
+        frames = dict(zip(wanted, self._source.decode(wanted, self.size)))
+        shapes = {f.shape for f in frames.values()}
+        if len(shapes) > 1:
+            raise InputError(f"{self.path}: frames differ in size ({sorted(shapes)}); pass a size to resize them")
+        return np.stack([frames[i] for i in indices])
+
+    def close(self) -> None:
+        """Release the decoder (it reopens on the next read)."""
+        self._source.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:  # picklable for DataLoader workers: never ship an open decoder
+        self.close()
+        return self.__dict__.copy()
+
+
+def read_video(
+    path: str | os.PathLike, size: int | None = None, start: int = 0, stop: int | None = None, step: int = 1
+) -> torch.Tensor:
+    """Read frames ``start:stop:step`` as a float tensor ``(T, 3, S, S)`` in [-1, 1].
+
+    With ``size`` frames are centre-cropped and resized to ``size x size``; without it they keep their
+    size ``(T, 3, H, W)``.
+    """
+    with VideoReader(path, size=size) as reader:
+        frames = list(reader.iter_frames(start, stop, step))
+    if not frames:
+        raise InputError(f"{path}: no frames in range {start}:{stop}:{step} ({len(reader)} frames)")
+    return numpy_to_frames(np.stack(frames))  # (T, 3, S, S)
+
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class VideoWriter:
+    """Write an mp4 (H.264, yuv420p, browser-playable) or an animated gif, atomically.
+
+    Use as a context manager; the file appears under its final name only when the block ends
+    without an exception (temp file + rename, :func:`leo_video.utils.atomic.atomic_path`)::
+
+        with VideoWriter("out.mp4", fps=25) as writer:
+            writer.write(frames)  # uint8 (T, H, W, 3) / (H, W, 3) or float (T, 3, H, W) / (3, H, W) in [-1, 1]
+
+    Odd mp4 sizes are padded to even by repeating the last row/column (yuv420p needs even sizes).
+    GIFs are assembled in memory (they are previews) and Pillow merges identical consecutive frames.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, fps: float = 25.0, *, crf: int = 18, keyframe_interval: int | None = None
+    ):
+        self.path = Path(path)
+        self.keyframe_interval = keyframe_interval
+        self.fps = float(fps)
+        self.crf = int(crf)
+        self.kind = "gif" if self.path.suffix.lower() == ".gif" else "h264"
+        if self.kind == "h264" and self.path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
+            raise InputError(f"{self.path}: unsupported video suffix (use .mp4, .mov, .mkv or .gif)")
+        if not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self._stack: contextlib.ExitStack | None = None
+        self._tmp: Path | None = None
+        self._container = None
+        self._stream = None
+        self._gif_frames: list = []
+        self._shape: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def __enter__(self) -> "VideoWriter":
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def write(self, frames: np.ndarray | torch.Tensor) -> None:
+        """Append frames: uint8 ``(H, W, 3)``/``(T, H, W, 3)`` or float ``(3, H, W)``/``(T, 3, H, W)`` in [-1, 1]."""
+        if self._stack is None:
+            raise RuntimeError("use VideoWriter as a context manager (with VideoWriter(...) as w:)")
+        batch = _as_uint8_frames(frames)  # (T, H, W, 3)
+        if self._shape is None:
+            self._shape = batch.shape[1:3]
+        elif batch.shape[1:3] != self._shape:
+            raise ValueError(f"frame size changed from {self._shape} to {batch.shape[1:3]} in {self.path}")
+        for frame in batch:
+            self._write_one(frame)
+        self.frames_written += len(batch)
+
+    def _write_one(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        if self.kind == "gif":
+            self._gif_frames.append(Image.fromarray(frame))
+            return
+        import av
+
+        frame = _pad_to_even(frame)
+        if self._container is None:
+            self._container = av.open(str(self._tmp), mode="w", options={"movflags": "+faststart"})
+            rate = Fraction(self.fps).limit_denominator(10_000)
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(self.crf), "preset": "medium"}
+            if self.keyframe_interval:  # short GOPs make random access (seeking) cheaper
+                self._stream.options |= {"g": str(self.keyframe_interval), "keyint_min": "1"}
+        packets = self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
+        self._container.mux(packets)
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise ValueError(f"{self.path}: no frames were written")
+        if self.kind == "gif":
+            first, *rest = self._gif_frames
+            duration = max(20, round(1000 / self.fps))  # ms; browsers slow down GIF delays under 20 ms
+            first.save(self._tmp, format="GIF", save_all=True, append_images=rest, duration=duration, loop=0)
+        else:
+            self._container.mux(self._stream.encode(None))  # flush the encoder
+
+    def _close_container(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._close_container()
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        self._close_container()
+        self._gif_frames = []
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def _as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Normalise writer input to uint8 ``(T, H, W, 3)``."""
+    if isinstance(frames, torch.Tensor):
+        if frames.dtype == torch.uint8:
+            frames = frames.cpu().numpy()
+        else:
+            if frames.ndim == 3:
+                frames = frames[None]
+            if frames.ndim != 4 or frames.shape[1] != 3:
+                raise ValueError(f"float video tensors must be (T, 3, H, W), got {tuple(frames.shape)}")
+            return frames_to_numpy(frames)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"numpy frames must be uint8 (T, H, W, 3), got {frames.dtype}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"numpy frames must be (T, H, W, 3), got {frames.shape}")
+    return frames
+
+
+def _pad_to_even(frame: np.ndarray) -> np.ndarray:
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return np.ascontiguousarray(frame)
+
+
+def write_video(
+    path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: float = 25.0, *, crf: int = 18
+) -> Path:
+    """Write a whole video at once (see :class:`VideoWriter` for the accepted layouts); returns the path."""
+    with VideoWriter(path, fps=fps, crf=crf) as writer:
+        writer.write(frames)
+    return Path(path)

@@ -1,0 +1,179 @@
+"""Video/image I/O: value mapping, image loading of every mode, mp4/gif/frame-folder round trips,
+real clips, bad files through `leo-video probe`, grids and contact sheets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from leo_video.errors import InputError
+from leo_video.media.image import (
+    frames_to_numpy,
+    from_uint8,
+    load_image,
+    resize_center_crop,
+    save_image,
+    to_uint8,
+)
+from leo_video.media.video import VideoReader, VideoWriter, probe_video, read_video, write_video
+
+
+def moving_frames(t: int = 12, h: int = 48, w: int = 64) -> np.ndarray:
+    """Smooth moving colour ramps, uint8 (T, H, W, 3): compressible, every frame different."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    frames = []
+    for i in range(t):
+        r = 127 + 100 * np.sin(xx / 9 + i / 2)
+        g = 127 + 100 * np.cos(yy / 7 - i / 3)
+        b = np.full_like(xx, 40 + 15 * i)
+        frames.append(np.stack([r, g, b], -1))
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- value mapping
+
+
+def test_uint8_mapping_is_fixed_and_round_trips():
+    x = torch.tensor([-1.5, -1.0, 0.0, 1.0, 2.0]).view(1, 5, 1).expand(3, 5, 2)
+    u = to_uint8(x)
+    assert u.dtype == torch.uint8 and u.shape == x.shape
+    assert u[0, :, 0].tolist() == [0, 0, 128, 255, 255]  # (0+1)/2*255 = 127.5 rounds to 128
+    pixels = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_uint8(from_uint8(pixels)), pixels)
+    video = torch.rand(4, 3, 8, 10) * 2 - 1
+    assert frames_to_numpy(video).shape == (4, 8, 10, 3)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def test_load_image_modes_become_rgb(tmp_path):
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:, :15, 3] = 255  # left half opaque red, right half fully transparent -> white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((20, 20), 100, np.uint8), "L").save(tmp_path / "grey.png")
+    Image.fromarray(np.full((20, 20), 40000, np.uint16)).save(tmp_path / "grey16.png")
+    Image.new("RGB", (20, 20), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "pal.png")
+
+    img = load_image(tmp_path / "rgba.png")  # centre-cropped 20x20 from columns 5..25
+    assert img.shape == (3, 20, 20) and img.dtype == torch.float32
+    px = to_uint8(img)
+    assert px[:, 0, 0].tolist() == [255, 0, 0] and px[:, 0, -1].tolist() == [255, 255, 255]
+    assert to_uint8(load_image(tmp_path / "grey.png"))[:, 3, 3].tolist() == [100, 100, 100]
+    grey16 = to_uint8(load_image(tmp_path / "grey16.png"))[:, 3, 3].tolist()
+    assert grey16 == [round(40000 / 65535 * 255)] * 3  # scaled, not clipped to white
+    assert to_uint8(load_image(tmp_path / "pal.png"))[:, 0, 0].tolist() == [10, 200, 30]
+    assert load_image(tmp_path / "grey.png", size=64).shape == (3, 64, 64)
+
+
+def test_load_image_errors_name_the_file(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello, not an image")
+    Image.new("RGB", (8, 8)).save(tmp_path / "tiny.png")
+    good = tmp_path / "cut.png"
+    Image.fromarray(moving_frames(1, 64, 64)[0]).save(good)
+    (tmp_path / "cut2.png").write_bytes(good.read_bytes()[:200])
+    for name in ["missing.png", "empty.png", "text.png", "tiny.png", "cut2.png"]:
+        with pytest.raises(InputError) as info:
+            load_image(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(str(tmp_path / name)) and "\n" not in message
+
+
+def test_huge_image_refused_before_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (20000, 20)).save(path)
+    with pytest.raises(InputError, match="too large"):
+        load_image(path)
+
+
+def test_resize_center_crop_and_save_image(tmp_path):
+    frames = moving_frames(3, 40, 80)
+    out = resize_center_crop(frames, 16)
+    assert out.shape == (3, 16, 16, 3) and out.dtype == np.uint8
+    assert resize_center_crop(frames[0], 40).shape == (40, 40, 3)
+    assert np.array_equal(resize_center_crop(frames[0], 40), frames[0][:, 20:60])  # crop only
+    image = torch.rand(3, 20, 20) * 2 - 1
+    save_image(tmp_path / "x.png", image)
+    assert torch.equal(to_uint8(load_image(tmp_path / "x.png")), to_uint8(image))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temp file left behind
+
+
+# ----------------------------------------------------------------------------- video round trips
+
+
+def test_mp4_round_trip(tmp_path):
+    frames = moving_frames(12, 48, 64)
+    path = write_video(tmp_path / "a.mp4", frames, fps=12.5)
+    info = probe_video(path)
+    assert (info.frames, info.width, info.height, info.codec) == (12, 64, 48, "h264")
+    assert info.fps == pytest.approx(12.5)
+    back = VideoReader(path).read(range(12))
+    assert back.shape == frames.shape
+    # yuv420p halves chroma resolution: ~3 levels of error on these saturated ramps even at crf 0.
+    assert np.abs(back.astype(float) - frames).mean() < 4.0
+    video = read_video(path, size=32, start=2, step=3)
+    assert video.shape == (4, 3, 32, 32) and video.min() >= -1 and video.max() <= 1
+
+
+def test_float_tensor_writer_and_odd_size(tmp_path):
+    video = torch.from_numpy(moving_frames(5, 33, 45)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with VideoWriter(tmp_path / "odd.mp4", fps=10) as writer:
+        writer.write(video[:4])
+        writer.write(video[4])  # (3, H, W) single frame
+    info = probe_video(tmp_path / "odd.mp4")
+    assert (info.frames, info.width, info.height) == (5, 46, 34)  # padded to even for yuv420p
+    back = VideoReader(tmp_path / "odd.mp4").read([4])[0, :33, :45]
+    assert np.abs(back.astype(float) - frames_to_numpy(video[4])).mean() < 4.0
+
+
+def test_gif_round_trip(tmp_path):
+    frames = moving_frames(6, 32, 40)
+    write_video(tmp_path / "a.gif", frames, fps=10)
+    info = probe_video(tmp_path / "a.gif")
+    assert (info.frames, info.width, info.height, info.codec) == (6, 40, 32, "gif")
+    back = VideoReader(tmp_path / "a.gif").read(range(6))
+    assert back.shape == frames.shape and np.abs(back.astype(float) - frames).mean() < 8.0
+
+
+def test_writer_leaves_nothing_on_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "b.mp4", fps=10) as writer:
+            writer.write(moving_frames(3))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_ranges_and_seeking(tmp_path):
+    # A marker pixel encodes the frame index; short GOP so that reads deep in the file seek.
+    t = 40
+    frames = moving_frames(t, 32, 32)
+    frames[:, :8, :8] = (np.arange(t) * 6)[:, None, None, None]
+    path = tmp_path / "idx.mp4"
+    with VideoWriter(path, fps=25, crf=10, keyframe_interval=8) as writer:
+        writer.write(frames)
+    reader = VideoReader(path)
+    assert len(reader) == t
+    marks = lambda fs: [round(float(f[2:6, 2:6].mean()) / 6) for f in fs]  # noqa: E731
+    assert marks(reader.iter_frames(3, 20, 5)) == [3, 8, 13, 18]
+    assert marks(reader.read([35, 1, 35, 22])) == [35, 1, 35, 22]
+    assert marks(reader.iter_frames(37)) == [37, 38, 39]
+
+
+def test_frame_folder(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    frames = moving_frames(11, 24, 30)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"frame{i}.png")  # frame10 must sort after frame9
+    info = probe_video(folder)
+    assert (info.frames, info.width, info.height, info.codec) == (11, 30, 24, "frames")
+    reader = VideoReader(folder)
+    assert np.array_equal(reader.read([10, 2]), frames[[10, 2]])
+    assert read_video(folder, size=16).shape == (11, 3, 16, 16)
