@@ -25,6 +25,14 @@ _LAZY_EXPORTS: dict[str, str] = {
     "VideoDataset": "leo_video.data.video_dataset",
     "render_synthetic_video": "leo_video.data.synthetic",
     "make_synthetic_dataset": "leo_video.data.synthetic",
+    # metrics
+    "frechet_distance": "leo_video.metrics.frechet",
+    "kernel_distance": "leo_video.metrics.frechet",
+    "load_i3d": "leo_video.metrics.i3d",
+    "i3d_features": "leo_video.metrics.i3d",
+    "average_content_distance": "leo_video.metrics.acd",
+    "motion_report": "leo_video.metrics.motion",
+    "reconstruction_l1": "leo_video.metrics.recon",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

@@ -1,1 +1,64 @@
-"""Evaluation metrics: FVD, KVD, ACD, reconstruction and motion statistics."""
+"""Evaluation metrics: FVD, KVD, ACD, reconstruction and motion statistics.
+
+* :mod:`.frechet` — :func:`frechet_distance`, :func:`kernel_distance` on feature sets ``(N, D)``.
+* :mod:`.i3d` — the StyleGAN-V TorchScript I3D detector and :func:`i3d_features`.
+* :mod:`.protocol` — the FVD protocol (clip sampling, presets, real-statistics cache).
+* :mod:`.acd` — average content distance; :mod:`.motion` — motion-code statistics;
+  :mod:`.recon` — reconstruction L1.
+
+Names are imported lazily so that ``import leo_video.metrics`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "as_features": "frechet",
+    "feature_stats": "frechet",
+    "frechet_distance": "frechet",
+    "frechet_distance_from_stats": "frechet",
+    "kernel_distance": "frechet",
+    "polynomial_kernel": "frechet",
+    "I3D_URL": "i3d",
+    "I3D_FILENAME": "i3d",
+    "file_sha256": "i3d",
+    "i3d_features": "i3d",
+    "load_i3d": "i3d",
+    "resolve_i3d_path": "i3d",
+    "videos_to_i3d_input": "i3d",
+    "ClipSpec": "protocol",
+    "FVDProtocol": "protocol",
+    "PROTOCOLS": "protocol",
+    "load_or_compute_real_stats": "protocol",
+    "plan_real_clips": "protocol",
+    "protocol_hash": "protocol",
+    "real_stats_cache_path": "protocol",
+    "sample_real_clips": "protocol",
+    "average_content_distance": "acd",
+    "load_face_embedder": "acd",
+    "mean_colour_embedding": "acd",
+    "mean_pairwise_distance": "acd",
+    "video_acd": "acd",
+    "video_embeddings": "acd",
+    "code_jitter": "motion",
+    "code_window_frechet": "motion",
+    "code_windows": "motion",
+    "motion_report": "motion",
+    "ReconstructionL1": "recon",
+    "reconstruction_l1": "recon",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'leo_video.metrics' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

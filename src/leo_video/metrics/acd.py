@@ -1,0 +1,152 @@
+"""Average Content Distance (ACD): how much a video's content (identity) drifts across its frames.
+
+ACD (MoCoGAN, Tulyakov et al. 2018; used by G3AN, ImaGINator and LEO) embeds every frame of a
+video and measures how far apart the embeddings are. Here, exactly:
+
+    ACD(video) = mean over frame pairs i < j of || e_i - e_j ||_2        (e_t = embedding of frame t)
+    ACD        = mean over videos of ACD(video)                          (each video weighs the same)
+
+Lower is better (content stays the same). The embedding decides what "content" means:
+
+* **faces** — an identity embedding from a face-recognition network (e.g. facenet-pytorch's
+  InceptionResnetV1, 512-d, L2-normalised), loaded from a local weight file with
+  :func:`load_face_embedder`;
+* **bodies** — MoCoGAN's mean-colour variant, :func:`mean_colour_embedding`: ``e_t`` = the mean
+  RGB colour of frame t over all its pixels, with channels in [0, 1] (uint8 / 255, or
+  (x + 1) / 2 for [-1, 1] tensors), a 3-vector; or any image-feature extractor you pass
+  (a callable ``(N, 3, H, W) in [-1, 1] -> (N, D)``).
+
+Note that ACD is an average over *all* pairs, not only consecutive frames, so slow drift counts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import CheckpointError, InputError, MissingWeightsError
+
+# A frame embedder: frames (N, 3, H, W) float in [-1, 1] -> embeddings (N, D).
+ImageEmbedder = Callable[[Any], Any]
+
+FACENET_WEIGHTS = "20180402-114759-vggface2.pt"
+FACENET_SOURCE = "facenet-pytorch's InceptionResnetV1 release (github.com/timesler/facenet-pytorch)"
+
+__all__ = [
+    "FACENET_WEIGHTS",
+    "ImageEmbedder",
+    "average_content_distance",
+    "load_face_embedder",
+    "mean_colour_embedding",
+    "mean_pairwise_distance",
+    "video_acd",
+    "video_embeddings",
+]
+
+
+def mean_pairwise_distance(embeddings: Any) -> float:
+    """Mean L2 distance over all pairs ``i < j`` of the rows of ``embeddings (T, D)``; float64."""
+    e = _as_2d(embeddings, "embeddings")
+    if e.shape[0] < 2:
+        raise InputError(f"embeddings: need at least 2 frames for a pairwise distance, got {e.shape[0]}")
+    # Difference form, not |a|²+|b|²-2ab: exact zeros for identical frames, no cancellation.
+    diff = e[:, None, :] - e[None, :, :]  # (T, T, D)
+    dist = np.sqrt(np.square(diff).sum(-1))  # (T, T)
+    upper = np.triu_indices(e.shape[0], k=1)
+    return float(dist[upper].mean())
+
+
+def average_content_distance(embeddings: Sequence[Any]) -> float:
+    """ACD of a set of videos from their per-frame embeddings, a list of ``(T_v, D)`` arrays.
+
+    Mean over videos of :func:`mean_pairwise_distance` (videos may differ in length).
+    """
+    if len(embeddings) == 0:
+        raise InputError("embeddings: no videos given")
+    return float(np.mean([mean_pairwise_distance(e) for e in embeddings]))
+
+
+def mean_colour_embedding(video: Any) -> np.ndarray:
+    """MoCoGAN's body ACD embedding: per-frame mean RGB over all pixels, in [0, 1]; ``(T, 3)``.
+
+    ``video`` is uint8 ``(T, H, W, 3)`` (divided by 255) or float ``(T, 3, H, W)`` in [-1, 1]
+    (mapped by ``(x + 1) / 2``); numpy or torch.
+    """
+    v = _to_numpy(video)
+    if v.ndim != 4:
+        raise InputError(f"video: expected 4 dims (T, H, W, 3) or (T, 3, H, W), got shape {v.shape}")
+    if v.dtype == np.uint8:
+        if v.shape[-1] != 3:
+            raise InputError(f"video: uint8 video must be (T, H, W, 3), got {v.shape}")
+        return v.astype(np.float64).mean(axis=(1, 2)) / 255.0  # (T, 3)
+    if v.shape[1] != 3:
+        raise InputError(f"video: float video must be (T, 3, H, W) in [-1, 1], got {v.shape}")
+    return (v.astype(np.float64).mean(axis=(2, 3)) + 1.0) / 2.0  # (T, 3)
+
+
+def video_embeddings(video: Any, embedder: ImageEmbedder, batch_size: int = 64) -> np.ndarray:
+    """Embed every frame of ``video`` (float ``(T, 3, H, W)`` in [-1, 1]) with ``embedder``: ``(T, D)``."""
+    import torch
+
+    frames = torch.as_tensor(video)
+    if frames.ndim != 4 or frames.shape[1] != 3 or not frames.is_floating_point():
+        raise InputError(f"video: expected float frames (T, 3, H, W) in [-1, 1], got {tuple(frames.shape)}")
+    out = []
+    with torch.no_grad():
+        for start in range(0, frames.shape[0], batch_size):
+            out.append(_to_numpy(embedder(frames[start : start + batch_size])).astype(np.float64))
+    return np.concatenate(out).reshape(frames.shape[0], -1)  # (T, D)
+
+
+def video_acd(videos: Sequence[Any], embedder: ImageEmbedder | None = None) -> float:
+    """ACD of ``videos``: with ``embedder=None`` the mean-colour variant, else frame embeddings.
+
+    Videos are float ``(T, 3, H, W)`` in [-1, 1] (uint8 ``(T, H, W, 3)`` also for mean colour).
+    """
+    if embedder is None:
+        return average_content_distance([mean_colour_embedding(v) for v in videos])
+    return average_content_distance([video_embeddings(v, embedder) for v in videos])
+
+
+def load_face_embedder(path: str | os.PathLike | None, device: str = "cpu") -> ImageEmbedder:
+    """Load a face-identity embedder from local facenet-pytorch InceptionResnetV1 weights.
+
+    Missing file → MissingWeightsError naming it and where it comes from. The file is read with
+    ``weights_only=True``. Building the InceptionResnetV1 network from those weights is not
+    implemented yet (see docs/EVALUATION.md): until it is, a readable file raises
+    MissingWeightsError too, and face ACD needs an ``embedder`` callable passed to
+    :func:`video_acd` instead.
+    """
+    from ..utils.serialization import safe_torch_load
+
+    if path is None:
+        raise MissingWeightsError(
+            f"{FACENET_WEIGHTS}: no face-embedding weights given; download {FACENET_SOURCE} and pass its path"
+        )
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"{path}: face-embedding weights not found; download {FACENET_WEIGHTS} from {FACENET_SOURCE}"
+        )
+    state = safe_torch_load(path, map_location=device)
+    if not isinstance(state, dict) or not any(str(k).startswith("conv2d_1a") for k in state):
+        raise CheckpointError(f"{path}: not an InceptionResnetV1 state dict (no conv2d_1a.* keys)")
+    raise MissingWeightsError(
+        f"{path}: InceptionResnetV1 is not built into leo-video yet; pass an image embedder callable instead"
+    )
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().to("cpu").numpy()
+    return np.asarray(x)
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    array = _to_numpy(x).astype(np.float64)
+    if array.ndim != 2:
+        raise InputError(f"{name}: expected shape (T, D), got {array.shape}")
+    return array

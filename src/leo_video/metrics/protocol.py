@@ -1,0 +1,184 @@
+"""The FVD/KVD evaluation protocol: which clips are measured, and the cache of real statistics.
+
+The protocol is StyleGAN-V's (``src/metrics/frechet_video_distance.py`` and ``metric_utils.py``):
+
+* real clips: videos shorter than the clip span are dropped; of the rest, the first
+  ``num_videos`` in listing order each give **one** clip of ``num_frames`` frames taken every
+  ``subsample``-th frame, starting at a uniformly random offset (seeded here);
+* generated clips: ``num_videos`` clips of ``num_frames`` frames (every ``subsample``-th frame of
+  the generated video);
+* features: the I3D TorchScript detector (:mod:`leo_video.metrics.i3d`), FVD and KVD on them.
+
+Presets: ``fvd16`` (2048 clips of 16 frames), ``fvd128`` (2048 x 128 frames) and ``fvd128_s8``
+(2048 x 128 frames, every 8th frame, i.e. spanning 1017 frames).
+Everything that changes the number is in :class:`FVDProtocol` and in :func:`protocol_hash`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..utils.atomic import atomic_path
+from .i3d import I3D_FILENAME, I3D_KWARGS
+
+__all__ = [
+    "ClipSpec",
+    "FVDProtocol",
+    "PROTOCOLS",
+    "load_or_compute_real_stats",
+    "plan_real_clips",
+    "protocol_hash",
+    "real_stats_cache_path",
+    "sample_real_clips",
+]
+
+
+@dataclass(frozen=True)
+class FVDProtocol:
+    """Everything that defines an FVD/KVD number (and the real-statistics cache key).
+
+    ``num_videos`` real and generated clips of ``num_frames`` frames, every ``subsample``-th frame;
+    ``seed`` draws the real clips' offsets; ``ddof`` is the covariance normalisation (see
+    :func:`leo_video.metrics.frechet.feature_stats`).
+    """
+
+    name: str = "fvd16"
+    num_videos: int = 2048
+    num_frames: int = 16
+    subsample: int = 1
+    seed: int = 0
+    ddof: int = 1
+    detector: str = I3D_FILENAME
+    detector_kwargs: tuple[tuple[str, bool], ...] = tuple(sorted(I3D_KWARGS.items()))
+
+    def __post_init__(self) -> None:
+        for field in ("num_videos", "num_frames", "subsample"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"{field}: must be >= 1, got {getattr(self, field)}")
+        if self.ddof not in (0, 1):
+            raise ConfigError(f"ddof: must be 0 or 1, got {self.ddof}")
+
+    @property
+    def span(self) -> int:
+        """Frames a clip spans in the source video: ``(num_frames - 1) * subsample + 1``."""
+        return (self.num_frames - 1) * self.subsample + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for reports and the hash)."""
+        out = dataclasses.asdict(self)
+        out["detector_kwargs"] = dict(self.detector_kwargs)
+        return out
+
+
+PROTOCOLS: dict[str, FVDProtocol] = {
+    "fvd16": FVDProtocol("fvd16", num_frames=16),
+    "fvd128": FVDProtocol("fvd128", num_frames=128),
+    "fvd128_s8": FVDProtocol("fvd128_s8", num_frames=128, subsample=8),
+}
+
+
+def protocol_hash(protocol: FVDProtocol) -> str:
+    """16 hex digits of sha256 over the protocol's fields (name excluded: only what changes numbers)."""
+    fields = protocol.to_dict()
+    fields.pop("name")
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One real clip: frames ``frame_indices`` of video ``video_index`` (in listing order)."""
+
+    video_index: int
+    frame_indices: tuple[int, ...]
+
+
+def plan_real_clips(
+    video_lengths: Sequence[int], num_clips: int, clip_length: int, seed: int, subsample: int = 1
+) -> list[ClipSpec]:
+    """Choose real clips: one per video, random offset, short videos dropped (StyleGAN-V's rule).
+
+    Videos with fewer than ``(clip_length - 1) * subsample + 1`` frames are dropped; the first
+    ``num_clips`` remaining videos (listing order) each give one clip starting at an offset drawn
+    uniformly from ``[0, T - span]`` by ``numpy.random.default_rng(seed)``. Returns fewer than
+    ``num_clips`` specs when there are not enough long videos (callers report the actual count).
+    """
+    if num_clips < 1 or clip_length < 1 or subsample < 1:
+        raise InputError(
+            f"clips: num_clips, clip_length and subsample must be >= 1 (got {num_clips}, {clip_length}, {subsample})"
+        )
+    span = (clip_length - 1) * subsample + 1
+    eligible = [i for i, length in enumerate(video_lengths) if length >= span][:num_clips]
+    rng = np.random.default_rng(seed)
+    specs = []
+    for index in eligible:
+        offset = int(rng.integers(0, video_lengths[index] - span + 1))
+        specs.append(ClipSpec(index, tuple(range(offset, offset + span, subsample))))
+    return specs
+
+
+def sample_real_clips(
+    dataset_videos: Sequence[Any], num_clips: int, clip_length: int, seed: int, subsample: int = 1
+) -> list[Any]:
+    """Real clips ``(clip_length, ...)``, one per video, per :func:`plan_real_clips`.
+
+    ``dataset_videos`` are frame sequences indexable along their first axis (uint8 numpy
+    ``(T, H, W, 3)`` arrays, torch tensors, or lazy readers supporting ``len`` and fancy indexing
+    with a list of indices). Each clip is ``video[list(frame_indices)]``.
+    """
+    specs = plan_real_clips([len(v) for v in dataset_videos], num_clips, clip_length, seed, subsample)
+    return [dataset_videos[s.video_index][list(s.frame_indices)] for s in specs]
+
+
+def real_stats_cache_path(
+    cache_dir: str | os.PathLike,
+    protocol: FVDProtocol,
+    listing: Sequence[Any],
+    detector_sha256: str | None = None,
+) -> Path:
+    """Cache file for real statistics: ``{cache_dir}/real-{name}-{protocol hash}-{listing hash}.npz``.
+
+    ``listing`` describes the real dataset (e.g. ``(relative path, size in bytes, frame count)``
+    per video, JSON-serialisable); ``detector_sha256`` pins the detector file. Any change in
+    protocol, data or detector gives a different file, so a stale cache is never read.
+    """
+    blob = json.dumps(
+        {"listing": list(listing), "detector_sha256": detector_sha256}, sort_keys=True, default=str
+    ).encode()
+    data_key = hashlib.sha256(blob).hexdigest()[:16]
+    return Path(cache_dir) / f"real-{protocol.name}-{protocol_hash(protocol)}-{data_key}.npz"
+
+
+def load_or_compute_real_stats(
+    cache_path: str | os.PathLike, compute_features: Callable[[], np.ndarray], ddof: int = 1
+) -> dict[str, np.ndarray]:
+    """Real statistics ``{"mu" (D,), "sigma" (D, D), "features" (N, D), "num_clips" ()}`` from cache,
+    or from ``compute_features() -> (N, D)`` and then saved (atomically) to ``cache_path``.
+
+    The features themselves are cached too: KVD needs them, not only mean and covariance.
+    """
+    from .frechet import as_features, feature_stats
+
+    cache_path = Path(cache_path)
+    if cache_path.is_file():
+        try:
+            with np.load(cache_path, allow_pickle=False) as data:
+                return {key: data[key] for key in ("mu", "sigma", "features", "num_clips")}
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{cache_path}: unreadable statistics cache ({exc}); delete it to recompute") from exc
+    features = as_features(compute_features(), "real features")  # (N, D)
+    mu, sigma = feature_stats(features, ddof=ddof)
+    stats = {"mu": mu, "sigma": sigma, "features": features, "num_clips": np.asarray(features.shape[0])}
+    with atomic_path(cache_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **stats)
+    return stats

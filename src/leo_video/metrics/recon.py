@@ -1,0 +1,71 @@
+"""Reconstruction error of the animator (``eval recon``): L1 between reconstructed and real frames.
+
+Inputs are videos in the tensor convention, float in [-1, 1]; the error is measured on the [0, 1]
+scale, ``mean |(pred + 1) / 2 - (target + 1) / 2|`` over frames, channels and pixels — the number
+LIA and its followers report as "L1" for same-identity reconstruction. (On [0, 1] it is exactly half
+the L1 on [-1, 1].)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["ReconstructionL1", "reconstruction_l1"]
+
+
+@dataclass
+class ReconstructionL1:
+    """L1 on [0, 1]: ``per_video`` (one float per video) and ``mean`` over videos (equal weights)."""
+
+    per_video: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.per_video)) if self.per_video else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"l1_mean": self.mean, "l1_per_video": list(self.per_video), "num_videos": len(self.per_video)}
+
+
+def reconstruction_l1(pred: Any, target: Any) -> ReconstructionL1:
+    """Per-video mean absolute error on [0, 1] between ``pred`` and ``target`` in [-1, 1].
+
+    Each is a batch ``(B, T, 3, H, W)``, a single video ``(T, 3, H, W)`` (one video), or a list of
+    videos ``(T_v, 3, H, W)`` of possibly different lengths (paired by position). numpy or torch.
+    """
+    preds, targets = _as_video_list(pred, "pred"), _as_video_list(target, "target")
+    if len(preds) != len(targets):
+        raise InputError(f"target: {len(targets)} videos, but pred has {len(preds)}")
+    result = ReconstructionL1()
+    for p, t in zip(preds, targets):
+        if p.shape != t.shape:
+            raise InputError(f"target: video shape {t.shape} does not match pred's {p.shape}")
+        result.per_video.append(float(np.abs(p - t).mean() / 2.0))  # |a - b| / 2 = L1 on [0, 1]
+    return result
+
+
+def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
+    if isinstance(x, (list, tuple)):
+        videos = [_to_float64(v) for v in x]
+    else:
+        array = _to_float64(x)
+        videos = [array] if array.ndim == 4 else list(array) if array.ndim == 5 else None
+        if videos is None:
+            raise InputError(f"{name}: expected (B, T, 3, H, W) or (T, 3, H, W), got shape {array.shape}")
+    for v in videos:
+        if v.ndim != 4 or v.shape[1] != 3:
+            raise InputError(f"{name}: each video must be (T, 3, H, W) in [-1, 1], got shape {v.shape}")
+        if not np.isfinite(v).all():
+            raise InputError(f"{name}: NaN or inf in a video")
+    return videos
+
+
+def _to_float64(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().to("cpu").double().numpy()
+    return np.asarray(x, dtype=np.float64)

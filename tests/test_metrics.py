@@ -1,0 +1,343 @@
+"""Metrics: statistics against independent float64 computations, the I3D wrapper with a scripted
+stand-in detector, the FVD protocol helpers, ACD, motion-code metrics and reconstruction L1."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from leo_video.errors import InputError, MissingWeightsError
+from leo_video.metrics import (
+    FVDProtocol,
+    PROTOCOLS,
+    average_content_distance,
+    code_jitter,
+    code_window_frechet,
+    code_windows,
+    feature_stats,
+    frechet_distance,
+    frechet_distance_from_stats,
+    i3d_features,
+    kernel_distance,
+    load_face_embedder,
+    load_i3d,
+    load_or_compute_real_stats,
+    mean_colour_embedding,
+    mean_pairwise_distance,
+    motion_report,
+    plan_real_clips,
+    protocol_hash,
+    real_stats_cache_path,
+    reconstruction_l1,
+    sample_real_clips,
+    video_acd,
+)
+from leo_video.metrics.i3d import I3D_URL
+
+
+# ---------------------------------------------------------------- Fréchet distance
+
+
+def _reference_fd(a: np.ndarray, b: np.ndarray) -> float:
+    """Independent float64 computation, straight from the formula."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca = (a - mu_a).T @ (a - mu_a) / (len(a) - 1)
+    cb = (b - mu_b).T @ (b - mu_b) / (len(b) - 1)
+    root = np.real(scipy.linalg.sqrtm(ca @ cb))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.trace(root))
+
+
+def test_frechet_matches_independent_float64_computation():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 12)).astype(np.float32)
+    b = (rng.normal(size=(250, 12)) @ rng.normal(size=(12, 12)) * 0.5 + 0.3).astype(np.float32)
+    assert frechet_distance(a, b) == pytest.approx(_reference_fd(a, b), rel=1e-9, abs=1e-9)
+    # torch input gives the same number.
+    assert frechet_distance(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(_reference_fd(a, b), rel=1e-9)
+
+
+def test_frechet_known_cases():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 6))
+    assert abs(frechet_distance(a, a)) < 1e-8
+    shift = np.array([1.0, -2.0, 0.5, 0.0, 3.0, 0.25])
+    # Same covariance, shifted mean: FD = ||delta mu||^2 exactly.
+    assert frechet_distance(a, a + shift) == pytest.approx(float((shift**2).sum()), rel=1e-8)
+    # 1-D Gaussians from stats: (m1-m2)^2 + (s1 - s2)^2.
+    fd = frechet_distance_from_stats(np.array([0.0]), np.array([[4.0]]), np.array([1.0]), np.array([[1.0]]))
+    assert fd == pytest.approx(1.0 + (2.0 - 1.0) ** 2)
+
+
+def test_feature_stats_ddof_matches_numpy():
+    a = np.random.default_rng(2).normal(size=(50, 4))
+    mu, sigma = feature_stats(a)
+    np.testing.assert_allclose(mu, a.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(a, rowvar=False))
+    _, sigma0 = feature_stats(a, ddof=0)
+    np.testing.assert_allclose(sigma0, np.cov(a, rowvar=False, ddof=0))
+
+
+def test_frechet_rejects_bad_inputs():
+    with pytest.raises(InputError, match="feats_a"):
+        frechet_distance(np.zeros(5), np.zeros((5, 2)))
+    with pytest.raises(InputError, match="dimension"):
+        frechet_distance(np.zeros((5, 3)), np.zeros((5, 2)))
+    with pytest.raises(InputError, match="NaN"):
+        frechet_distance(np.full((5, 2), np.nan), np.zeros((5, 2)))
+
+
+# ---------------------------------------------------------------- kernel distance
+
+
+def _reference_mmd_loop(a: np.ndarray, b: np.ndarray) -> float:
+    d = a.shape[1]
+    k = lambda x, y: (float(np.dot(x, y)) / d + 1.0) ** 3  # noqa: E731
+    m, n = len(a), len(b)
+    kaa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kbb = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    kab = sum(k(a[i], b[j]) for i in range(m) for j in range(n)) / (m * n)
+    return kaa + kbb - 2 * kab
+
+
+def test_kernel_distance_matches_double_loop():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(9, 5)), rng.normal(loc=0.4, size=(7, 5))
+    assert kernel_distance(a, b) == pytest.approx(_reference_mmd_loop(a, b), rel=1e-10)
+
+
+def test_kernel_distance_near_zero_for_same_distribution_and_positive_otherwise():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
+    same = kernel_distance(a, b)
+    different = kernel_distance(a, rng.normal(loc=1.0, size=(600, 8)))
+    assert abs(same) < 0.02
+    assert different > 0.5 > 50 * abs(same)
+
+
+# ---------------------------------------------------------------- I3D wrapper
+
+
+class _StandInI3D(torch.nn.Module):
+    """Same call signature as StyleGAN-V's detector; records the input it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 400)
+        self.register_buffer("seen_min", torch.zeros(()))
+        self.register_buffer("seen_max", torch.zeros(()))
+        self.register_buffer("seen_shape", torch.zeros(5, dtype=torch.long))
+        self.register_buffer("flags", torch.zeros(3, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False):
+        self.seen_min.fill_(x.min())
+        self.seen_max.fill_(x.max())
+        self.seen_shape.copy_(torch.tensor(x.shape))
+        self.flags.copy_(torch.tensor([int(rescale), int(resize), int(return_features)]))
+        return self.proj(x.mean(dim=(2, 3, 4)))  # (B, 400)
+
+
+@pytest.fixture
+def stand_in_path(tmp_path):
+    path = tmp_path / "i3d_torchscript.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in torch 2.x
+        torch.jit.script(_StandInI3D()).save(str(path))
+    return path
+
+
+def test_i3d_features_from_uint8_videos(stand_in_path):
+    detector = load_i3d(stand_in_path)
+    videos = np.random.default_rng(5).integers(0, 256, size=(3, 4, 8, 10, 3), dtype=np.uint8)  # (B, T, H, W, 3)
+    videos[0, 0, 0, 0, 0], videos[1, 0, 0, 0, 0] = 0, 255
+    feats = i3d_features(detector, videos, batch_size=2)
+    assert feats.shape == (3, 400) and feats.dtype == np.float64
+    # Last chunk: 1 clip, [B, 3, T, H, W], values in [0, 255], StyleGAN-V's flags.
+    assert detector.seen_shape.tolist() == [1, 3, 4, 8, 10]
+    assert detector.flags.tolist() == [1, 1, 1]
+    assert 0.0 <= float(detector.seen_min) and float(detector.seen_max) <= 255.0
+    # Each clip's features depend only on that clip.
+    np.testing.assert_allclose(i3d_features(detector, videos[1:2]), feats[1:2], rtol=1e-4, atol=1e-4)
+
+
+def test_i3d_features_from_float_videos_are_rescaled_to_0_255(stand_in_path):
+    detector = load_i3d(stand_in_path)
+    video = torch.linspace(-1, 1, 2 * 3 * 4 * 4).reshape(1, 2, 3, 4, 4)  # (B, T, 3, H, W) in [-1, 1]
+    feats = i3d_features(detector, video)
+    assert feats.shape == (1, 400)
+    assert float(detector.seen_min) == 0.0 and float(detector.seen_max) == 255.0
+    assert detector.seen_shape.tolist() == [1, 3, 2, 4, 4]
+    # Float and the equivalent uint8 video give identical features.
+    as_uint8 = ((video + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+    np.testing.assert_allclose(i3d_features(detector, as_uint8), feats, rtol=1e-6, atol=1e-6)
+
+
+def test_missing_detector_message_names_file_and_source(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEO_I3D", raising=False)
+    with pytest.raises(MissingWeightsError, match="i3d_torchscript.pt") as info:
+        load_i3d()
+    assert I3D_URL in str(info.value) and "LEO_I3D" in str(info.value)
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "nope.pt")) as info:
+        load_i3d(tmp_path / "nope.pt")
+    assert I3D_URL in str(info.value) and "\n" not in str(info.value)
+
+
+def test_detector_from_env_and_non_torchscript_file(stand_in_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEO_I3D", str(stand_in_path))
+    assert i3d_features(load_i3d(), np.zeros((1, 2, 4, 4, 3), np.uint8)).shape == (1, 400)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="junk.pt"):
+        load_i3d(junk)
+
+
+# ---------------------------------------------------------------- protocol
+
+
+def test_plan_real_clips_drops_short_videos_and_stays_in_range():
+    lengths = [10, 40, 15, 100, 16, 3]
+    specs = plan_real_clips(lengths, num_clips=10, clip_length=16, seed=0)
+    assert [s.video_index for s in specs] == [1, 3, 4]
+    for s in specs:
+        assert len(s.frame_indices) == 16 and s.frame_indices[-1] < lengths[s.video_index]
+        assert np.all(np.diff(s.frame_indices) == 1)
+    assert specs == plan_real_clips(lengths, 10, 16, seed=0)  # seeded
+    # Subsampled: span (4 - 1) * 8 + 1 = 25 frames.
+    sub = plan_real_clips(lengths, num_clips=1, clip_length=4, seed=1, subsample=8)
+    assert [s.video_index for s in sub] == [1]
+    assert np.all(np.diff(sub[0].frame_indices) == 8) and sub[0].frame_indices[-1] < 40
+    offsets = {plan_real_clips([100], 1, 16, seed=s)[0].frame_indices[0] for s in range(20)}
+    assert len(offsets) > 5  # offsets are random, not always 0
+
+
+def test_sample_real_clips_slices_videos():
+    videos = [np.arange(n)[:, None] * np.ones((1, 2)) for n in (5, 30, 20)]  # frame t has value t
+    clips = sample_real_clips(videos, num_clips=2, clip_length=8, seed=3, subsample=2)
+    assert len(clips) == 2 and all(c.shape == (8, 2) for c in clips)
+    for clip in clips:
+        assert np.all(np.diff(clip[:, 0]) == 2)
+
+
+def test_protocol_presets_and_hash():
+    assert PROTOCOLS["fvd16"].num_videos == 2048 and PROTOCOLS["fvd16"].num_frames == 16
+    assert PROTOCOLS["fvd128_s8"].subsample == 8 and PROTOCOLS["fvd128_s8"].span == 1017
+    hashes = {protocol_hash(p) for p in PROTOCOLS.values()}
+    assert len(hashes) == 3
+    assert protocol_hash(FVDProtocol(seed=1)) != protocol_hash(FVDProtocol(seed=0))
+    assert protocol_hash(FVDProtocol(name="x")) == protocol_hash(FVDProtocol(name="y"))
+
+
+def test_real_stats_cache_computes_once(tmp_path):
+    protocol = FVDProtocol(num_videos=20)
+    path = real_stats_cache_path(tmp_path, protocol, [("a.mp4", 100, 50)])
+    assert path != real_stats_cache_path(tmp_path, protocol, [("a.mp4", 101, 50)])
+    feats = np.random.default_rng(6).normal(size=(20, 3))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return feats
+
+    first = load_or_compute_real_stats(path, compute)
+    second = load_or_compute_real_stats(path, compute)
+    assert len(calls) == 1 and path.is_file()
+    np.testing.assert_allclose(second["sigma"], np.cov(feats, rowvar=False))
+    np.testing.assert_allclose(second["features"], first["features"])
+    assert int(second["num_clips"]) == 20
+
+
+# ---------------------------------------------------------------- ACD
+
+
+def test_acd_on_constructed_embeddings():
+    # Equilateral triangle of side 2 (all pairwise distances 2) and a 3-4-5 right triangle.
+    triangle = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, np.sqrt(3.0)]])
+    right = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    assert mean_pairwise_distance(triangle) == pytest.approx(2.0)
+    assert mean_pairwise_distance(right) == pytest.approx((3 + 4 + 5) / 3)
+    assert average_content_distance([triangle, right]) == pytest.approx((2.0 + 4.0) / 2)
+    assert average_content_distance([np.ones((5, 7))]) == 0.0
+    with pytest.raises(InputError, match="2 frames"):
+        average_content_distance([np.ones((1, 3))])
+
+
+def test_mean_colour_acd():
+    video = np.zeros((2, 4, 4, 3), np.uint8)
+    video[1] = 255  # black frame, white frame: mean colours (0,0,0) and (1,1,1)
+    np.testing.assert_allclose(mean_colour_embedding(video), [[0, 0, 0], [1, 1, 1]])
+    assert video_acd([video]) == pytest.approx(np.sqrt(3.0))
+    float_video = torch.full((3, 3, 4, 4), -1.0)
+    float_video[2] = 1.0
+    np.testing.assert_allclose(mean_colour_embedding(float_video)[:, 0], [0.0, 0.0, 1.0])
+    # Distances 0, sqrt 3, sqrt 3 -> mean 2 sqrt(3) / 3. Custom extractor: the same through a callable.
+    assert video_acd([float_video]) == pytest.approx(2 * np.sqrt(3.0) / 3)
+    assert video_acd([float_video], embedder=lambda x: (x.mean(dim=(2, 3)) + 1) / 2) == pytest.approx(2 * np.sqrt(3.0) / 3)
+
+
+def test_face_embedder_missing_weights(tmp_path):
+    with pytest.raises(MissingWeightsError, match="face-embedding weights not found"):
+        load_face_embedder(tmp_path / "facenet.pt")
+    with pytest.raises(MissingWeightsError, match="vggface2"):
+        load_face_embedder(None)
+
+
+# ---------------------------------------------------------------- motion codes
+
+
+def test_code_jitter_constant_and_ramp():
+    assert code_jitter([np.ones((10, 4))]) == 0.0
+    ramp = np.arange(10)[:, None] * np.array([[3.0, 4.0]])  # steps of (3, 4): norm 5
+    assert code_jitter([ramp, 2 * ramp[:4]]) == pytest.approx((9 * 5 + 3 * 10) / 12)
+
+
+def test_code_windows_and_window_frechet():
+    seq = np.arange(20, dtype=float)[:, None] * np.ones((1, 2))  # (T=20, M=2)
+    w = code_windows([seq], window=4, stride=4)
+    assert w.shape == (5, 8)
+    np.testing.assert_allclose(w[1], [4, 4, 5, 5, 6, 6, 7, 7])
+    assert code_windows([seq], window=4, stride=4, relative=True)[1].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    rng = np.random.default_rng(7)
+    real = [np.cumsum(rng.normal(size=(32, 3)) * 0.1, 0) for _ in range(60)]
+    same = [np.cumsum(rng.normal(size=(32, 3)) * 0.1, 0) for _ in range(60)]
+    shaky = [rng.normal(size=(32, 3)) for _ in range(60)]
+    assert code_window_frechet(real, same, window=4) < code_window_frechet(real, shaky, window=4)
+
+
+def test_motion_report():
+    rng = np.random.default_rng(8)
+    real = [np.cumsum(rng.normal(size=(24, 3)) * 0.1, 0) for _ in range(40)]
+    fake = [2 * r for r in real]
+    report = motion_report(real, fake, window=4, stride=2)
+    assert report["jitter_ratio"] == pytest.approx(2.0)
+    assert report["num_real_windows"] == 40 * 11
+    assert report["code_window_fd"] > 0
+
+
+# ---------------------------------------------------------------- reconstruction
+
+
+def test_reconstruction_l1():
+    target = torch.zeros(2, 3, 3, 4, 4)
+    pred = target.clone()
+    pred[1] = 1.0  # 0 -> 1 in [-1, 1] is 0.5 on [0, 1]
+    result = reconstruction_l1(pred, target)
+    assert result.per_video == [0.0, 0.5] and result.mean == pytest.approx(0.25)
+    assert reconstruction_l1(pred[1], target[1]).per_video == [0.5]
+    varied = reconstruction_l1([pred[0], pred[1, :2]], [target[0], target[1, :2]])
+    assert varied.to_dict()["l1_mean"] == pytest.approx(0.25)
+    with pytest.raises(InputError, match="does not match"):
+        reconstruction_l1(pred[:, :2], target)
+
+
+def test_metric_names_are_public():
+    import leo_video
+    import leo_video.metrics
+
+    assert leo_video.frechet_distance is frechet_distance
+    assert leo_video.kernel_distance is kernel_distance
+    for name in leo_video.metrics.__all__:
+        assert getattr(leo_video.metrics, name) is not None
