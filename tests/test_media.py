@@ -177,3 +177,66 @@ def test_frame_folder(tmp_path):
     reader = VideoReader(folder)
     assert np.array_equal(reader.read([10, 2]), frames[[10, 2]])
     assert read_video(folder, size=16).shape == (11, 3, 16, 16)
+
+
+# ----------------------------------------------------------------------------- probe and bad files
+
+
+def test_probe_cli_good_and_bad_files(tmp_path, run_cli):
+    good = write_video(tmp_path / "good.mp4", moving_frames(30, 32, 32), fps=10)
+    data = good.read_bytes()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is a text file, not a video\n")
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])  # header kept, frames missing
+    (tmp_path / "stub.mp4").write_bytes(data[:64])  # only the start of the header
+    audio_only = tmp_path / "noise.wav"
+    audio_only.write_bytes(b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + bytes(16) + b"data" + bytes(4))
+    (tmp_path / "empty_dir").mkdir()
+    bad = {
+        "empty.mp4": "file is empty",
+        "text.mp4": "not a video",
+        "cut.mp4": "truncated",
+        "stub.mp4": "truncated",
+        "missing.mp4": "no such file",
+        "empty_dir": "no png/jpg frames",
+        "noise.wav": "not a video",
+    }
+    code, out, err = run_cli("probe", good, *(tmp_path / name for name in bad))
+    assert code != 0
+    (line,) = out.strip().splitlines()
+    assert json.loads(line) == {
+        "path": str(good), "frames": 30, "fps": 10.0, "width": 32, "height": 32, "codec": "h264"
+    }
+    errors = err.strip().splitlines()
+    assert len(errors) == len(bad) and "Traceback" not in err
+    for line, (name, reason) in zip(errors, bad.items()):
+        assert line.startswith(f"leo-video probe: error: {tmp_path / name}: ") and reason in line, line
+    assert run_cli("probe", good)[0] == 0
+
+
+def test_reading_a_truncated_file_is_an_input_error(tmp_path):
+    good = write_video(tmp_path / "good.mp4", moving_frames(30, 32, 32), fps=10)
+    (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[:-400])
+    with pytest.raises(InputError, match="cut.mp4: truncated"):
+        read_video(tmp_path / "cut.mp4")
+
+
+def test_every_real_clip_probes_and_decodes(shared_data):
+    clips = sorted(p for p in (shared_data / "videos").rglob("*") if p.is_file())
+    assert len(clips) >= 30
+    for clip in clips:
+        info = probe_video(clip)
+        assert info.frames > 10 and info.fps > 0 and info.codec == "h264", clip
+        reader = VideoReader(clip, size=64)
+        frames = reader.read([0, 1, 2])
+        assert frames.shape == (3, 64, 64, 3) and frames.std() > 1, clip  # real content, not blank
+        native = next(VideoReader(clip).iter_frames())
+        assert native.shape == (info.height, info.width, 3), clip
+
+
+def test_real_clip_random_access_matches_sequential(shared_data):
+    clip = shared_data / "videos" / "faces" / "face_lia_vox_4.mov"  # 1169 frames, 5 keyframes
+    reader = VideoReader(clip, size=32)
+    sequential = list(reader.iter_frames(700, 703))
+    jumped = reader.read([702, 700, 1168])
+    assert np.array_equal(jumped[0], sequential[2]) and np.array_equal(jumped[1], sequential[0])

@@ -124,6 +124,7 @@ class _PacketIndex:
     pts: list[int] | None  # None when the container gives no timestamps (then no seeking)
     keyframes: list[int]  # frame indices of keyframes, ascending
     count: int
+    declared: int = 0  # frame count in the container header (0: not stated)
 
     def index_of(self) -> dict[int, int]:
         return {} if self.pts is None else {p: i for i, p in enumerate(self.pts)}
@@ -138,17 +139,25 @@ def _open_container(path: Path):
         raise InputError(f"{path}: {_describe_open_failure(path, exc)}") from exc
     if not container.streams.video:
         container.close()
+        no_streams = not container.streams
+        if no_streams and _is_iso_media(path):
+            raise InputError(f"{path}: truncated or corrupt video (no streams in the container)")
         raise InputError(f"{path}: not a video (no video stream)")
     return container
 
 
 def _describe_open_failure(path: Path, exc: Exception) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-    reason = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0][:120]
-    if head[4:8] in (b"ftyp", b"mdat", b"moov", b"wide", b"free"):  # an ISO-BMFF (mp4/mov) header
+    reason = _short(exc)
+    if _is_iso_media(path):
         return f"truncated or corrupt video (container unreadable: {reason})"
     return f"not a video ({reason})"
+
+
+def _is_iso_media(path: Path) -> bool:
+    """True when the file starts like an ISO-BMFF (mp4/mov) container."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return head[4:8] in (b"ftyp", b"mdat", b"moov", b"wide", b"free")
 
 
 class _FileSource:
@@ -169,8 +178,9 @@ class _FileSource:
         container = _open_container(self.path)
         try:
             stream = container.streams.video[0]
-            pts, keys, has_pts = [], set(), True
+            pts, keys, has_pts, demuxed = [], set(), True, 0
             for packet in container.demux(stream):
+                demuxed += packet.size > 0
                 if packet.size == 0 or packet.is_discard:  # flush packets / edit-list priming frames
                     continue
                 has_pts &= packet.pts is not None
@@ -181,12 +191,12 @@ class _FileSource:
             raise InputError(f"{self.path}: truncated or corrupt video ({_short(exc)})") from exc
         finally:
             container.close()
-        declared = stream.frames
-        if declared and len(pts) < declared and not has_pts:
-            raise InputError(f"{self.path}: truncated video (header says {declared} frames, found {len(pts)})")
+        declared = stream.frames  # from the header (0 when the container does not say)
+        if declared and demuxed < declared:
+            raise InputError(f"{self.path}: truncated video (header declares {declared} frames, file holds {demuxed})")
         order = sorted(pts) if has_pts else pts
         keyframes = [i for i, p in enumerate(order) if p in keys] or [0]
-        return _PacketIndex(order if has_pts else None, keyframes, len(pts))
+        return _PacketIndex(order if has_pts else None, keyframes, len(pts), declared)
 
     def probe(self) -> VideoInfo:
         container = _open_container(self.path)
@@ -202,7 +212,8 @@ class _FileSource:
             codec = stream.codec_context.name
         finally:
             container.close()
-        self._check_last_frame()
+        if not self.index.declared:  # no header count to compare with: make sure the tail decodes
+            self._check_last_frame()
         return VideoInfo(str(self.path), self.index.count, fps, width, height, codec)
 
     def _first_frame(self, container, stream):
@@ -298,7 +309,8 @@ class _SeekFailed(Exception):
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip()
+    """First line of an error (FFmpeg's own wording, without errno and function names)."""
+    text = str(getattr(exc, "strerror", None) or exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:120]
 
 
