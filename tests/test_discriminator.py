@@ -1,0 +1,38 @@
+import torch
+
+from leo_video.models.discriminator import Discriminator, minibatch_stddev
+
+
+def test_minibatch_stddev_matches_direct_computation():
+    torch.manual_seed(0)
+    x = torch.randn(8, 6, 4, 4, dtype=torch.float64)
+    out = minibatch_stddev(x, group_size=4)
+    assert out.shape == (8, 7, 4, 4)
+    assert torch.equal(out[:, :6], x)
+    # sample i belongs to group position i % (B // group); its std is over samples with that position
+    n = 8 // 4
+    for i in range(8):
+        members = x[i % n :: n]  # the 4 samples of its group
+        expected = torch.sqrt(members.var(dim=0, unbiased=False) + 1e-8).mean()
+        assert torch.allclose(out[i, 6], expected.expand(4, 4))
+
+
+def test_discriminator_shapes_and_gradients():
+    torch.manual_seed(0)
+    disc = Discriminator(size=32, channel_max=32)
+    images = torch.randn(4, 3, 32, 32, requires_grad=True)
+    logits = disc(images)
+    assert logits.shape == (4, 1)
+    logits.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in disc.parameters())
+
+
+def test_discriminator_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    disc = Discriminator(size=16, channel_max=16).eval()
+    disc.save_pretrained(tmp_path / "d")
+    loaded = Discriminator.from_pretrained(tmp_path / "d").eval()
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(disc(x), loaded(x))
+    assert loaded.config.channel_max == 16
