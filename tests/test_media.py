@@ -240,3 +240,37 @@ def test_real_clip_random_access_matches_sequential(shared_data):
     sequential = list(reader.iter_frames(700, 703))
     jumped = reader.read([702, 700, 1168])
     assert np.array_equal(jumped[0], sequential[2]) and np.array_equal(jumped[1], sequential[0])
+
+
+# ----------------------------------------------------------------------------- grids and sheets
+
+
+def test_make_grid_layout_and_hold_last_frame():
+    from leo_video.media.grid import make_grid
+
+    a = torch.full((4, 3, 8, 10), -1.0)  # black, 4 frames
+    b = torch.full((2, 3, 8, 10), 0.5)  # 2 frames: held
+    c = torch.linspace(-1, 1, 3).view(3, 1, 1, 1).expand(3, 3, 8, 10)
+    grid = make_grid([a, b, c], ncols=2, padding=2)
+    assert grid.shape == (4, 3, 8 + 2 + 8, 10 + 2 + 10)
+    assert torch.all(grid[:, :, :8, :10] == -1) and torch.all(grid[:, :, :8, 10:12] == 1)  # white gutter
+    assert torch.all(grid[3, :, :8, 12:] == 0.5)  # b held its last frame
+    assert torch.all(grid[3, :, 10:, :10] == 1.0) and torch.all(grid[:, :, 10:, 12:] == 1.0)  # c held, blank cell
+    side = make_grid([a, b], padding=0)
+    assert side.shape == (4, 3, 8, 20)
+
+
+def test_contact_sheet_uses_fixed_mapping(tmp_path):
+    from leo_video.media.grid import contact_sheet, save_contact_sheet
+
+    dark = torch.full((10, 3, 16, 16), -0.6)  # a dark video must stay dark (no min-max stretch)
+    ramp = torch.linspace(-1, 1, 10).view(10, 1, 1, 1).expand(10, 3, 16, 16)
+    sheet = np.asarray(contact_sheet([dark, ramp], num_frames=5, gutter=4))
+    assert sheet.shape == (4 + 2 * 16 + 4 + 4, 4 + 5 * 16 + 4 * 4 + 4, 3)
+    assert sheet[4 + 8, 4 + 8].tolist() == [51] * 3  # (-0.6 + 1) / 2 * 255 = 51
+    ends = sheet[4 + 16 + 4 + 8, [4 + 8, 4 + 4 * 20 + 8]]
+    assert ends.tolist() == [[0] * 3, [255] * 3]  # first and last frames of the ramp
+    assert sheet[0, 0].tolist() == [255] * 3
+    path = save_contact_sheet(tmp_path / "sheet.png", [dark, ramp], num_frames=5, labels=["dark", "ramp"])
+    with Image.open(path) as image:
+        assert image.height == sheet.shape[0] and image.width > sheet.shape[1]
