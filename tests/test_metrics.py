@@ -279,10 +279,59 @@ def test_mean_colour_acd():
 
 
 def test_face_embedder_missing_weights(tmp_path):
-    with pytest.raises(MissingWeightsError, match="face-embedding weights not found"):
+    with pytest.raises(MissingWeightsError, match="face-embedding weights not found") as info:
         load_face_embedder(tmp_path / "facenet.pt")
+    assert "facenet-pytorch/releases" in str(info.value)
     with pytest.raises(MissingWeightsError, match="vggface2"):
         load_face_embedder(None)
+
+
+def test_facenet_key_layout_matches_facenet_pytorch():
+    from leo_video.metrics.facenet import InceptionResnetV1
+
+    shapes = {k: tuple(v.shape) for k, v in InceptionResnetV1().state_dict().items()}
+    # Names and shapes of facenet-pytorch's state dict (so its released file loads unchanged).
+    expected = {
+        "conv2d_1a.conv.weight": (32, 3, 3, 3),
+        "conv2d_4b.bn.running_var": (256,),
+        "repeat_1.4.branch2.2.conv.weight": (32, 32, 3, 3),
+        "repeat_1.0.conv2d.bias": (256,),
+        "mixed_6a.branch1.2.conv.weight": (256, 192, 3, 3),
+        "repeat_2.9.branch1.1.conv.weight": (128, 128, 1, 7),
+        "mixed_7a.branch0.1.conv.weight": (384, 256, 3, 3),
+        "repeat_3.4.branch1.2.conv.weight": (192, 192, 3, 1),
+        "block8.conv2d.weight": (1792, 384, 1, 1),
+        "last_linear.weight": (512, 1792),
+        "last_bn.running_mean": (512,),
+    }
+    for key, shape in expected.items():
+        assert shapes[key] == shape, key
+    assert not any(k.startswith(("logits", "avgpool", "dropout")) for k in shapes)
+
+
+def test_face_embedder_loads_state_dict_and_embeds(tmp_path):
+    from leo_video.errors import CheckpointError
+    from leo_video.metrics.facenet import InceptionResnetV1
+
+    torch.manual_seed(0)
+    reference = InceptionResnetV1().eval()
+    state = dict(reference.state_dict())
+    state["logits.weight"], state["logits.bias"] = torch.zeros(4, 512), torch.zeros(4)  # classifier head
+    path = tmp_path / "20180402-114759-vggface2.pt"
+    torch.save(state, path)
+    embed = load_face_embedder(path)
+    for key, value in reference.state_dict().items():  # every weight arrived
+        torch.testing.assert_close(embed.__self__.state_dict()[key], value)
+    frame = torch.rand(1, 3, 64, 64) * 2 - 1  # (N, 3, H, W) in [-1, 1], resized to 160 inside
+    video = frame.repeat(2, 1, 1, 1)  # (T=2, 3, H, W): one repeated frame
+    with torch.no_grad():
+        out = embed(video)
+    assert out.shape == (2, 512)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(2))
+    assert average_content_distance([out.numpy()]) == pytest.approx(0.0, abs=1e-6)
+    torch.save({"conv2d_1a.conv.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_face_embedder(tmp_path / "bad.pt")
 
 
 # ---------------------------------------------------------------- motion codes

@@ -3,7 +3,8 @@
 * :mod:`.frechet` — :func:`frechet_distance`, :func:`kernel_distance` on feature sets ``(N, D)``.
 * :mod:`.i3d` — the StyleGAN-V TorchScript I3D detector and :func:`i3d_features`.
 * :mod:`.protocol` — the FVD protocol (clip sampling, presets, real-statistics cache).
-* :mod:`.acd` — average content distance; :mod:`.motion` — motion-code statistics;
+* :mod:`.acd` — average content distance (:mod:`.facenet`: the face-identity network);
+  :mod:`.motion` — motion-code statistics;
   :mod:`.recon` — reconstruction L1.
 
 Names are imported lazily so that ``import leo_video.metrics`` does not import torch.
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "mean_pairwise_distance": "acd",
     "video_acd": "acd",
     "video_embeddings": "acd",
+    "InceptionResnetV1": "facenet",
     "code_jitter": "motion",
     "code_window_frechet": "motion",
     "code_windows": "motion",

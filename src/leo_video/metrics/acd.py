@@ -8,9 +8,9 @@ video and measures how far apart the embeddings are. Here, exactly:
 
 Lower is better (content stays the same). The embedding decides what "content" means:
 
-* **faces** — an identity embedding from a face-recognition network (e.g. facenet-pytorch's
-  InceptionResnetV1, 512-d, L2-normalised), loaded from a local weight file with
-  :func:`load_face_embedder`;
+* **faces** — the identity embedding of a face-recognition network: facenet-pytorch's
+  InceptionResnetV1 (512-d, L2-normalised, :mod:`leo_video.metrics.facenet`) loaded from a local
+  weight file with :func:`load_face_embedder`;
 * **bodies** — MoCoGAN's mean-colour variant, :func:`mean_colour_embedding`: ``e_t`` = the mean
   RGB colour of frame t over all its pixels, with channels in [0, 1] (uint8 / 255, or
   (x + 1) / 2 for [-1, 1] tensors), a 3-vector; or any image-feature extractor you pass
@@ -33,7 +33,8 @@ from ..errors import CheckpointError, InputError, MissingWeightsError
 ImageEmbedder = Callable[[Any], Any]
 
 FACENET_WEIGHTS = "20180402-114759-vggface2.pt"
-FACENET_SOURCE = "facenet-pytorch's InceptionResnetV1 release (github.com/timesler/facenet-pytorch)"
+FACENET_SOURCE = "facenet-pytorch's InceptionResnetV1 release, trained on VGGFace2"
+FACENET_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
 
 __all__ = [
     "FACENET_WEIGHTS",
@@ -112,31 +113,42 @@ def video_acd(videos: Sequence[Any], embedder: ImageEmbedder | None = None) -> f
 
 
 def load_face_embedder(path: str | os.PathLike | None, device: str = "cpu") -> ImageEmbedder:
-    """Load a face-identity embedder from local facenet-pytorch InceptionResnetV1 weights.
+    """Load facenet-pytorch's InceptionResnetV1 weights into a face-identity embedder.
 
-    Missing file → MissingWeightsError naming it and where it comes from. The file is read with
-    ``weights_only=True``. Building the InceptionResnetV1 network from those weights is not
-    implemented yet (see docs/EVALUATION.md): until it is, a readable file raises
-    MissingWeightsError too, and face ACD needs an ``embedder`` callable passed to
-    :func:`video_acd` instead.
+    Returns a callable ``(N, 3, H, W) in [-1, 1] -> (N, 512)`` (L2-normalised embeddings of
+    face-centred crops; see :mod:`leo_video.metrics.facenet`) for :func:`video_acd`. The file is
+    read with ``weights_only=True``; the classifier head ``logits.*`` is ignored. Missing file →
+    MissingWeightsError naming it and where it comes from; wrong contents → CheckpointError.
     """
     from ..utils.serialization import safe_torch_load
+    from .facenet import InceptionResnetV1
 
     if path is None:
         raise MissingWeightsError(
-            f"{FACENET_WEIGHTS}: no face-embedding weights given; download {FACENET_SOURCE} and pass its path"
+            f"{FACENET_WEIGHTS}: no face-embedding weights given; download it from {FACENET_URL} "
+            f"({FACENET_SOURCE}) and pass its path"
         )
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingWeightsError(
-            f"{path}: face-embedding weights not found; download {FACENET_WEIGHTS} from {FACENET_SOURCE}"
+            f"{path}: face-embedding weights not found; download {FACENET_WEIGHTS} from {FACENET_URL}"
         )
-    state = safe_torch_load(path, map_location=device)
-    if not isinstance(state, dict) or not any(str(k).startswith("conv2d_1a") for k in state):
-        raise CheckpointError(f"{path}: not an InceptionResnetV1 state dict (no conv2d_1a.* keys)")
-    raise MissingWeightsError(
-        f"{path}: InceptionResnetV1 is not built into leo-video yet; pass an image embedder callable instead"
-    )
+    state = safe_torch_load(path, map_location="cpu")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a state dict of InceptionResnetV1 weights")
+    state = {k: v for k, v in state.items() if not str(k).startswith("logits.")}
+    model = InceptionResnetV1()
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{path}: not facenet-pytorch InceptionResnetV1 weights (wrong tensor shapes)") from exc
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise CheckpointError(
+            f"{path}: not facenet-pytorch InceptionResnetV1 weights "
+            f"({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. {first!r})"
+        )
+    return model.to(device).eval().embed
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -109,6 +109,8 @@ def videos_to_i3d_input(videos: Any) -> Any:
     import torch
     from einops import rearrange
 
+    from ..media.image import to_uint8
+
     x = torch.as_tensor(videos) if not isinstance(videos, torch.Tensor) else videos
     if x.ndim != 5:
         raise InputError(f"videos: expected a batch of videos with 5 dims, got shape {tuple(x.shape)}")
@@ -120,9 +122,8 @@ def videos_to_i3d_input(videos: Any) -> Any:
         raise InputError(f"videos: expected uint8 or float videos, got {x.dtype}")
     if x.shape[2] != 3:
         raise InputError(f"videos: float videos must be (B, T, 3, H, W) in [-1, 1], got {tuple(x.shape)}")
-    # Kept beside the I3D call rather than imported: it defines the measured pixels (DEVELOPING.md).
-    values = ((x.float() + 1) / 2 * 255).round().clamp(0, 255)  # (B, T, 3, H, W), integer-valued
-    return rearrange(values, "b t c h w -> b c t h w").contiguous()
+    values = to_uint8(x)  # (B, T, 3, H, W) uint8: the pixels a saved video would hold
+    return rearrange(values, "b t c h w -> b c t h w").float().contiguous()
 
 
 def i3d_features(
