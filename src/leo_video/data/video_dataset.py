@@ -1,0 +1,327 @@
+"""`VideoDataset`: frame pairs (LIA training) and clips (motion diffusion, evaluation) from a folder.
+
+The folder holds video files and/or frame folders, optionally split into ``train/`` and ``test/``
+(the layout TaichiHD, FaceForensics and CelebV-HQ have after the usual preprocessing, and what
+``leo-video prepare`` / ``make-synthetic`` write)::
+
+    root/train/clip_a.mp4   root/train/clip_b/0001.png ...   root/test/clip_c.mp4
+
+Items are dicts of float tensors in [-1, 1]:
+
+* ``mode="pairs"``: ``source`` and ``driving`` ``(3, S, S)``, two random frames of one video with the
+  *same* random augmentation (LIA's self-supervised reconstruction pairs), plus ``video_index`` and
+  ``frames`` (the two frame indices).
+* ``mode="clips"``: ``video`` ``(T, 3, S, S)`` of ``clip_length`` frames taken every ``frame_stride``
+  frames, plus ``video_index`` and ``start``.
+
+Randomness is keyed on ``(seed, epoch, index)``, so an item is reproducible whichever worker reads it.
+Unreadable videos are skipped with one warning each (``skipped`` lists them); a training run never
+dies on one bad file. Decoders are opened lazily inside each DataLoader worker.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..media.image import numpy_to_frames
+from ..media.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, VideoReader, natural_key
+
+SPLITS = ("train", "test")
+
+
+class SkippedVideoWarning(UserWarning):
+    """A video in a dataset folder could not be read and is left out."""
+
+
+@dataclass
+class AugmentConfig:
+    """Random augmentation applied identically to every frame of an item (all off by default).
+
+    ``crop_scale``: range of the random square crop's side as a fraction of the frame (then resized
+    back), e.g. ``(0.8, 1.0)``; ``flip``: horizontal flip with probability 0.5; ``brightness``,
+    ``contrast``, ``saturation``: jitter factors drawn from ``[1 - v, 1 + v]``; ``hue``: hue rotation
+    in turns drawn from ``[-v, v]`` (v <= 0.5).
+    """
+
+    crop_scale: tuple[float, float] | None = None
+    flip: bool = False
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.crop_scale is not None:
+            lo, hi = self.crop_scale
+            if not 0 < lo <= hi <= 1:
+                raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.crop_scale or self.flip or self.brightness or self.contrast or self.saturation or self.hue)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """One draw of :class:`AugmentConfig`: the exact transform shared by all frames of an item."""
+
+    crop: tuple[float, float, float] | None  # (top, left, side) as fractions of the frame
+    flip: bool
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+
+    @staticmethod
+    def draw(config: AugmentConfig, rng: np.random.Generator) -> "AugmentParams":
+        crop = None
+        if config.crop_scale is not None:
+            side = rng.uniform(*config.crop_scale)
+            crop = (rng.uniform(0, 1 - side), rng.uniform(0, 1 - side), side)
+        jitter = lambda v: float(rng.uniform(1 - v, 1 + v)) if v else 1.0  # noqa: E731
+        return AugmentParams(
+            crop=crop,
+            flip=bool(config.flip and rng.random() < 0.5),
+            brightness=jitter(config.brightness),
+            contrast=jitter(config.contrast),
+            saturation=jitter(config.saturation),
+            hue=float(rng.uniform(-config.hue, config.hue)) if config.hue else 0.0,
+        )
+
+
+def apply_augment(frames: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+    """Apply one augmentation draw to frames ``(T, 3, S, S)`` in [-1, 1]; same shape and range.
+
+    Colour jitter is written out here (torchvision is not a dependency): brightness scales, contrast
+    blends with the mean grey, saturation blends with the greyscale image, hue rotates chroma in YIQ.
+    """
+    S = frames.shape[-1]
+    if params.crop is not None:
+        top, left, side = (round(v * S) for v in params.crop)
+        side = max(side, 1)
+        frames = frames[..., top : top + side, left : left + side]
+        frames = F.interpolate(frames, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
+    if params.flip:
+        frames = frames.flip(-1)
+    x = (frames + 1) / 2  # [0, 1] for the colour maths
+    x = x * params.brightness
+    grey = _luma(x)  # (T, 1, S, S)
+    x = (x - grey.mean(dim=(-2, -1), keepdim=True)) * params.contrast + grey.mean(dim=(-2, -1), keepdim=True)
+    x = (x - _luma(x)) * params.saturation + _luma(x)
+    if params.hue:
+        x = _rotate_hue(x, params.hue)
+    return (x.clamp(0, 1) * 2 - 1).contiguous()
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma of RGB ``(T, 3, H, W)`` -> ``(T, 1, H, W)``."""
+    weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(x: torch.Tensor, turns: float) -> torch.Tensor:
+    """Rotate the chroma (I, Q) plane of RGB ``(T, 3, H, W)`` by ``turns`` of a full circle."""
+    angle = 2 * math.pi * turns
+    cos, sin = math.cos(angle), math.sin(angle)
+    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
+    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
+    return torch.einsum("ij,tjhw->tihw", matrix.to(x), x)
+
+
+# ----------------------------------------------------------------------------- scanning
+
+
+def split_folder(root: Path, split: str | None) -> Path:
+    """The folder to scan: ``root/split`` when ``root`` has split folders, else ``root`` itself."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    if split is not None and any((root / s).is_dir() for s in SPLITS):
+        return root / split
+    return root
+
+
+def find_videos(folder: Path) -> list[Path]:
+    """Video files and frame folders under ``folder`` (recursively), in natural name order.
+
+    A folder that directly holds png/jpg files is one video (a frame folder) and is not descended.
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
+        names = [n for n in filenames if not n.startswith(".")]
+        if Path(dirpath) != folder and any(Path(n).suffix.lower() in FRAME_SUFFIXES for n in names):
+            found.append(Path(dirpath))
+            dirnames[:] = []
+            continue
+        found += [Path(dirpath) / n for n in names if Path(n).suffix.lower() in VIDEO_SUFFIXES]
+    return sorted(found, key=lambda p: natural_key(str(p.relative_to(folder))))
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Frame pairs or clips from a folder of videos / frame folders (see the module docstring).
+
+    Args:
+        root: dataset folder (with or without ``train/`` and ``test/``).
+        split: ``"train"``, ``"test"``, or None for everything under ``root``.
+        mode: ``"pairs"`` (source/driving frames) or ``"clips"`` (T-frame clips).
+        size: frames are centre-cropped to squares and resized to ``size x size``.
+        clip_length, frame_stride: T and the step between clip frames (clips mode); videos shorter
+            than ``(clip_length - 1) * frame_stride + 1`` frames are dropped (``num_too_short``).
+        clip_sampling: ``"random"`` (one random clip per video and item) or ``"all"`` (every
+            non-overlapping clip, deterministic; for evaluation).
+        augment: optional :class:`AugmentConfig` (off when None).
+        seed: base of the per-item random draws; call :meth:`set_epoch` to get new draws each epoch.
+        repeats: each video appears this many times per epoch (pairs / random clips).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: Literal["train", "test"] | None = "train",
+        mode: Literal["pairs", "clips"] = "pairs",
+        size: int = 256,
+        clip_length: int = 16,
+        frame_stride: int = 1,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        clip_sampling: Literal["random", "all"] = "random",
+        repeats: int = 1,
+    ):
+        if mode not in ("pairs", "clips"):
+            raise ValueError(f"mode must be 'pairs' or 'clips', got {mode!r}")
+        if clip_sampling not in ("random", "all"):
+            raise ValueError(f"clip_sampling must be 'random' or 'all', got {clip_sampling!r}")
+        if clip_length < 1 or frame_stride < 1 or size < 1 or repeats < 1:
+            raise ValueError("clip_length, frame_stride, size and repeats must be positive")
+        self.root = Path(root)
+        self.mode, self.size, self.seed, self.epoch = mode, size, seed, 0
+        self.clip_length, self.frame_stride = clip_length, frame_stride
+        self.clip_sampling, self.repeats = clip_sampling, repeats
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.folder = split_folder(self.root, split)
+        self.skipped: list[tuple[str, str]] = []  # (path, reason) of every video left out
+        self.num_too_short = 0
+        self._bad: set[str] = set()  # videos that failed while decoding items (warned once)
+        self.readers = self._open_readers()
+        self._items = self._index_items()
+
+    @property
+    def clip_span(self) -> int:
+        """Frames a clip covers in the source video: ``(clip_length - 1) * frame_stride + 1``."""
+        return (self.clip_length - 1) * self.frame_stride + 1
+
+    @property
+    def paths(self) -> list[Path]:
+        return [reader.path for reader in self.readers]
+
+    def _open_readers(self) -> list[VideoReader]:
+        if not self.folder.is_dir():
+            raise InputError(f"{self.folder}: dataset folder not found")
+        readers = []
+        min_frames = self.clip_span if self.mode == "clips" else 1
+        for path in find_videos(self.folder):
+            try:
+                reader = VideoReader(path, size=self.size)  # indexes the file; decodes nothing
+            except InputError as exc:
+                self._skip(path, exc)
+                continue
+            if len(reader) < min_frames:
+                self.num_too_short += 1
+                continue
+            readers.append(reader)
+        if not readers:
+            detail = f"{len(self.skipped)} unreadable, {self.num_too_short} shorter than {min_frames} frames"
+            raise InputError(f"{self.folder}: no usable videos or frame folders ({detail})")
+        return readers
+
+    def _skip(self, path: Path, exc: Exception) -> None:
+        self.skipped.append((str(path), str(exc)))
+        warnings.warn(f"skipping unreadable video: {exc}", SkippedVideoWarning, stacklevel=3)
+
+    def _index_items(self) -> list[tuple[int, int | None]]:
+        """(video index, clip start or None for a random draw) for every item of an epoch."""
+        if self.mode == "clips" and self.clip_sampling == "all":
+            span = self.clip_span
+            return [(v, s) for v, r in enumerate(self.readers) for s in range(0, len(r) - span + 1, span)]
+        return [(v, None) for _ in range(self.repeats) for v in range(len(self.readers))]
+
+    @property
+    def num_skipped(self) -> int:
+        """How many videos were left out because they could not be read."""
+        return len(self.skipped)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the random draws of this epoch (frames, clip starts, augmentations)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch (keyed on seed, epoch, index)."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self.rng(index)
+        video_index, start = self._items[index]
+        for _ in range(len(self.readers)):  # a video that fails mid-file is skipped, not fatal
+            reader = self.readers[video_index]
+            try:
+                if str(reader.path) in self._bad:
+                    raise InputError(f"{reader.path}: failed before")
+                return self._load(video_index, start, rng)
+            except InputError as exc:
+                if str(reader.path) not in self._bad:
+                    self._bad.add(str(reader.path))
+                    self._skip(reader.path, exc)
+                video_index, start = (video_index + 1) % len(self.readers), None
+            finally:
+                reader.close()  # no open decoders pile up across thousands of videos
+        raise InputError(f"{self.folder}: no video could be decoded")
+
+    def _load(self, video_index: int, start: int | None, rng: np.random.Generator) -> dict:
+        reader = self.readers[video_index]
+        n = len(reader)
+        if self.mode == "pairs":
+            frames = rng.choice(n, size=2, replace=False) if n > 1 else np.zeros(2, dtype=int)
+            pair = self._augment(numpy_to_frames(reader.read(frames)), rng)  # (2, 3, S, S)
+            return {"source": pair[0], "driving": pair[1], "video_index": video_index,
+                    "frames": torch.as_tensor(frames)}
+        if start is None:
+            start = int(rng.integers(0, n - self.clip_span + 1))
+        indices = range(start, start + self.clip_span, self.frame_stride)
+        video = self._augment(numpy_to_frames(reader.read(indices)), rng)  # (T, 3, S, S)
+        return {"video": video, "video_index": video_index, "start": start}
+
+    def _augment(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.augment is None:
+            return frames
+        return apply_augment(frames, AugmentParams.draw(self.augment, rng))
+
+    def __repr__(self) -> str:
+        return (
+            f"VideoDataset({str(self.folder)!r}, mode={self.mode!r}, videos={len(self.readers)}, "
+            f"items={len(self)}, size={self.size}, skipped={self.num_skipped}, too_short={self.num_too_short})"
+        )
+

@@ -1,0 +1,145 @@
+"""VideoDataset: pairs with shared augmentation, strided clips, skipping bad files, empty folders,
+splits, determinism, DataLoader workers."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from leo_video.data.video_dataset import AugmentConfig, SkippedVideoWarning, VideoDataset
+from leo_video.errors import InputError
+from leo_video.media.video import write_video
+
+SIZE = 32
+
+
+def marked_frames(t: int, value_offset: int = 0) -> np.ndarray:
+    """uint8 (T, 40, 48, 3) frames whose mean brightness encodes the frame index (5 levels apart),
+    with a left/right colour asymmetry so that flips are visible."""
+    frames = np.zeros((t, 40, 48, 3), np.uint8)
+    for i in range(t):
+        frames[i] = 20 + 5 * i + value_offset
+    frames[:, :, :24, 0] = 250  # red left half
+    return frames
+
+
+def frame_index_of(image: torch.Tensor) -> int:
+    """Recover the marker from the right half's green channel (3, S, S) in [-1, 1]."""
+    green = (image[1, :, SIZE // 2 + 2 :].mean().item() + 1) * 127.5
+    return round((green - 20) / 5)
+
+
+@pytest.fixture
+def dataset_root(tmp_path) -> Path:
+    for split, names in {"train": ["a", "b"], "test": ["c"]}.items():
+        (tmp_path / split).mkdir()
+        for name in names:
+            write_video(tmp_path / split / f"{name}.mp4", marked_frames(30), fps=10)
+    frames_dir = tmp_path / "train" / "folder_clip"
+    frames_dir.mkdir()
+    for i, frame in enumerate(marked_frames(12)):
+        Image.fromarray(frame).save(frames_dir / f"{i:04d}.png")
+    return tmp_path
+
+
+def test_splits_and_scanning(dataset_root):
+    train = VideoDataset(dataset_root, split="train", size=SIZE)
+    assert [p.name for p in train.paths] == ["a.mp4", "b.mp4", "folder_clip"]
+    assert len(VideoDataset(dataset_root, split="test", size=SIZE)) == 1
+    assert len(VideoDataset(dataset_root, split=None, size=SIZE)) == 4
+    assert len(VideoDataset(dataset_root / "train", split="test", size=SIZE)) == 3  # no split folders: root
+
+
+def test_pairs_share_augmentation_and_are_reproducible(dataset_root):
+    augment = AugmentConfig(flip=True, crop_scale=(0.7, 0.9), brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1)
+    data = VideoDataset(dataset_root, "train", mode="pairs", size=SIZE, augment=augment, seed=3)
+    plain = VideoDataset(dataset_root, "train", mode="pairs", size=SIZE, seed=3)
+    item = data[0]
+    assert item["source"].shape == (3, SIZE, SIZE) and item["driving"].shape == (3, SIZE, SIZE)
+    assert item["source"].min() >= -1 and item["source"].max() <= 1
+    i, j = item["frames"].tolist()
+    assert i != j
+    flips = set()
+    for index in range(len(data)):
+        item = data[index]
+        src, drv = item["source"], item["driving"]
+        # same crop/flip on both: the red half is on the same side of both frames
+        red_left = [img[0, :, : SIZE // 4].mean() > img[0, :, -SIZE // 4 :].mean() for img in (src, drv)]
+        assert red_left[0] == red_left[1]
+        flips.add(bool(red_left[0]))
+        assert torch.equal(data[index]["source"], src)  # same (seed, epoch, index) -> same item
+    item0 = plain[0]
+    assert abs(frame_index_of(item0["source"]) - item0["frames"][0].item()) <= 1
+    data.set_epoch(1)
+    assert not torch.equal(data[0]["source"], VideoDataset(
+        dataset_root, "train", mode="pairs", size=SIZE, augment=augment, seed=3)[0]["source"])
+
+
+def test_flip_happens_for_some_seeds(dataset_root):
+    data = VideoDataset(dataset_root, "train", size=SIZE, augment=AugmentConfig(flip=True), repeats=8)
+    sides = {bool(data[i]["source"][0, :, :4].mean() > 0) for i in range(len(data))}
+    assert sides == {True, False}
+
+
+def test_clips_have_stride(dataset_root):
+    data = VideoDataset(dataset_root, "train", mode="clips", size=SIZE, clip_length=4, frame_stride=4)
+    assert data.clip_span == 13 and data.num_too_short == 1  # the 12-frame folder is dropped
+    assert len(data) == 2
+    for index in range(len(data)):
+        item = data[index]
+        assert item["video"].shape == (4, 3, SIZE, SIZE)
+        start = item["start"]
+        assert 0 <= start <= 30 - 13
+        assert [frame_index_of(f) for f in item["video"]] == [start, start + 4, start + 8, start + 12]
+    every = VideoDataset(dataset_root, "train", mode="clips", size=SIZE, clip_length=5, clip_sampling="all")
+    starts = [(every[i]["video_index"], every[i]["start"]) for i in range(len(every))]
+    assert starts == [(0, 0), (0, 5), (0, 10), (0, 15), (0, 20), (0, 25),
+                      (1, 0), (1, 5), (1, 10), (1, 15), (1, 20), (1, 25), (2, 0), (2, 5)]
+
+
+def test_bad_files_skipped_and_counted(dataset_root):
+    (dataset_root / "train" / "empty.mp4").write_bytes(b"")
+    (dataset_root / "train" / "text.mp4").write_text("not a video")
+    good = (dataset_root / "train" / "a.mp4").read_bytes()
+    (dataset_root / "train" / "cut.mp4").write_bytes(good[: len(good) // 2])
+    with pytest.warns(SkippedVideoWarning) as record:
+        data = VideoDataset(dataset_root, "train", size=SIZE)
+    assert data.num_skipped == 3 and len(record) == 3
+    assert {Path(p).name for p, _ in data.skipped} == {"empty.mp4", "text.mp4", "cut.mp4"}
+    assert len(data) == 3 and data[0]["source"].shape == (3, SIZE, SIZE)
+
+
+def test_video_failing_mid_read_is_skipped(dataset_root):
+    data = VideoDataset(dataset_root, "train", size=SIZE)
+    (dataset_root / "train" / "a.mp4").write_bytes(b"gone bad after indexing")
+    with pytest.warns(SkippedVideoWarning):
+        item = data[0]
+    assert item["video_index"] == 1 and data.num_skipped == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        assert data[0]["video_index"] == 1
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "notes.txt").write_text("nothing here")
+    with pytest.raises(InputError, match=r"train: no usable videos"):
+        VideoDataset(tmp_path, "train", size=SIZE)
+    with pytest.raises(InputError, match="not found"):
+        VideoDataset(tmp_path / "nope", size=SIZE)
+    write_video(tmp_path / "train" / "short.mp4", marked_frames(3), fps=10)
+    with pytest.raises(InputError, match="1 shorter than 16 frames"):
+        VideoDataset(tmp_path, "train", mode="clips", size=SIZE)
+
+
+def test_dataloader_with_workers(dataset_root):
+    data = VideoDataset(dataset_root, "train", size=SIZE, repeats=2)
+    loader = torch.utils.data.DataLoader(data, batch_size=3, num_workers=2, shuffle=False)
+    batches = list(loader)
+    assert sum(len(b["video_index"]) for b in batches) == 6
+    assert torch.equal(batches[0]["source"][1], data[1]["source"])  # same item in worker and main process
