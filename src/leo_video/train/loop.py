@@ -1,0 +1,511 @@
+"""The shared training loop of every stage (LIA, cLMDM, alpha prior, cDDPM), on HuggingFace accelerate.
+
+The same code runs on CPU, one GPU, and several GPUs or nodes (``accelerate launch`` or
+``torchrun``, DDP), in fp32, bf16 or fp16, with gradient accumulation. The loop owns data order,
+seeding, checkpoints, resume, signals, NaN checks, EMA updates and logging; a stage plugs in its
+networks and losses as a :class:`TrainingTask`.
+
+The TrainingTask contract
+-------------------------
+Subclass :class:`TrainingTask` and implement four methods. Before ``setup`` the trainer sets
+``self.accelerator``, ``self.config`` (the whole resolved config) and ``self.loop`` (its ``train``
+section, a :class:`~leo_video.config.LoopConfig`).
+
+``setup()``
+    Build networks, optimizers and schedulers; pass modules and optimizers through
+    ``self.accelerator.prepare`` and store them in ``self.models`` / ``self.optimizers`` /
+    ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models whose EMA you want
+    (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError`` for VGG19):
+    they surface before the first step. Global RNGs are seeded from ``train.seed``, so
+    initialisation is reproducible.
+``dataset() -> torch.utils.data.Dataset``
+    A map-style dataset. Batches are ``collate(items)`` (default ``default_collate``) moved to
+    ``accelerator.device``. Each index the trainer passes is a :class:`SampleIndex`: an ``int`` with
+    a ``.seed`` attribute; a dataset that draws random numbers (frame pairs, crops) should seed
+    them from ``getattr(index, "seed", None)`` so that a resumed run sees exactly the same samples.
+``train_step(batch, step) -> dict[str, Tensor | float]``
+    One micro-batch: forward, ``self.accelerator.backward(loss)``, ``optimizer.step()``,
+    ``optimizer.zero_grad()`` (the prepared optimizers skip steps while accumulating). ``step`` is
+    the number of optimizer steps completed before this one. Return the scalar losses to log; a
+    non-finite value stops the run with :class:`~leo_video.errors.NumericalError`. Torch, NumPy and
+    Python RNGs are seeded from (seed, rank, step) before every call.
+``state_dict()`` / ``load_state_dict(state)``
+    The default saves ``models`` (unwrapped), ``optimizers``, ``schedulers`` and ``emas``; extend it
+    for extra state. Store only tensors and plain containers (checkpoints load ``weights_only``).
+
+Optional: ``evaluate(step) -> dict[str, float]`` (called on every rank every ``train.eval_every``
+steps; logged as ``eval/NAME``) and ``log_images(step, logger)`` (main process only, every
+``train.image_every`` steps; use unwrapped models, e.g. ``self.unwrap("generator")``, and
+``logger.image_grid(tag, rows, step)``).
+
+Example::
+
+    class ToyTask(TrainingTask):
+        def setup(self):
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+            self.models["net"], self.optimizers["net"] = self.accelerator.prepare(model, optimizer)
+            self.track_ema("net")
+
+        def dataset(self):
+            return torch.utils.data.TensorDataset(torch.randn(256, 4), torch.randn(256, 1))
+
+        def train_step(self, batch, step):
+            x, y = batch                                         # (B, 4), (B, 1)
+            loss = (self.models["net"](x) - y).pow(2).mean()
+            self.accelerator.backward(loss)
+            self.optimizers["net"].step()
+            self.optimizers["net"].zero_grad()
+            return {"mse": loss}
+
+    cfg = resolve_config("lia", "synthetic64", ["train.max_steps=100"])   # any config with .train
+    result = Trainer(ToyTask(), cfg).fit()
+
+Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of
+``train.run_dir`` (skipping a corrupt newest one with a warning) and continues exactly where it
+stopped: model/optimizer/EMA state, RNG states and the sampler position are all in the checkpoint.
+SIGTERM/SIGINT finish the current step, save a checkpoint and return (a second SIGINT aborts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from ..config import LoopConfig, save_config, to_dict
+from ..errors import ConfigError, NumericalError
+from . import checkpoint as ckpt
+from .logging import MeanTracker, RunLogger
+
+logger = logging.getLogger(__name__)
+
+# Independent random streams derived from train.seed.
+_STREAM_STEP, _STREAM_PERM, _STREAM_SAMPLE, _STREAM_INIT, _STREAM_LOADER = range(5)
+
+
+# --------------------------------------------------------------------------------------------
+# Seeding and the resumable data order
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys, e.g. ``derive_seed(seed, rank, step)`` (NumPy SeedSequence)."""
+    lo, hi = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
+    return (int(hi) << 32 | int(lo)) & (2**63 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (all devices) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class SampleIndex(int):
+    """A dataset index that carries ``seed``: a per-sample seed fixed by the run's seed and the
+    sample's position in the data stream (not by which worker loads it)."""
+
+    seed: int
+
+    def __new__(cls, index: int, seed: int) -> "SampleIndex":
+        obj = super().__new__(cls, index)
+        obj.seed = seed
+        return obj
+
+    def __reduce__(self) -> tuple:  # keep the seed when sent to DataLoader workers
+        return (SampleIndex, (int(self), self.seed))
+
+
+class ResumableSampler(Sampler[int]):
+    """An endless, seeded, rank-sharded sample order whose position is one integer.
+
+    The global stream is the concatenation of per-epoch permutations of ``range(length)``. Micro-step
+    ``s`` takes stream positions ``[s*G, (s+1)*G)`` with ``G = micro_batch * world_size``; rank ``r``
+    takes its ``micro_batch`` slice of them. The stream depends only on the seed, so it is the same
+    for any number of processes, and starting at ``start_micro_step`` resumes it exactly.
+    """
+
+    def __init__(self, length: int, seed: int, micro_batch: int, rank: int = 0, world_size: int = 1,
+                 start_micro_step: int = 0) -> None:  # fmt: skip
+        if length < 1:
+            raise ValueError("empty dataset")
+        self.length, self.seed, self.micro_batch = length, seed, micro_batch
+        self.rank, self.world_size, self.start = rank, world_size, start_micro_step
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+
+    def __iter__(self) -> Iterator[SampleIndex]:
+        group = self.micro_batch * self.world_size
+        micro_step = self.start
+        while True:
+            first = micro_step * group + self.rank * self.micro_batch
+            for position in range(first, first + self.micro_batch):
+                yield SampleIndex(self._index_at(position), derive_seed(self.seed, _STREAM_SAMPLE, position))
+            micro_step += 1
+
+    def _index_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.length)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, _STREAM_PERM, epoch))
+            self._epoch, self._perm = epoch, torch.randperm(self.length, generator=generator)
+        return int(self._perm[offset])
+
+
+def _worker_init(worker_id: int) -> None:
+    """DataLoader workers: seed from torch's per-worker seed; leave Ctrl-C to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seed_everything(torch.initial_seed() % 2**63)
+
+
+# --------------------------------------------------------------------------------------------
+# The task contract
+
+
+class TrainingTask:
+    """A stage's networks, optimizers and losses; see the module docstring for the contract."""
+
+    accelerator: Any
+    config: Any
+    loop: LoopConfig
+
+    def __init__(self) -> None:
+        self.models: dict[str, torch.nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.emas: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        """Build and ``accelerator.prepare`` models and optimizers into the dicts above."""
+        raise NotImplementedError
+
+    def dataset(self) -> Dataset:
+        """The training set (map-style)."""
+        raise NotImplementedError
+
+    def collate(self, items: list) -> Any:
+        """Batch a list of dataset items."""
+        return default_collate(items)
+
+    def train_step(self, batch: Any, step: int) -> dict[str, torch.Tensor | float]:
+        """One micro-batch of training; returns scalar losses by name."""
+        raise NotImplementedError
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Optional periodic evaluation (every rank); returns metrics by name."""
+        return {}
+
+    def log_images(self, step: int, logger: RunLogger) -> None:
+        """Optional image logging (main process)."""
+
+    # ---- helpers ----
+
+    def unwrap(self, name: str) -> torch.nn.Module:
+        """``models[name]`` without DDP / compile wrappers."""
+        return self.accelerator.unwrap_model(self.models[name], keep_torch_compile=False)
+
+    def track_ema(self, name: str, decay: float | None = None) -> None:
+        """Keep an EMA (diffusers ``EMAModel``) of ``models[name]`` if ``train.ema`` is on."""
+        if not self.loop.ema:
+            return
+        from diffusers.training_utils import EMAModel
+
+        decay = self.loop.ema_decay if decay is None else decay
+        self.emas[name] = EMAModel(self.unwrap(name).parameters(), decay=decay, foreach=True)
+
+    @contextlib.contextmanager
+    def ema_weights(self, name: str) -> Iterator[torch.nn.Module]:
+        """Temporarily load the EMA weights into ``models[name]`` (plain weights without EMA)."""
+        module = self.unwrap(name)
+        ema = self.emas.get(name)
+        if ema is None:
+            yield module
+            return
+        ema.store(module.parameters())
+        ema.copy_to(module.parameters())
+        try:
+            yield module
+        finally:
+            ema.restore(module.parameters())
+
+    def state_dict(self) -> dict:
+        """Models (unwrapped), optimizers, schedulers and EMAs, by name."""
+        return {
+            "models": {name: self.unwrap(name).state_dict() for name in self.models},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "emas": {name: ema.state_dict() for name, ema in self.emas.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict`."""
+        for name in self.models:
+            self.unwrap(name).load_state_dict(state["models"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, ema in self.emas.items():
+            if name in state.get("emas", {}):
+                ema.load_state_dict(state["emas"][name])
+                ema.to(device=self.accelerator.device)
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer
+
+
+@dataclass
+class TrainResult:
+    """How :meth:`Trainer.fit` ended."""
+
+    step: int  # optimizer steps completed
+    interrupted: bool  # stopped by SIGTERM/SIGINT (a checkpoint was saved)
+    checkpoint: Path | None  # the newest checkpoint written or resumed from
+    resumed_from: int | None  # the step resumed from, or None for a fresh run
+
+
+class Trainer:
+    """Runs a :class:`TrainingTask` under ``config.train`` (a :class:`LoopConfig`).
+
+    Args:
+        task: the stage's task.
+        config: the resolved config dataclass (saved as ``run_dir/config.yaml`` and in every
+            checkpoint); its ``train`` section drives the loop.
+        accelerator: an existing ``accelerate.Accelerator``; by default one is made from
+            ``train.mixed_precision``, ``train.grad_accum_steps`` and ``train.cpu``.
+    """
+
+    def __init__(self, task: TrainingTask, config: Any, accelerator: Any = None) -> None:
+        self.task, self.config, self.loop = task, config, config.train
+        self.run_dir = Path(self.loop.run_dir)
+        self.accelerator = accelerator or _make_accelerator(self.loop)
+        self.last_checkpoint: Path | None = None
+
+    @property
+    def micro_batch(self) -> int:
+        """Samples per process per micro-batch."""
+        acc, loop = self.accelerator, self.loop
+        parts = acc.num_processes * loop.grad_accum_steps
+        if loop.batch_size % parts:
+            raise ConfigError(f"train.batch_size = {loop.batch_size} is not divisible by processes x "
+                              f"grad_accum_steps = {parts}")  # fmt: skip
+        return loop.batch_size // parts
+
+    def fit(self) -> TrainResult:
+        """Train until ``train.max_steps`` (resuming if the run has a checkpoint) or a stop signal."""
+        acc, task, loop = self.accelerator, self.task, self.loop
+        task.accelerator, task.config, task.loop = acc, self.config, loop
+        micro_batch = self.micro_batch
+        seed_everything(derive_seed(loop.seed, _STREAM_INIT))  # same initial weights on every rank
+        task.setup()
+        self._prepare_run_dir()
+        start = self._resume()
+        batches = self._batches(task.dataset(), micro_batch, start)
+        with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, _StopSignals() as stop:
+            return self._run(batches, start, log, stop)
+
+    # ---- the loop ----
+
+    def _run(self, batches: Iterator, start: int, log: RunLogger, stop: "_StopSignals") -> TrainResult:
+        acc, task, loop = self.accelerator, self.task, self.loop
+        tracker, step, saved_at = MeanTracker(), start, start
+        clock, clock_step = time.perf_counter(), start
+        while step < loop.max_steps:
+            losses = self._optimizer_step(batches, step)
+            step += 1
+            losses, stop_now = self._agree(losses, stop.requested)
+            self._check_finite(losses, step)
+            for name, ema in task.emas.items():
+                ema.step(task.unwrap(name).parameters())
+            tracker.add(losses)
+            if step % loop.log_every == 0 or step == loop.max_steps:
+                now = time.perf_counter()
+                rate = (step - clock_step) * loop.batch_size / max(now - clock, 1e-9)
+                means = tracker.pop()
+                log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **self._lrs(), "items_per_s": rate}, step)
+                log.progress(step, means)
+                clock, clock_step = now, step
+            else:
+                log.progress(step)
+            self._periodic(step, log)
+            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now:
+                self._save(step)
+                saved_at = step
+            if stop_now:
+                log.write(f"stopped by signal at step {step}; checkpoint {self.last_checkpoint}; rerun to resume")
+                return TrainResult(step, True, self.last_checkpoint, self._resumed_from)
+        if saved_at != step:
+            self._save(step)
+        return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
+
+    def _optimizer_step(self, batches: Iterator, step: int) -> dict[str, float]:
+        """``grad_accum_steps`` micro-batches through ``task.train_step``; mean losses."""
+        acc, task, loop = self.accelerator, self.task, self.loop
+        tracker = MeanTracker()
+        for micro in range(loop.grad_accum_steps):
+            seed_everything(derive_seed(loop.seed, _STREAM_STEP, acc.process_index, step * loop.grad_accum_steps + micro))
+            batch = next(batches)
+            with acc.accumulate(*task.models.values()):
+                out = task.train_step(batch, step)
+            tracker.add({k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in out.items()})
+        return tracker.pop()
+
+    def _agree(self, losses: dict[str, float], stop: bool) -> tuple[dict[str, float], bool]:
+        """Average losses over ranks and stop everywhere if any rank got a signal."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return losses, stop
+        names = sorted(losses)
+        values = torch.tensor([losses[n] for n in names] + [float(stop)], dtype=torch.float64, device=acc.device)
+        values = acc.reduce(values, reduction="sum").cpu()
+        means = {n: float(v) / acc.num_processes for n, v in zip(names, values[:-1])}
+        return means, bool(values[-1] > 0)
+
+    def _check_finite(self, losses: dict[str, float], step: int) -> None:
+        bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
+        if bad:
+            name, value = next(iter(bad.items()))
+            last = self.last_checkpoint or "none"
+            raise NumericalError(
+                f"{self.run_dir}: loss '{name}' is {value} at step {step}; stopped without saving "
+                f"(last good checkpoint: {last}; lower the lr or use fp32, then rerun to resume)"
+            )
+
+    def _periodic(self, step: int, log: RunLogger) -> None:
+        loop, task = self.loop, self.task
+        if loop.eval_every and step % loop.eval_every == 0:
+            metrics = task.evaluate(step)
+            log.scalars({f"eval/{k}": float(v) for k, v in metrics.items()}, step)
+        if loop.image_every and step % loop.image_every == 0 and self.accelerator.is_main_process:
+            task.log_images(step, log)
+
+    def _lrs(self) -> dict[str, float]:
+        return {f"lr/{name}": float(opt.param_groups[0]["lr"]) for name, opt in self.task.optimizers.items()}
+
+    # ---- data ----
+
+    def _batches(self, dataset: Dataset, micro_batch: int, start: int) -> Iterator:
+        acc, loop = self.accelerator, self.loop
+        sampler = ResumableSampler(len(dataset), loop.seed, micro_batch, acc.process_index, acc.num_processes,
+                                   start_micro_step=start * loop.grad_accum_steps)  # fmt: skip
+        # Not passed through accelerator.prepare: its dataloader wrappers resume by skipping batches,
+        # while this sampler resumes in O(1) from the position stored in the checkpoint.
+        generator = torch.Generator().manual_seed(derive_seed(loop.seed, _STREAM_LOADER, acc.process_index, start))
+        loader = DataLoader(
+            dataset, batch_size=micro_batch, sampler=sampler, num_workers=loop.num_workers,
+            collate_fn=self.task.collate, pin_memory=acc.device.type == "cuda", generator=generator,
+            worker_init_fn=_worker_init, persistent_workers=loop.num_workers > 0,
+        )  # fmt: skip
+        from accelerate.utils import send_to_device
+
+        for batch in loader:
+            yield send_to_device(batch, acc.device, non_blocking=True)
+
+    # ---- run folder, checkpoints ----
+
+    def _prepare_run_dir(self) -> None:
+        if self.accelerator.is_main_process:
+            ckpt.checkpoint_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temp_files(self.run_dir)
+            save_config(self.config, self.run_dir / "config.yaml")
+        self.accelerator.wait_for_everyone()
+
+    def _resume(self) -> int:
+        self._resumed_from = None
+        found = ckpt.load_latest(self.run_dir)
+        if found is None:
+            return 0
+        path, state = found
+        _warn_config_changes(state["config"], to_dict(self.config), path)
+        self.task.load_state_dict(state["task"])
+        scaler = self.accelerator.scaler
+        if scaler is not None and "scaler" in state.get("loop", {}):
+            scaler.load_state_dict(state["loop"]["scaler"])
+        if self.accelerator.is_main_process:
+            ckpt.restore_rng_state(state["rng"])
+        self.last_checkpoint, self._resumed_from = path, int(state["step"])
+        logger.info("resuming from %s (step %d)", path, state["step"])
+        return int(state["step"])
+
+    def _save(self, step: int) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {
+                "format": ckpt.CHECKPOINT_FORMAT,
+                "version": ckpt.CHECKPOINT_VERSION,
+                "step": step,
+                "task": self.task.state_dict(),
+                "rng": ckpt.capture_rng_state(),
+                "data_position": step * self.loop.grad_accum_steps,
+                "loop": {"scaler": acc.scaler.state_dict()} if acc.scaler is not None else {},
+                "config": to_dict(self.config),
+                "world_size": acc.num_processes,
+            }
+            path = ckpt.save_checkpoint(state, ckpt.checkpoint_path(self.run_dir, step))
+            ckpt.prune_checkpoints(self.run_dir, self.loop.keep_last)
+            self.last_checkpoint = path
+        acc.wait_for_everyone()
+        self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
+
+
+def _make_accelerator(loop: LoopConfig) -> Any:
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
+                       cpu=loop.cpu, log_with=None)  # fmt: skip
+
+
+def _warn_config_changes(saved: dict, current: dict, path: Path) -> None:
+    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _flat_diff(saved, current).items()]
+    if changed:
+        logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
+
+
+def _flat_diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: dict[str, tuple] = {}
+        for key in sorted(set(a) | set(b)):
+            out.update(_flat_diff(a.get(key), b.get(key), f"{prefix}{key}."))
+        return out
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT set ``requested`` (stop after this step); a second SIGINT aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("got %s: saving a checkpoint after this step, then stopping "
+                       "(Ctrl-C again to abort without saving)", signal.Signals(signum).name)  # fmt: skip
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+__all__ = [
+    "TrainingTask", "Trainer", "TrainResult", "ResumableSampler", "SampleIndex", "derive_seed",
+    "seed_everything",
+]

@@ -1,0 +1,164 @@
+"""Typed configs: presets, YAML round trip, --set overrides with coercion, and the user errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from leo_video.config import (
+    LIAConfig,
+    apply_override,
+    dump_yaml,
+    from_dict,
+    list_presets,
+    load_yaml,
+    resolve_config,
+    save_config,
+    to_dict,
+)
+from leo_video.errors import ConfigError
+
+LIA_PRESETS = ["celebvhq256", "faceforensics256", "synthetic64", "taichi256", "ted256", "vox256"]
+
+
+def test_lia_presets_are_shipped_and_valid():
+    assert list_presets("lia") == LIA_PRESETS
+    for name in LIA_PRESETS:
+        cfg = resolve_config("lia", name)
+        assert isinstance(cfg, LIAConfig)
+        assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (2e-3, 0.0, 0.99)
+        assert cfg.loss.l1_weight == 1.0 and cfg.loss.gan_weight == 1.0 and cfg.loss.r1_weight == 0.0
+    assert resolve_config("lia", "taichi256").data.augment is True
+    assert resolve_config("lia", "vox256").data.augment is False
+    tiny = resolve_config("lia", "synthetic64")
+    assert tiny.model.size == 64 and tiny.loss.perceptual_weight == 0.0 and tiny.train.max_steps <= 100
+    paper = resolve_config("lia", "taichi256")
+    assert paper.loss.perceptual_weight == 10.0 and paper.loss.perceptual_scales == [1.0, 0.5, 0.25, 0.125]
+    assert paper.train.batch_size == 64 and paper.train.max_steps == 800_000
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = resolve_config("lia", "synthetic64", ["train.seed=7", "loss.vgg_weights=/w/vgg.pth"])
+    path = save_config(cfg, tmp_path / "cfg.yaml")
+    again = resolve_config("lia", str(path))
+    assert again == cfg
+    assert from_dict(LIAConfig, to_dict(cfg)) == cfg
+    assert "seed: 7" in dump_yaml(cfg)
+
+
+def test_preset_by_path_and_by_name_agree(tmp_path):
+    from leo_video.config import preset_dir
+
+    assert resolve_config("lia", str(preset_dir("lia") / "vox256.yaml")) == resolve_config("lia", "vox256")
+
+
+def test_overrides_are_coerced_to_field_types():
+    cfg = resolve_config(
+        "lia",
+        "taichi256",
+        [
+            "train.batch_size=32",
+            "optim.lr=1e-4",
+            "train.max_steps=1e3",
+            "data.augment=no",
+            "loss.perceptual_scales=1,0.5",
+            "data.test_root=null",
+            "train.mixed_precision=bf16",
+            "loss.vgg_weights=~/vgg19.pth",
+        ],
+    )
+    assert cfg.train.batch_size == 32 and isinstance(cfg.train.batch_size, int)
+    assert cfg.optim.lr == 1e-4 and cfg.train.max_steps == 1000
+    assert cfg.data.augment is False and cfg.data.test_root is None
+    assert cfg.loss.perceptual_scales == [1.0, 0.5]
+    assert cfg.train.mixed_precision == "bf16" and cfg.loss.vgg_weights == "~/vgg19.pth"
+    apply_override(cfg, "loss.perceptual_scales=[1, 0.25]")
+    assert cfg.loss.perceptual_scales == [1.0, 0.25]
+
+
+def test_float_without_dot_in_yaml_is_accepted(tmp_path):
+    # PyYAML reads 2e-3 as a string; the schema says float, so it is converted.
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 2e-3\n")
+    assert resolve_config("lia", str(path)).optim.lr == 2e-3
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("loss.l1_wieght=1", ["--set loss.l1_wieght=1", "unknown key loss.l1_wieght", "l1_weight"]),
+        ("nosuch.x=1", ["unknown section nosuch"]),
+        ("loss.l1_weight=-1", ["loss.l1_weight", "out of range", ">= 0"]),
+        ("optim.beta2=1.0", ["optim.beta2", "out of range", "< 1"]),
+        ("train.batch_size=2.5", ["train.batch_size", "not a valid int"]),
+        ("train.batch_size=true", ["train.batch_size", "not a valid int"]),
+        ("data.augment=maybe", ["data.augment", "not a valid bool"]),
+        ("train.mixed_precision=fp8", ["train.mixed_precision", "not one of"]),
+        ("model.size=100", ["model.size", "not one of"]),
+        ("loss=3", ["loss is a section"]),
+        ("train.batch_size", ["expected KEY=VALUE"]),
+    ],
+)
+def test_bad_overrides_name_the_key(override, words):
+    with pytest.raises(ConfigError) as info:
+        resolve_config("lia", "synthetic64", [override])
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  batch_sise: 8\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key train\.batch_sise \(did you mean batch_size\?\)"):
+        resolve_config("lia", str(path))
+
+
+def test_out_of_range_in_file_names_key_and_file(tmp_path):
+    path = tmp_path / "range.yaml"
+    path.write_text("loss:\n  gan_weight: -0.5\n")
+    with pytest.raises(ConfigError, match=r"range\.yaml: loss\.gan_weight = -0\.5 is out of range"):
+        resolve_config("lia", str(path))
+    path.write_text("loss:\n  perceptual_scales: [1.0, 2.0]\n")
+    with pytest.raises(ConfigError, match=r"loss\.perceptual_scales = 2\.0 is out of range"):
+        resolve_config("lia", str(path))
+
+
+def test_cross_field_check():
+    with pytest.raises(ConfigError, match="optim.d_reg_every"):
+        resolve_config("lia", "synthetic64", ["loss.r1_weight=10", "optim.d_reg_every=0"])
+    with pytest.raises(ConfigError, match="perceptual_scales"):  # 64 * 1/8 = 8 px is too small for VGG19
+        resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.perceptual_scales=1,0.125"])
+
+
+def test_yaml_object_tags_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"train: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match=r"evil\.yaml: refused YAML tag"):
+        resolve_config("lia", str(path))
+    assert not marker.exists()
+
+
+def test_malformed_files(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
+        load_yaml(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match=r"scalar\.yaml: a config must be a mapping"):
+        load_yaml(scalar)
+    section = tmp_path / "section.yaml"
+    section.write_text("train: 5\n")
+    with pytest.raises(ConfigError, match=r"section\.yaml: train must be a mapping"):
+        resolve_config("lia", str(section))
+
+
+def test_unknown_preset_and_missing_file():
+    with pytest.raises(ConfigError, match=r"^taichi999: unknown lia preset \(presets: celebvhq256"):
+        resolve_config("lia", "taichi999")
+    with pytest.raises(ConfigError, match=r"^nowhere/x\.yaml: no such config file"):
+        resolve_config("lia", "nowhere/x.yaml")
+    with pytest.raises(ConfigError, match=r"^nosuchkind: unknown config kind"):
+        resolve_config("nosuchkind", "x")

@@ -1,0 +1,210 @@
+"""The shared accelerate training loop on a toy task (tiny MLP on random data), on CPU."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from leo_video.config import LoopConfig, section
+from leo_video.errors import CheckpointError, NumericalError
+from leo_video.train import checkpoint as ckpt
+from leo_video.train.loop import ResumableSampler, SampleIndex, Trainer, TrainingTask
+
+
+@dataclass
+class ToyConfig:
+    train: LoopConfig = section(LoopConfig)
+
+
+class NoisyData(torch.utils.data.Dataset):
+    """y = sum(x) with per-sample noise drawn from the sample's seed (like a random frame pair)."""
+
+    def __init__(self, n: int = 64):
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index):
+        noise = torch.randn(1, generator=torch.Generator().manual_seed(index.seed)) * 0.01
+        return self.x[index], self.x[index].sum(0, keepdim=True) + noise
+
+
+class ToyTask(TrainingTask):
+    """A two-layer MLP with dropout (so the per-step seeding matters) fitted with Adam."""
+
+    def __init__(self, nan_at: int | None = None, signal_at: int | None = None):
+        super().__init__()
+        self.history: list[tuple[int, float]] = []
+        self.nan_at, self.signal_at = nan_at, signal_at
+
+    def setup(self):
+        net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        self.models["net"], self.optimizers["net"] = self.accelerator.prepare(net, opt)
+        self.track_ema("net")
+
+    def dataset(self):
+        return NoisyData()
+
+    def train_step(self, batch, step):
+        x, y = batch  # (B, 4), (B, 1)
+        loss = (self.models["net"](x) - y).pow(2).mean()
+        self.accelerator.backward(loss)
+        self.optimizers["net"].step()
+        self.optimizers["net"].zero_grad()
+        self.history.append((step, loss.item()))
+        if step == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if step == self.nan_at:
+            return {"mse": float("nan")}
+        return {"mse": loss}
+
+
+def make_config(run_dir, **train) -> ToyConfig:
+    defaults = dict(run_dir=str(run_dir), max_steps=20, batch_size=8, checkpoint_every=5, keep_last=3,
+                    log_every=5, image_every=0, num_workers=0, seed=3)  # fmt: skip
+    cfg = ToyConfig()
+    for key, value in {**defaults, **train}.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+def fit(run_dir, task=None, **train):
+    task = task or ToyTask()
+    result = Trainer(task, make_config(run_dir, **train)).fit()
+    return task, result
+
+
+def weights(run_dir, step):
+    return ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, step))["task"]["models"]["net"]
+
+
+def test_losses_fall_and_run_folder_is_complete(tmp_path):
+    task, result = fit(tmp_path / "run", max_steps=60, checkpoint_every=30)
+    losses = [loss for _, loss in task.history]
+    assert len(losses) == 60 and result.step == 60 and not result.interrupted
+    assert sum(losses[-10:]) / 10 < 0.3 * sum(losses[:10]) / 10
+    run = tmp_path / "run"
+    assert (run / "config.yaml").read_text().startswith("train:")
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and '"loss/mse"' in lines[0] and '"items_per_s"' in lines[0] and '"lr/net"' in lines[0]
+    state = ckpt.load_checkpoint(result.checkpoint)  # weights_only=True
+    assert state["step"] == 60 and state["config"]["train"]["max_steps"] == 60
+    assert set(state["task"]["models"]["net"]) == {"0.weight", "0.bias", "3.weight", "3.bias"}  # no DDP prefix
+
+
+def test_checkpoints_are_atomic_and_only_the_last_k_are_kept(tmp_path, monkeypatch):
+    writes = []
+    real_save = torch.save
+
+    def spying_save(obj, handle):
+        target = ckpt.checkpoint_path(tmp_path / "run", obj["step"])
+        writes.append((os.path.basename(handle.name), target.exists()))
+        real_save(obj, handle)
+
+    monkeypatch.setattr(ckpt.torch, "save", spying_save)
+    fit(tmp_path / "run", max_steps=20, checkpoint_every=5, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["step_0000015.pt", "step_0000020.pt"]
+    assert len(writes) == 4
+    for temp_name, final_existed in writes:  # written under a temporary name, final name absent
+        assert temp_name.startswith(".step_") and ".tmp-" in temp_name and not final_existed
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stop at step 10, rerun: the losses of steps 10..19 equal an uninterrupted run's, bit for bit."""
+    settings = dict(max_steps=20, grad_accum_steps=2, ema=True, ema_decay=0.9)
+    full, _ = fit(tmp_path / "full", **settings)
+    first, _ = fit(tmp_path / "split", **{**settings, "max_steps": 10})
+    second, result = fit(tmp_path / "split", **settings)
+    assert result.resumed_from == 10
+    assert first.history + second.history == full.history
+    for key, value in weights(tmp_path / "full", 20).items():
+        assert torch.equal(value, weights(tmp_path / "split", 20)[key])
+    full_ema = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "full", 20))["task"]["emas"]["net"]
+    split_ema = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "split", 20))["task"]["emas"]["net"]
+    assert full_ema["optimization_step"] == split_ema["optimization_step"] == 20
+    assert all(torch.equal(a, b) for a, b in zip(full_ema["shadow_params"], split_ema["shadow_params"]))
+
+
+def test_sigterm_saves_and_rerun_continues_exactly(tmp_path):
+    full, _ = fit(tmp_path / "full")
+    first, result = fit(tmp_path / "split", task=ToyTask(signal_at=6))
+    assert result.interrupted and result.step == 7
+    assert result.checkpoint == ckpt.checkpoint_path(tmp_path / "split", 7) and result.checkpoint.is_file()
+    assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored after fit
+    second, _ = fit(tmp_path / "split")
+    assert first.history + second.history == full.history
+
+
+def test_corrupt_newest_checkpoint_is_skipped(tmp_path, caplog):
+    full, _ = fit(tmp_path / "run")
+    newest = ckpt.checkpoint_path(tmp_path / "run", 20)
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated (e.g. a disk error after the rename)
+    again = ToyTask()
+    with caplog.at_level(logging.WARNING):
+        _, result = fit(tmp_path / "run", task=again)
+    assert result.resumed_from == 15
+    assert "skipping unreadable checkpoint" in caplog.text and "step_0000020.pt" in caplog.text
+    assert again.history == full.history[15:]
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(NumericalError) as info:
+        fit(run, task=ToyTask(nan_at=12))
+    message = str(info.value)
+    assert "loss 'mse' is nan at step 13" in message and "step_0000010.pt" in message and "\n" not in message
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000005.pt", "step_0000010.pt"]
+    assert ckpt.load_checkpoint(ckpt.checkpoint_path(run, 10))["step"] == 10
+
+
+def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    real_save = torch.save
+
+    def full_disk_at_step_10(obj, handle):
+        if obj["step"] == 10:
+            handle.write(b"partial bytes")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, handle)
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk_at_step_10)
+    run = tmp_path / "run"
+    with pytest.raises(CheckpointError) as info:
+        fit(run)
+    assert "no space left on device" in str(info.value)
+    assert "previous checkpoint" in str(info.value) and "step_0000005.pt is intact" in str(info.value)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000005.pt"]  # no temp file left
+    assert ckpt.load_checkpoint(ckpt.checkpoint_path(run, 5))["step"] == 5
+
+
+def test_sampler_is_resumable_and_independent_of_world_size():
+    def take(sampler, n):
+        iterator = iter(sampler)
+        return [next(iterator) for _ in range(n)]
+
+    single = take(ResumableSampler(10, seed=1, micro_batch=4), 12)  # 3 micro-steps, crosses epochs
+    assert sorted(int(i) for i in single[:10]) == list(range(10))
+    rank0 = take(ResumableSampler(10, seed=1, micro_batch=2, rank=0, world_size=2), 6)
+    rank1 = take(ResumableSampler(10, seed=1, micro_batch=2, rank=1, world_size=2), 6)
+    interleaved = [i for step in range(3) for i in rank0[2 * step : 2 * step + 2] + rank1[2 * step : 2 * step + 2]]
+    assert [(int(i), i.seed) for i in interleaved] == [(int(i), i.seed) for i in single]
+    resumed = take(ResumableSampler(10, seed=1, micro_batch=4, start_micro_step=2), 4)
+    assert [(int(i), i.seed) for i in resumed] == [(int(i), i.seed) for i in single[8:12]]
+    assert isinstance(single[0], SampleIndex) and take(ResumableSampler(10, seed=2, micro_batch=4), 4) != single[:4]
+
+
+def test_batch_size_must_split_over_accumulation(tmp_path):
+    from leo_video.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.batch_size = 8 is not divisible"):
+        fit(tmp_path / "run", grad_accum_steps=3)
