@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import scipy.spatial.distance
 
 from ..errors import CheckpointError, InputError, MissingWeightsError
+from .frechet import to_numpy
 
 # A frame embedder: frames (N, 3, H, W) float in [-1, 1] -> embeddings (N, D).
 ImageEmbedder = Callable[[Any], Any]
@@ -53,11 +55,9 @@ def mean_pairwise_distance(embeddings: Any) -> float:
     e = _as_2d(embeddings, "embeddings")
     if e.shape[0] < 2:
         raise InputError(f"embeddings: need at least 2 frames for a pairwise distance, got {e.shape[0]}")
-    # Difference form, not |a|²+|b|²-2ab: exact zeros for identical frames, no cancellation.
-    diff = e[:, None, :] - e[None, :, :]  # (T, T, D)
-    dist = np.sqrt(np.square(diff).sum(-1))  # (T, T)
-    upper = np.triu_indices(e.shape[0], k=1)
-    return float(dist[upper].mean())
+    # pdist: the T(T-1)/2 distances i < j in difference form (exact zeros for identical frames),
+    # without a (T, T, D) intermediate.
+    return float(scipy.spatial.distance.pdist(e, metric="euclidean").mean())
 
 
 def average_content_distance(embeddings: Sequence[Any]) -> float:
@@ -76,7 +76,7 @@ def mean_colour_embedding(video: Any) -> np.ndarray:
     ``video`` is uint8 ``(T, H, W, 3)`` (divided by 255) or float ``(T, 3, H, W)`` in [-1, 1]
     (mapped by ``(x + 1) / 2``); numpy or torch.
     """
-    v = _to_numpy(video)
+    v = to_numpy(video)
     if v.ndim != 4:
         raise InputError(f"video: expected 4 dims (T, H, W, 3) or (T, 3, H, W), got shape {v.shape}")
     if v.dtype == np.uint8:
@@ -98,7 +98,7 @@ def video_embeddings(video: Any, embedder: ImageEmbedder, batch_size: int = 64) 
     out = []
     with torch.no_grad():
         for start in range(0, frames.shape[0], batch_size):
-            out.append(_to_numpy(embedder(frames[start : start + batch_size])).astype(np.float64))
+            out.append(to_numpy(embedder(frames[start : start + batch_size]), np.float64))
     return np.concatenate(out).reshape(frames.shape[0], -1)  # (T, D)
 
 
@@ -151,14 +151,8 @@ def load_face_embedder(path: str | os.PathLike | None, device: str = "cpu") -> I
     return model.to(device).eval().embed
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        return x.detach().to("cpu").numpy()
-    return np.asarray(x)
-
-
 def _as_2d(x: Any, name: str) -> np.ndarray:
-    array = _to_numpy(x).astype(np.float64)
+    array = to_numpy(x, np.float64)
     if array.ndim != 2:
         raise InputError(f"{name}: expected shape (T, D), got {array.shape}")
     return array

@@ -32,7 +32,18 @@ __all__ = [
     "frechet_distance_from_stats",
     "kernel_distance",
     "polynomial_kernel",
+    "to_numpy",
 ]
+
+
+def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
+    """A numpy array from a numpy array, torch tensor (any device) or nested list; cast if ``dtype``."""
+    if hasattr(x, "detach"):  # torch.Tensor, without importing torch here
+        x = x.detach().to("cpu")
+        # float64 before numpy: exact for every float dtype, and numpy has no bfloat16.
+        x = x.double() if dtype in (np.float64, "float64") or str(x.dtype) == "torch.bfloat16" else x
+        x = x.numpy()
+    return np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
 
 
 def as_features(feats: Any, name: str = "features") -> np.ndarray:
@@ -40,9 +51,7 @@ def as_features(feats: Any, name: str = "features") -> np.ndarray:
 
     Raises :class:`InputError` (naming ``name``) on a wrong rank, fewer than 2 samples, or NaN/inf.
     """
-    if hasattr(feats, "detach"):  # torch.Tensor, without importing torch here
-        feats = feats.detach().to("cpu").double().numpy()
-    array = np.asarray(feats, dtype=np.float64)
+    array = to_numpy(feats, np.float64)
     if array.ndim != 2:
         raise InputError(f"{name}: expected features of shape (N, D), got shape {array.shape}")
     if array.shape[0] < 2:

@@ -20,7 +20,7 @@ import numpy as np
 from einops import rearrange
 
 from ..errors import InputError
-from .frechet import frechet_distance
+from .frechet import frechet_distance, to_numpy
 
 __all__ = ["code_jitter", "code_window_frechet", "code_windows", "motion_report"]
 
@@ -101,7 +101,7 @@ def motion_report(
 
 
 def _as_codes(seq: Any) -> np.ndarray:
-    a = seq.detach().to("cpu").double().numpy() if hasattr(seq, "detach") else np.asarray(seq, np.float64)
+    a = to_numpy(seq, np.float64)
     if a.ndim != 2:
         raise InputError(f"codes: each sequence must be (T, M), got shape {a.shape}")
     if not np.isfinite(a).all():

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .frechet import to_numpy
 
 __all__ = ["ReconstructionL1", "reconstruction_l1"]
 
@@ -51,9 +52,9 @@ def reconstruction_l1(pred: Any, target: Any) -> ReconstructionL1:
 
 def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
     if isinstance(x, (list, tuple)):
-        videos = [_to_float64(v) for v in x]
+        videos = [to_numpy(v, np.float64) for v in x]
     else:
-        array = _to_float64(x)
+        array = to_numpy(x, np.float64)
         videos = [array] if array.ndim == 4 else list(array) if array.ndim == 5 else None
         if videos is None:
             raise InputError(f"{name}: expected (B, T, 3, H, W) or (T, 3, H, W), got shape {array.shape}")
@@ -63,9 +64,3 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
         if not np.isfinite(v).all():
             raise InputError(f"{name}: NaN or inf in a video")
     return videos
-
-
-def _to_float64(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        return x.detach().to("cpu").double().numpy()
-    return np.asarray(x, dtype=np.float64)
