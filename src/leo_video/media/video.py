@@ -405,6 +405,16 @@ class VideoReader:
         stop = len(self) if stop is None else min(stop, len(self))
         return self._source.decode(range(start, stop, step), self.size)
 
+    def iter_indices(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
+        """Stream the frames at ascending ``indices`` (repeats allowed), decoding forward only."""
+        last, frame = None, None
+        for index in indices:
+            if index != last:
+                if last is not None and index < last:
+                    raise ValueError(f"iter_indices needs ascending indices, got {index} after {last}")
+                frame, last = next(iter(self._source.decode([index], self.size))), index
+            yield frame
+
     def read(self, indices: Iterable[int]) -> np.ndarray:
         """Read the frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, 3)``."""
         indices = [int(i) for i in indices]
