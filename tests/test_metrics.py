@@ -320,8 +320,9 @@ def test_face_embedder_loads_state_dict_and_embeds(tmp_path):
     path = tmp_path / "20180402-114759-vggface2.pt"
     torch.save(state, path)
     embed = load_face_embedder(path)
+    loaded = embed.__self__.state_dict()
     for key, value in reference.state_dict().items():  # every weight arrived
-        torch.testing.assert_close(embed.__self__.state_dict()[key], value)
+        assert torch.equal(loaded[key], value), key
     frame = torch.rand(1, 3, 64, 64) * 2 - 1  # (N, 3, H, W) in [-1, 1], resized to 160 inside
     with torch.no_grad():
         out = embed(frame)

@@ -142,12 +142,14 @@ def i3d_features(
 
     if batch_size < 1:
         raise InputError(f"batch_size: must be >= 1, got {batch_size}")
-    x = videos_to_i3d_input(videos)  # (B, 3, T, H, W)
+    if len(videos) == 0:
+        raise InputError("videos: empty batch")
     device = device or _module_device(detector)
     chunks = []
     with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            clip = x[start : start + batch_size].to(device)  # (b, 3, T, H, W)
+        # Convert chunk by chunk: the float copy of 2048 full clips would not fit in memory.
+        for start in range(0, len(videos), batch_size):
+            clip = videos_to_i3d_input(videos[start : start + batch_size]).to(device)  # (b, 3, T, H, W)
             feats = detector(clip, **I3D_KWARGS)  # (b, 400)
             chunks.append(feats.detach().to("cpu", torch.float64).reshape(clip.shape[0], -1))
     return torch.cat(chunks).numpy()  # (B, 400)
