@@ -22,6 +22,8 @@ from leo_video.metrics import (
     frechet_distance,
     frechet_distance_from_stats,
     i3d_features,
+    i3d_features_of_clips,
+    iter_real_clips,
     kernel_distance,
     load_face_embedder,
     load_i3d,
@@ -220,6 +222,51 @@ def test_sample_real_clips_slices_videos():
     assert len(clips) == 2 and all(c.shape == (8, 2) for c in clips)
     for clip in clips:
         assert np.all(np.diff(clip[:, 0]) == 2)
+
+
+def test_iter_real_clips_reads_lazily_from_readers():
+    class Reader:  # VideoReader's interface: len() and read(indices)
+        def __init__(self, n):
+            self.n, self.calls = n, 0
+
+        def __len__(self):
+            return self.n
+
+        def read(self, indices):
+            self.calls += 1
+            return np.stack([np.full((2, 2, 3), i, np.uint8) for i in indices])
+
+    readers = [Reader(12), Reader(4), Reader(30)]
+    clips = iter_real_clips(readers, num_clips=5, clip_length=6, seed=0)
+    assert sum(r.calls for r in readers) == 0  # nothing decoded before it is asked for
+    first = next(clips)
+    assert first.shape == (6, 2, 2, 3) and readers[0].calls == 1
+    assert len(list(clips)) == 1 and readers[1].calls == 0  # the 4-frame video was dropped
+
+
+def test_i3d_features_of_clips_batches_a_stream(stand_in_path):
+    detector = load_i3d(stand_in_path)
+    rng = np.random.default_rng(9)
+    clips = [rng.integers(0, 256, size=(3, 6, 6, 3), dtype=np.uint8) for _ in range(5)]
+    streamed = i3d_features_of_clips(detector, iter(clips), batch_size=2, progress=False)
+    assert streamed.shape == (5, 400)
+    np.testing.assert_allclose(streamed, i3d_features(detector, np.stack(clips)), rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="no clips"):
+        i3d_features_of_clips(detector, iter([]), progress=False)
+
+
+def test_fvd_pipeline_on_real_clips(shared_data, stand_in_path):
+    from leo_video.media.video import VideoReader
+
+    readers = [VideoReader(p, size=32) for p in sorted((shared_data / "videos" / "fullbody").glob("taichi_*.mp4"))]
+    protocol = FVDProtocol(num_videos=4, num_frames=8, subsample=2)
+    specs = plan_real_clips([len(r) for r in readers], protocol.num_videos, protocol.num_frames, 0, protocol.subsample)
+    clips = list(iter_real_clips(readers, protocol.num_videos, protocol.num_frames, 0, protocol.subsample))
+    assert len(clips) == len(readers) == len(specs) and clips[0].shape == (8, 32, 32, 3)
+    np.testing.assert_array_equal(clips[0], readers[0].read(specs[0].frame_indices))
+    detector = load_i3d(stand_in_path)
+    feats = i3d_features_of_clips(detector, iter(clips), batch_size=2, progress=False)
+    assert feats.shape == (len(readers), 400) and np.isfinite(feats).all()
 
 
 def test_protocol_presets_and_hash():

@@ -23,7 +23,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -43,6 +43,7 @@ __all__ = [
     "I3D_KWARGS",
     "file_sha256",
     "i3d_features",
+    "i3d_features_of_clips",
     "load_i3d",
     "resolve_i3d_path",
     "videos_to_i3d_input",
@@ -153,6 +154,41 @@ def i3d_features(
             feats = detector(clip, **I3D_KWARGS)  # (b, 400)
             chunks.append(feats.detach().to("cpu", torch.float64).reshape(clip.shape[0], -1))
     return torch.cat(chunks).numpy()  # (B, 400)
+
+
+def i3d_features_of_clips(
+    detector: Callable[..., Any],
+    clips: Iterable[Any],
+    batch_size: int = 16,
+    total: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """I3D features ``(N, 400)`` float64 of a stream of clips, batched ``batch_size`` at a time.
+
+    ``clips`` yields single clips — uint8 ``(T, H, W, 3)`` or float ``(T, 3, H, W)`` in [-1, 1], all
+    of one shape — e.g. :func:`leo_video.metrics.protocol.iter_real_clips` or decoded generated
+    videos. Only one batch is held in memory. A tqdm bar on stderr counts clips (``total`` if known).
+    """
+    import torch
+    from tqdm import tqdm
+
+    chunks, batch = [], []
+
+    def flush() -> None:
+        chunks.append(i3d_features(detector, torch.stack(batch), batch_size))  # (b, 400)
+        bar.update(len(batch))
+        batch.clear()
+
+    with tqdm(total=total, desc="I3D features", unit="clip", disable=not progress) as bar:
+        for clip in clips:
+            batch.append(clip if isinstance(clip, torch.Tensor) else torch.as_tensor(np.asarray(clip)))
+            if len(batch) == batch_size:
+                flush()
+        if batch:
+            flush()
+    if not chunks:
+        raise InputError("clips: no clips to measure (are all videos shorter than the clip?)")
+    return np.concatenate(chunks)  # (N, 400)
 
 
 def _module_device(module: Any) -> str:

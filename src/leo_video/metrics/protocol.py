@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -34,6 +34,7 @@ __all__ = [
     "ClipSpec",
     "FVDProtocol",
     "PROTOCOLS",
+    "iter_real_clips",
     "load_or_compute_real_stats",
     "plan_real_clips",
     "protocol_hash",
@@ -126,17 +127,26 @@ def plan_real_clips(
     return specs
 
 
+def iter_real_clips(
+    dataset_videos: Sequence[Any], num_clips: int, clip_length: int, seed: int, subsample: int = 1
+) -> Iterator[Any]:
+    """Yield real clips ``(clip_length, H, W, 3)`` one at a time, per :func:`plan_real_clips`.
+
+    ``dataset_videos`` are :class:`leo_video.media.video.VideoReader` objects (anything with
+    ``len`` and ``read(indices)``; decoded lazily, so 2048 clips of 128 frames never sit in memory
+    together) or frame arrays indexable with a list of indices (uint8 numpy ``(T, H, W, 3)``).
+    """
+    specs = plan_real_clips([len(v) for v in dataset_videos], num_clips, clip_length, seed, subsample)
+    for spec in specs:
+        video, indices = dataset_videos[spec.video_index], list(spec.frame_indices)
+        yield video.read(indices) if hasattr(video, "read") else video[indices]
+
+
 def sample_real_clips(
     dataset_videos: Sequence[Any], num_clips: int, clip_length: int, seed: int, subsample: int = 1
 ) -> list[Any]:
-    """Real clips ``(clip_length, ...)``, one per video, per :func:`plan_real_clips`.
-
-    ``dataset_videos`` are frame sequences indexable along their first axis (uint8 numpy
-    ``(T, H, W, 3)`` arrays, torch tensors, or lazy readers supporting ``len`` and fancy indexing
-    with a list of indices). Each clip is ``video[list(frame_indices)]``.
-    """
-    specs = plan_real_clips([len(v) for v in dataset_videos], num_clips, clip_length, seed, subsample)
-    return [dataset_videos[s.video_index][list(s.frame_indices)] for s in specs]
+    """All real clips of :func:`iter_real_clips` as a list (small sets; stream large ones)."""
+    return list(iter_real_clips(dataset_videos, num_clips, clip_length, seed, subsample))
 
 
 def real_stats_cache_path(
