@@ -33,6 +33,13 @@ _LAZY_EXPORTS: dict[str, str] = {
     "average_content_distance": "leo_video.metrics.acd",
     "motion_report": "leo_video.metrics.motion",
     "reconstruction_l1": "leo_video.metrics.recon",
+    # configs and training
+    "resolve_config": "leo_video.config",
+    "LIAConfig": "leo_video.config",
+    "Trainer": "leo_video.train.loop",
+    "TrainingTask": "leo_video.train.loop",
+    "VGG19": "leo_video.models.vgg",
+    "PerceptualLoss": "leo_video.train.losses",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

@@ -1,0 +1,158 @@
+"""LIA's training losses (LEO_METHOD.md, "Stage 1 - Training").
+
+* :func:`l1_loss` - reconstruction L1 on [-1, 1] images.
+* :class:`PerceptualLoss` - L1 between frozen VGG19 features (relu1_1 ... relu5_1) on an image
+  pyramid (scales 1, 1/2, 1/4, 1/8), every (scale, layer) term weighted 10, as LIA's released code.
+* :func:`generator_gan_loss` / :func:`discriminator_gan_loss` - the non-saturating GAN loss
+  (Goodfellow et al. 2014, as used by StyleGAN2).
+* :func:`r1_penalty` - the R1 gradient penalty (Mescheder et al. 2018), applied lazily every k
+  discriminator steps (StyleGAN2, Karras et al. 2020, Appendix B); :func:`lazy_regularization`
+  gives the matching Adam lr and betas.
+* :class:`ReconstructionLoss` - L1 + perceptual by config weights; a weight of 0 builds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.vgg import VGG19
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error; ``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar."""
+    return (pred - target).abs().mean()
+
+
+def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss ``E[softplus(-D(G(z)))]``; logits (B, 1) -> scalar."""
+    return F.softplus(-fake_logits).mean()
+
+
+def discriminator_gan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss ``E[softplus(-D(x))] + E[softplus(D(G(z)))]``; logits (B, 1) -> scalar."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1: ``E_x ||grad_x D(x)||^2`` on real images; scalar, differentiable w.r.t. D's weights.
+
+    ``real_images`` (B, 3, H, W) must have ``requires_grad=True`` before D's forward. StyleGAN2's
+    lazy form adds ``r1_gamma / 2 * penalty * k`` to D's loss every k steps.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)  # (B, 3, H, W)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def lazy_regularization(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:
+    """Adam ``(lr, betas)`` for a network regularised every ``every`` steps: scaled by c = k/(k+1).
+
+    StyleGAN2 (Appendix B) keeps the optimizer's effective momentum when one regulariser step is
+    added per k loss steps; LIA's released trainer applied it with k = 4 (G) and 16 (D). k = 0: as is.
+    """
+    if every <= 0:
+        return lr, betas
+    c = every / (every + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
+
+
+def image_pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.Tensor]:
+    """``images`` (B, C, H, W) at each scale, anti-aliased (``interpolate(antialias=True)``).
+
+    LIA/FOMM blur with a Gaussian before subsampling; torch's anti-aliased bilinear resize serves
+    the same purpose (no aliasing at 1/2 ... 1/8) without a hand-written filter.
+    """
+    size = images.shape[-2:]
+    pyramid = []
+    for scale in scales:
+        if scale == 1:
+            pyramid.append(images)
+            continue
+        out_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        pyramid.append(F.interpolate(images, size=out_size, mode="bilinear", antialias=True, align_corners=False))
+    return pyramid
+
+
+class PerceptualLoss(nn.Module):
+    """Pyramid VGG19 perceptual loss: ``sum_s sum_l weight * mean|VGG_l(pred_s) - VGG_l(target_s)|``.
+
+    Args:
+        weight: the weight of each (scale, layer) term (10 in LIA).
+        scales: pyramid scales; the smallest must leave >= 16 pixels (VGG19 pools 4 times to relu5_1).
+        vgg_weights: torchvision VGG19 weights file (None: torch's hub cache).
+        random_init: random VGG19 (tests).
+    """
+
+    def __init__(self, weight: float = 10.0, scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
+                 vgg_weights: str | os.PathLike | None = None, random_init: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        self.weight, self.scales = weight, tuple(scales)
+        self.vgg = VGG19(vgg_weights, random_init=random_init)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images (clamped, as LIA did) -> ImageNet-normalised; (B, 3, H, W)."""
+        return ((images.clamp(-1, 1) + 1) / 2 - self.mean) / self.std
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar; no gradient flows into ``target``."""
+        total = pred.new_zeros(())
+        for pred_s, target_s in zip(image_pyramid(pred, self.scales), image_pyramid(target, self.scales)):
+            pred_features = self.vgg(self.normalize(pred_s))
+            with torch.no_grad():
+                target_features = self.vgg(self.normalize(target_s))
+            for p, t in zip(pred_features, target_features):
+                total = total + self.weight * (p - t).abs().mean()
+        return total
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        """The VGG19 stays in eval mode (it is frozen)."""
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+
+class ReconstructionLoss(nn.Module):
+    """L1 + perceptual loss between a reconstruction and its driving frame.
+
+    A weight of 0 skips that term entirely (the VGG19 is not even built).
+    """
+
+    def __init__(self, l1_weight: float = 1.0, perceptual_weight: float = 10.0,
+                 perceptual_scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
+                 vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        self.l1_weight = l1_weight
+        self.perceptual = (
+            PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init)
+            if perceptual_weight > 0
+            else None
+        )
+
+    @classmethod
+    def from_config(cls, loss: "object") -> "ReconstructionLoss":
+        """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
+        ``vgg_weights``, ``vgg_random_init`` (e.g. :class:`leo_video.config.LIALossConfig`)."""
+        return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
+                   loss.vgg_random_init)  # fmt: skip
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Terms by name (``l1`` unweighted, ``perceptual`` with its per-term weights) and ``total``."""
+        terms: dict[str, torch.Tensor] = {}
+        total = pred.new_zeros(())
+        if self.l1_weight > 0:
+            terms["l1"] = l1_loss(pred, target)
+            total = total + self.l1_weight * terms["l1"]
+        if self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(pred, target)
+            total = total + terms["perceptual"]
+        terms["total"] = total
+        return terms

@@ -1,0 +1,160 @@
+"""LIA losses: the VGG19 layout and weight loading, the perceptual loss, GAN losses, R1, lazy scaling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from leo_video.errors import CheckpointError, MissingWeightsError
+from leo_video.models.vgg import VGG19, VGG19_WEIGHTS_URL, default_vgg19_path
+from leo_video.train.losses import (
+    PerceptualLoss,
+    ReconstructionLoss,
+    discriminator_gan_loss,
+    generator_gan_loss,
+    image_pyramid,
+    l1_loss,
+    lazy_regularization,
+    r1_penalty,
+)
+
+# torchvision's vgg19().features: 3x3 convolutions at these indices (ReLU after each, pools between).
+TORCHVISION_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+TORCHVISION_CONV_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
+
+
+def test_vgg19_state_dict_matches_torchvision_layout():
+    state = VGG19(random_init=True).state_dict()
+    expected = [f"features.{i}.{p}" for i in TORCHVISION_CONV_INDICES for p in ("weight", "bias")]
+    assert list(state) == expected
+    in_channels = [3] + TORCHVISION_CONV_CHANNELS[:-1]
+    for index, c_out, c_in in zip(TORCHVISION_CONV_INDICES, TORCHVISION_CONV_CHANNELS, in_channels):
+        assert state[f"features.{index}.weight"].shape == (c_out, c_in, 3, 3)
+
+
+def test_vgg19_features_shapes_and_frozen():
+    vgg = VGG19(random_init=True)
+    feats = vgg(torch.randn(2, 3, 32, 32))
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8),
+                                               (2, 512, 4, 4), (2, 512, 2, 2)]  # fmt: skip
+    assert not any(p.requires_grad for p in vgg.parameters())
+
+
+def fake_torchvision_file(path, with_classifier=True):
+    """A file with torchvision's vgg19 key layout (features + classifier), random values."""
+    state = VGG19(random_init=True).state_dict()
+    if with_classifier:
+        state["classifier.0.weight"] = torch.zeros(4, 4)
+    torch.save(state, path)
+    return state
+
+
+def test_weights_load_from_config_path_and_torch_home(tmp_path, monkeypatch):
+    state = fake_torchvision_file(tmp_path / "vgg.pth")
+    loaded = VGG19(tmp_path / "vgg.pth").state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in loaded)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cached = tmp_path / "torch_home" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert default_vgg19_path() == cached
+    cached.parent.mkdir(parents=True)
+    cached_state = fake_torchvision_file(cached)
+    assert torch.equal(VGG19().state_dict()["features.34.bias"], cached_state["features.34.bias"])
+
+
+def test_missing_weights_say_what_to_put_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    expected = tmp_path / "empty" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    with pytest.raises(MissingWeightsError) as info:
+        PerceptualLoss()
+    message = str(info.value)
+    assert message.startswith(f"{expected}: VGG19 weights not found")
+    assert VGG19_WEIGHTS_URL in message and f"put it at {expected}" in message and "\n" not in message
+    with pytest.raises(MissingWeightsError, match=r"^/nowhere/vgg\.pth: VGG19 weights not found"):
+        VGG19("/nowhere/vgg.pth")
+
+
+def test_wrong_weights_file_is_refused(tmp_path):
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match=r"partial\.pth: not torchvision VGG19 weights \(missing features\.0\.bias\)"):
+        VGG19(tmp_path / "partial.pth")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match=r"list\.pth: not a VGG19 state dict"):
+        VGG19(tmp_path / "list.pth")
+
+
+def test_perceptual_loss_zero_for_identical_positive_otherwise():
+    torch.manual_seed(0)
+    loss = PerceptualLoss(random_init=True, scales=(1.0, 0.5))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert loss(x, x.clone()).item() == 0.0
+    y = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    pred = y.clone().requires_grad_(True)
+    value = loss(pred, x)
+    assert value.item() > 0
+    value.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0  # gradients reach the image, not VGG
+    assert all(p.grad is None for p in loss.parameters())
+
+
+def test_perceptual_weight_scales_every_term():
+    torch.manual_seed(0)
+    x, y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    one = PerceptualLoss(weight=1.0, scales=(1.0, 0.5), random_init=True)
+    ten = PerceptualLoss(weight=10.0, scales=(1.0, 0.5), random_init=True)
+    ten.load_state_dict(one.state_dict())
+    assert torch.allclose(ten(x, y), 10 * one(x, y))
+
+
+def test_image_pyramid_is_anti_aliased():
+    checker = (torch.arange(16).view(1, 1, 1, 16) + torch.arange(16).view(1, 1, 16, 1)) % 2 * 2 - 1.0
+    full, half, quarter = image_pyramid(checker.expand(1, 3, 16, 16), (1, 0.5, 0.25))
+    assert full.shape[-1] == 16 and half.shape[-1] == 8 and quarter.shape[-1] == 4
+    assert half.abs().max() < 0.3  # a 1-pixel checkerboard averages out instead of aliasing
+
+
+def test_zero_weight_skips_building_vgg(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))  # no weights anywhere: building would fail
+    loss = ReconstructionLoss(l1_weight=1.0, perceptual_weight=0.0)
+    assert loss.perceptual is None and not list(loss.parameters())
+    x, y = torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)
+    terms = loss(x, y)
+    assert set(terms) == {"l1", "total"} and terms["total"].item() == 1.0
+
+
+def test_reconstruction_loss_from_config():
+    from leo_video.config import resolve_config
+
+    cfg = resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.vgg_random_init=true"])
+    loss = ReconstructionLoss.from_config(cfg.loss)
+    assert loss.perceptual is not None and loss.perceptual.scales == (1.0, 0.5, 0.25)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    terms = loss(x, -x)
+    assert terms["total"].item() == pytest.approx((terms["l1"] + terms["perceptual"]).item())
+
+
+def test_l1_and_gan_losses():
+    assert l1_loss(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)).item() == 0.5
+    zeros = torch.zeros(4, 1)
+    assert generator_gan_loss(zeros).item() == pytest.approx(math.log(2))
+    assert discriminator_gan_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+    confident_real, confident_fake = torch.full((4, 1), 20.0), torch.full((4, 1), -20.0)
+    assert discriminator_gan_loss(confident_real, confident_fake).item() < 1e-8
+    assert generator_gan_loss(confident_fake).item() == pytest.approx(20.0, rel=1e-6)  # non-saturating
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_norm():
+    weight = torch.randn(3 * 4 * 4, requires_grad=True)
+    images = torch.randn(5, 3, 4, 4, requires_grad=True)
+    logits = images.flatten(1) @ weight  # D(x) = <w, x>, so grad_x D = w for every sample
+    penalty = r1_penalty(logits, images)
+    assert penalty.item() == pytest.approx(weight.pow(2).sum().item(), rel=1e-5)
+    penalty.backward()  # differentiable w.r.t. D's weights: d||w||^2/dw = 2w
+    assert torch.allclose(weight.grad, 2 * weight.detach())
+
+
+def test_lazy_regularization_scaling():
+    lr, (b1, b2) = lazy_regularization(2e-3, (0.0, 0.99), every=16)
+    assert lr == pytest.approx(2e-3 * 16 / 17) and b1 == 0.0 and b2 == pytest.approx(0.99 ** (16 / 17))
+    assert lazy_regularization(2e-3, (0.0, 0.99), every=0) == (2e-3, (0.0, 0.99))
