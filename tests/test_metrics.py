@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from leo_video.errors import InputError, MissingWeightsError
+from leo_video.errors import ConfigError, InputError, MissingWeightsError
 from leo_video.metrics import (
     FVDProtocol,
     PROTOCOLS,
@@ -258,8 +258,9 @@ def test_i3d_features_of_clips_batches_a_stream(stand_in_path):
 def test_fvd_pipeline_on_real_clips(shared_data, stand_in_path):
     from leo_video.media.video import VideoReader
 
-    readers = [VideoReader(p, size=32) for p in sorted((shared_data / "videos" / "fullbody").glob("taichi_*.mp4"))]
-    protocol = FVDProtocol(num_videos=4, num_frames=8, subsample=2)
+    protocol = FVDProtocol(num_videos=4, num_frames=8, subsample=2, resolution=32)
+    paths = sorted((shared_data / "videos" / "fullbody").glob("taichi_*.mp4"))
+    readers = [VideoReader(p, size=protocol.resolution) for p in paths]
     specs = plan_real_clips([len(r) for r in readers], protocol.num_videos, protocol.num_frames, 0, protocol.subsample)
     clips = list(iter_real_clips(readers, protocol.num_videos, protocol.num_frames, 0, protocol.subsample))
     assert len(clips) == len(readers) == len(specs) and clips[0].shape == (8, 32, 32, 3)
@@ -275,7 +276,10 @@ def test_protocol_presets_and_hash():
     hashes = {protocol_hash(p) for p in PROTOCOLS.values()}
     assert len(hashes) == 3
     assert protocol_hash(FVDProtocol(seed=1)) != protocol_hash(FVDProtocol(seed=0))
+    assert protocol_hash(FVDProtocol(resolution=128)) != protocol_hash(FVDProtocol(resolution=256))
     assert protocol_hash(FVDProtocol(name="x")) == protocol_hash(FVDProtocol(name="y"))
+    with pytest.raises(ConfigError, match="num_frames"):
+        FVDProtocol(num_frames=0)
 
 
 def test_real_stats_cache_computes_once(tmp_path):

@@ -48,8 +48,10 @@ class FVDProtocol:
     """Everything that defines an FVD/KVD number (and the real-statistics cache key).
 
     ``num_videos`` real and generated clips of ``num_frames`` frames, every ``subsample``-th frame;
-    ``seed`` draws the real clips' offsets; ``ddof`` is the covariance normalisation (see
-    :func:`leo_video.metrics.frechet.feature_stats`).
+    ``seed`` draws the real clips' offsets; ``resolution`` is the square size both real and
+    generated frames are brought to before I3D (centre crop + resize, as
+    ``VideoReader(path, size=resolution)`` does; None = as stored); ``ddof`` is the covariance
+    normalisation (see :func:`leo_video.metrics.frechet.feature_stats`).
     """
 
     name: str = "fvd16"
@@ -57,6 +59,7 @@ class FVDProtocol:
     num_frames: int = 16
     subsample: int = 1
     seed: int = 0
+    resolution: int | None = None
     ddof: int = 1
     detector: str = I3D_FILENAME
     detector_kwargs: tuple[tuple[str, bool], ...] = tuple(sorted(I3D_KWARGS.items()))
@@ -65,6 +68,8 @@ class FVDProtocol:
         for field in ("num_videos", "num_frames", "subsample"):
             if getattr(self, field) < 1:
                 raise ConfigError(f"{field}: must be >= 1, got {getattr(self, field)}")
+        if self.resolution is not None and self.resolution < 1:
+            raise ConfigError(f"resolution: must be >= 1 or None, got {self.resolution}")
         if self.ddof not in (0, 1):
             raise ConfigError(f"ddof: must be 0 or 1, got {self.ddof}")
 
