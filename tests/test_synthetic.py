@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from leo_video import make_synthetic_dataset, render_synthetic_video
-from leo_video.data.synthetic import (
-    _JOINTS,
-    SyntheticHumanConfig,
-    joint_angles,
-    render_background,
-    sample_person,
-    split_counts,
-)
+from leo_video.data.synthetic import SyntheticHumanConfig, sample_person, split_counts
+from leo_video.data.synthetic_render import _JOINTS, joint_angles, render_background
 from leo_video.errors import ConfigError
 from leo_video.media.video import probe_video, read_video
 
