@@ -25,6 +25,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "VideoDataset": "leo_video.data.video_dataset",
     "render_synthetic_video": "leo_video.data.synthetic",
     "make_synthetic_dataset": "leo_video.data.synthetic",
+    "SyntheticHumanConfig": "leo_video.data.synthetic",
     # metrics
     "frechet_distance": "leo_video.metrics.frechet",
     "kernel_distance": "leo_video.metrics.frechet",
