@@ -1,0 +1,272 @@
+"""cLMDM with LMC, the no-LMC ablation, the start-code prior, schedulers and long generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from leo_video.diffusion.lmdm import (
+    AlphaPrior,
+    MotionDiffusion,
+    lmc_denoiser_input,
+    merge_codes,
+    split_codes,
+)
+from leo_video.diffusion.schedulers import SAMPLERS, denoise, make_scheduler
+from leo_video.errors import ConfigError, InputError
+
+M, L = 4, 8
+TINY_UNET = dict(block_channels=(16, 32), layers_per_block=1, attention_levels=(False, True),
+                 attention_head_dim=8, norm_groups=8)
+
+
+def tiny_model(use_lmc: bool = True, seed: int = 0, **kwargs) -> MotionDiffusion:
+    torch.manual_seed(seed)
+    model = MotionDiffusion(motion_dim=M, sequence_length=L, use_lmc=use_lmc, unet_config=TINY_UNET, **kwargs)
+    model.set_normalization(torch.linspace(-1, 1, M), torch.linspace(0.5, 2, M), torch.linspace(0.1, 0.4, M))
+    for p in model.unet.conv_out.parameters():  # break the zero init so outputs depend on inputs
+        p.data.normal_(0, 0.05)
+    return model.eval()
+
+
+def linear_motion(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Sequences of a known linear motion process: α_i = α_1 + (i - 1) v, (n, L, M)."""
+    alpha1 = torch.randn(n, M, generator=generator)
+    velocity = 0.3 * torch.randn(n, M, generator=generator)
+    steps = torch.arange(L, dtype=torch.float32)[None, :, None]
+    return alpha1[:, None] + steps * velocity[:, None]
+
+
+def record_unet_inputs(model: MotionDiffusion) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    model.unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+# ---- the LMC construction
+
+
+def test_split_merge_and_denoiser_input_layout():
+    a = torch.randn(3, L, M)
+    alpha1, m = split_codes(a)
+    assert alpha1.shape == (3, M) and m.shape == (3, L - 1, M)
+    torch.testing.assert_close(m[:, 2], a[:, 3] - a[:, 0])
+    torch.testing.assert_close(merge_codes(alpha1, m), a)
+    x = lmc_denoiser_input(alpha1, m)  # [α1, α1 + m] on the time axis, channels = M
+    assert x.shape == (3, M, L)
+    assert torch.equal(x[:, :, 0], alpha1)
+    torch.testing.assert_close(x.transpose(1, 2), a)
+
+
+def test_training_keeps_alpha1_clean_and_noises_only_m():
+    model = tiny_model()
+    codes = torch.randn(5, L, M) * 2 + 1
+    seen = record_unet_inputs(model)
+    model.training_loss(codes, generator=torch.Generator().manual_seed(7))
+    (x,) = seen
+    alpha1, m = split_codes(codes)
+    alpha1_hat = model._normalize(alpha1)
+    assert torch.equal(x[:, :, 0], alpha1_hat)  # α₁ clean, in the first time position
+    # the rest is α̂₁ + m_t with m_t = DDPM add_noise(m / σ_m) at the same draw of (t, ε)
+    g = torch.Generator().manual_seed(7)
+    t = torch.randint(0, 1000, (5,), generator=g)
+    noise = torch.randn(5, L - 1, M, generator=g)
+    m_t = model.train_scheduler.add_noise(m / model.residual_std, noise, t)
+    torch.testing.assert_close(x[:, :, 1:].transpose(1, 2) - alpha1_hat[:, None], m_t, atol=1e-5, rtol=0)
+    assert not torch.allclose(m_t, m / model.residual_std, atol=1e-2)
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_sampling_keeps_alpha1_clean_at_every_step(sampler):
+    model = tiny_model()
+    alpha1 = torch.randn(2, M) * 3
+    seen = record_unet_inputs(model)
+    out = model.sample(alpha1, sampler=sampler, steps=6, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 6
+    for x in seen:
+        assert x.shape == (2, M, L)
+        assert torch.equal(x[:, :, 0], model._normalize(alpha1))
+    assert out.shape == (2, L, M)
+    assert torch.equal(out[:, 0], alpha1)  # the output sequence starts with α₁ itself
+
+
+# ---- training
+
+
+def test_loss_finite_and_decreasing_on_linear_motion():
+    g = torch.Generator().manual_seed(0)
+    data = linear_motion(256, g)
+    model = tiny_model().train()
+    _, m = split_codes(data)
+    model.set_normalization(data.flatten(0, 1).mean(0), data.flatten(0, 1).std(0), m.flatten(0, 1).std(0))
+    eval_batch = data[:128]
+
+    def eval_loss() -> float:
+        with torch.no_grad():
+            return float(sum(model.training_loss(eval_batch, torch.Generator().manual_seed(s)) for s in range(4)) / 4)
+
+    before = eval_loss()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(100):
+        batch = data[torch.randint(0, 256, (32,), generator=g)]
+        loss = model.training_loss(batch, generator=g)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = eval_loss()
+    assert after < 0.6 * before, (before, after)
+
+
+def test_loss_input_errors():
+    model = tiny_model()
+    with pytest.raises(InputError, match="codes"):
+        model.training_loss(torch.randn(2, L, M + 1))
+    with pytest.raises(InputError, match="alpha1"):
+        model.sample(None)
+    with pytest.raises(InputError, match="alpha1"):
+        model.sample(torch.randn(2, M + 1))
+
+
+# ---- samplers and determinism
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_sampler_determinism_per_seed(sampler):
+    model = tiny_model()
+    alpha1 = torch.randn(3, M)
+
+    def run(seed):
+        return model.sample(alpha1, length=L, sampler=sampler, steps=5, generator=torch.Generator().manual_seed(seed))
+
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a[:, 1:], c[:, 1:])
+
+
+def test_make_scheduler_names_and_shared_schedule():
+    schedulers = {name: make_scheduler(name, beta_schedule="squaredcos_cap_v2") for name in SAMPLERS}
+    ref = schedulers["ddpm"].alphas_cumprod
+    for sched in schedulers.values():
+        torch.testing.assert_close(sched.alphas_cumprod, ref)
+    assert schedulers["dpm++"].config.algorithm_type == "dpmsolver++"
+    with pytest.raises(ConfigError, match="sampler 'euler'"):
+        make_scheduler("euler")
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_denoise_loop_recovers_data_with_an_exact_denoiser(sampler):
+    # data distribution = a point mass at x0; its exact ε is (x_t - sqrt(ᾱ) x0) / sqrt(1 - ᾱ)
+    sched = make_scheduler(sampler)
+    x0 = torch.tensor([1.5, -0.5, 2.0])
+    abar = make_scheduler("ddpm").alphas_cumprod
+
+    def exact_eps(x, t):
+        a = abar[int(t)]
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+    out = denoise(exact_eps, (4, 3), sched, steps=10, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x0.expand(4, 3), atol=1e-3, rtol=0)
+
+
+# ---- any length
+
+
+@pytest.mark.parametrize("total", [1, 5, 8, 9, 22, 40])
+def test_generate_long_length_and_continuity(total):
+    model = tiny_model()
+    alpha1 = torch.randn(2, M)
+    kw = dict(sampler="ddim", steps=3)
+    chunks = list(model.iter_chunks(alpha1, total, include_start=True, generator=torch.Generator().manual_seed(3), **kw))
+    assert torch.equal(chunks[0][:, 0], alpha1)
+    for prev, nxt in zip(chunks, chunks[1:]):
+        assert torch.equal(nxt[:, 0], prev[:, -1])  # each chunk starts at the previous chunk's last code
+        assert nxt.shape[1] <= L
+    stitched = torch.cat([chunks[0]] + [c[:, 1:] for c in chunks[1:]], dim=1)
+    full = model.generate_long(alpha1, total, generator=torch.Generator().manual_seed(3), **kw)
+    assert full.shape == (2, total, M)
+    assert torch.equal(full, stitched)
+
+
+def test_iter_chunks_streams_lazily():
+    model = tiny_model()
+    seen = record_unet_inputs(model)
+    stream = model.iter_chunks(torch.randn(1, M), total_length=10_000, steps=2)
+    first = next(stream)
+    assert first.shape == (1, L, M)
+    assert len(seen) == 2  # one chunk sampled, not 10,000 frames' worth
+    second = next(stream)
+    assert second.shape == (1, L - 1, M) and len(seen) == 4
+
+
+# ---- without LMC (the ablation)
+
+
+def test_without_lmc_noises_the_whole_sequence_and_samples():
+    model = tiny_model(use_lmc=False)
+    codes = torch.randn(3, L, M)
+    seen = record_unet_inputs(model)
+    loss = model.training_loss(codes, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and loss.ndim == 0
+    assert seen[0].shape == (3, M, L)
+    assert not torch.allclose(seen[0][:, :, 0], model._normalize(codes[:, 0]), atol=1e-3)  # α₁ noised too
+
+    uncond = model.sample(None, num_samples=4, steps=3, generator=torch.Generator().manual_seed(0))
+    assert uncond.shape == (4, L, M) and torch.isfinite(uncond).all()
+    alpha1 = torch.randn(2, M)
+    cond = model.sample(alpha1, length=12, steps=3, generator=torch.Generator().manual_seed(0))
+    assert cond.shape == (2, 12, M) and torch.equal(cond[:, 0], alpha1)
+    assert model.generate_long(None, 20, num_samples=2, steps=2).shape == (2, 20, M)
+
+
+# ---- save / load
+
+
+def test_motion_diffusion_save_load_round_trip(tmp_path):
+    model = tiny_model(scheduler_config=None)
+    model.save_pretrained(tmp_path)
+    loaded = MotionDiffusion.from_pretrained(tmp_path).eval()
+    assert loaded.config.unet_config["block_channels"] == [16, 32]
+    assert loaded.config.scheduler_config == model.config.scheduler_config
+    for name in ("code_mean", "code_std", "residual_std"):
+        assert torch.equal(getattr(loaded, name), getattr(model, name))
+    alpha1 = torch.randn(2, M)
+    a = model.sample(alpha1, sampler="dpm++", steps=4, generator=torch.Generator().manual_seed(5))
+    b = loaded.sample(alpha1, sampler="dpm++", steps=4, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_from_preset_and_bad_config():
+    model = MotionDiffusion.from_preset("tiny", motion_dim=6, sequence_length=12, beta_schedule="squaredcos_cap_v2")
+    assert model.config.scheduler_config["beta_schedule"] == "squaredcos_cap_v2"
+    assert model.unet.config.in_channels == 6
+    with pytest.raises(ConfigError):
+        MotionDiffusion.from_preset("huge")
+    with pytest.raises(ConfigError, match="sequence_length"):
+        MotionDiffusion(sequence_length=1)
+
+
+# ---- the start-code prior
+
+
+def test_alpha_prior_loss_sample_determinism_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    prior = AlphaPrior.from_preset("tiny", motion_dim=M)
+    prior.set_normalization(torch.full((M,), 3.0), torch.full((M,), 0.5))
+    loss = prior.training_loss(torch.randn(8, M), generator=torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    for sampler in SAMPLERS:
+        a = prior.sample(5, sampler=sampler, steps=4, generator=torch.Generator().manual_seed(1))
+        b = prior.sample(5, sampler=sampler, steps=4, generator=torch.Generator().manual_seed(1))
+        assert a.shape == (5, M) and torch.equal(a, b)
+    # samples are the denoising loop's output mapped back through the stored (μ, σ)
+    for p in prior.mlp.proj_out.parameters():
+        p.data.normal_(0, 0.05)
+    draws = prior.sample(6, steps=4, generator=torch.Generator().manual_seed(2))
+    raw = denoise(prior.mlp, (6, M), make_scheduler("ddim"), 4, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(draws, 3.0 + 0.5 * raw)
+    prior.save_pretrained(tmp_path)
+    loaded = AlphaPrior.from_pretrained(tmp_path)
+    assert torch.equal(loaded.code_mean, prior.code_mean)
+    c = loaded.sample(5, steps=4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(c, prior.sample(5, steps=4, generator=torch.Generator().manual_seed(1)), rtol=0, atol=0)
