@@ -1,0 +1,413 @@
+"""StyleGAN2 building blocks shared by the LIA encoder, the LIA generator and the discriminator.
+
+Everything is built from standard PyTorch ops (no custom CUDA), so it runs on CPU, CUDA and MPS, in
+any float dtype. The parameter / buffer names and shapes follow LIA's generator exactly (see
+``lia_checkpoint_layout.md``), so official checkpoints load with ``strict=True``.
+
+Conventions (StyleGAN2, Karras et al. 2020):
+
+* **Equalized learning rate**: weights are stored unscaled (init N(0, 1)) and multiplied at run time by
+  ``1 / sqrt(fan_in)`` (:class:`EqualConv2d`, :class:`EqualLinear`).
+* **Biased leaky ReLU** (the "fused" activation): ``leaky_relu(x + b, 0.2) * sqrt(2)``.
+* **FIR filters**: the separable [1, 3, 3, 1] low-pass ``K`` (sum 1); upsampling by 2 uses ``4 K``
+  so the zero-inserted signal keeps its DC gain. :func:`upfirdn2d` is the general reference operation;
+  :class:`Blur` and :class:`Upsample` run the exact same arithmetic as single (transposed) depthwise
+  convolutions.
+* **Modulated convolution**: a per-sample style scales the input channels of a shared weight,
+  optionally followed by demodulation (unit output variance per sample). The fast path modulates
+  activations instead of weights (``conv(x * s, W) * d``), which is the same function without
+  materialising B weight tensors; ``fast = False`` selects the per-sample grouped-weight reference.
+
+Building blocks for the discriminator: :class:`ConvLayer` (optionally blur + stride-2 downsampling,
+optional biased leaky ReLU), :class:`ResDownBlock` (two ConvLayers + blurred 1x1 skip, scaled by
+1/sqrt 2) and :class:`EqualLinear` (with optional activation and learning-rate multiplier).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEAKY_SLOPE = 0.2
+LEAKY_GAIN = math.sqrt(2.0)
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
+DEMOD_EPS = 1e-8
+
+
+# --------------------------------------------------------------------------------------------- #
+# Functional ops
+# --------------------------------------------------------------------------------------------- #
+
+
+def make_fir_kernel(taps: Sequence[float] = FIR_TAPS, gain: float = 1.0) -> torch.Tensor:
+    """Separable 2-D FIR kernel: outer(taps, taps) normalised to sum ``gain``. Returns (k, k) float32."""
+    t = torch.tensor(taps, dtype=torch.float32)
+    kernel = torch.outer(t, t)
+    return kernel / kernel.sum() * gain
+
+
+def biased_leaky_relu(
+    x: torch.Tensor, bias: torch.Tensor, slope: float = LEAKY_SLOPE, gain: float = LEAKY_GAIN
+) -> torch.Tensor:
+    """StyleGAN2's fused activation ``leaky_relu(x + bias, slope) * gain``.
+
+    x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1.
+    """
+    bias = bias.reshape(1, -1, *([1] * (x.ndim - 2)))
+    return F.leaky_relu(x + bias, slope) * gain
+
+
+def _depthwise(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
+    """(k, k) kernel -> (C, 1, k, k) depthwise weight in ``like``'s dtype/device."""
+    return kernel.to(like).expand(channels, 1, *kernel.shape)
+
+
+def upfirdn2d(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
+    """Reference FIR resampling: zero-insert ``up``, pad (pad0 before, pad1 after), convolve, keep every ``down``-th.
+
+    The same padding is used on both axes; negative pads crop. The kernel is applied as a true
+    convolution (flipped). x: (B, C, H, W) -> (B, C, (H*up + pad0 + pad1 - k) // down + 1, ...).
+    """
+    B, C, H, W = x.shape
+    if up > 1:  # sample (i, j) goes to (up*i, up*j), zeros elsewhere
+        x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(B, C, H * up, W * up)
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    x = F.conv2d(x, _depthwise(kernel.flip(0, 1), C, x), groups=C)
+    return x[:, :, ::down, ::down]
+
+
+# --------------------------------------------------------------------------------------------- #
+# FIR modules (the kernel is a buffer named ``kernel``, as in the official checkpoints)
+# --------------------------------------------------------------------------------------------- #
+
+
+class Blur(nn.Module):
+    """Depthwise FIR low-pass with symmetric zero padding: (B, C, H, W) -> (B, C, H + 2p - k + 1, ...).
+
+    ``gain`` is 1 for the encoder's anti-aliasing blur and ``factor**2 = 4`` after a stride-2
+    transposed conv (the zero-inserted signal has 1/4 of the energy).
+    """
+
+    def __init__(self, padding: int, gain: float = 1.0, taps: Sequence[float] = FIR_TAPS):
+        super().__init__()
+        self.padding = padding
+        self.register_buffer("kernel", make_fir_kernel(taps, gain))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p)).
+        C = x.shape[1]
+        return F.conv2d(x, _depthwise(self.kernel.flip(0, 1), C, x), padding=self.padding, groups=C)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling (zero insertion, then ``4 K`` with pads (2, 1)): (B, C, H, W) -> (B, C, 2H, 2W).
+
+    Fast path: one depthwise transposed conv (stride 2, padding 1), the same sums as
+    ``upfirdn2d(x, 4K, up=2, pad=(2, 1))`` (the reference path, ``fast = False``).
+    """
+
+    fast: bool = True
+
+    def __init__(self, taps: Sequence[float] = FIR_TAPS, factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_fir_kernel(taps, factor**2))
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)  # (2, 1) for 4 taps, factor 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fast:
+            return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+        C = x.shape[1]
+        k = self.kernel.shape[0]
+        pad0, pad1 = self.pad
+        # A transposed conv is zero insertion ((H-1)s+1 samples), padding k-1-P before and k-1-P+op after,
+        # then a true convolution with its weight: choose P, op to reproduce upfirdn's (pad0, pad1 + s - 1).
+        return F.conv_transpose2d(
+            x, _depthwise(self.kernel, C, x), stride=self.factor, padding=k - 1 - pad0, groups=C,
+            output_padding=pad1 - pad0 + self.factor - 1,
+        )
+
+
+# --------------------------------------------------------------------------------------------- #
+# Equalized layers
+# --------------------------------------------------------------------------------------------- #
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with equalized learning rate: ``conv(x, weight / sqrt(in * k * k), bias)``.
+
+    Parameters: ``weight`` (out, in, k, k) ~ N(0, 1); ``bias`` (out,) if ``bias``.
+    x: (B, in, H, W) -> (B, out, (H + 2 padding - k) // stride + 1, ...).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        o, i, k, _ = self.weight.shape
+        return f"{i}, {o}, k={k}, stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate and a learning-rate multiplier.
+
+    y = x (weight * lr_mul / sqrt(in))^T + bias * lr_mul, then (if ``activate``) the biased leaky
+    ReLU with that bias instead. Parameters: ``weight`` (out, in) ~ N(0, 1) / lr_mul, ``bias`` (out,)
+    filled with ``bias_init / lr_mul``. x: (B, in) -> (B, out).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activate: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_mul)) if bias else None
+        self.scale = lr_mul / math.sqrt(in_features)
+        self.lr_mul, self.activate = lr_mul, activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        if self.activate:
+            out = F.linear(x, self.weight * self.scale)
+            return out if bias is None else biased_leaky_relu(out, bias)
+        return F.linear(x, self.weight * self.scale, bias)
+
+
+class FusedLeakyReLU(nn.Module):
+    """Biased leaky ReLU with a learned per-channel ``bias`` of shape (1, C, 1, 1) (LIA's layout)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return biased_leaky_relu(x, self.bias)
+
+
+class ConvLayer(nn.Sequential):
+    """[Blur] -> EqualConv2d -> [FusedLeakyReLU], as an ``nn.Sequential`` (keys ``0.``, ``1.``, ``2.``).
+
+    * ``downsample``: blur with ``K`` (pads chosen so the stride-2 conv halves H exactly:
+      (2, 2) for k = 3, (1, 1) for k = 1), then a stride-2 conv without padding.
+    * otherwise a stride-1 conv with padding k // 2.
+    * with ``activate`` the conv has no bias; the activation carries it. Without activation the conv
+      has its own ``bias`` if asked.
+    x: (B, in, H, W) -> (B, out, H, W), or (B, out, H/2, W/2) when downsampling.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
+                 bias: bool = True, activate: bool = True):
+        layers: list[nn.Module] = []
+        if downsample:
+            p = (len(FIR_TAPS) - 2) + (kernel_size - 1)
+            layers.append(Blur(padding=p // 2))  # p is even for odd kernel sizes: pads (p/2, p/2)
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
+                                  bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_channels))
+        super().__init__(*layers)
+
+
+class ResDownBlock(nn.Module):
+    """Residual downsampling block: ``(conv2(conv1(x)) + skip(x)) / sqrt(2)``, (B, in, H, W) -> (B, out, H/2, W/2).
+
+    conv1: 3x3 in -> in; conv2: blurred 3x3 stride 2 in -> out; skip: blurred 1x1 stride 2, no bias,
+    no activation. Used by the LIA appearance encoder and the StyleGAN2 discriminator.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = ConvLayer(in_channels, in_channels, 3)
+        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True)
+        self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Style-modulated layers (generator side)
+# --------------------------------------------------------------------------------------------- #
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2 modulated convolution (no bias), optionally demodulated and/or 2x upsampling.
+
+    Parameters: ``weight`` (1, out, in, k, k); ``blur`` (``4 K``, pads (1, 1) for k = 3) when
+    upsampling; ``modulation`` = EqualLinear(style_dim -> in, bias init 1).
+
+    Per sample b with style s_b = modulation(latent_b) (in,):
+    W_b = weight / sqrt(in k k) * s_b (along in); demodulated: W_b[o] /= sqrt(sum W_b[o]^2 + 1e-8).
+    No upsampling: conv with W_b, padding k // 2. Upsampling: transposed conv with W_b, stride 2,
+    padding 0 ((2H+1) for k = 3), then the blur -> 2H.
+
+    ``fast`` (default): modulate activations and scale outputs, ``conv(x * s_b, W) * d_b``, one
+    shared weight for the whole batch. ``fast = False``: the grouped per-sample-weight reference.
+    x: (B, in, H, W), latent: (B, style_dim) -> (B, out, H, W) or (B, out, 2H, 2W).
+    """
+
+    fast: bool = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        if upsample:
+            p = (len(FIR_TAPS) - 2) - (kernel_size - 1)
+            self.blur = Blur(padding=(p + 1) // 2 + 1, gain=4.0)  # (1, 1) for k = 3
+        self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.demodulate, self.upsample = demodulate, upsample
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        style = self.modulation(latent)  # (B, in)
+        out = self._fast(x, style) if self.fast else self._grouped(x, style)
+        return self.blur(out) if self.upsample else out
+
+    def _fast(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        weight = self.weight[0] * self.scale  # (out, in, k, k)
+        x = x * style[:, :, None, None]  # (B, in, H, W)
+        if self.upsample:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # (B, out, 2H+1, 2W+1)
+        else:
+            out = F.conv2d(x, weight, padding=weight.shape[-1] // 2)  # (B, out, H, W)
+        if self.demodulate:
+            # sum_{i,kh,kw} (W[o,i] s_i)^2 = sum_i s_i^2 * |W[o,i]|^2
+            energy = style.square() @ weight.square().sum((2, 3)).t()  # (B, out)
+            out = out * torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
+        return out
+
+    def _grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        B, Cin, H, W = x.shape
+        weight = self.weight * self.scale * style[:, None, :, None, None]  # (B, out, in, k, k)
+        if self.demodulate:
+            demod = torch.rsqrt(weight.square().sum((2, 3, 4)) + DEMOD_EPS)  # (B, out)
+            weight = weight * demod[:, :, None, None, None]
+        Cout, k = weight.shape[1], weight.shape[-1]
+        x = x.reshape(1, B * Cin, H, W)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(B * Cin, Cout, k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=B)
+        else:
+            out = F.conv2d(x, weight.reshape(B * Cout, Cin, k, k), padding=k // 2, groups=B)
+        return out.reshape(B, Cout, *out.shape[2:])
+
+
+class NoiseInjection(nn.Module):
+    """``x + weight * noise``; returns x unchanged when no noise is given (LIA never passes any).
+
+    ``weight`` (1,) exists for checkpoint compatibility; LIA's forward never draws random numbers.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return x if noise is None else x + self.weight * noise
+
+
+class StyledConv(nn.Module):
+    """Demodulated modulated conv -> noise injection -> biased leaky ReLU (``activate.bias``).
+
+    x: (B, in, H, W), latent: (B, style_dim) -> (B, out, H, W), or (B, out, 2H, 2W) with ``upsample``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channels)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, latent), noise))
+
+
+class ToRGB(nn.Module):
+    """LIA's un-modulated RGB head: ``biased_lrelu(conv1x1(x)) + bias`` (+ upsampled previous RGB).
+
+    Note the leaky ReLU *before* the output ``bias`` (LIA's layout: ``conv.0.weight``,
+    ``conv.1.bias``, ``bias``, ``upsample.kernel``). x: (B, C, H, W), skip: (B, 3, H/2, W/2) -> (B, 3, H, W).
+    """
+
+    def __init__(self, in_channels: int, upsample: bool = True):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample()
+        self.conv = ConvLayer(in_channels, 3, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x) + self.bias  # (B, 3, H, W)
+        return out if skip is None else out + self.upsample(skip)
+
+
+_GRID_CACHE: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def identity_grid(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """LIA's base sampling grid, (1, size, size, 2) with grid[0, i, j] = (x_j, y_i), x, y = linspace(-1, 1).
+
+    Built as LIA does (float64 linspace rounded to float32, even for float64 runs), then cast to
+    ``dtype``; cached per (size, dtype, device). Treat the result as read-only.
+    """
+    key = (size, dtype, torch.device(device))
+    if key not in _GRID_CACHE:
+        import numpy as np
+
+        xs = torch.from_numpy(np.linspace(-1.0, 1.0, size)).float()  # (size,) float32, as LIA
+        ys, xs = torch.meshgrid(xs, xs, indexing="ij")  # rows vary y, columns vary x
+        _GRID_CACHE[key] = torch.stack((xs, ys), dim=-1)[None].to(device=device, dtype=dtype)
+    return _GRID_CACHE[key]
+
+
+class ToFlow(nn.Module):
+    """LIA's flow / occlusion head and warp-and-inpaint step at one decoder resolution r.
+
+    o = modulated 1x1 conv (no demodulation) of x to 3 channels + ``bias`` (+ upsampled previous o);
+    flow offsets tanh(o[:, :2]) are added to the identity grid; mask = sigmoid(o[:, 2]);
+    warped = grid_sample(feature, grid) * mask (bilinear, zero padding, align_corners=False).
+
+    x: (B, C, r, r) decoder features, latent: (B, style_dim), feature: (B, C, r, r) encoder features,
+    skip: (B, 3, r/2, r/2) previous logits or None.
+    Returns warped (B, C, r, r), warped + x (1 - mask) (B, C, r, r), logits o (B, 3, r, r).
+    """
+
+    def __init__(self, in_channels: int, style_dim: int, upsample: bool = True):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample()
+        self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
+                skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = self.conv(x, latent) + self.bias  # (B, 3, r, r)
+        if skip is not None:
+            logits = logits + self.upsample(skip)
+        B, _, H, _ = logits.shape
+        offsets = torch.tanh(logits[:, :2]).permute(0, 2, 3, 1)  # (B, r, r, 2) = (dx, dy)
+        grid = identity_grid(H, x.dtype, x.device) + offsets  # (B, r, r, 2)
+        mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
+        warped = F.grid_sample(feature, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = warped * mask  # (B, C, r, r)
+        return warped, warped + x * (1 - mask), logits
