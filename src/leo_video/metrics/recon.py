@@ -9,7 +9,7 @@ the L1 on [-1, 1].)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
