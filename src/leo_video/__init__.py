@@ -41,6 +41,15 @@ _LAZY_EXPORTS: dict[str, str] = {
     "TrainingTask": "leo_video.train.loop",
     "VGG19": "leo_video.models.vgg",
     "PerceptualLoss": "leo_video.train.losses",
+    # stage 2: latent motion diffusion
+    "TemporalUNet1D": "leo_video.models.unet1d",
+    "AlphaPriorMLP": "leo_video.models.alpha_prior",
+    "MotionDiffusion": "leo_video.diffusion.lmdm",
+    "AlphaPrior": "leo_video.diffusion.lmdm",
+    "make_scheduler": "leo_video.diffusion.schedulers",
+    "MotionCodeWriter": "leo_video.data.motion_codes",
+    "MotionCodeStore": "leo_video.data.motion_codes",
+    "MotionClipDataset": "leo_video.data.motion_codes",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]
