@@ -18,6 +18,7 @@ from leo_video.metrics import (
     code_jitter,
     code_window_frechet,
     code_windows,
+    feature_distances,
     feature_stats,
     frechet_distance,
     frechet_distance_from_stats,
@@ -83,6 +84,15 @@ def test_feature_stats_ddof_matches_numpy():
     mu0, sigma0 = feature_stats(a, ddof=0)
     # StyleGAN-V's FeatureStats.get_mean_cov: X^T X / N - mu mu^T.
     np.testing.assert_allclose(sigma0, a.T @ a / len(a) - np.outer(mu0, mu0), atol=1e-12)
+
+
+def test_feature_distances_report_counts():
+    rng = np.random.default_rng(10)
+    real, fake = rng.normal(size=(40, 5)), rng.normal(size=(30, 5)) + 0.5
+    report = feature_distances(real, fake)
+    assert report["frechet"] == pytest.approx(frechet_distance(real, fake))
+    assert report["kernel"] == pytest.approx(kernel_distance(real, fake))
+    assert (report["num_real"], report["num_fake"], report["dim"]) == (40, 30, 5)
 
 
 def test_frechet_rejects_bad_inputs():

@@ -17,6 +17,7 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "as_features": "frechet",
+    "feature_distances": "frechet",
     "feature_stats": "frechet",
     "frechet_distance": "frechet",
     "frechet_distance_from_stats": "frechet",

@@ -27,6 +27,7 @@ from ..errors import InputError
 
 __all__ = [
     "as_features",
+    "feature_distances",
     "feature_stats",
     "frechet_distance",
     "frechet_distance_from_stats",
@@ -151,6 +152,21 @@ def kernel_distance(
     term_bb = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
     term_ab = k_ab.sum() / (m * n)
     return float(term_aa + term_bb - 2.0 * term_ab)
+
+
+def feature_distances(real_feats: Any, fake_feats: Any, ddof: int = 1) -> dict[str, float | int]:
+    """FVD-style and KVD-style distances of two feature sets, with their sample counts, for reports.
+
+    Returns ``{"frechet": ..., "kernel": ..., "num_real": N_r, "num_fake": N_g, "dim": D}``.
+    """
+    real, fake = as_features(real_feats, "real features"), as_features(fake_feats, "fake features")
+    return {
+        "frechet": frechet_distance(real, fake, ddof=ddof),
+        "kernel": kernel_distance(real, fake),
+        "num_real": int(real.shape[0]),
+        "num_fake": int(fake.shape[0]),
+        "dim": int(real.shape[1]),
+    }
 
 
 def _check_same_dim(a: np.ndarray, b: np.ndarray) -> None:
