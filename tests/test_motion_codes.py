@@ -15,7 +15,7 @@ from leo_video.data.motion_codes import (
     compute_code_stats,
     compute_residual_stats,
     sha256_file,
-    split_names,
+    select_split,
 )
 from leo_video.errors import InputError, NumericalError
 
@@ -133,12 +133,37 @@ def test_clip_dataset_drops_short_videos_and_is_seeded(tmp_path):
         MotionClipDataset(tmp_path, clip_length=40)
 
 
-def test_split_is_deterministic_and_disjoint():
-    names = [f"video_{i}" for i in range(200)]
-    train, val = split_names(names, "train", 0.2), split_names(names, "val", 0.2)
-    assert sorted(train + val) == sorted(names) and not set(train) & set(val)
-    assert 20 <= len(val) <= 60
-    assert split_names(names[:100], "val", 0.2) == [n for n in val if n in names[:100]]  # stable under growth
+def test_split_uses_recorded_split_else_a_stable_hash(tmp_path):
+    with MotionCodeWriter(tmp_path) as writer:
+        for i in range(200):
+            writer.add(f"video_{i}", make_codes(2, i), {})
+        writer.add("pinned_test", make_codes(2, 0), {"split": "test"})
+        writer.add("pinned_train", make_codes(2, 0), {"split": "train"})
+    store = MotionCodeStore(tmp_path)
+    train, test = select_split(store, "train", 0.2), select_split(store, "test", 0.2)
+    assert sorted(train + test) == sorted(store.names) and not set(train) & set(test)
+    assert "pinned_test" in test and "pinned_train" in train
+    assert 20 <= len(test) <= 70
+    assert select_split(store, None) == store.names
+    with pytest.raises(InputError, match="split 'val'"):
+        select_split(store, "val")
+    ds = MotionClipDataset(tmp_path, clip_length=2, split="test", test_fraction=0.2)
+    assert ds.names == test
+
+
+def test_clip_start_follows_the_trainers_sample_seed(tmp_path):
+    write_store(tmp_path, {"long": 200})
+    ds = MotionClipDataset(tmp_path, clip_length=4)
+
+    class SeededIndex(int):  # what the trainer's SampleIndex looks like
+        seed = 0
+
+    clips = []
+    for seed in (11, 11, 12):
+        index = SeededIndex(0)
+        index.seed = seed
+        clips.append(ds[index])
+    assert torch.equal(clips[0], clips[1]) and not torch.equal(clips[0], clips[2])
 
 
 def test_code_and_residual_stats(tmp_path):

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -253,31 +254,43 @@ class MotionCodeStore:
         return self._entries[name]
 
 
-def split_names(names: Sequence[str], split: str | None, val_fraction: float = 0.1) -> list[str]:
-    """Deterministic train/val split by a hash of each name (stable as videos are added)."""
+SPLITS = ("train", "test")
+
+
+def select_split(store: "MotionCodeStore", split: str | None, test_fraction: float = 0.1) -> list[str]:
+    """Names of the videos of ``split`` (``"train"``, ``"test"`` or None for all).
+
+    A video whose index entry records ``split`` (the encoder copies the dataset's ``train/`` /
+    ``test/`` folder) goes where it says; any other video is assigned by a hash of its name, a
+    fraction ``test_fraction`` to ``test``: deterministic, and stable as videos are added.
+    """
     if split is None:
-        return list(names)
-    if split not in ("train", "val"):
-        raise InputError(f"split {split!r}: choose train, val or None")
+        return store.names
+    if split not in SPLITS:
+        raise InputError(f"split {split!r}: choose one of {', '.join(SPLITS)} or None")
 
-    def is_val(name: str) -> bool:
+    def split_of(name: str) -> str:
+        recorded = store.info(name).get("split")
+        if recorded in SPLITS:
+            return recorded
         h = int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big")
-        return h / 2**64 < val_fraction
+        return "test" if h / 2**64 < test_fraction else "train"
 
-    return [n for n in names if is_val(n) == (split == "val")]
+    return [n for n in store.names if split_of(n) == split]
 
 
 class MotionClipDataset(torch.utils.data.Dataset):
     """Clips of ``clip_length`` codes (every ``frame_stride``-th frame) from a motion-code store.
 
-    Item ``i`` is a clip ``(L, M)`` float32 of the i-th usable video at a random start drawn from a
-    generator seeded by ``(seed, epoch, i)`` (call :meth:`set_epoch` to vary it). Videos with fewer than
+    Item ``i`` is a clip ``(L, M)`` float32 of the i-th usable video at a random start, drawn from the
+    index's own ``seed`` when it carries one (the trainer's ``SampleIndex``, for exact resume), else from
+    ``(seed, epoch, i)`` (call :meth:`set_epoch` to vary it). ``split``: see :func:`select_split`. Videos with fewer than
     ``(L - 1) * frame_stride + 1`` codes are dropped and counted (``dropped``). All usable sequences are
     held in memory (codes are tiny: 10,000 frames x 20 dims = 800 kB).
     """
 
     def __init__(self, root: str | os.PathLike, clip_length: int, frame_stride: int = 1, split: str | None = None,
-                 val_fraction: float = 0.1, seed: int = 0):
+                 test_fraction: float = 0.1, seed: int = 0):
         if clip_length < 1 or frame_stride < 1:
             raise InputError(f"clip_length / frame_stride: must be >= 1, got {clip_length} / {frame_stride}")
         store = MotionCodeStore(root)
@@ -286,7 +299,7 @@ class MotionClipDataset(torch.utils.data.Dataset):
         self.names: list[str] = []
         self.sequences: list[torch.Tensor] = []
         self.dropped: list[str] = []
-        for name, codes in store.items(split_names(store.names, split, val_fraction)):
+        for name, codes in store.items(select_split(store, split, test_fraction)):
             if codes.shape[0] >= self.span:
                 self.names.append(name)
                 self.sequences.append(codes)
@@ -308,9 +321,9 @@ class MotionClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         codes = self.sequences[i]  # (T, M)
-        # hashes of int tuples are not salted per process, so the start is reproducible across runs
-        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) & (2**63 - 1))
-        start = int(torch.randint(0, codes.shape[0] - self.span + 1, (1,), generator=g))
+        seed = getattr(i, "seed", None)
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)] if seed is None else seed)
+        start = int(rng.integers(0, codes.shape[0] - self.span + 1))
         return codes[start : start + self.span : self.frame_stride].clone()  # (L, M)
 
 
