@@ -176,7 +176,11 @@ def _two_bone_ik(root: np.ndarray, target: np.ndarray, l1: float, l2: float, hin
 
 
 def pose_skeleton(body: Body, angles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Joint positions ``(T, 3)`` in body units (origin between the feet on the floor)."""
+    """Joint positions ``(T, 3)`` in body units (origin between the feet on the floor).
+
+    Also holds the head's unit axes (``head_up``, ``head_fwd``, ``head_right``, ``(T, 3)``) and the
+    ``torso_yaw`` / ``hip_yaw`` angles ``(T,)`` that set the projected widths of torso and hips.
+    """
     b, a = body, angles
     T = len(a["squat"])
     legs = b.thigh + b.shin
@@ -215,7 +219,12 @@ def pose_skeleton(body: Body, angles: dict[str, np.ndarray]) -> dict[str, np.nda
     joints["torso_yaw"], joints["hip_yaw"] = torso_yaw, a["hip_yaw"]
     return joints
 
+
 # ----------------------------------------------------------------------------- shapes
+
+
+def _clip01(x: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, 0.0), 1.0)  # np.clip has a slow Python wrapper; this is the hot path
 
 
 def _cone_sdf(px: np.ndarray, py: np.ndarray, a: tuple[float, float], b: tuple[float, float], ra: float, rb: float):
@@ -261,7 +270,7 @@ def _trapezoid_sdf(px: np.ndarray, py: np.ndarray, bottom: tuple[float, float], 
     to_bottom = np.sqrt((x - np.minimum(x, wb)) ** 2 + y**2)
     to_top = np.sqrt((x - np.minimum(x, wt)) ** 2 + (y - core) ** 2)
     slope = (wt - wb, core)
-    tau = np.clip(((x - wb) * slope[0] + y * slope[1]) / (slope[0] ** 2 + slope[1] ** 2), 0.0, 1.0)
+    tau = _clip01(((x - wb) * slope[0] + y * slope[1]) / (slope[0] ** 2 + slope[1] ** 2))
     to_side = np.sqrt((x - wb - tau * slope[0]) ** 2 + (y - tau * slope[1]) ** 2)
     inside = (y >= 0) & (y <= core) & ((x - wb) * core <= (wt - wb) * y)
     distance = np.minimum(np.minimum(to_bottom, to_top), to_side)
@@ -271,10 +280,6 @@ def _trapezoid_sdf(px: np.ndarray, py: np.ndarray, bottom: tuple[float, float], 
 def _quantise(x: np.ndarray) -> np.ndarray:
     """Round to multiples of ``_QUANTUM``: absorbs last-bit differences between libm implementations."""
     return np.round(x / _QUANTUM) * _QUANTUM
-
-
-def _clip01(x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.maximum(x, 0.0), 1.0)  # np.clip has a slow Python wrapper; this is the hot path
 
 
 @dataclass
