@@ -51,7 +51,8 @@ class FVDProtocol:
     ``seed`` draws the real clips' offsets; ``resolution`` is the square size both real and
     generated frames are brought to before I3D (centre crop + resize, as
     ``VideoReader(path, size=resolution)`` does; None = as stored); ``ddof`` is the covariance
-    normalisation (see :func:`leo_video.metrics.frechet.feature_stats`).
+    normalisation (see :func:`leo_video.metrics.frechet.feature_stats`): 0, as StyleGAN-V's
+    ``FeatureStats.get_mean_cov`` computes it, so our FVD numbers follow that protocol exactly.
     """
 
     name: str = "fvd16"
@@ -60,7 +61,7 @@ class FVDProtocol:
     subsample: int = 1
     seed: int = 0
     resolution: int | None = None
-    ddof: int = 1
+    ddof: int = 0
     detector: str = I3D_FILENAME
     detector_kwargs: tuple[tuple[str, bool], ...] = tuple(sorted(I3D_KWARGS.items()))
 
@@ -174,7 +175,7 @@ def real_stats_cache_path(
 
 
 def load_or_compute_real_stats(
-    cache_path: str | os.PathLike, compute_features: Callable[[], np.ndarray], ddof: int = 1
+    cache_path: str | os.PathLike, compute_features: Callable[[], np.ndarray], ddof: int = 0
 ) -> dict[str, np.ndarray]:
     """Real statistics ``{"mu" (D,), "sigma" (D, D), "features" (N, D), "num_clips" ()}`` from cache,
     or from ``compute_features() -> (N, D)`` and then saved (atomically) to ``cache_path``.
