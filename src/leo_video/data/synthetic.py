@@ -58,6 +58,7 @@ class SyntheticHumanConfig:
             raise ConfigError(f"height_range: {self.height_range} must satisfy 0.3 <= low <= high <= 0.98")
         return self
 
+
 # ----------------------------------------------------------------------------- sampling a person
 
 
@@ -174,6 +175,7 @@ def sample_person(rng: np.random.Generator, config: SyntheticHumanConfig | None 
     look = _sample_look(rng, avoid=scene.wall_bottom)
     return Person(body=body, look=look, scene=scene, motion=_sample_motion(rng))
 
+
 # ----------------------------------------------------------------------------- videos
 
 
@@ -193,6 +195,7 @@ def render_synthetic_video(seed: int, num_frames: int = 32, size: int = 64, *, i
 
 def _config_dict(config: SyntheticHumanConfig | None) -> dict:
     return asdict(config or SyntheticHumanConfig())
+
 
 # ----------------------------------------------------------------------------- datasets
 
