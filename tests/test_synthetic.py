@@ -185,3 +185,15 @@ def test_demo_writes_its_files(tmp_path, run_cli):
     preview = probe_video(out / "preview.mp4")
     assert preview.frames == 32 and preview.width > 3 * 32
     assert json.loads((out / "dataset" / "dataset.json").read_text())["num_videos"] == 6
+
+
+def test_video_dataset_reads_a_synthetic_dataset(tmp_path):
+    from leo_video.data.video_dataset import VideoDataset
+
+    out = make_synthetic_dataset(tmp_path / "ds", 4, 8, 32, seed=3, fmt="frames", progress=False)
+    clips = VideoDataset(out, split="train", mode="clips", size=32, clip_length=8, clip_sampling="all")
+    assert len(clips) == 3 and VideoDataset(out, split="test", mode="clips", size=32, clip_length=8).paths
+    video = clips[0]["video"]  # (T, 3, H, W) in [-1, 1]
+    assert video.shape == (8, 3, 32, 32)
+    assert np.array_equal(np.round((video.permute(0, 2, 3, 1).numpy() + 1) * 127.5).astype(np.uint8),
+                          render_synthetic_video(3, 8, 32, index=0))
