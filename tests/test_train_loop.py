@@ -208,3 +208,97 @@ def test_batch_size_must_split_over_accumulation(tmp_path):
 
     with pytest.raises(ConfigError, match="train.batch_size = 8 is not divisible"):
         fit(tmp_path / "run", grad_accum_steps=3)
+
+
+CHILD = """
+import json, os, signal, sys
+sys.path.insert(0, {tests!r})
+import torch
+from test_train_loop import ToyTask, make_config
+from leo_video.train import checkpoint as ckpt
+from leo_video.train.loop import Trainer
+
+run_dir, max_steps, kill_at_save = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+real_save = torch.save
+
+def save_then_die(obj, handle):
+    if obj["step"] == kill_at_save:  # half of the bytes are out when the process is killed
+        handle.write(b"PK" + b"x" * 4096)
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_save(obj, handle)
+
+ckpt.torch.save = save_then_die
+task = ToyTask()
+Trainer(task, make_config(run_dir, max_steps=max_steps)).fit()
+print(json.dumps(task.history))
+"""
+
+
+def run_child(tmp_path, run_dir, max_steps, kill_at_save=-1):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.run([sys.executable, str(script), str(run_dir), str(max_steps), str(kill_at_save)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return proc
+
+
+def test_sigkill_during_checkpoint_write_then_resume(tmp_path):
+    import json
+
+    reference, _ = fit(tmp_path / "reference")
+    run = tmp_path / "run"
+    killed = run_child(tmp_path, run, 20, kill_at_save=15)
+    assert killed.returncode == -signal.SIGKILL
+    files = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert [name for name in files if not name.startswith(".")] == ["step_0000005.pt", "step_0000010.pt"]
+    assert any(name.startswith(".step_0000015.pt.tmp-") for name in files)  # the torn write stayed a temp file
+    resumed = run_child(tmp_path, run, 20)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    history = [tuple(item) for item in json.loads(resumed.stdout.strip().splitlines()[-1])]
+    assert history == reference.history[10:]
+    assert not any(p.name.startswith(".") for p in (run / "checkpoints").iterdir())
+
+
+DDP_CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from test_train_loop import ToyTask, make_config
+from leo_video.train.loop import Trainer
+
+task = ToyTask()
+result = Trainer(task, make_config(sys.argv[1], max_steps=int(sys.argv[2]), grad_accum_steps=2)).fit()
+acc = task.accelerator
+print(json.dumps([acc.process_index, acc.num_processes, type(task.models["net"]).__name__, result.resumed_from]))
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_trains_and_resumes(tmp_path):
+    """torchrun with 2 CPU processes (gloo): DDP-wrapped models, unwrapped checkpoints, resume."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ddp_child.py"
+    script.write_text(DDP_CHILD.format(tests=str(Path(__file__).parent)))
+
+    def launch(run_dir, steps):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(run_dir), str(steps)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return sorted(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
+
+    # Exactness of a 2-process resume against an uninterrupted 2-process run was checked by hand
+    # (identical final weights); here one split run keeps the test fast.
+    assert launch(tmp_path / "run", 3) == [[0, 2, "DistributedDataParallel", None], [1, 2, "DistributedDataParallel", None]]
+    assert [info[3] for info in launch(tmp_path / "run", 6)] == [3, 3]
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "run", 6))
+    assert state["world_size"] == 2 and set(state["task"]["models"]["net"]) == {"0.weight", "0.bias", "3.weight", "3.bias"}
+    assert all(torch.isfinite(v).all() for v in state["task"]["models"]["net"].values())

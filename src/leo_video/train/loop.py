@@ -459,10 +459,19 @@ class Trainer:
 
 
 def _make_accelerator(loop: LoopConfig) -> Any:
+    import os
+
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
-                       cpu=loop.cpu, log_with=None)  # fmt: skip
+    # accelerate only sets up multi-process CPU training (gloo) when told cpu=True; without it each
+    # torchrun process on a GPU-less machine would silently train alone on the same run folder.
+    cpu = loop.cpu or not torch.cuda.is_available()
+    acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
+                      cpu=cpu, log_with=None)  # fmt: skip
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if acc.num_processes != launched:
+        raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
+    return acc
 
 
 def _warn_config_changes(saved: dict, current: dict, path: Path) -> None:
