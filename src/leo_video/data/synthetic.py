@@ -122,6 +122,7 @@ def _sample_look(rng: np.random.Generator, avoid: tuple[float, float, float]) ->
         stripe_period=u(0.05, 0.10),
         long_sleeves=bool(rng.random() < 0.6),
         hair_style=("short", "short", "long", "bald")[int(rng.integers(4))],
+        tunic=u(0.06, 0.18) if rng.random() < 0.3 else 0.0,  # Tai-Chi jackets hang over the hips
     )
 
 

@@ -60,6 +60,7 @@ class Look:
     stripe_period: float  # body units
     long_sleeves: bool
     hair_style: str  # "short", "long" or "bald"
+    tunic: float  # how far the shirt hangs below the waist, body units (0: tucked in)
 
 
 @dataclass(frozen=True)
@@ -343,9 +344,9 @@ def _build_parts(person: Person, joints: dict[str, np.ndarray], drift: tuple[np.
     crotch = j["pelvis"] - _vec(0, 0.07, 0)
     parts = [trapezoid(crotch, j["pelvis"] + 0.05 * torso_up, (b.hip_width + 1.6 * b.leg_radius, b.waist_width),
                        j["hip_yaw"], 0.8 * b.leg_radius, look.pants, 0, 1.0, False),
-             trapezoid(j["pelvis"] - 0.03 * torso_up, j["neck"] + 0.01 * torso_up,
-                       (b.waist_width, b.shoulder_width + 1.2 * b.arm_radius), j["torso_yaw"], 1.2 * b.arm_radius,
-                       look.shirt, 1, 0.0, True),
+             trapezoid(j["pelvis"] - (0.03 + look.tunic) * torso_up, j["neck"] + 0.01 * torso_up,
+                       (b.waist_width + look.tunic * 0.8, b.shoulder_width + 1.2 * b.arm_radius), j["torso_yaw"],
+                       1.2 * b.arm_radius, look.shirt, 1, 0.0, True),
              cone("neck", "neck_top", 0.24 * h, 0.22 * h, look.skin, bias=0.01),
              cone("jaw", "crown", 0.27 * h, 0.38 * h, look.skin, bias=0.03)]
     if look.hair_style != "bald":
