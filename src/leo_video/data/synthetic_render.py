@@ -126,6 +126,7 @@ _JOINTS: dict[str, tuple[float, float, tuple[float, float], float]] = {
     "drift_y": (-0.015, 0.015, (0.0, 0.0), 0.005),
 }
 _JOINT_NAMES = tuple(_JOINTS)
+_EYES = (0.1, 0.08, 0.07)
 _SWAYING = ("shift", "drift_x", "drift_y")
 
 
@@ -319,9 +320,9 @@ def _build_parts(person: Person, joints: dict[str, np.ndarray], drift: tuple[np.
         xy = np.stack([scene.center_x + drift[0] + k * p[:, 0], scene.ground_y + drift[1] - k * p[:, 1]], -1)
         return _quantise(xy).tolist()
 
-    def cone(a: str, z: str, ra: float, rb: float, colour, group=1, bias=0.0, striped=False) -> _Part:
+    def cone(a: str, z: str, ra: float, rb: float, colour, group=1, bias=0.0, striped=False, visible=None) -> _Part:
         depth = _quantise(0.5 * (j[a][:, 2] + j[z][:, 2])).tolist()
-        sizes = [(ra * k, rb * k)] * len(depth)
+        sizes = [(ra * k, rb * k)] * len(depth) if visible is None else [(ra * k * v, rb * k * v) for v in visible]
         return _Part("cone", project(j[a]), project(j[z]), sizes, colour, depth, group, bias, striped)
 
     def trapezoid(bottom: np.ndarray, top: np.ndarray, widths: tuple[float, float], yaw: np.ndarray,
@@ -336,7 +337,9 @@ def _build_parts(person: Person, joints: dict[str, np.ndarray], drift: tuple[np.
     crown = j["chin"] + (h - 0.38 * h) * up
     j["jaw"] = j["chin"] + 0.27 * h * up + 0.08 * h * fwd
     j["crown"], j["neck_top"] = crown, j["chin"] + 0.3 * h * up
-    j["cap_l"], j["cap_r"] = (crown + 0.12 * h * up + 0.03 * h * fwd + s * 0.11 * h * right for s in (-1, 1))
+    j["cap_l"], j["cap_r"] = (crown + 0.17 * h * up + 0.03 * h * fwd + s * 0.11 * h * right for s in (-1, 1))
+    j["eye_l"], j["eye_r"] = (j["chin"] + 0.47 * h * up + 0.33 * h * fwd + s * 0.14 * h * right for s in (-1, 1))
+    facing = _quantise(np.clip((fwd[:, 2] - 0.25) / 0.35, 0, 1)).tolist()  # eyes shrink away as the head turns
     j["hair_top"] = crown + 0.04 * h * up - 0.08 * h * fwd
     long_hair = look.hair_style == "long"
     j["hair_end"] = (j["chin"] - 0.5 * h * up if long_hair else crown - 0.25 * h * up) - 0.15 * h * fwd
@@ -349,10 +352,11 @@ def _build_parts(person: Person, joints: dict[str, np.ndarray], drift: tuple[np.
                        1.2 * b.arm_radius, look.shirt, 1, 0.0, True),
              cone("neck", "neck_top", 0.24 * h, 0.22 * h, look.skin, bias=0.01),
              cone("jaw", "crown", 0.27 * h, 0.38 * h, look.skin, bias=0.03)]
+    parts += [cone(f"eye_{s}", f"eye_{s}", 0.045 * h, 0.045 * h, _EYES, bias=0.04, visible=facing) for s in "lr"]
     if look.hair_style != "bald":
         parts += [cone("hair_top", "hair_end", 0.41 * h, (0.36 if long_hair else 0.38) * h, look.hair,
                        bias=0.0 if long_hair else 0.02),
-                  cone("cap_l", "cap_r", 0.27 * h, 0.27 * h, look.hair, bias=0.035)]
+                  cone("cap_l", "cap_r", 0.26 * h, 0.26 * h, look.hair, bias=0.035)]
     r_leg, r_arm = b.leg_radius, b.arm_radius
     for s in ("l", "r"):
         parts += [cone(f"{s}_hip", f"{s}_knee", 1.2 * r_leg, 0.9 * r_leg, look.pants, group=0),
@@ -431,7 +435,7 @@ def _paint(canvas: np.ndarray, part: _Part, t: int, centres: np.ndarray, look: L
     """Composite one part at frame ``t`` onto ``canvas`` ``(S, S, 3)`` float32, in place."""
     size = canvas.shape[0]
     window = _window(part.extent(t), size)
-    if window is None:
+    if window is None or max(part.sizes[t]) <= 0:
         return
     i0, i1, j0, j1 = window
     (d, along, across), radius = part.sdf(t, centres[None, j0:j1], centres[i0:i1, None])
