@@ -128,7 +128,7 @@ def test_dataset_files_hold_the_rendered_videos(tmp_path):
     out = make_synthetic_dataset(tmp_path / "ds", 3, 6, 48, seed=9, test_fraction=0.34, progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["train"] == ["synth_00000", "synth_00001"] and meta["test"] == ["synth_00002"]
-    assert meta["seed"] == 9 and meta["config"]["size"] == 48
+    assert meta["seed"] == 9 and meta["config"]["size"] == 48 and meta["complete"] is True
     decoded = read_video(out / "test" / "synth_00002.mp4")  # (T, 3, H, W) in [-1, 1]
     rendered = render_synthetic_video(9, 6, 48, index=2)
     pixels = (decoded.permute(0, 2, 3, 1).numpy() + 1) * 127.5
@@ -158,6 +158,21 @@ def test_make_synthetic_cli_writes_splits_and_refuses_to_overwrite(tmp_path, run
     code, _, _ = run_cli(*argv[:-1], "--videos", 3, "--overwrite", "--no-progress")  # argparse: last --videos wins
     assert code == 0
     assert len(list((out / "train").iterdir())) == 2, "--overwrite replaces the old dataset, nothing stale stays"
+
+
+def test_an_interrupted_dataset_can_be_overwritten(tmp_path, monkeypatch):
+    import leo_video.data.synthetic as synthetic
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "_write_video", fail)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path / "ds", 2, 2, 32, progress=False)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["complete"] is False
+    make_synthetic_dataset(tmp_path / "ds", 2, 2, 32, progress=False, overwrite=True)
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["complete"] is True
 
 
 def test_overwrite_never_deletes_a_foreign_folder(tmp_path, run_cli):

@@ -217,8 +217,8 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, num_videos: int, num_fram
     Video ``i`` is :func:`render_synthetic_video` ``(seed, index=i)``; the last ``test`` indices form
     the test split. ``fmt="frames"`` writes folders of PNG frames instead of mp4s (lossless). A
     non-empty ``out_dir`` is refused unless ``overwrite``, and even then only a previous synthetic
-    dataset (one with our ``dataset.json``) is replaced. ``dataset.json`` is written last, so its
-    presence marks a complete dataset. Returns ``out_dir``.
+    dataset (one with our ``dataset.json``, complete or interrupted) is replaced. ``dataset.json``
+    says ``"complete": false`` until the last video is written. Returns ``out_dir``.
     """
     from tqdm.auto import tqdm
 
@@ -234,13 +234,15 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, num_videos: int, num_fram
     out = _prepare_output(Path(out_dir), overwrite)
     num_train, _ = split_counts(num_videos, test_fraction)
     names: dict[str, list[str]] = {"train": [], "test": []}
+    meta = {"kind": DATASET_KIND, "complete": False, "generator_version": GENERATOR_VERSION, "seed": seed,
+            "num_videos": num_videos, "test_fraction": test_fraction, "format": fmt, "config": _config_dict(config)}
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")  # marks the folder as ours
     for index in tqdm(range(num_videos), desc="synthetic humans", unit="video", disable=not progress):
         split, name = ("train" if index < num_train else "test"), f"synth_{index:05d}"
         frames = render_synthetic_video(seed, num_frames, size, index=index, config=config)  # (T, S, S, 3)
         _write_video(out / split / name, frames, fmt, config.fps)
         names[split].append(name)
-    meta = {"kind": DATASET_KIND, "generator_version": GENERATOR_VERSION, "seed": seed, "num_videos": num_videos,
-            "test_fraction": test_fraction, "format": fmt, "config": _config_dict(config), **names}
+    meta.update(complete=True, **names)
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")
     return out
 
