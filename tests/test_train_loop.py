@@ -302,3 +302,36 @@ def test_two_process_ddp_on_cpu_trains_and_resumes(tmp_path):
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "run", 6))
     assert state["world_size"] == 2 and set(state["task"]["models"]["net"]) == {"0.weight", "0.bias", "3.weight", "3.bias"}
     assert all(torch.isfinite(v).all() for v in state["task"]["models"]["net"].values())
+
+
+class ImageTask(ToyTask):
+    """Logs an image grid with the EMA weights and reports an eval metric."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_steps, self.eval_steps = [], []
+
+    def log_images(self, step, logger):
+        with self.ema_weights("net") as net:
+            assert not isinstance(net, torch.nn.parallel.DistributedDataParallel)
+            ema_out = net(torch.ones(1, 4))
+        assert not torch.equal(ema_out, self.unwrap("net")(torch.ones(1, 4)))  # EMA weights were swapped in
+        logger.image_grid("rows", [torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)], step)
+        self.image_steps.append(step)
+
+    def evaluate(self, step):
+        self.eval_steps.append(step)
+        return {"score": float(step)}
+
+
+def test_images_eval_and_ema_hooks(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    task, _ = fit(tmp_path / "run", task=ImageTask(), image_every=10, eval_every=5, ema=True, ema_decay=0.5)
+    assert task.image_steps == [10, 20] and task.eval_steps == [5, 10, 15, 20]
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    assert events.Tags()["images"] == ["rows"]
+    image = events.Images("rows")[-1]
+    assert (image.width, image.height) == (16, 16)  # 2 columns x 2 rows of 8x8
+    assert [e.value for e in events.Scalars("eval/score")] == [5.0, 10.0, 15.0, 20.0]
+    assert {"loss/mse", "lr/net", "items_per_s"} <= set(events.Tags()["scalars"])
