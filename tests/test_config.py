@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from leo_video.config import (
-    LIAConfig,
     apply_override,
     dump_yaml,
     from_dict,
@@ -15,6 +14,7 @@ from leo_video.config import (
     save_config,
     to_dict,
 )
+from leo_video.configs import LIAConfig
 from leo_video.errors import ConfigError
 
 LIA_PRESETS = ["celebvhq256", "faceforensics256", "synthetic64", "taichi256", "ted256", "vox256"]
@@ -162,3 +162,18 @@ def test_unknown_preset_and_missing_file():
         resolve_config("lia", "nowhere/x.yaml")
     with pytest.raises(ConfigError, match=r"^nosuchkind: unknown config kind"):
         resolve_config("nosuchkind", "x")
+
+
+def test_cli_helpers_parse_config_set_and_print():
+    import argparse
+
+    from leo_video.config import add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, "lia")
+    args = parser.parse_args(["--config", "synthetic64", "--set", "train.seed=5", "--set", "optim.lr=1e-3", "--print-config"])
+    cfg = config_from_args("lia", args)
+    assert (cfg.train.seed, cfg.optim.lr, args.print_config) == (5, 1e-3, True)
+    assert "synthetic64" in parser.format_help() and "--set KEY=VALUE" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --config is required when no default is given

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from leo_video.config import LoopConfig, section
+from leo_video.config import section
+from leo_video.configs import LoopConfig
 from leo_video.errors import CheckpointError, NumericalError
 from leo_video.train import checkpoint as ckpt
 from leo_video.train.loop import ResumableSampler, SampleIndex, Trainer, TrainingTask

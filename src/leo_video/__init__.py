@@ -36,7 +36,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "reconstruction_l1": "leo_video.metrics.recon",
     # configs and training
     "resolve_config": "leo_video.config",
-    "LIAConfig": "leo_video.config",
+    "LIAConfig": "leo_video.configs",
+    "LoopConfig": "leo_video.configs",
     "Trainer": "leo_video.train.loop",
     "TrainingTask": "leo_video.train.loop",
     "VGG19": "leo_video.models.vgg",

@@ -12,8 +12,11 @@ Ranges and choices live in field metadata (:func:`param`), so one walk validates
   tags such as ``!!python/object`` are refused) and overlaid on the dataclass defaults.
 * Unknown keys, wrong types and out-of-range values raise :class:`~leo_video.errors.ConfigError`
   with one line naming the file (or the ``--set`` argument) and the dotted key.
-* A stage registers its schema with ``@register_config("kind")``; an unregistered kind is looked up
-  by importing ``leo_video.train.<kind>`` (the stage's training module) first.
+* Schemas live in :mod:`leo_video.configs` (beside the presets) or in a stage's training module,
+  registered with ``@register_config("kind")``; :class:`~leo_video.configs.LoopConfig` is the
+  ``train`` section every stage shares.
+* CLIs use :func:`add_config_arguments` / :func:`config_from_args` for the same ``--config``,
+  ``--set`` and ``--print-config`` everywhere.
 """
 
 from __future__ import annotations
@@ -87,12 +90,19 @@ def register_config(kind: str) -> Callable[[type], type]:
 
 
 def config_class(kind: str) -> type:
-    """The dataclass registered for ``kind`` (imports ``leo_video.train.<kind>`` if needed)."""
-    if kind not in _REGISTRY:
+    """The dataclass registered for ``kind``.
+
+    Looked up in ``leo_video.configs`` (the schemas shipped with the presets), then in the stage's
+    training module ``leo_video.train.<kind>``, which may register its own schema.
+    """
+    for module in ("leo_video.configs", f"leo_video.train.{kind.replace('-', '_')}"):
+        if kind in _REGISTRY:
+            break
         try:
-            importlib.import_module(f"leo_video.train.{kind.replace('-', '_')}")
-        except ModuleNotFoundError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but is broken: a programming error
+                raise
     if kind not in _REGISTRY:
         raise ConfigError(f"{kind}: unknown config kind (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[kind]
@@ -132,6 +142,22 @@ def resolve_config(
         apply_override(cfg, override)
     validate(cfg, source=str(path))
     return cfg
+
+
+def add_config_arguments(parser: Any, kind: str, default: str | None = None) -> None:
+    """Add ``--config PRESET|FILE``, ``--set KEY=VALUE`` (repeatable) and ``--print-config`` to an
+    argparse parser, for configs of ``kind``."""
+    presets = ", ".join(list_presets(kind)) or "none"
+    parser.add_argument("--config", default=default, required=default is None, metavar="PRESET|FILE",
+                        help=f"a preset ({presets}) or a YAML file")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. --set train.batch_size=8 (repeatable)")  # fmt: skip
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def config_from_args(kind: str, args: Any) -> Any:
+    """The config selected by the arguments of :func:`add_config_arguments`."""
+    return resolve_config(kind, args.config, args.overrides)
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
@@ -384,102 +410,3 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f" at line {mark.line + 1}" if mark is not None else ""
     return f"{problem.strip()}{where}"
-
-
-# --------------------------------------------------------------------------------------------
-# Shared sections
-
-
-@dataclasses.dataclass
-class LoopConfig:
-    """Settings of the shared training loop (:class:`leo_video.train.loop.Trainer`), section ``train``.
-
-    ``batch_size`` is the *global* batch of one optimizer step: it is split over processes and
-    gradient-accumulation micro-batches, so the data seen per step is the same on 1 or 8 GPUs.
-    """
-
-    run_dir: str = "runs/run"
-    seed: int = param(0, ge=0, lt=2**63)
-    max_steps: int = param(1000, ge=1)
-    batch_size: int = param(64, ge=1, doc="global images per optimizer step")
-    grad_accum_steps: int = param(1, ge=1, le=1024)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    cpu: bool = param(False, doc="run on CPU even when a GPU is present")
-    num_workers: int = param(4, ge=0, le=128, doc="DataLoader worker processes per rank")
-    checkpoint_every: int = param(5000, ge=1)
-    keep_last: int = param(3, ge=1, doc="how many of the newest checkpoints to keep")
-    log_every: int = param(100, ge=1, doc="TensorBoard scalars every N steps")
-    image_every: int = param(2000, ge=0, doc="TensorBoard image grids every N steps (0: never)")
-    eval_every: int = param(0, ge=0, doc="task.evaluate every N steps (0: never)")
-    ema: bool = param(False, doc="keep an EMA of the task's EMA-tracked models")
-    ema_decay: float = param(0.999, gt=0.0, lt=1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# Stage 1: LIA (LEO_METHOD.md, "Stage 1 - Training")
-
-
-@dataclasses.dataclass
-class LIADataConfig:
-    """Where the training videos are; pairs = two random frames of one video, resized to model.size."""
-
-    root: str = "data/taichi"
-    test_root: str | None = param(None, doc="test split for periodic reconstruction eval")
-    augment: bool = param(False, doc="same random crop, flip, colour jitter on both frames (Taichi)")
-
-
-@dataclasses.dataclass
-class LIAModelConfig:
-    """Animator architecture (the arguments of ``LatentImageAnimator``) and optional init."""
-
-    size: int = param(256, choices=(32, 64, 128, 256, 512, 1024))
-    style_dim: int = param(512, ge=8, le=4096)
-    motion_dim: int = param(20, ge=1, le=512, doc="N, the number of motion directions")
-    channel_multiplier: int = param(1, ge=1, le=4)
-    init_checkpoint: str | None = param(None, doc="fine-tune from an official LIA .pt (--init)")
-
-
-@dataclasses.dataclass
-class LIALossConfig:
-    """Loss weights; a weight of 0 skips building that loss's network (VGG19, discriminator)."""
-
-    l1_weight: float = param(1.0, ge=0.0)
-    perceptual_weight: float = param(10.0, ge=0.0, doc="weight of each (scale, VGG layer) L1 term")
-    perceptual_scales: list[float] = param(
-        default_factory=lambda: [1.0, 0.5, 0.25, 0.125], gt=0.0, le=1.0
-    )
-    gan_weight: float = param(1.0, ge=0.0, doc="non-saturating GAN loss of the generator")
-    r1_weight: float = param(0.0, ge=0.0, doc="R1 gamma, applied lazily every optim.d_reg_every steps")
-    vgg_weights: str | None = param(None, doc="VGG19 .pth; default $TORCH_HOME/hub/checkpoints/")
-    vgg_random_init: bool = param(False, doc="random VGG19 (tests only: no weights needed)")
-
-
-@dataclasses.dataclass
-class LIAOptimConfig:
-    """Adam for G and D with StyleGAN2's lazy-regularisation scaling c = k/(k+1) of lr and betas."""
-
-    lr: float = param(2e-3, gt=0.0, le=1.0)
-    beta1: float = param(0.0, ge=0.0, lt=1.0)
-    beta2: float = param(0.99, ge=0.0, lt=1.0)
-    g_reg_every: int = param(4, ge=0, doc="k for G's lr/beta scaling (0: none); LIA used 4")
-    d_reg_every: int = param(16, ge=0, doc="R1 interval and k for D's scaling (0: none); LIA used 16")
-
-
-@register_config("lia")
-@dataclasses.dataclass
-class LIAConfig:
-    """Everything ``leo-video train lia`` needs; presets in ``configs/lia/*.yaml``."""
-
-    data: LIADataConfig = section(LIADataConfig)
-    model: LIAModelConfig = section(LIAModelConfig)
-    loss: LIALossConfig = section(LIALossConfig)
-    optim: LIAOptimConfig = section(LIAOptimConfig)
-    train: LoopConfig = section(LoopConfig)
-
-    def cross_check(self) -> str | None:
-        """Constraints between fields; returns the problem (naming the key) or None."""
-        if self.loss.r1_weight > 0 and self.optim.d_reg_every == 0:
-            return "optim.d_reg_every = 0 but loss.r1_weight > 0 (R1 needs an interval >= 1)"
-        if self.model.size * min(self.loss.perceptual_scales, default=1.0) < 16 and self.loss.perceptual_weight > 0:
-            return "loss.perceptual_scales: the smallest scale must leave at least 16 pixels for VGG19"
-        return None

@@ -9,7 +9,7 @@ The TrainingTask contract
 -------------------------
 Subclass :class:`TrainingTask` and implement four methods. Before ``setup`` the trainer sets
 ``self.accelerator``, ``self.config`` (the whole resolved config) and ``self.loop`` (its ``train``
-section, a :class:`~leo_video.config.LoopConfig`).
+section, a :class:`~leo_video.configs.LoopConfig`).
 
 ``setup()``
     Build networks, optimizers and schedulers; pass modules and optimizers through
@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import signal
 import threading
 import time
@@ -81,90 +80,25 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ..config import LoopConfig, save_config, to_dict
+from ..config import save_config, to_dict
+from ..configs import LoopConfig
 from ..errors import ConfigError, NumericalError
 from . import checkpoint as ckpt
 from .logging import MeanTracker, RunLogger
+from .sampler import (
+    STREAM_INIT,
+    STREAM_LOADER,
+    STREAM_STEP,
+    ResumableSampler,
+    SampleIndex,
+    derive_seed,
+    seed_everything,
+    worker_init,
+)
 
 logger = logging.getLogger(__name__)
-
-# Independent random streams derived from train.seed.
-_STREAM_STEP, _STREAM_PERM, _STREAM_SAMPLE, _STREAM_INIT, _STREAM_LOADER = range(5)
-
-
-# --------------------------------------------------------------------------------------------
-# Seeding and the resumable data order
-
-
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from integer keys, e.g. ``derive_seed(seed, rank, step)`` (NumPy SeedSequence)."""
-    lo, hi = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
-    return (int(hi) << 32 | int(lo)) & (2**63 - 1)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (all devices) global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class SampleIndex(int):
-    """A dataset index that carries ``seed``: a per-sample seed fixed by the run's seed and the
-    sample's position in the data stream (not by which worker loads it)."""
-
-    seed: int
-
-    def __new__(cls, index: int, seed: int) -> "SampleIndex":
-        obj = super().__new__(cls, index)
-        obj.seed = seed
-        return obj
-
-    def __reduce__(self) -> tuple:  # keep the seed when sent to DataLoader workers
-        return (SampleIndex, (int(self), self.seed))
-
-
-class ResumableSampler(Sampler[int]):
-    """An endless, seeded, rank-sharded sample order whose position is one integer.
-
-    The global stream is the concatenation of per-epoch permutations of ``range(length)``. Micro-step
-    ``s`` takes stream positions ``[s*G, (s+1)*G)`` with ``G = micro_batch * world_size``; rank ``r``
-    takes its ``micro_batch`` slice of them. The stream depends only on the seed, so it is the same
-    for any number of processes, and starting at ``start_micro_step`` resumes it exactly.
-    """
-
-    def __init__(self, length: int, seed: int, micro_batch: int, rank: int = 0, world_size: int = 1,
-                 start_micro_step: int = 0) -> None:  # fmt: skip
-        if length < 1:
-            raise ValueError("empty dataset")
-        self.length, self.seed, self.micro_batch = length, seed, micro_batch
-        self.rank, self.world_size, self.start = rank, world_size, start_micro_step
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
-
-    def __iter__(self) -> Iterator[SampleIndex]:
-        group = self.micro_batch * self.world_size
-        micro_step = self.start
-        while True:
-            first = micro_step * group + self.rank * self.micro_batch
-            for position in range(first, first + self.micro_batch):
-                yield SampleIndex(self._index_at(position), derive_seed(self.seed, _STREAM_SAMPLE, position))
-            micro_step += 1
-
-    def _index_at(self, position: int) -> int:
-        epoch, offset = divmod(position, self.length)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, _STREAM_PERM, epoch))
-            self._epoch, self._perm = epoch, torch.randperm(self.length, generator=generator)
-        return int(self._perm[offset])
-
-
-def _worker_init(worker_id: int) -> None:
-    """DataLoader workers: seed from torch's per-worker seed; leave Ctrl-C to the main process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    seed_everything(torch.initial_seed() % 2**63)
-
 
 # --------------------------------------------------------------------------------------------
 # The task contract
@@ -305,7 +239,7 @@ class Trainer:
         acc, task, loop = self.accelerator, self.task, self.loop
         task.accelerator, task.config, task.loop = acc, self.config, loop
         micro_batch = self.micro_batch
-        seed_everything(derive_seed(loop.seed, _STREAM_INIT))  # same initial weights on every rank
+        seed_everything(derive_seed(loop.seed, STREAM_INIT))  # same initial weights on every rank
         task.setup()
         self._prepare_run_dir()
         start = self._resume()
@@ -352,7 +286,7 @@ class Trainer:
         acc, task, loop = self.accelerator, self.task, self.loop
         tracker = MeanTracker()
         for micro in range(loop.grad_accum_steps):
-            seed_everything(derive_seed(loop.seed, _STREAM_STEP, acc.process_index, step * loop.grad_accum_steps + micro))
+            seed_everything(derive_seed(loop.seed, STREAM_STEP, acc.process_index, step * loop.grad_accum_steps + micro))
             batch = next(batches)
             with acc.accumulate(*task.models.values()):
                 out = task.train_step(batch, step)
@@ -399,11 +333,11 @@ class Trainer:
                                    start_micro_step=start * loop.grad_accum_steps)  # fmt: skip
         # Not passed through accelerator.prepare: its dataloader wrappers resume by skipping batches,
         # while this sampler resumes in O(1) from the position stored in the checkpoint.
-        generator = torch.Generator().manual_seed(derive_seed(loop.seed, _STREAM_LOADER, acc.process_index, start))
+        generator = torch.Generator().manual_seed(derive_seed(loop.seed, STREAM_LOADER, acc.process_index, start))
         loader = DataLoader(
             dataset, batch_size=micro_batch, sampler=sampler, num_workers=loop.num_workers,
             collate_fn=self.task.collate, pin_memory=acc.device.type == "cuda", generator=generator,
-            worker_init_fn=_worker_init, persistent_workers=loop.num_workers > 0,
+            worker_init_fn=worker_init, persistent_workers=loop.num_workers > 0,
         )  # fmt: skip
         from accelerate.utils import send_to_device
 
