@@ -33,6 +33,12 @@ section, a :class:`~leo_video.configs.LoopConfig`).
     The default saves ``models`` (unwrapped), ``optimizers``, ``schedulers`` and ``emas``; extend it
     for extra state. Store only tensors and plain containers (checkpoints load ``weights_only``).
 
+GANs (LIA): one ``train_step`` does the generator update, then the discriminator update, each
+with its own prepared optimizer. In the generator step, freeze D (``requires_grad_(False)``, as
+LIA did, so no gradient accumulates in D) and score the fakes with the *unwrapped* discriminator
+(``self.unwrap("discriminator")``): gradients still reach G through it, while D's DDP wrapper,
+which expects gradients for D's weights, stays out of that backward pass.
+
 Optional: ``evaluate(step) -> dict[str, float]`` (called on every rank every ``train.eval_every``
 steps; logged as ``eval/NAME``) and ``log_images(step, logger)`` (main process only, every
 ``train.image_every`` steps; use unwrapped models, e.g. ``self.unwrap("generator")``, and
@@ -110,6 +116,8 @@ class TrainingTask:
     accelerator: Any
     config: Any
     loop: LoopConfig
+    #: DDP option: set True if some parameters of a prepared model get no gradient in a step.
+    find_unused_parameters: bool = False
 
     def __init__(self) -> None:
         self.models: dict[str, torch.nn.Module] = {}
@@ -221,7 +229,7 @@ class Trainer:
     def __init__(self, task: TrainingTask, config: Any, accelerator: Any = None) -> None:
         self.task, self.config, self.loop = task, config, config.train
         self.run_dir = Path(self.loop.run_dir)
-        self.accelerator = accelerator or _make_accelerator(self.loop)
+        self.accelerator = accelerator or _make_accelerator(self.loop, task.find_unused_parameters)
         self.last_checkpoint: Path | None = None
 
     @property
@@ -392,16 +400,18 @@ class Trainer:
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
 
 
-def _make_accelerator(loop: LoopConfig) -> Any:
+def _make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> Any:
     import os
 
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     # accelerate only sets up multi-process CPU training (gloo) when told cpu=True; without it each
     # torchrun process on a GPU-less machine would silently train alone on the same run folder.
     cpu = loop.cpu or not torch.cuda.is_available()
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
     acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
-                      cpu=cpu, log_with=None)  # fmt: skip
+                      cpu=cpu, log_with=None, kwargs_handlers=[ddp])  # fmt: skip
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if acc.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
