@@ -57,10 +57,8 @@ def lazy_regularization(lr: float, betas: tuple[float, float], every: int) -> tu
     StyleGAN2 (Appendix B) keeps the optimizer's effective momentum when one regulariser step is
     added per k loss steps; LIA's released trainer applied it with k = 4 (G) and 16 (D). k = 0: as is.
     """
-    if every <= 0:
-        return lr, betas
-    c = every / (every + 1)
-    return lr * c, (betas[0] ** c, betas[1] ** c)
+    c = every / (every + 1) if every > 0 else 1.0
+    return float(lr * c), (float(betas[0] ** c), float(betas[1] ** c))  # torch's Adam wants floats
 
 
 def image_pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.Tensor]:
