@@ -121,13 +121,15 @@ def test_checkpoints_are_atomic_and_only_the_last_k_are_kept(tmp_path, monkeypat
         assert temp_name.startswith(".step_") and ".tmp-" in temp_name and not final_existed
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, caplog):
     """Stop at step 10, rerun: the losses of steps 10..19 equal an uninterrupted run's, bit for bit."""
     settings = dict(max_steps=20, grad_accum_steps=2, ema=True, ema_decay=0.9)
     full, _ = fit(tmp_path / "full", **settings)
     first, _ = fit(tmp_path / "split", **{**settings, "max_steps": 10})
-    second, result = fit(tmp_path / "split", **settings)
+    with caplog.at_level(logging.WARNING):
+        second, result = fit(tmp_path / "split", **settings)
     assert result.resumed_from == 10
+    assert "changed settings: train.max_steps: 10 -> 20" in caplog.text
     assert first.history + second.history == full.history
     for key, value in weights(tmp_path / "full", 20).items():
         assert torch.equal(value, weights(tmp_path / "split", 20)[key])
@@ -336,3 +338,21 @@ def test_images_eval_and_ema_hooks(tmp_path):
     assert (image.width, image.height) == (16, 16)  # 2 columns x 2 rows of 8x8
     assert [e.value for e in events.Scalars("eval/score")] == [5.0, 10.0, 15.0, 20.0]
     assert {"loss/mse", "lr/net", "items_per_s"} <= set(events.Tags()["scalars"])
+
+
+def test_data_order_does_not_depend_on_worker_count(tmp_path):
+    """Per-sample seeds travel with the index, so 2 DataLoader workers give the same losses as none."""
+    inline, _ = fit(tmp_path / "inline", max_steps=6, num_workers=0)
+    workers, _ = fit(tmp_path / "workers", max_steps=6, num_workers=2)
+    assert workers.history == inline.history
+
+
+def test_empty_dataset_is_a_user_error(tmp_path):
+    from leo_video.errors import InputError
+
+    class Empty(ToyTask):
+        def dataset(self):
+            return torch.utils.data.TensorDataset(torch.zeros(0, 4), torch.zeros(0, 1))
+
+    with pytest.raises(InputError, match="TensorDataset: the training set is empty"):
+        fit(tmp_path / "run", task=Empty())

@@ -90,7 +90,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..config import save_config, to_dict
 from ..configs import LoopConfig
-from ..errors import ConfigError, NumericalError
+from ..errors import ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
 from .logging import MeanTracker, RunLogger
 from .sampler import (
@@ -337,6 +337,8 @@ class Trainer:
 
     def _batches(self, dataset: Dataset, micro_batch: int, start: int) -> Iterator:
         acc, loop = self.accelerator, self.loop
+        if len(dataset) == 0:
+            raise InputError(f"{type(dataset).__name__}: the training set is empty")
         sampler = ResumableSampler(len(dataset), loop.seed, micro_batch, acc.process_index, acc.num_processes,
                                    start_micro_step=start * loop.grad_accum_steps)  # fmt: skip
         # Not passed through accelerator.prepare: its dataloader wrappers resume by skipping batches,
