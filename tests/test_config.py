@@ -27,8 +27,12 @@ def test_lia_presets_are_shipped_and_valid():
         assert isinstance(cfg, LIAConfig)
         assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (2e-3, 0.0, 0.99)
         assert cfg.loss.l1_weight == 1.0 and cfg.loss.gan_weight == 1.0 and cfg.loss.r1_weight == 0.0
-    assert resolve_config("lia", "taichi256").data.augment is True
-    assert resolve_config("lia", "vox256").data.augment is False
+    taichi_aug = resolve_config("lia", "taichi256").data.augment  # LIA: 224/256 crop, flip, jitter 0.1
+    assert taichi_aug.crop_scale == [0.875, 0.875] and taichi_aug.flip and taichi_aug.hue == 0.1
+    ted_aug = resolve_config("lia", "ted256").data.augment
+    assert ted_aug.crop_scale is None and ted_aug.flip and ted_aug.brightness == 0.1
+    vox_aug = resolve_config("lia", "vox256").data.augment
+    assert vox_aug.crop_scale is None and not vox_aug.flip and vox_aug.saturation == 0.0
     tiny = resolve_config("lia", "synthetic64")
     assert tiny.model.size == 64 and tiny.loss.perceptual_weight == 0.0 and tiny.train.max_steps <= 100
     paper = resolve_config("lia", "taichi256")
@@ -59,7 +63,7 @@ def test_overrides_are_coerced_to_field_types():
             "train.batch_size=32",
             "optim.lr=1e-4",
             "train.max_steps=1e3",
-            "data.augment=no",
+            "data.augment.flip=no",
             "loss.perceptual_scales=1,0.5",
             "data.test_root=null",
             "train.mixed_precision=bf16",
@@ -68,7 +72,7 @@ def test_overrides_are_coerced_to_field_types():
     )
     assert cfg.train.batch_size == 32 and isinstance(cfg.train.batch_size, int)
     assert cfg.optim.lr == 1e-4 and cfg.train.max_steps == 1000
-    assert cfg.data.augment is False and cfg.data.test_root is None
+    assert cfg.data.augment.flip is False and cfg.data.test_root is None
     assert cfg.loss.perceptual_scales == [1.0, 0.5]
     assert cfg.train.mixed_precision == "bf16" and cfg.loss.vgg_weights == "~/vgg19.pth"
     apply_override(cfg, "loss.perceptual_scales=[1, 0.25]")
@@ -91,7 +95,9 @@ def test_float_without_dot_in_yaml_is_accepted(tmp_path):
         ("optim.beta2=1.0", ["optim.beta2", "out of range", "< 1"]),
         ("train.batch_size=2.5", ["train.batch_size", "not a valid int"]),
         ("train.batch_size=true", ["train.batch_size", "not a valid int"]),
-        ("data.augment=maybe", ["data.augment", "not a valid bool"]),
+        ("data.augment.flip=maybe", ["data.augment.flip", "not a valid bool"]),
+        ("data.augment.hue=0.6", ["data.augment.hue", "out of range", "<= 0.5"]),
+        ("data.augment.crop_scale=0.9,0.8", ["data.augment.crop_scale", "min <= max"]),
         ("train.mixed_precision=fp8", ["train.mixed_precision", "not one of"]),
         ("model.size=100", ["model.size", "not one of"]),
         ("loss=3", ["loss is a section"]),

@@ -47,12 +47,30 @@ class LoopConfig:
 
 
 @dataclasses.dataclass
+class AugmentSettings:
+    """One random augmentation applied identically to both frames of a pair (or every clip frame);
+    the fields of :class:`leo_video.data.video_dataset.AugmentConfig`. All off by default.
+
+    LIA's released data pipeline: Taichi = random 224/256 crop (``crop_scale: [0.875, 0.875]``) +
+    flip + colour jitter 0.1; TED = flip + jitter 0.1; VoxCeleb = none.
+    """
+
+    crop_scale: list[float] | None = param(None, gt=0.0, le=1.0, doc="[min, max] side fraction of a random square crop")
+    flip: bool = param(False, doc="horizontal flip with probability 0.5")
+    brightness: float = param(0.0, ge=0.0, lt=1.0)
+    contrast: float = param(0.0, ge=0.0, lt=1.0)
+    saturation: float = param(0.0, ge=0.0, lt=1.0)
+    hue: float = param(0.0, ge=0.0, le=0.5, doc="hue rotation in turns drawn from [-hue, hue]")
+
+
+@dataclasses.dataclass
 class LIADataConfig:
     """Where the training videos are; pairs = two random frames of one video, resized to model.size."""
 
     root: str = "data/taichi"
     test_root: str | None = param(None, doc="test split for periodic reconstruction eval")
-    augment: bool = param(False, doc="same random crop, flip, colour jitter on both frames (Taichi)")
+    repeats: int = param(1, ge=1, doc="each video appears this many times per epoch")
+    augment: AugmentSettings = section(AugmentSettings)
 
 
 @dataclasses.dataclass
@@ -105,6 +123,9 @@ class LIAConfig:
 
     def cross_check(self) -> str | None:
         """Constraints between fields; returns the problem (naming the key) or None."""
+        crop = self.data.augment.crop_scale
+        if crop is not None and (len(crop) != 2 or crop[0] > crop[1]):
+            return f"data.augment.crop_scale = {crop} must be [min, max] with min <= max"
         if self.loss.r1_weight > 0 and self.optim.d_reg_every == 0:
             return "optim.d_reg_every = 0 but loss.r1_weight > 0 (R1 needs an interval >= 1)"
         if self.model.size * min(self.loss.perceptual_scales, default=1.0) < 16 and self.loss.perceptual_weight > 0:
