@@ -31,7 +31,8 @@ def fir(x, k, up=1, pad0=0, pad1=0):
         x = z
     x = F.pad(x, [pad0, pad1, pad0, pad1])
     kk = torch.flip(k.to(x.dtype), [0, 1])
-    return F.conv2d(x, kk[None, None].repeat(c, 1, 1, 1), groups=c)  # each channel on its own
+    out = F.conv2d(x.reshape(b * c, 1, x.shape[2], x.shape[3]), kk[None, None])  # each channel on its own
+    return out.reshape(b, c, out.shape[2], out.shape[3])
 
 
 def eq_conv(x, w, stride=1, padding=0):

@@ -55,9 +55,14 @@ def infer_lia_config(state: dict[str, torch.Tensor], path: str | os.PathLike = "
             f"{path}: inconsistent LIA checkpoint: {n_app} encoder stages (size {size}) but {n_dec} decoder "
             f"convs (expected {2 * (n_app - 2)})"
         )
-    style_dim, motion_dim = state["dec.direction.weight"].shape
-    last_rgb = state.get(f"dec.to_rgbs.{n_app - 3}.conv.0.weight")
-    multiplier = 1 if last_rgb is None else max(1, last_rgb.shape[1] // lia_channels(size))
+    direction = state["dec.direction.weight"]
+    if direction.ndim != 2:
+        raise CheckpointError(f"{path}: key 'dec.direction.weight' has shape {tuple(direction.shape)}, expected 2-D")
+    style_dim, motion_dim = direction.shape
+    last_rgb = state.get(f"dec.to_rgbs.{n_app - 3}.conv.0.weight")  # (3, C_S * multiplier, 1, 1)
+    multiplier = 1
+    if last_rgb is not None and last_rgb.ndim == 4:
+        multiplier = max(1, last_rgb.shape[1] // lia_channels(size))
     return {"size": size, "style_dim": int(style_dim), "motion_dim": int(motion_dim),
             "channel_multiplier": int(multiplier)}
 

@@ -61,9 +61,15 @@ def biased_leaky_relu(
     return F.leaky_relu(x + bias, slope) * gain
 
 
-def _depthwise(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
-    """(k, k) kernel -> (C, 1, k, k) depthwise weight in ``like``'s dtype/device."""
-    return kernel.to(like).expand(channels, 1, *kernel.shape)
+def _per_channel(op, x: torch.Tensor, kernel: torch.Tensor, **kwargs) -> torch.Tensor:
+    """Apply a single-channel conv ``op`` with a (k, k) kernel to every channel of x (B, C, H, W).
+
+    Folding channels into the batch gives one plain convolution instead of a C-group depthwise one
+    (grouped convs fall back to a per-group loop for float64 on CPU).
+    """
+    B, C, H, W = x.shape
+    out = op(x.reshape(B * C, 1, H, W), kernel.to(x)[None, None], **kwargs)
+    return out.reshape(B, C, *out.shape[2:])
 
 
 def upfirdn2d(
@@ -79,7 +85,7 @@ def upfirdn2d(
         x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(B, C, H * up, W * up)
     x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    x = F.conv2d(x, _depthwise(kernel.flip(0, 1), C, x), groups=C)
+    x = _per_channel(F.conv2d, x, kernel.flip(0, 1))
     return x[:, :, ::down, ::down]
 
 
@@ -102,8 +108,7 @@ class Blur(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p)).
-        C = x.shape[1]
-        return F.conv2d(x, _depthwise(self.kernel.flip(0, 1), C, x), padding=self.padding, groups=C)
+        return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=self.padding)
 
 
 class Upsample(nn.Module):
@@ -125,15 +130,12 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fast:
             return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
-        C = x.shape[1]
         k = self.kernel.shape[0]
         pad0, pad1 = self.pad
         # A transposed conv is zero insertion ((H-1)s+1 samples), padding k-1-P before and k-1-P+op after,
         # then a true convolution with its weight: choose P, op to reproduce upfirdn's (pad0, pad1 + s - 1).
-        return F.conv_transpose2d(
-            x, _depthwise(self.kernel, C, x), stride=self.factor, padding=k - 1 - pad0, groups=C,
-            output_padding=pad1 - pad0 + self.factor - 1,
-        )
+        return _per_channel(F.conv_transpose2d, x, self.kernel, stride=self.factor, padding=k - 1 - pad0,
+                            output_padding=pad1 - pad0 + self.factor - 1)
 
 
 # --------------------------------------------------------------------------------------------- #
