@@ -5,7 +5,9 @@
 * :mod:`.protocol` — the FVD protocol (clip sampling, presets, real-statistics cache).
 * :mod:`.acd` — average content distance (:mod:`.facenet`: the face-identity network);
   :mod:`.motion` — motion-code statistics;
-  :mod:`.recon` — reconstruction L1.
+  :mod:`.recon` — reconstruction L1;
+* :mod:`.evaluate` — folders of videos / code files → the metrics above (what ``leo-video eval`` runs);
+  :mod:`.report` — ``report.json`` / ``report.md`` / PNG plots of ``eval all``.
 
 Names are imported lazily so that ``import leo_video.metrics`` does not import torch.
 """
@@ -53,6 +55,21 @@ _EXPORTS: dict[str, str] = {
     "motion_report": "motion",
     "ReconstructionL1": "recon",
     "reconstruction_l1": "recon",
+    "self_reenactment_l1": "recon",
+    "GeneratedClips": "evaluate",
+    "RealFeatures": "evaluate",
+    "folder_acd": "evaluate",
+    "generated_clip_features": "evaluate",
+    "generated_clips_from_folder": "evaluate",
+    "list_videos": "evaluate",
+    "load_code_sequences": "evaluate",
+    "make_protocol": "evaluate",
+    "real_clip_features": "evaluate",
+    "video_distances": "evaluate",
+    "bar_plot": "report",
+    "mean_std": "report",
+    "render_markdown": "report",
+    "write_report": "report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from .frechet import to_numpy
 
-__all__ = ["ReconstructionL1", "reconstruction_l1"]
+__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenactment_l1"]
 
 
 @dataclass
@@ -48,6 +48,40 @@ def reconstruction_l1(pred: Any, target: Any) -> ReconstructionL1:
             raise InputError(f"target: video shape {t.shape} does not match pred's {p.shape}")
         result.per_video.append(float(np.abs(p - t).mean() / 2.0))  # |a - b| / 2 = L1 on [0, 1]
     return result
+
+
+def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
+                        dtype: Any = None) -> tuple[float, int]:
+    """LIA's self-reenactment error of one video: ``(L1 on [0, 1], frames)``.
+
+    The first frame of ``reader`` (a :class:`leo_video.media.video.VideoReader`) is the source; every
+    frame (up to ``max_frames``) drives it with its *absolute* code (``AnimateOptions(relative=False)``,
+    as in LIA training), and the rendering is compared with the frame itself (centre-cropped and
+    resized to the model's size). The L1 is the mean over frames, channels and pixels.
+    """
+    import torch
+
+    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
+
+    device = next(animator.parameters()).device
+    size = animator.config.size
+    total = len(reader) if max_frames is None else min(len(reader), max_frames)
+    source = frames_to_batch([next(iter(reader.iter_frames(stop=1)))], size, device)[0]  # (3, S, S)
+    seen: list = []  # driving frames of the current chunk: decoded once, used as drivers and as targets
+
+    def tee(frames):
+        for frame in frames:
+            seen.append(frame)
+            yield frame
+
+    options = AnimateOptions(relative=False, batch_frames=batch_frames, dtype=dtype or torch.float32)
+    abs_error, count = 0.0, 0
+    for result in transfer_motion(animator, source, tee(reader.iter_frames(stop=total)), options):  # (n, 3, S, S)
+        target = frames_to_batch(seen[: len(result)], size, device)  # (n, 3, S, S)
+        del seen[: len(result)]
+        abs_error += ((result.float() - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
+        count += target.numel()
+    return abs_error / max(count, 1), total
 
 
 def _as_video_list(x: Any, name: str) -> list[np.ndarray]:

@@ -1,0 +1,127 @@
+"""`leo-video eval fvd`: Fréchet video distance between real and generated videos (StyleGAN-V protocol).
+
+Also home of the options and the computation that ``eval kvd`` and ``eval all`` share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ._common import add_device_args
+
+PARENT = "eval"
+ORDER = 60
+
+
+def add_video_distance_args(p: argparse.ArgumentParser) -> None:
+    """Options of every I3D-based command (fvd, kvd, all)."""
+    p.add_argument("--real", required=True, help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
+    # A `--pipeline PIPE` alternative to --fake will feed generated videos through
+    # leo_video.metrics.evaluate.generated_clip_features (the generated-clip hook).
+    p.add_argument("--fake", required=True, help="folder of generated videos")
+    p.add_argument("--detector", default=None,
+                   help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
+    p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),
+                   help="preset: fvd16 (2048 x 16 frames), fvd128 (2048 x 128), fvd128_s8 (every 8th of 1017 frames)")
+    p.add_argument("--num-videos", type=int, default=None, help="clips per side (default: the preset's, 2048)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="centre-crop and resize frames to this square size before I3D (default: as stored)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the real clips' offsets (default: the preset's, 0)")
+    p.add_argument("--cache-dir", default=None, help="cache real-clip features here, keyed by protocol hash")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per detector call (default 16)")
+    add_device_args(p, dtype=False)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fvd",
+        help="Fréchet video distance (I3D features, StyleGAN-V protocol)",
+        description=(
+            "FVD between a folder of real videos and a folder of generated ones: one real clip per video "
+            "at a seeded random offset (short videos dropped), frames 0, step, ... of each generated video, "
+            "StyleGAN-V's TorchScript I3D, covariance as StyleGAN-V. Prints one JSON line."
+        ),
+    )
+    add_video_distance_args(p)
+    p.set_defaults(func=run)
+
+
+@dataclass
+class VideoDistanceSetup:
+    """What the I3D commands resolve once from their arguments: detector, protocol, options."""
+
+    detector: Any
+    detector_path: str
+    detector_sha256: str
+    protocol: Any  # FVDProtocol
+    batch_size: int
+    cache_dir: str | None
+    progress: bool
+
+
+def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
+    """Validate the options and load the detector (MissingWeightsError if absent)."""
+    from ..errors import InputError
+    from ..metrics.evaluate import list_videos, make_protocol
+    from ..metrics.i3d import file_sha256, load_i3d, resolve_i3d_path
+    from ..utils.device import resolve_device
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size {args.batch_size}: must be at least 1")
+    for option in ("num_videos", "frames", "resolution"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise InputError(f"--{option.replace('_', '-')} {value}: must be at least 1")
+    list_videos(args.real, "--real"), list_videos(args.fake, "--fake")  # bad folders fail before any work
+    protocol = make_protocol(args.protocol, num_videos=args.num_videos, num_frames=args.frames,
+                             seed=args.seed, resolution=args.resolution)
+    path = resolve_i3d_path(args.detector)
+    detector = load_i3d(path, device=str(resolve_device(args.device)))
+    return VideoDistanceSetup(detector, str(path), file_sha256(path), protocol, args.batch_size,
+                              args.cache_dir, os.environ.get("LEO_PROGRESS", "1") != "0")
+
+
+def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """I3D features ``(N, 400)`` of the generated videos of ``--fake`` and counts for the output."""
+    from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
+
+    videos = generated_clips_from_folder(args.fake, setup.protocol)
+    feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress)
+    return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
+
+
+def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int) -> dict[str, Any]:
+    """FVD and KVD against the real clips drawn with ``seed`` (real features cached per seed)."""
+    import dataclasses
+
+    from ..metrics.evaluate import real_clip_features, video_distances
+
+    protocol = dataclasses.replace(setup.protocol, seed=seed)
+    real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_sha256,
+                              setup.batch_size, setup.progress)
+    result = video_distances(real.features, fake, protocol)
+    result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
+                  real_cache=real.cache_path, real_from_cache=real.from_cache)
+    return result
+
+
+def compute(args: argparse.Namespace, metric: str) -> dict[str, Any]:
+    """One FVD or KVD measurement as the JSON object the commands print."""
+    setup = setup_from_args(args)
+    fake, fake_counts = fake_features(setup, args)
+    result = distances_for_seed(setup, args, fake, setup.protocol.seed)
+    drop = "kvd" if metric == "fvd" else "fvd"
+    out = {"metric": metric, metric: result.pop(metric)}
+    result.pop(drop)
+    out.update(result, **fake_counts, detector=setup.detector_path, detector_sha256=setup.detector_sha256)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(compute(args, "fvd")))
+    return 0

@@ -1,0 +1,70 @@
+"""`leo-video eval recon`: LIA's self-reenactment L1 over a test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ._common import add_device_args
+
+PARENT = "eval"
+ORDER = 64
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "recon",
+        help="self-reenactment L1 (on [0, 1]) of a LIA checkpoint over a folder of test videos",
+        description=(
+            "For every video: the first frame is the source and every frame drives it with its absolute "
+            "motion code; L1 on [0, 1] between rendering and frame, averaged over frames, then over videos "
+            "(each video weighs the same), as LIA's protocol. Prints one JSON line."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    p.add_argument("--data", required=True, help="folder of test videos (e.g. DATASET/test)")
+    p.add_argument("--max-videos", type=int, default=None, help="only the first N videos")
+    p.add_argument("--frames", type=int, default=None, help="only the first N frames of each video")
+    p.add_argument("--batch-frames", type=int, default=16, help="frames rendered per batch (default 16)")
+    add_device_args(p)
+    p.set_defaults(func=run)
+
+
+def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = None, frames: int | None = None,
+                         batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
+                         progress: bool = True) -> dict[str, Any]:
+    """``{"l1", "l1_std", "num_videos", "num_frames", "per_video"}`` of ``checkpoint`` on the videos of ``data``."""
+    import numpy as np
+
+    from ..errors import InputError
+    from ..media.video import VideoReader
+    from ..metrics.evaluate import list_videos
+    from ..metrics.recon import self_reenactment_l1
+    from ..models.loading import load_lia
+    from ..utils.device import resolve_device, resolve_dtype
+    from ._common import progress as progress_bar
+
+    for option, value in (("--max-videos", max_videos), ("--frames", frames), ("--batch-frames", batch_frames)):
+        if value is not None and value < 1:
+            raise InputError(f"{option} {value}: must be at least 1")
+    paths = list_videos(data, "--data")[:max_videos]
+    animator = load_lia(checkpoint, device=resolve_device(device))
+    per_video, total = {}, 0
+    with progress_bar(len(paths), "eval recon", unit="video") as bar:
+        for path in paths:
+            with VideoReader(path) as reader:
+                l1, n = self_reenactment_l1(animator, reader, frames, batch_frames, resolve_dtype(dtype))
+            per_video[str(path)] = l1
+            total += n
+            bar.update(1)
+    values = np.array(list(per_video.values()))
+    return {"l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "num_videos": len(values), "num_frames": total, "per_video": per_video}
+
+
+def run(args: argparse.Namespace) -> int:
+    result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
+                                  args.device, args.dtype)
+    print(json.dumps({"metric": "recon_l1", "checkpoint": args.checkpoint, **result}))
+    return 0

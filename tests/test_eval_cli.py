@@ -1,0 +1,275 @@
+"""The `leo-video eval …` commands end to end on tiny video folders, with a scripted stand-in I3D.
+
+Every number a command prints is checked against the library functions on the same features or
+frames; `eval all` against `eval fvd`/`eval kvd`; error paths through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from leo_video.media.video import VideoReader, write_video
+from leo_video.metrics import (
+    feature_stats,
+    frechet_distance_from_stats,
+    i3d_features,
+    kernel_distance,
+    load_i3d,
+    motion_report,
+    plan_real_clips,
+    video_acd,
+)
+
+NUM_VIDEOS, FRAMES, SIZE = 10, 16, 32
+
+
+FEATURE_DIM = 24  # I3D's is 400; the commands work for any D, and sqrtm of 400x400 takes seconds on 2 cores
+
+
+class _StandInI3D(torch.nn.Module):
+    """StyleGAN-V's detector call signature; features from per-frame colour statistics (B, FEATURE_DIM)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("proj", torch.randn(9, FEATURE_DIM, generator=g))
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False):
+        frames = x.mean(dim=(3, 4)) / 255.0  # (B, 3, T) mean colour per frame
+        steps = (frames[:, :, 1:] - frames[:, :, :-1]).abs().mean(dim=2)  # (B, 3)
+        stats = torch.cat([frames.mean(dim=2), frames.std(dim=2), steps], dim=1)  # (B, 9)
+        return torch.tanh(stats @ self.proj)  # (B, FEATURE_DIM)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Real and generated folders of NUM_VIDEOS tiny mp4s, a stand-in detector and motion codes."""
+    root = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(0)
+    for side, shift in (("real", 0), ("fake", 40)):
+        for i in range(NUM_VIDEOS):
+            base = rng.integers(20, 200, size=(1, 1, 1, 3))
+            ramp = np.linspace(0, rng.uniform(10, 50), FRAMES).reshape(FRAMES, 1, 1, 1)
+            noise = rng.integers(0, 30, size=(FRAMES, SIZE, SIZE, 3))
+            frames = np.clip(base + ramp + noise + shift, 0, 255).astype(np.uint8)  # (T, H, W, 3)
+            write_video(root / side / f"v{i:02d}.mp4", frames, fps=25)
+    (root / "empty").mkdir()
+    detector = root / "i3d_torchscript.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in torch 2.x
+        torch.jit.script(_StandInI3D()).save(str(detector))
+    return root, detector
+
+
+def _json(out: str) -> dict:
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, out
+    return json.loads(lines[0])
+
+
+def _videos(folder, indices=None):
+    """uint8 (N, len(indices), H, W, 3) of every video in the folder (sorted)."""
+    paths = sorted(folder.glob("*.mp4"))
+    return [VideoReader(p) for p in paths]
+
+
+def _library_features(detector_path, folder, num_frames, seed=None):
+    """Real clips (seeded offsets, via plan_real_clips) or generated clips (frames 0..) -> I3D features."""
+    detector = load_i3d(detector_path)
+    readers = _videos(folder)
+    if seed is None:
+        clips = [r.read(range(num_frames)) for r in readers]
+    else:
+        specs = plan_real_clips([len(r) for r in readers], 2048, num_frames, seed)
+        clips = [readers[s.video_index].read(s.frame_indices) for s in specs]
+    return i3d_features(detector, np.stack(clips))  # (N, FEATURE_DIM)
+
+
+def test_eval_fvd_and_kvd_match_library_and_cache(folders, run_cli):
+    root, detector = folders
+    args = ["--real", root / "real", "--fake", root / "fake", "--detector", detector, "--frames", 8, "--seed", 3,
+            "--cache-dir", root / "cache", "--device", "cpu"]
+    code, out, err = run_cli("eval", "fvd", *args)
+    assert code == 0, err
+    result = _json(out)
+    real = _library_features(detector, root / "real", 8, seed=3)
+    fake = _library_features(detector, root / "fake", 8)
+    expected = frechet_distance_from_stats(*feature_stats(real, ddof=0), *feature_stats(fake, ddof=0))
+    assert result["fvd"] == pytest.approx(expected, rel=1e-9)
+    assert result["fvd"] > 0.1  # the folders differ (brightness shift)
+    assert (result["num_real"], result["num_fake"]) == (NUM_VIDEOS, NUM_VIDEOS)
+    assert result["protocol"]["num_frames"] == 8 and result["protocol"]["seed"] == 3
+    assert result["protocol"]["name"] == "fvd16" and len(result["protocol_hash"]) == 16
+    assert result["real_from_cache"] is False and "kvd" not in result
+    # Second run reads the cached real features: same number.
+    code, out, _ = run_cli("eval", "fvd", *args)
+    again = _json(out)
+    assert again["real_from_cache"] is True and again["real_cache"] == result["real_cache"]
+    assert again["fvd"] == result["fvd"]
+    code, out, err = run_cli("eval", "kvd", *args)
+    assert code == 0, err
+    assert _json(out)["kvd"] == pytest.approx(kernel_distance(real, fake), rel=1e-9, abs=1e-12)
+
+
+def test_eval_fvd_identical_folders_is_zero(folders, run_cli):
+    root, detector = folders
+    # Full-length clips: the real offsets are all 0, so real and generated clips are the same frames.
+    code, out, err = run_cli("eval", "fvd", "--real", root / "real", "--fake", root / "real", "--detector", detector,
+                             "--frames", FRAMES)
+    assert code == 0, err
+    result = _json(out)
+    # 10 clips in 24 dims: a rank-9 covariance, whose sqrtm is accurate to ~1e-6 only (the FVD of the
+    # two different folders is > 0.1).
+    assert abs(result["fvd"]) < 1e-4 and result["num_real"] == result["num_fake"] == NUM_VIDEOS
+    code, out, _ = run_cli("eval", "kvd", "--real", root / "real", "--fake", root / "real", "--detector", detector,
+                           "--frames", FRAMES)
+    # The unbiased MMD² of a set with itself is not 0 but -2 (mean k(x, x) - mean k(x, y)) / (n - 1) < 0.
+    feats = _library_features(detector, root / "real", FRAMES)
+    assert _json(out)["kvd"] == pytest.approx(kernel_distance(feats, feats), rel=1e-9)
+
+
+def test_eval_acd_mean_colour_matches_library(folders, run_cli):
+    root, _ = folders
+    code, out, err = run_cli("eval", "acd", "--videos", root / "fake", "--max-frames", 12)
+    assert code == 0, err
+    result = _json(out)
+    frames = [r.read(range(12)) for r in _videos(root / "fake")]
+    assert result["acd"] == pytest.approx(video_acd(frames), rel=1e-12)
+    assert (result["num_videos"], result["num_frames"], result["embedder"]) == (NUM_VIDEOS, NUM_VIDEOS * 12, "mean-colour")
+
+
+def _codes(seed: int, scale: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.cumsum(torch.randn(12, 40, 3, generator=g) * scale, dim=1)  # (N, T, M)
+
+
+def test_eval_motion_from_files_and_store(tmp_path, run_cli):
+    from safetensors.torch import save_file
+
+    from leo_video.data.motion_codes import MotionCodeWriter
+
+    real, fake = _codes(0, 0.1), _codes(1, 0.3)
+    save_file({"codes": real}, str(tmp_path / "real.safetensors"))
+    torch.save(fake, tmp_path / "fake.pt")
+    with MotionCodeWriter(tmp_path / "store", motion_dim=3) as writer:
+        for i, seq in enumerate(real):
+            writer.add(f"video{i}", seq)
+    expected = motion_report(list(real.double().numpy()), list(fake.double().numpy()), window=8)
+    for real_arg in (tmp_path / "real.safetensors", tmp_path / "store"):
+        code, out, err = run_cli("eval", "motion", "--real", real_arg, "--fake", tmp_path / "fake.pt", "--window", 8)
+        assert code == 0, err
+        result = _json(out)
+        for key, value in expected.items():
+            assert result[key] == pytest.approx(value, rel=1e-9), key
+    assert expected["jitter_ratio"] == pytest.approx(3.0, rel=0.15)
+
+
+class _StubAnimator(torch.nn.Module):
+    """The animator interface transfer_motion uses (a real LIA takes ~5 s a frame on 2 busy cores)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"size": 32})()
+        self.gain = torch.nn.Parameter(torch.tensor(0.5))
+
+    def encode_appearance(self, source: torch.Tensor) -> torch.Tensor:
+        return source  # (1, 3, S, S)
+
+    def encode_motion(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.mean(dim=(2, 3))  # (n, 3)
+
+    def render(self, appearance: torch.Tensor, codes: torch.Tensor, start_motion=None) -> torch.Tensor:
+        return (appearance + self.gain * codes[:, :, None, None]).clamp(-1, 1)  # (n, 3, S, S)
+
+
+def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monkeypatch):
+    import leo_video.models.loading as loading
+
+    root, _ = folders
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu", dtype=None: _StubAnimator())
+    code, out, err = run_cli("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real",
+                             "--max-videos", 3, "--frames", 7, "--batch-frames", 3, "--device", "cpu")
+    assert code == 0, err
+    result = _json(out)
+    assert (result["num_videos"], result["num_frames"]) == (3, 21)
+    singles = []
+    for path in sorted((root / "real").glob("*.mp4"))[:3]:
+        code, out, err = run_cli("reconstruct", "--checkpoint", tmp_path / "lia", "--video", path, "--max-frames", 7,
+                                 "--device", "cpu")
+        assert code == 0, err
+        singles.append(_json(out)["l1"])
+    assert list(result["per_video"].values()) == pytest.approx(singles, rel=1e-6)
+    assert result["l1"] == pytest.approx(np.mean(singles), rel=1e-6) and 0 < result["l1"] < 1
+
+
+def test_eval_all_writes_report(folders, tmp_path, run_cli):
+    root, detector = folders
+    common = ["--real", root / "real", "--fake", root / "fake", "--detector", detector, "--frames", 8, "--seed", 5]
+    codes = tmp_path / "codes.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"a": _codes(0, 0.1), "b": _codes(1, 0.1)}, str(codes))
+    code, out, err = run_cli("eval", "all", *common, "--out", tmp_path / "report", "--runs", 2,
+                             "--real-codes", codes, "--fake-codes", codes, "--window", 8)
+    assert code == 0, err
+    report_dir = tmp_path / "report"
+    report = json.loads((report_dir / "report.json").read_text())
+    by_key = {m["key"]: m for m in report["metrics"]}
+    fvd_runs = []
+    for seed in (5, 6):  # --runs 2: seeds 5 and 6 for the real clips
+        _, out, _ = run_cli("eval", "fvd", *common[:-1], seed)
+        fvd_runs.append(_json(out)["fvd"])
+    assert by_key["fvd"]["values"] == pytest.approx(fvd_runs, rel=1e-9)
+    assert by_key["fvd"]["mean"] == pytest.approx(np.mean(fvd_runs), rel=1e-9)
+    assert by_key["fvd"]["std"] == pytest.approx(np.std(fvd_runs, ddof=1), rel=1e-6)
+    assert by_key["code_window_fd"]["value"] == pytest.approx(0.0, abs=1e-6)  # same codes on both sides
+    assert report["protocol"]["hash"] and report["protocol"]["runs"] == 2
+    md = (report_dir / "report.md").read_text()
+    assert "fvd16" in md and "## Protocol" in md and report["protocol"]["hash"] in md
+    assert f"{NUM_VIDEOS} real / {NUM_VIDEOS} generated clips of 8 frames" in md
+    assert f"{NUM_VIDEOS} videos, {NUM_VIDEOS * 8} frames" in md  # ACD sample count
+    pngs = [p["file"] for p in report["plots"] + report["samples"]]
+    assert {"fvd.png", "kvd.png", "acd.png", "jitter.png", "samples_real.png", "samples_generated.png"} <= set(pngs)
+    for name in pngs:
+        assert f"]({name})" in md
+        with Image.open(report_dir / name) as image:
+            image.verify()
+    # An existing report is not overwritten without --overwrite.
+    code, _, err = run_cli("eval", "all", *common, "--out", report_dir)
+    assert code != 0 and "report.json" in err and "--overwrite" in err
+
+
+def test_eval_errors_are_one_line(folders, tmp_path, run_cli, monkeypatch):
+    root, detector = folders
+    monkeypatch.delenv("LEO_I3D", raising=False)
+    cases = [
+        (["fvd", "--real", root / "real", "--fake", root / "fake", "--detector", tmp_path / "missing.pt"],
+         str(tmp_path / "missing.pt")),
+        (["kvd", "--real", root / "real", "--fake", root / "fake"], "i3d_torchscript.pt"),
+        (["fvd", "--real", root / "empty", "--fake", root / "fake", "--detector", detector], str(root / "empty")),
+        (["fvd", "--real", root / "real", "--fake", tmp_path / "nope", "--detector", detector], str(tmp_path / "nope")),
+        (["acd", "--videos", root / "empty"], str(root / "empty")),
+        (["acd", "--videos", root / "real", "--embedder", "facenet"], "vggface2.pt"),
+        (["motion", "--real", tmp_path / "none.pt", "--fake", tmp_path / "none.pt"], str(tmp_path / "none.pt")),
+        (["all", "--real", root / "empty", "--fake", root / "fake", "--detector", detector, "--out", tmp_path / "r"],
+         str(root / "empty")),
+    ]
+    for argv, named in cases:
+        code, out, err = run_cli("eval", *argv)
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"leo-video eval {argv[0]}: error:") and named in lines[0], err
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_eval_group_lists_its_commands(run_cli):
+    code, out, _ = run_cli("eval")
+    assert code == 2
+    for name in ("fvd", "kvd", "acd", "motion", "recon", "all"):
+        assert f"    {name} " in out, out
