@@ -51,6 +51,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     "MotionCodeWriter": "leo_video.data.motion_codes",
     "MotionCodeStore": "leo_video.data.motion_codes",
     "MotionClipDataset": "leo_video.data.motion_codes",
+    # start frames: cDDPM
+    "StartFrameUNet": "leo_video.models.cddpm",
+    "StartFrameDiffusion": "leo_video.diffusion.start_frame",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

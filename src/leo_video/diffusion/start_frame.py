@@ -1,0 +1,144 @@
+"""The cDDPM: a conditional image diffusion model p(x₁ | α₁) for start frames (LEO_METHOD.md,
+"The start frame", option 2). With α₁ from the start-code prior and motion from cLMDM, it makes LEO
+fully unconditional.
+
+* **Training**: ε-prediction, ``E_{x₁,ε,t} ‖ε − ε_θ(x_t, t, α̂₁)‖²`` with t uniform over the DDPM
+  schedule and ``x_t`` from diffusers' ``DDPMScheduler.add_noise``. For classifier-free guidance the
+  code is dropped (null embedding) with the U-Net's ``cond_dropout`` probability.
+* **Sampling**: any sampler of :mod:`leo_video.diffusion.schedulers` (``ddpm``/``ddim``/``dpm++``) by
+  name and step count through the shared :func:`~leo_video.diffusion.schedulers.denoise` loop, with
+  guided ε̃ = ε_∅ + s (ε_α − ε_∅).
+* **Code normalisation**: the U-Net sees ``α̂₁ = (α₁ − μ) / σ`` with per-dimension statistics of the
+  training codes (:meth:`set_normalization`). As in the LMDM, μ and σ are buffers saved with the weights
+  (``model.safetensors``), so a saved folder is complete.
+* **Images** are in [-1, 1], so the image schedule clips the predicted x₀ to [-1, 1] at every DDPM/DDIM
+  step (``clip_sample``, as the original DDPM did) and the returned samples are clamped to [-1, 1].
+
+``save_pretrained(dir)`` / ``from_pretrained(dir)`` (diffusers) write and read ``config.json`` (U-Net
+and scheduler configs) + ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
+
+from ..errors import ConfigError, InputError
+from ..models.cddpm import CDDPM_PRESETS, StartFrameUNet
+from . import schedulers
+from .lmdm import _CodeDiffusion
+from .schedulers import denoise
+
+
+def image_scheduler_config(**schedule) -> dict:
+    """The shared schedule (:func:`~leo_video.diffusion.schedulers.scheduler_config`) with x₀ clipped to [-1, 1]."""
+    return {**schedulers.scheduler_config(**schedule), "clip_sample": True, "clip_sample_range": 1.0}
+
+
+class StartFrameDiffusion(_CodeDiffusion):
+    """cDDPM: ε-prediction diffusion over start frames ``(B, 3, H, W)`` conditioned on codes ``(B, M)``.
+
+    Args:
+        unet_config: keyword arguments of :class:`~leo_video.models.cddpm.StartFrameUNet`.
+        scheduler_config: the noise schedule (:func:`image_scheduler_config`).
+
+    ``forward(images, codes)`` is :meth:`training_loss`, so DDP-wrapped models train through ``__call__``.
+    Code statistics (μ, σ) are shared with the LMDM's ``_CodeDiffusion`` (buffers ``code_mean``/``code_std``).
+    """
+
+    @register_to_config
+    def __init__(self, unet_config: dict | None = None, scheduler_config: dict | None = None):
+        super().__init__()
+        if unet_config is None:  # record defaults so that the saved folder is self-describing
+            self.register_to_config(unet_config=dict(sample_size=64, motion_dim=20, **CDDPM_PRESETS["small"]))
+        if scheduler_config is None:
+            self.register_to_config(scheduler_config=image_scheduler_config())
+        self.unet = StartFrameUNet(**self.config.unet_config)
+        self._init_stats(self.unet.config.motion_dim, residual=False)
+
+    @classmethod
+    def from_preset(cls, preset: str, sample_size: int = 64, motion_dim: int = 20, cond_dropout: float = 0.1,
+                    **schedule) -> "StartFrameDiffusion":
+        """A fresh model with the U-Net preset ``tiny``/``small``/``base``; ``schedule`` goes to the scheduler config."""
+        if preset not in CDDPM_PRESETS:
+            raise ConfigError(f"cddpm preset {preset!r}: choose one of {', '.join(CDDPM_PRESETS)}")
+        unet = dict(sample_size=sample_size, motion_dim=motion_dim, cond_dropout=cond_dropout, **CDDPM_PRESETS[preset])
+        return cls(unet_config=unet, scheduler_config=image_scheduler_config(**schedule))
+
+    @property
+    def motion_dim(self) -> int:
+        """M."""
+        return self.unet.config.motion_dim
+
+    @property
+    def sample_size(self) -> int:
+        """Image side H = W."""
+        return self.unet.config.sample_size
+
+    # ---- training
+    def training_loss(
+        self, images: torch.Tensor, codes: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The ε-prediction MSE on start frames ``images (B, 3, H, W)`` in [-1, 1] with their codes
+        ``codes (B, M)``; returns a scalar. Noise, timesteps and the guidance dropout come from ``generator``."""
+        images, codes = self._check_pair(images, codes)
+        x_t, t, target = self._noised(images, generator)  # (B, 3, H, W), (B,), (B, 3, H, W)
+        drop = self._dropout_mask(images.shape[0], generator)  # (B,) or None
+        pred = self.unet(x_t, t, self._normalize(codes), drop)  # (B, 3, H, W)
+        return F.mse_loss(pred.float(), target.float())
+
+    def forward(self, images: torch.Tensor, codes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.training_loss(images, codes, generator)
+
+    def _dropout_mask(self, B: int, generator: torch.Generator | None) -> torch.Tensor | None:
+        """Rows whose code is replaced by the null embedding (classifier-free guidance training)."""
+        p = self.unet.config.cond_dropout
+        if p <= 0:
+            return None
+        gen_device = generator.device if generator is not None else self.device
+        return (torch.rand(B, generator=generator, device=gen_device) < p).to(self.device)  # (B,)
+
+    # ---- sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        codes: torch.Tensor,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw one start frame per code: ``codes (B, M) -> images (B, 3, H, W)`` in [-1, 1].
+
+        ``sampler`` is ``ddpm``, ``ddim`` or ``dpm++`` with ``steps`` denoising steps; ``guidance_scale``
+        s is classifier-free guidance (1 = the conditional model, > 1 follows the code more strongly).
+        A seeded ``generator`` gives the same images every time.
+        """
+        codes = self._check_codes(codes)
+        if guidance_scale != 1.0 and self.unet.config.cond_dropout <= 0:
+            raise InputError(f"guidance_scale: {guidance_scale} needs a model trained with cond_dropout > 0")
+        code_hat = self._normalize(codes)  # (B, M)
+        B, S = codes.shape[0], self.sample_size
+        model_fn = lambda x_t, t: self.unet.guided_eps(x_t, t, code_hat, guidance_scale)  # noqa: E731
+        x = denoise(model_fn, (B, 3, S, S), self._sampler(sampler), steps, generator,
+                    device=self.device, dtype=self.dtype)  # (B, 3, S, S)
+        return x.clamp(-1.0, 1.0)
+
+    # ---- input checks
+    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        codes = torch.as_tensor(codes)
+        if codes.ndim == 1:
+            codes = codes[None]
+        if codes.ndim != 2 or codes.shape[-1] != self.motion_dim:
+            raise InputError(f"codes: expected (B, {self.motion_dim}), got {tuple(codes.shape)}")
+        return codes.to(device=self.device, dtype=self.dtype)
+
+    def _check_pair(self, images: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        S = self.sample_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, S, S):
+            raise InputError(f"images: expected (B, 3, {S}, {S}), got {tuple(images.shape)}")
+        codes = self._check_codes(codes)
+        if codes.shape[0] != images.shape[0]:
+            raise InputError(f"codes: {codes.shape[0]} codes for {images.shape[0]} images")
+        return images.to(device=self.device, dtype=self.dtype), codes

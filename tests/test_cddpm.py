@@ -1,0 +1,166 @@
+"""cDDPM (start frame given its motion code): tiny U-Net, CPU, 16²-32²."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.errors import ConfigError, InputError
+from leo_video.models.cddpm import StartFrameUNet, start_frame_unet_from_preset
+
+M = 4
+
+
+def tiny(size: int = 16, **kw) -> StartFrameDiffusion:
+    torch.manual_seed(0)
+    return StartFrameDiffusion.from_preset("tiny", sample_size=size, motion_dim=M, **kw).eval()
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: OpenMP threads cost more than they give (10x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model() -> StartFrameDiffusion:
+    return tiny()
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_unet_shapes(size):
+    torch.manual_seed(0)
+    unet = start_frame_unet_from_preset("tiny", sample_size=size, motion_dim=M)
+    x = torch.randn(3, 3, size, size)
+    eps = unet(x, torch.tensor([1, 500, 999]), torch.randn(3, M))
+    assert eps.shape == (3, 3, size, size)
+    assert unet(x, 10, torch.randn(3, M)).shape == (3, 3, size, size)  # scalar timestep
+
+
+def test_sample_shape_and_range(model):
+    images = model.sample(torch.randn(2, M), "ddim", steps=3, generator=seeded())
+    assert images.shape == (2, 3, 16, 16)
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.std() > 0
+
+
+def test_condition_changes_prediction(model):
+    unet = model.unet
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([300, 300])
+    with torch.no_grad():
+        a = unet(x, t, torch.zeros(2, M))
+        b = unet(x, t, torch.full((2, M), 2.0))
+        # dropped rows use the null embedding: the code no longer matters there
+        drop = torch.tensor([True, False])
+        da = unet(x, t, torch.zeros(2, M), drop)
+        db = unet(x, t, torch.full((2, M), 2.0), drop)
+    assert (a - b).abs().mean() > 1e-3
+    torch.testing.assert_close(da[0], db[0])
+    assert (da[1] - db[1]).abs().mean() > 1e-3
+
+
+def test_guidance(model):
+    unet = model.unet
+    with torch.no_grad():  # give the null embedding a value, so ε_∅ is not a trivial case
+        unet.null_embedding.copy_(torch.randn_like(unet.null_embedding))
+    x, t, code = torch.randn(2, 3, 16, 16), torch.tensor(400), torch.randn(2, M)
+    with torch.no_grad():
+        cond = unet(x, t, code)
+        null = unet(x, t, code, torch.ones(2, dtype=torch.bool))
+        torch.testing.assert_close(unet.guided_eps(x, t, code, 1.0), cond)
+        torch.testing.assert_close(unet.guided_eps(x, t, code, 3.0), null + 3.0 * (cond - null), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(unet.guided_eps(x, t, code, 0.0), null, atol=1e-5, rtol=1e-4)
+    assert (cond - null).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
+def test_sampler_determinism(model, sampler):
+    codes = torch.randn(2, M, generator=seeded(5))
+    a = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(1))
+    b = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(1))
+    c = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(2))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (a - c).abs().mean() > 1e-3
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny()
+    model.set_normalization(torch.linspace(-1, 1, M), torch.linspace(0.5, 2, M))
+    with torch.no_grad():
+        model.unet.null_embedding.add_(0.1)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["scheduler_config"]["clip_sample"] is True
+    assert config["unet_config"]["motion_dim"] == M
+    loaded = StartFrameDiffusion.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.code_std, model.code_std)
+    codes = torch.randn(2, M)
+    for sampler in ("ddpm", "dpm++"):
+        a = model.sample(codes, sampler, steps=3, guidance_scale=1.5, generator=seeded(3))
+        b = loaded.sample(codes, sampler, steps=3, guidance_scale=1.5, generator=seeded(3))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_codes_are_normalised(model):
+    """Sampling with stats (μ, σ) on codes α equals sampling without stats on (α − μ) / σ."""
+    mean, std = torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([2.0, 0.5, 1.0, 4.0])
+    codes = torch.randn(2, M)
+    plain = model.sample((codes - mean) / std, "ddim", steps=2, generator=seeded())
+    normed = tiny()
+    normed.set_normalization(mean, std)
+    torch.testing.assert_close(normed.sample(codes, "ddim", steps=2, generator=seeded()), plain)
+
+
+def colour_of(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """Toy data: a flat image whose RGB colour is a fixed function of the code, (B, M) -> (B, 3, S, S)."""
+    rgb = torch.tanh(codes[:, :3] * 1.5)  # (B, 3)
+    return rgb[:, :, None, None].expand(-1, -1, size, size).contiguous()
+
+
+def test_training_reduces_loss():
+    model = tiny().train()
+    codes_eval = torch.randn(16, M, generator=seeded(100))
+    images_eval = colour_of(codes_eval, 16)
+
+    def eval_loss() -> float:
+        with torch.no_grad():  # same noise, timesteps and dropout every time
+            return model.training_loss(images_eval, codes_eval, seeded(7)).item()
+
+    before = eval_loss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    data = seeded(0)
+    for _ in range(30):
+        codes = torch.randn(16, M, generator=data)
+        loss = model(colour_of(codes, 16), codes, data)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = eval_loss()
+    assert after < 0.6 * before, (before, after)
+
+
+def test_input_errors(model):
+    with pytest.raises(InputError, match="codes"):
+        model.sample(torch.randn(2, M + 1), "ddim", steps=2)
+    with pytest.raises(InputError, match="images"):
+        model.training_loss(torch.randn(2, 3, 8, 8), torch.randn(2, M))
+    with pytest.raises(InputError, match="codes"):
+        model.training_loss(torch.randn(2, 3, 16, 16), torch.randn(3, M))
+    with pytest.raises(ConfigError, match="sampler"):
+        model.sample(torch.randn(1, M), "euler", steps=2)
+    with pytest.raises(InputError, match="guidance_scale"):
+        tiny(cond_dropout=0.0).sample(torch.randn(1, M), "ddim", steps=2, guidance_scale=2.0)
+    with pytest.raises(ConfigError, match="preset"):
+        StartFrameDiffusion.from_preset("huge")
+    with pytest.raises(ConfigError, match="sample_size"):
+        StartFrameUNet(sample_size=17, block_out_channels=(16, 32), attention_levels=(False, True), norm_num_groups=8)
