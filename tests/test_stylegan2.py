@@ -1,0 +1,212 @@
+"""StyleGAN2 building blocks against literal formulas (float64, tiny shapes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.signal import convolve2d
+
+from leo_video.models.stylegan2 import (
+    Blur,
+    ConvLayer,
+    EqualConv2d,
+    EqualLinear,
+    ModulatedConv2d,
+    NoiseInjection,
+    ResDownBlock,
+    StyledConv,
+    ToFlow,
+    ToRGB,
+    Upsample,
+    biased_leaky_relu,
+    identity_grid,
+    make_fir_kernel,
+    upfirdn2d,
+)
+
+G = torch.Generator().manual_seed(0)
+
+
+def randn(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=G, dtype=torch.float64)
+
+
+def scipy_upfirdn(x: np.ndarray, k: np.ndarray, up: int, pad0: int, pad1: int) -> np.ndarray:
+    """Independent upfirdn for one channel: zero insertion, padding, full 2-D convolution ('valid')."""
+    z = np.zeros((x.shape[0] * up, x.shape[1] * up))
+    z[::up, ::up] = x
+    z = np.pad(z, ((pad0, pad1), (pad0, pad1)))
+    return convolve2d(z, k, mode="valid")
+
+
+def test_fir_kernel_values():
+    k = make_fir_kernel()
+    assert k.shape == (4, 4) and torch.allclose(k.sum(), torch.tensor(1.0))
+    assert torch.equal(k * 64, torch.tensor([[1, 3, 3, 1], [3, 9, 9, 3], [3, 9, 9, 3], [1, 3, 3, 1]]).float())
+    assert torch.equal(make_fir_kernel(gain=4.0), 4 * k)
+
+
+@pytest.mark.parametrize("up,pad", [(1, (2, 2)), (1, (1, 1)), (2, (2, 1)), (2, (1, 1))])
+def test_upfirdn2d_matches_scipy_with_asymmetric_taps(up, pad):
+    x = randn(1, 2, 5, 6)
+    k = make_fir_kernel((1.0, 2.0, 5.0, 3.0)).double()  # asymmetric: catches a missing flip
+    out = upfirdn2d(x, k, up=up, pad=pad)
+    for c in range(2):
+        expected = scipy_upfirdn(x[0, c].numpy(), k.numpy(), up, *pad)
+        np.testing.assert_allclose(out[0, c].numpy(), expected, atol=1e-13)
+
+
+def test_blur_and_upsample_fast_paths_equal_upfirdn():
+    x = randn(2, 3, 8, 8)
+    taps = (1.0, 2.0, 5.0, 3.0)
+    up = Upsample(taps).double()
+    fast = up(x)
+    up.fast = False
+    assert fast.shape == (2, 3, 16, 16) and torch.allclose(fast, up(x), atol=1e-14)
+    assert torch.allclose(fast, upfirdn2d(x, up.kernel, up=2, pad=(2, 1)), atol=1e-14)
+    blur = Blur(padding=2, taps=taps).double()
+    assert blur(x).shape == (2, 3, 9, 9)
+    assert torch.allclose(blur(x), upfirdn2d(x, blur.kernel, pad=(2, 2)), atol=1e-14)
+
+
+def test_biased_leaky_relu_formula():
+    x, b = randn(2, 3, 4, 4), randn(3)
+    y = x + b.view(1, 3, 1, 1)
+    expected = torch.where(y >= 0, y, 0.2 * y) * math.sqrt(2)
+    assert torch.allclose(biased_leaky_relu(x, b), expected)
+    assert torch.allclose(biased_leaky_relu(x, b.view(1, 3, 1, 1)), expected)
+    assert torch.allclose(biased_leaky_relu(x[:, :, 0, 0], b), expected[:, :, 0, 0])  # (B, C) input
+
+
+def test_equal_conv_and_linear_scale_weights_at_run_time():
+    conv = EqualConv2d(4, 5, 3, padding=1).double()
+    x = randn(2, 4, 6, 6)
+    assert torch.allclose(conv(x), F.conv2d(x, conv.weight / 6.0, conv.bias, padding=1))
+    lin = EqualLinear(8, 3, bias_init=0.5, lr_mul=0.01).double()
+    assert torch.allclose(lin.bias, torch.full((3,), 50.0, dtype=torch.float64))
+    v = randn(2, 8)
+    expected = v @ (lin.weight * 0.01 / math.sqrt(8)).t() + lin.bias * 0.01
+    assert torch.allclose(lin(v), expected)
+    lin.activate = True
+    assert torch.allclose(lin(v), F.leaky_relu(expected, 0.2) * math.sqrt(2))
+
+
+def test_conv_layer_keys_and_shapes():
+    down = ConvLayer(4, 8, 3, downsample=True)
+    assert list(down.state_dict()) == ["0.kernel", "1.weight", "2.bias"]
+    assert down.state_dict()["2.bias"].shape == (1, 8, 1, 1)
+    assert down(torch.randn(1, 4, 16, 16)).shape == (1, 8, 8, 8)
+    skip = ConvLayer(4, 8, 1, downsample=True, bias=False, activate=False)
+    assert list(skip.state_dict()) == ["0.kernel", "1.weight"]
+    assert skip(torch.randn(1, 4, 16, 16)).shape == (1, 8, 8, 8)
+    plain = ConvLayer(4, 8, 3, activate=False)  # bias on the conv itself
+    assert list(plain.state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_res_down_block_formula():
+    block = ResDownBlock(4, 8).double()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(generator=G)
+    x = randn(2, 4, 8, 8)
+    a = block.conv1(x)
+    a = biased_leaky_relu(F.conv2d(upfirdn2d(a, block.conv2[0].kernel, pad=(2, 2)),
+                                   block.conv2[1].weight / 6.0, stride=2), block.conv2[2].bias)
+    s = F.conv2d(upfirdn2d(x, block.skip[0].kernel, pad=(1, 1)), block.skip[1].weight / 2.0, stride=2)
+    assert torch.allclose(block(x), (a + s) / math.sqrt(2), atol=1e-12)
+    assert block(x).shape == (2, 8, 4, 4)
+
+
+def _literal_modconv(layer: ModulatedConv2d, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    """Per-sample formula of layout section 4.5."""
+    outs = []
+    cin, k = layer.weight.shape[2], layer.weight.shape[-1]
+    for b in range(x.shape[0]):
+        s = layer.modulation.weight @ latent[b] / math.sqrt(latent.shape[1]) + layer.modulation.bias
+        w = layer.weight[0] / math.sqrt(cin * k * k) * s.view(1, -1, 1, 1)
+        if layer.demodulate:
+            w = w / torch.sqrt(w.pow(2).sum((1, 2, 3), keepdim=True) + 1e-8)
+        if layer.upsample:
+            o = F.conv_transpose2d(x[b : b + 1], w.transpose(0, 1), stride=2)
+            o = upfirdn2d(o, layer.blur.kernel, pad=(1, 1))
+        else:
+            o = F.conv2d(x[b : b + 1], w, padding=k // 2)
+        outs.append(o)
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("demodulate,upsample,k", [(True, False, 3), (True, True, 3), (False, False, 1)])
+def test_modulated_conv_fast_and_grouped_match_formula(demodulate, upsample, k):
+    layer = ModulatedConv2d(6, 5, k, style_dim=7, demodulate=demodulate, upsample=upsample).double()
+    with torch.no_grad():
+        layer.modulation.bias.add_(randn(6))
+    x, latent = randn(3, 6, 4, 4), randn(3, 7)
+    expected = _literal_modconv(layer, x, latent)
+    fast = layer(x, latent)
+    layer.fast = False
+    grouped = layer(x, latent)
+    assert fast.shape == ((3, 5, 8, 8) if upsample else (3, 5, 4, 4))
+    assert torch.allclose(fast, expected, atol=1e-12) and torch.allclose(grouped, expected, atol=1e-12)
+    if demodulate and not upsample:  # batch-shared weight: sample b does not depend on others
+        assert torch.allclose(layer(x[1:2], latent[1:2]), expected[1:2], atol=1e-12)
+
+
+def test_noise_injection_is_identity_without_noise():
+    noise = NoiseInjection()
+    with torch.no_grad():
+        noise.weight.fill_(3.0)
+    x = torch.randn(1, 2, 3, 3)
+    assert noise(x) is x
+    assert torch.allclose(noise(x, torch.ones_like(x)), x + 3)
+    styled = StyledConv(2, 4, 3, style_dim=5, upsample=True)
+    assert list(styled.state_dict())[:2] == ["conv.weight", "conv.blur.kernel"]
+    assert styled(x, torch.randn(1, 5)).shape == (1, 4, 6, 6)
+
+
+def test_to_rgb_leaky_relu_before_output_bias():
+    head = ToRGB(4).double()
+    assert list(head.state_dict()) == ["bias", "upsample.kernel", "conv.0.weight", "conv.1.bias"]
+    with torch.no_grad():
+        head.bias.fill_(-5.0)
+    x, skip = randn(2, 4, 8, 8), randn(2, 3, 4, 4)
+    conv = F.conv2d(x, head.conv[0].weight / 2.0)
+    expected = biased_leaky_relu(conv, head.conv[1].bias) - 5.0 + upfirdn2d(skip, head.upsample.kernel, up=2, pad=(2, 1))
+    assert torch.allclose(head(x, skip), expected, atol=1e-13)
+    assert list(ToRGB(4, upsample=False).state_dict()) == ["bias", "conv.0.weight", "conv.1.bias"]
+
+
+def test_identity_grid_layout_and_cache():
+    grid = identity_grid(5, torch.float64, torch.device("cpu"))
+    lin = torch.tensor(np.linspace(-1, 1, 5).astype(np.float32), dtype=torch.float64)
+    assert grid.shape == (1, 5, 5, 2)
+    assert torch.equal(grid[0, 2, :, 0], lin) and torch.equal(grid[0, :, 3, 1], lin)  # (x_j, y_i)
+    assert identity_grid(5, torch.float64, torch.device("cpu")) is grid
+    # LIA rounds the grid to float32 even in float64 runs
+    g7 = identity_grid(7, torch.float64, torch.device("cpu"))
+    assert torch.equal(g7, g7.float().double())
+
+
+def test_to_flow_warp_and_inpaint():
+    flow = ToFlow(4, style_dim=6).double()
+    assert list(flow.state_dict()) == ["bias", "upsample.kernel", "conv.weight", "conv.modulation.weight",
+                                       "conv.modulation.bias"]
+    x, latent, feat, skip = randn(2, 4, 8, 8), randn(2, 6), randn(2, 4, 8, 8), randn(2, 3, 4, 4)
+    warped, out, logits = flow(x, latent, feat, skip)
+    o = _literal_modconv(flow.conv, x, latent) + flow.bias + upfirdn2d(skip, flow.upsample.kernel, up=2, pad=(2, 1))
+    grid = identity_grid(8, torch.float64, x.device) + torch.tanh(o[:, :2]).permute(0, 2, 3, 1)
+    mask = torch.sigmoid(o[:, 2:3])
+    expected = F.grid_sample(feat, grid, align_corners=False) * mask
+    assert torch.allclose(logits, o, atol=1e-12)
+    assert torch.allclose(warped, expected, atol=1e-12)
+    assert torch.allclose(out, expected + x * (1 - mask), atol=1e-12)
+
+
+def test_blocks_follow_input_dtype():
+    layer = StyledConv(3, 4, 3, style_dim=5)
+    x, latent = torch.randn(1, 3, 4, 4), torch.randn(1, 5)
+    assert layer(x, latent).dtype == torch.float32
+    assert layer.double()(x.double(), latent.double()).dtype == torch.float64
