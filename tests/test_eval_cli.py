@@ -73,10 +73,11 @@ def _json(out: str) -> dict:
     return json.loads(lines[0])
 
 
-def _videos(folder, indices=None):
-    """uint8 (N, len(indices), H, W, 3) of every video in the folder (sorted)."""
-    paths = sorted(folder.glob("*.mp4"))
-    return [VideoReader(p) for p in paths]
+def _videos(folder):
+    """Readers of every video in the folder (files and frame folders, natural order)."""
+    from leo_video.metrics import list_videos
+
+    return [VideoReader(p) for p in list_videos(folder)]
 
 
 def _library_features(detector_path, folder, num_frames, seed=None):
@@ -132,6 +133,28 @@ def test_eval_fvd_identical_folders_is_zero(folders, run_cli):
     # The unbiased MMD² of a set with itself is not 0 but -2 (mean k(x, x) - mean k(x, y)) / (n - 1) < 0.
     feats = _library_features(detector, root / "real", FRAMES)
     assert _json(out)["kvd"] == pytest.approx(kernel_distance(feats, feats), rel=1e-9)
+
+
+def test_eval_fvd_reads_gifs_and_frame_folders(folders, tmp_path, run_cli):
+    root, detector = folders
+    mixed = tmp_path / "mixed"
+    for i, reader in enumerate(_videos(root / "fake")[:6]):
+        frames = reader.read(range(FRAMES))  # (T, H, W, 3)
+        if i % 2:
+            write_video(mixed / f"g{i}.gif", frames, fps=25)
+        else:
+            for t, frame in enumerate(frames):
+                (mixed / f"f{i}").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frame).save(mixed / f"f{i}" / f"{t:03d}.png")
+    code, out, err = run_cli("eval", "fvd", "--real", root / "real", "--fake", mixed, "--detector", detector,
+                             "--frames", 8, "--batch-size", 4)
+    assert code == 0, err
+    result = _json(out)
+    assert (result["num_real"], result["num_fake"], result["num_fake_videos"]) == (NUM_VIDEOS, 6, 6)
+    real = _library_features(detector, root / "real", 8, seed=0)
+    fake = _library_features(detector, mixed, 8)
+    expected = frechet_distance_from_stats(*feature_stats(real, ddof=0), *feature_stats(fake, ddof=0))
+    assert result["fvd"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_eval_acd_mean_colour_matches_library(folders, run_cli):
@@ -206,6 +229,15 @@ def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monk
         singles.append(_json(out)["l1"])
     assert list(result["per_video"].values()) == pytest.approx(singles, rel=1e-6)
     assert result["l1"] == pytest.approx(np.mean(singles), rel=1e-6) and 0 < result["l1"] < 1
+    # A dataset folder with train/test splits is evaluated on its test split only.
+    for split, count in (("train", 3), ("test", 2)):
+        for path in sorted((root / "real").glob("*.mp4"))[:count]:
+            (tmp_path / "dataset" / split).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "dataset" / split / path.name).symlink_to(path)
+    code, out, err = run_cli("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", tmp_path / "dataset",
+                             "--frames", 2, "--device", "cpu")
+    assert code == 0, err
+    assert _json(out)["num_videos"] == 2 and _json(out)["data"] == str(tmp_path / "dataset" / "test")
 
 
 def test_eval_all_writes_report(folders, tmp_path, run_cli):

@@ -52,13 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..metrics.evaluate import folder_acd
+    from .eval_fvd import progress_enabled
 
     for option in ("max_frames", "max_videos", "resolution"):
         value = getattr(args, option)
         if value is not None and value < 1:
             raise InputError(f"--{option.replace('_', '-')} {value}: must be at least 1")
     embedder = load_embedder(args.embedder, args.weights, args.device)
-    result = folder_acd(args.videos, embedder, args.max_videos, args.max_frames, args.resolution)
+    result = folder_acd(args.videos, embedder, args.max_videos, args.max_frames, args.resolution,
+                        progress=progress_enabled())
     out = {"metric": "acd", "acd": result.pop("acd"), "embedder": args.embedder, "weights": args.weights, **result}
     print(json.dumps(out))
     return 0

@@ -82,12 +82,13 @@ def acd_metrics(args: argparse.Namespace, protocol: Any) -> list[dict[str, Any]]
     """ACD of the real and the generated videos (same embedder, frames and video count)."""
     from ..metrics.evaluate import folder_acd
     from .eval_acd import load_embedder
+    from .eval_fvd import progress_enabled
 
     embedder = load_embedder(args.acd_embedder, args.acd_weights, args.device)
     frames = args.acd_max_frames or protocol.num_frames
     entries = []
     for side, folder, what in (("real", args.real, "--real"), ("generated", args.fake, "--fake")):
-        r = folder_acd(folder, embedder, protocol.num_videos, frames, protocol.resolution, what)
+        r = folder_acd(folder, embedder, protocol.num_videos, frames, protocol.resolution, what, progress_enabled())
         entries.append({"name": f"ACD {side} ({args.acd_embedder})", "key": f"acd_{side}", "value": r["acd"],
                         "samples": f"{r['num_videos']} videos, {r['num_frames']} frames",
                         "num_videos": r["num_videos"], "note": f"first {frames} frames of each video"})

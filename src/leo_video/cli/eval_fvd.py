@@ -83,7 +83,12 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
     path = resolve_i3d_path(args.detector)
     detector = load_i3d(path, device=str(resolve_device(args.device)))
     return VideoDistanceSetup(detector, str(path), file_sha256(path), protocol, args.batch_size,
-                              args.cache_dir, os.environ.get("LEO_PROGRESS", "1") != "0")
+                              args.cache_dir, progress_enabled())
+
+
+def progress_enabled() -> bool:
+    """Progress bars on stderr unless ``LEO_PROGRESS=0`` (as ``_common.progress``)."""
+    return os.environ.get("LEO_PROGRESS", "1") != "0"
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:

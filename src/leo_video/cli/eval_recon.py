@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
-    p.add_argument("--data", required=True, help="folder of test videos (e.g. DATASET/test)")
+    p.add_argument("--data", required=True,
+                   help="folder of test videos (DATASET/test; a dataset with train/test folders means its test split)")
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos")
     p.add_argument("--frames", type=int, default=None, help="only the first N frames of each video")
     p.add_argument("--batch-frames", type=int, default=16, help="frames rendered per batch (default 16)")
@@ -34,9 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
                          progress: bool = True) -> dict[str, Any]:
-    """``{"l1", "l1_std", "num_videos", "num_frames", "per_video"}`` of ``checkpoint`` on the videos of ``data``."""
+    """``{"data", "l1", "l1_std", "num_videos", "num_frames", "per_video"}`` of ``checkpoint`` on ``data``'s videos.
+
+    ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
+    ``test`` split. ``per_video`` maps each video's path to its L1.
+    """
+    from pathlib import Path
+
     import numpy as np
 
+    from ..data.video_dataset import split_folder
     from ..errors import InputError
     from ..media.video import VideoReader
     from ..metrics.evaluate import list_videos
@@ -48,7 +56,8 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
     for option, value in (("--max-videos", max_videos), ("--frames", frames), ("--batch-frames", batch_frames)):
         if value is not None and value < 1:
             raise InputError(f"{option} {value}: must be at least 1")
-    paths = list_videos(data, "--data")[:max_videos]
+    folder = split_folder(Path(data), "test")  # DATASET/test when given a dataset with split folders
+    paths = list_videos(folder, "--data")[:max_videos]
     animator = load_lia(checkpoint, device=resolve_device(device))
     per_video, total = {}, 0
     with progress_bar(len(paths), "eval recon", unit="video") as bar:
@@ -59,7 +68,7 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
             total += n
             bar.update(1)
     values = np.array(list(per_video.values()))
-    return {"l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    return {"data": str(folder), "l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
             "num_videos": len(values), "num_frames": total, "per_video": per_video}
 
 

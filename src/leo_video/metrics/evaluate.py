@@ -168,12 +168,14 @@ class GeneratedClips:
         return len(self.paths)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        from ..media.video import VideoReader
+
         p = self.protocol
-        for reader in _open_readers(self.paths, p.resolution):
-            if len(reader) < p.span:
-                self.skipped.append(str(reader.path))
-                continue
-            with reader:
+        for path in self.paths:  # opened one at a time: only the videos actually measured are indexed
+            with VideoReader(path, size=p.resolution) as reader:
+                if len(reader) < p.span:
+                    self.skipped.append(str(path))
+                    continue
                 yield reader.read(range(0, p.span, p.subsample))  # (num_frames, H, W, 3)
 
 
@@ -239,6 +241,7 @@ def folder_acd(
     max_frames: int | None = None,
     resolution: int | None = None,
     what: str = "--videos",
+    progress: bool = True,
 ) -> dict[str, Any]:
     """ACD of the videos in ``folder``: mean-colour (``embedder=None``) or a frame embedder.
 
@@ -248,15 +251,19 @@ def folder_acd(
     from ..media.image import numpy_to_frames
     from .acd import mean_colour_embedding, mean_pairwise_distance, video_embeddings
 
+    from tqdm.auto import tqdm
+
+    from ..media.video import VideoReader
+
     paths = list_videos(folder, what)[:max_videos]
     per_video, frames_used = [], 0
-    for reader in _open_readers(paths, resolution):
-        with reader:
+    for path in tqdm(paths, desc="ACD", unit="video", disable=not progress):
+        with VideoReader(path, size=resolution) as reader:
             frames = np.stack(list(reader.iter_frames(stop=max_frames)))  # (T, H, W, 3) uint8
         if len(frames) < 2:
-            raise InputError(f"{reader.path}: ACD needs at least 2 frames, got {len(frames)}")
+            raise InputError(f"{path}: ACD needs at least 2 frames, got {len(frames)}")
         e = mean_colour_embedding(frames) if embedder is None else video_embeddings(numpy_to_frames(frames), embedder)
-        per_video.append(mean_pairwise_distance(e))
+        per_video.append(mean_pairwise_distance(e))  # ACD of this video
         frames_used += len(frames)
     return {"acd": float(np.mean(per_video)), "acd_per_video": per_video, "num_videos": len(paths), "num_frames": frames_used}
 
