@@ -12,6 +12,7 @@ from leo_video.diffusion.lmdm import (
     merge_codes,
     split_codes,
 )
+from leo_video.diffusion import schedulers
 from leo_video.diffusion.schedulers import SAMPLERS, denoise, make_scheduler
 from leo_video.errors import ConfigError, InputError
 
@@ -145,11 +146,11 @@ def test_sampler_determinism_per_seed(sampler):
 
 
 def test_make_scheduler_names_and_shared_schedule():
-    schedulers = {name: make_scheduler(name, beta_schedule="squaredcos_cap_v2") for name in SAMPLERS}
-    ref = schedulers["ddpm"].alphas_cumprod
-    for sched in schedulers.values():
+    built = {name: make_scheduler(name, beta_schedule="linear") for name in SAMPLERS}
+    ref = built["ddpm"].alphas_cumprod
+    for sched in built.values():
         torch.testing.assert_close(sched.alphas_cumprod, ref)
-    assert schedulers["dpm++"].config.algorithm_type == "dpmsolver++"
+    assert built["dpm++"].config.algorithm_type == "dpmsolver++"
     with pytest.raises(ConfigError, match="sampler 'euler'"):
         make_scheduler("euler")
 
@@ -237,8 +238,8 @@ def test_motion_diffusion_save_load_round_trip(tmp_path):
 
 
 def test_from_preset_and_bad_config():
-    model = MotionDiffusion.from_preset("tiny", motion_dim=6, sequence_length=12, beta_schedule="squaredcos_cap_v2")
-    assert model.config.scheduler_config["beta_schedule"] == "squaredcos_cap_v2"
+    model = MotionDiffusion.from_preset("tiny", motion_dim=6, sequence_length=12, beta_schedule="linear")
+    assert model.config.scheduler_config["beta_schedule"] == "linear"
     assert model.unet.config.in_channels == 6
     with pytest.raises(ConfigError):
         MotionDiffusion.from_preset("huge")
@@ -270,3 +271,30 @@ def test_alpha_prior_loss_sample_determinism_and_round_trip(tmp_path):
     assert torch.equal(loaded.code_mean, prior.code_mean)
     c = loaded.sample(5, steps=4, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(c, prior.sample(5, steps=4, generator=torch.Generator().manual_seed(1)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_training_target_follows_prediction_type(prediction_type):
+    model = tiny_model(scheduler_config=None)
+    model.register_to_config(scheduler_config=schedulers.scheduler_config(prediction_type=prediction_type))
+    model._train_scheduler = None
+    x0 = torch.randn(6, L - 1, M)
+    x_t, t, target = model._noised(x0, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    t_ref = torch.randint(0, 1000, (6,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    abar = model.train_scheduler.alphas_cumprod[t_ref][:, None, None]
+    assert torch.equal(t, t_ref)
+    torch.testing.assert_close(x_t, abar.sqrt() * x0 + (1 - abar).sqrt() * noise)
+    expected = {"epsilon": noise, "sample": x0, "v_prediction": abar.sqrt() * noise - (1 - abar).sqrt() * x0}
+    torch.testing.assert_close(target, expected[prediction_type])
+
+
+def test_scheduler_config_validation():
+    assert schedulers.scheduler_config(timestep_spacing="leading")["timestep_spacing"] == "leading"
+    for bad in (dict(beta_schedule="cubic"), dict(prediction_type="x"), dict(timestep_spacing="odd"),
+                dict(num_train_timesteps=1)):
+        with pytest.raises(ConfigError):
+            schedulers.scheduler_config(**bad)
+    with pytest.raises(ConfigError, match="steps"):
+        denoise(lambda x, t: x, (1, 2), make_scheduler("ddim"), steps=0)

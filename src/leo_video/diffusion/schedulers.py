@@ -38,20 +38,29 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def scheduler_config(
     num_train_timesteps: int = 1000,
-    beta_schedule: str = "linear",
+    beta_schedule: str = "squaredcos_cap_v2",
     prediction_type: str = "epsilon",
     beta_start: float = 1e-4,
     beta_end: float = 0.02,
+    timestep_spacing: str = "leading",
 ) -> dict:
     """The shared schedule config (a plain JSON-able dict) that every sampler is built from.
 
-    ``clip_sample`` is off: normalised motion codes are not confined to [-1, 1]. Timesteps are
-    spaced ``trailing`` so that few-step sampling starts from pure noise (t = T - 1).
+    ``clip_sample`` is off: normalised motion codes are not confined to [-1, 1].
+
+    Defaults (cosine betas, ``leading`` spacing, ε-prediction as in the paper) were chosen on a toy
+    linear-motion problem (tiny U-Net, 600 Adam steps, 25 sampling steps): DDIM's deviation from
+    linear motion was 0.26 with these, 1.6 with linear betas and 2.4 with linear + ``trailing``
+    (DDPM ~0.04 in all three). ``trailing`` starts at t = T − 1, where ᾱ ≈ 0 and the ε → x₀
+    conversion of the deterministic samplers amplifies ε errors by 1/√ᾱ; with cosine betas that
+    blows up, so keep ``leading`` unless using ``v_prediction`` (which was robust to both).
     """
     if beta_schedule not in {"linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"}:
         raise ConfigError(f"beta_schedule {beta_schedule!r}: choose linear, scaled_linear, squaredcos_cap_v2 or sigmoid")
     if prediction_type not in {"epsilon", "sample", "v_prediction"}:
         raise ConfigError(f"prediction_type {prediction_type!r}: choose epsilon, sample or v_prediction")
+    if timestep_spacing not in {"linspace", "leading", "trailing"}:
+        raise ConfigError(f"timestep_spacing {timestep_spacing!r}: choose linspace, leading or trailing")
     if num_train_timesteps < 2:
         raise ConfigError(f"num_train_timesteps: must be >= 2, got {num_train_timesteps}")
     return dict(
@@ -61,14 +70,14 @@ def scheduler_config(
         beta_end=float(beta_end),
         prediction_type=prediction_type,
         clip_sample=False,
-        timestep_spacing="trailing",
+        timestep_spacing=timestep_spacing,
     )
 
 
 def make_scheduler(
     name: str,
     num_train_timesteps: int = 1000,
-    beta_schedule: str = "linear",
+    beta_schedule: str = "squaredcos_cap_v2",
     prediction_type: str = "epsilon",
     *,
     config: dict | None = None,
