@@ -34,6 +34,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     "average_content_distance": "leo_video.metrics.acd",
     "motion_report": "leo_video.metrics.motion",
     "reconstruction_l1": "leo_video.metrics.recon",
+    "video_distances": "leo_video.metrics.evaluate",
+    "generated_clip_features": "leo_video.metrics.evaluate",
+    "write_report": "leo_video.metrics.report",
     # configs and training
     "resolve_config": "leo_video.config",
     "LIAConfig": "leo_video.configs",

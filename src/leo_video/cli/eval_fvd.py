@@ -92,7 +92,11 @@ def progress_enabled() -> bool:
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """I3D features ``(N, 400)`` of the generated videos of ``--fake`` and counts for the output."""
+    """I3D features ``(N, 400)`` of the generated videos of ``--fake`` and counts for the output.
+
+    Generated-clip hook: a ``--pipeline PIPE`` option passes an iterator of LEO samples (float
+    ``(T, 3, H, W)`` in [-1, 1]) to ``generated_clip_features`` instead of the folder's videos.
+    """
     from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
 
     videos = generated_clips_from_folder(args.fake, setup.protocol)
