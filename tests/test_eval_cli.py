@@ -157,6 +157,20 @@ def test_eval_fvd_reads_gifs_and_frame_folders(folders, tmp_path, run_cli):
     assert result["fvd"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_eval_fvd_on_real_clips_of_mixed_sizes(folders, shared_data, run_cli):
+    _, detector = folders
+    faces, bodies = shared_data / "videos" / "faces", shared_data / "videos" / "fullbody"
+    args = ["--real", faces, "--fake", bodies, "--detector", detector, "--num-videos", 3]
+    code, out, err = run_cli("eval", "fvd", *args, "--resolution", 48)
+    assert code == 0, err
+    result = _json(out)
+    assert (result["num_real"], result["num_fake"], result["protocol"]["resolution"]) == (3, 3, 48)
+    assert result["fvd"] > 0
+    # Without --resolution the full-body clips (1080x1920, 588x1044, ...) cannot be batched.
+    code, _, err = run_cli("eval", "fvd", *args)
+    assert code == 2 and f"--fake {bodies}" in err and "--resolution" in err
+
+
 def test_eval_acd_mean_colour_matches_library(folders, run_cli):
     root, _ = folders
     code, out, err = run_cli("eval", "acd", "--videos", root / "fake", "--max-frames", 12)

@@ -100,7 +100,8 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
     from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
 
     videos = generated_clips_from_folder(args.fake, setup.protocol)
-    feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress)
+    feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
+                                    what=f"--fake {args.fake}")
     return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
 
 
