@@ -19,11 +19,11 @@ ORDER = 60
 
 def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     """Options of every I3D-based command (fvd, kvd, all)."""
-    p.add_argument("--real", required=True, help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
+    p.add_argument("--real", required=True, metavar="DIR", help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
     # A `--pipeline PIPE` alternative to --fake will feed generated videos through
     # leo_video.metrics.evaluate.generated_clip_features (the generated-clip hook).
-    p.add_argument("--fake", required=True, help="folder of generated videos")
-    p.add_argument("--detector", default=None,
+    p.add_argument("--fake", required=True, metavar="DIR", help="folder of generated videos")
+    p.add_argument("--detector", default=None, metavar="PATH",
                    help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
     p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),
                    help="preset: fvd16 (2048 x 16 frames), fvd128 (2048 x 128), fvd128_s8 (every 8th of 1017 frames)")
@@ -32,7 +32,7 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=None,
                    help="centre-crop and resize frames to this square size before I3D (default: as stored)")
     p.add_argument("--seed", type=int, default=None, help="seed of the real clips' offsets (default: the preset's, 0)")
-    p.add_argument("--cache-dir", default=None, help="cache real-clip features here, keyed by protocol hash")
+    p.add_argument("--cache-dir", default=None, metavar="DIR", help="cache real-clip features here, keyed by protocol hash")
     p.add_argument("--batch-size", type=int, default=16, help="clips per detector call (default 16)")
     add_device_args(p, dtype=False)
 
@@ -105,8 +105,9 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
     return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
 
 
-def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int) -> dict[str, Any]:
-    """FVD and KVD against the real clips drawn with ``seed`` (real features cached per seed)."""
+def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int,
+                       which: tuple[str, ...] = ("fvd", "kvd")) -> dict[str, Any]:
+    """FVD and/or KVD against the real clips drawn with ``seed`` (real features cached per seed)."""
     import dataclasses
 
     from ..metrics.evaluate import real_clip_features, video_distances
@@ -114,22 +115,19 @@ def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake
     protocol = dataclasses.replace(setup.protocol, seed=seed)
     real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_sha256,
                               setup.batch_size, setup.progress)
-    result = video_distances(real.features, fake, protocol)
+    result = video_distances(real.features, fake, protocol, which)
     result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
                   real_cache=real.cache_path, real_from_cache=real.from_cache)
     return result
 
 
 def compute(args: argparse.Namespace, metric: str) -> dict[str, Any]:
-    """One FVD or KVD measurement as the JSON object the commands print."""
+    """One FVD or KVD (``metric``) measurement as the JSON object the commands print."""
     setup = setup_from_args(args)
     fake, fake_counts = fake_features(setup, args)
-    result = distances_for_seed(setup, args, fake, setup.protocol.seed)
-    drop = "kvd" if metric == "fvd" else "fvd"
-    out = {"metric": metric, metric: result.pop(metric)}
-    result.pop(drop)
-    out.update(result, **fake_counts, detector=setup.detector_path, detector_sha256=setup.detector_sha256)
-    return out
+    result = distances_for_seed(setup, args, fake, setup.protocol.seed, which=(metric,))
+    return {"metric": metric, **result, **fake_counts, "detector": setup.detector_path,
+            "detector_sha256": setup.detector_sha256}
 
 
 def run(args: argparse.Namespace) -> int:
