@@ -164,3 +164,65 @@ def test_input_errors(model):
         StartFrameDiffusion.from_preset("huge")
     with pytest.raises(ConfigError, match="sample_size"):
         StartFrameUNet(sample_size=17, block_out_channels=(16, 32), attention_levels=(False, True), norm_num_groups=8)
+
+
+# --------------------------------------------------------------------------------------------------
+# leo-video train cddpm (end to end, tiny)
+
+
+@pytest.fixture(scope="module")
+def train_inputs(tmp_path_factory):
+    """A 3-video synthetic dataset at 32² and a random LIA export (64², M = 4)."""
+    from leo_video.data.synthetic import make_synthetic_dataset
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.models.loading import export_lia
+
+    root = tmp_path_factory.mktemp("cddpm_train")
+    data = make_synthetic_dataset(root / "data", 3, 4, 32, seed=0, test_fraction=0.0, fmt="frames", progress=False)
+    torch.manual_seed(0)
+    lia = export_lia(LatentImageAnimator(64, style_dim=32, motion_dim=M).eval(), root / "lia")
+    return data, lia
+
+
+def train_args(data, lia, run_dir, steps: int) -> list[str]:
+    sets = [
+        "model.preset=tiny", "model.sample_size=32", "data.stats_frames=6", "data.repeats=2",
+        f"train.max_steps={steps}", "train.batch_size=2", "train.checkpoint_every=2", "train.log_every=1",
+        "train.image_every=2", "train.cpu=true", "sample.steps=2", "sample.num_images=2",
+    ]  # fmt: skip
+    return ["train", "cddpm", "--data", data, "--lia", lia, "--config", "synthetic64", "--run-dir", run_dir,
+            *[arg for s in sets for arg in ("--set", s)]]  # fmt: skip
+
+
+def test_train_cli_exports_and_resumes_exactly(train_inputs, tmp_path, run_cli):
+    from safetensors.torch import load_file
+
+    data, lia = train_inputs
+    code, out, err = run_cli(*train_args(data, lia, tmp_path / "straight", 4))
+    assert code == 0, err
+    assert "exported" in out
+    straight = tmp_path / "straight" / "cddpm"
+    model = StartFrameDiffusion.from_pretrained(straight)
+    assert model.motion_dim == M and model.sample_size == 32
+    assert model.code_std.ne(1).all()  # statistics of the LIA codes, not the defaults
+    assert list((tmp_path / "straight" / "tb").iterdir())
+
+    # 2 steps, then rerun the same command with max_steps=4: the same weights as 4 steps at once
+    assert run_cli(*train_args(data, lia, tmp_path / "resumed", 2))[0] == 0
+    assert run_cli(*train_args(data, lia, tmp_path / "resumed", 4))[0] == 0
+    weights = "diffusion_pytorch_model.safetensors"
+    a, b = load_file(straight / weights), load_file(tmp_path / "resumed" / "cddpm" / weights)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_train_cli_errors(train_inputs, tmp_path, run_cli):
+    data, lia = train_inputs
+    code, _, err = run_cli("train", "cddpm", "--data", data, "--lia", tmp_path / "missing.pt", "--run-dir", tmp_path)
+    assert code != 0 and "missing.pt" in err
+    code, _, err = run_cli(*train_args(data, lia, tmp_path, 2), "--set", "sample.guidance_scale=2",
+                           "--set", "model.cond_dropout=0")  # fmt: skip
+    assert code != 0 and "guidance_scale" in err
+    code, out, _ = run_cli(*train_args(data, lia, tmp_path, 2), "--print-config")
+    assert code == 0 and "preset: tiny" in out

@@ -84,18 +84,22 @@ class StartFrameDiffusion(_CodeDiffusion):
         ``codes (B, M)``; returns a scalar. Noise, timesteps and the guidance dropout come from ``generator``."""
         images, codes = self._check_pair(images, codes)
         x_t, t, target = self._noised(images, generator)  # (B, 3, H, W), (B,), (B, 3, H, W)
-        drop = self._dropout_mask(images.shape[0], generator)  # (B,) or None
+        drop = self._dropout_mask(images.shape[0], generator)  # (B,)
         pred = self.unet(x_t, t, self._normalize(codes), drop)  # (B, 3, H, W)
         return F.mse_loss(pred.float(), target.float())
 
     def forward(self, images: torch.Tensor, codes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.training_loss(images, codes, generator)
 
-    def _dropout_mask(self, B: int, generator: torch.Generator | None) -> torch.Tensor | None:
-        """Rows whose code is replaced by the null embedding (classifier-free guidance training)."""
+    def _dropout_mask(self, B: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Rows whose code is replaced by the null embedding (classifier-free guidance training), (B,) bool.
+
+        Without dropout the mask is all False rather than None: the null embedding then stays in the
+        graph (with zero gradient), so DDP does not see an unused parameter.
+        """
         p = self.unet.config.cond_dropout
         if p <= 0:
-            return None
+            return torch.zeros(B, dtype=torch.bool, device=self.device)
         gen_device = generator.device if generator is not None else self.device
         return (torch.rand(B, generator=generator, device=gen_device) < p).to(self.device)  # (B,)
 

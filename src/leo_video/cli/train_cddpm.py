@@ -1,0 +1,66 @@
+"""`leo-video train cddpm`: train the start-frame cDDPM (x₁ given its motion code α₁) on the shared loop."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 43
+PARENT = "train"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cddpm",
+        help="Train the cDDPM that draws a start frame from its motion code (fully unconditional LEO).",
+        description=(
+            "Train an image diffusion model (diffusers UNet2DModel, the motion code added to its timestep "
+            "embedding, classifier-free guidance) on (frame, code) pairs: frames from the videos under "
+            "DATA/train, codes from the frozen LIA encoder. Rerunning the same command resumes the run. "
+            "The final model (EMA weights when kept) is exported to RUN_DIR/cddpm (config.json + "
+            "safetensors); sample grids go to TensorBoard under RUN_DIR/tb."
+        ),
+        epilog=(
+            "example: leo-video train cddpm --data data/synthetic64 --lia runs/lia-synthetic64/export "
+            "--config synthetic64 --set train.max_steps=500"
+        ),
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (videos under DIR/train)")
+    parser.add_argument("--lia", required=True, metavar="LIA", help="LIA checkpoint (.pt) or exported folder")
+    parser.add_argument("--config", default="synthetic64", metavar="PRESET",
+                        help="preset name (synthetic64, taichi256) or YAML path; default synthetic64")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.batch_size=32 (repeatable)")
+    parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: the config's train.run_dir)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import dump_yaml, resolve_config
+    from ..errors import InputError
+
+    overrides = [*args.overrides, f"data.root={args.data}", f"data.lia={args.lia}"]
+    if args.run_dir:
+        overrides.append(f"train.run_dir={args.run_dir}")
+    config = resolve_config("cddpm", args.config, overrides)
+    if args.print_config:
+        print(dump_yaml(config), end="")
+        return 0
+    if not Path(args.lia).exists():
+        raise InputError(f"{args.lia}: LIA checkpoint not found (--lia)")
+
+    from ..train.cddpm import CDDPMTask
+    from ..train.loop import Trainer
+
+    task = CDDPMTask()
+    trainer = Trainer(task, config)
+    result = trainer.fit()
+    if result.interrupted:
+        print(f"stopped at step {result.step}; checkpoint {result.checkpoint}; rerun the same command to resume")
+        return 0
+    if trainer.accelerator.is_main_process:
+        folder = task.export(Path(config.train.run_dir) / "cddpm")
+        print(f"trained {result.step} steps; cDDPM exported to {folder}")
+    return 0

@@ -1,0 +1,214 @@
+"""Training the cDDPM (start frame x₁ given its motion code α₁; LEO_METHOD.md, "The start frame") on the
+shared loop (:mod:`leo_video.train.loop`: DDP, mixed precision, EMA, atomic checkpoints, exact resume).
+
+**Data.** (frame, code) pairs. Frames come from :class:`~leo_video.data.video_dataset.VideoDataset`
+(clips of one frame): one frame drawn uniformly from *any* moment of a video per item, not only first
+frames. In use, start frames are whatever frame a generated video begins with (and LIA's codes are
+absolute per frame), so every frame is a valid x₁; it also gives L times more training images. Codes
+are computed on the fly by the frozen LIA encoder, ``α₁ = E(x₁)`` (``encode_motion``, under no_grad, at
+the animator's resolution), so the cDDPM always matches the animator it will be used with.
+
+**Code statistics.** μ and σ of the codes (:meth:`StartFrameDiffusion.set_normalization`) come from
+``data.stats_frames`` frames encoded at setup, deterministically; they are saved with the weights.
+
+``leo-video train cddpm --data DIR --lia LIA --config synthetic64`` runs this (``cli/train_cddpm.py``);
+the final (EMA) model is exported to ``RUN_DIR/cddpm`` as ``config.json`` + safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..config import param, register_config, section
+from ..configs import LoopConfig
+from ..diffusion.schedulers import SAMPLERS
+from ..diffusion.start_frame import StartFrameDiffusion
+from .loop import TrainingTask
+
+# --------------------------------------------------------------------------------------------------
+# Config (kind "cddpm"; presets in configs/cddpm/*.yaml)
+
+
+@dataclasses.dataclass
+class CDDPMDataConfig:
+    """Training videos and the frozen animator whose encoder gives α₁."""
+
+    root: str = "data/taichi"
+    lia: str = param("", doc="LIA checkpoint (.pt) or exported folder whose encoder gives the codes")
+    repeats: int = param(1, ge=1, doc="items (random frames) per video per epoch")
+    stats_frames: int = param(256, ge=2, doc="frames encoded at setup for the code mean/std")
+
+
+@dataclasses.dataclass
+class CDDPMModelConfig:
+    """U-Net size, image size and the noise schedule."""
+
+    preset: Literal["tiny", "small", "base"] = "small"
+    sample_size: int = param(64, choices=(16, 32, 64, 128, 256, 512))
+    cond_dropout: float = param(0.1, ge=0.0, lt=1.0, doc="classifier-free guidance: P(code replaced by null)")
+    num_train_timesteps: int = param(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+
+
+@dataclasses.dataclass
+class CDDPMOptimConfig:
+    """AdamW with linear warm-up, then constant (the DDPM/ADM recipe)."""
+
+    lr: float = param(1e-4, gt=0.0, le=1.0)
+    beta1: float = param(0.9, ge=0.0, lt=1.0)
+    beta2: float = param(0.999, ge=0.0, lt=1.0)
+    weight_decay: float = param(0.0, ge=0.0)
+    warmup_steps: int = param(1000, ge=0)
+    grad_clip: float = param(1.0, ge=0.0, doc="max gradient norm (0: off)")
+
+
+@dataclasses.dataclass
+class CDDPMSampleConfig:
+    """How the TensorBoard sample grids are drawn (real frames | samples from their codes)."""
+
+    sampler: str = param("ddim", choices=tuple(SAMPLERS))
+    steps: int = param(50, ge=1)
+    guidance_scale: float = param(1.0, ge=0.0)
+    num_images: int = param(8, ge=1, le=64)
+
+
+@register_config("cddpm")
+@dataclasses.dataclass
+class CDDPMConfig:
+    """Everything ``leo-video train cddpm`` needs; presets in ``configs/cddpm/*.yaml``."""
+
+    data: CDDPMDataConfig = section(CDDPMDataConfig)
+    model: CDDPMModelConfig = section(CDDPMModelConfig)
+    optim: CDDPMOptimConfig = section(CDDPMOptimConfig)
+    sample: CDDPMSampleConfig = section(CDDPMSampleConfig)
+    train: LoopConfig = section(LoopConfig)
+
+    def cross_check(self) -> str | None:
+        """Constraints between fields; returns the problem (naming the key) or None."""
+        if self.sample.guidance_scale != 1.0 and self.model.cond_dropout == 0:
+            return "sample.guidance_scale != 1 needs model.cond_dropout > 0 (no null code is learned otherwise)"
+        if self.sample.steps > self.model.num_train_timesteps:
+            return "sample.steps: more than model.num_train_timesteps"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+class StartFrames(Dataset):
+    """One random frame per item: ``{"image": (3, S, S)}`` in [-1, 1], from a :class:`VideoDataset` of
+    one-frame clips. The draw is keyed on the trainer's per-sample seed, so a resumed run sees the same frames.
+    """
+
+    def __init__(self, root: str | os.PathLike, size: int, seed: int, repeats: int = 1):
+        from ..data.video_dataset import VideoDataset
+
+        self.videos = VideoDataset(root, split="train", mode="clips", size=size, clip_length=1, seed=seed,
+                                   repeats=repeats)  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict:
+        sample_seed = getattr(index, "seed", None)
+        if sample_seed is not None:  # VideoDataset draws from (its seed, epoch, index): use the sample seed as epoch
+            self.videos.set_epoch(sample_seed)
+        return {"image": self.videos[int(index)]["video"][0]}  # (3, S, S)
+
+
+def warmup_lr(step: int, warmup_steps: int) -> float:
+    """LR multiplier: linear warm-up over ``warmup_steps`` optimizer steps, then 1."""
+    return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+# --------------------------------------------------------------------------------------------------
+# The task
+
+
+class CDDPMTask(TrainingTask):
+    """ε-prediction training of :class:`StartFrameDiffusion` on (frame, LIA code) pairs."""
+
+    def setup(self) -> None:
+        from ..models.loading import load_lia
+
+        cfg, acc = self.config, self.accelerator
+        self.lia = load_lia(cfg.data.lia, device=acc.device).requires_grad_(False)  # frozen, eval mode
+        model = StartFrameDiffusion.from_preset(
+            cfg.model.preset, sample_size=cfg.model.sample_size, motion_dim=self.lia.config.motion_dim,
+            cond_dropout=cfg.model.cond_dropout, num_train_timesteps=cfg.model.num_train_timesteps,
+            beta_schedule=cfg.model.beta_schedule,
+        )  # fmt: skip
+        self.preview_images, codes = self._stats_frames()  # (K, 3, S, S), (N, M)
+        model.set_normalization(codes.mean(0), codes.std(0))
+        self.preview_codes = codes[: len(self.preview_images)]  # (K, M)
+        o = cfg.optim
+        optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_lr(s, o.warmup_steps))
+        self.models["cddpm"], self.optimizers["cddpm"], self.schedulers["cddpm"] = acc.prepare(model, optimizer, lr)
+        self.track_ema("cddpm")
+
+    def dataset(self) -> Dataset:
+        return StartFrames(self.config.data.root, self.config.model.sample_size, self.loop.seed, self.config.data.repeats)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """α₁ = E(x₁) with the frozen LIA at its own resolution: (B, 3, S, S) -> (B, M) float32."""
+        size = self.lia.config.size
+        x = images.float()
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return self.lia.encode_motion(x).float()  # (B, M)
+
+    def _stats_frames(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``data.stats_frames`` frames (fixed draws): preview frames (K, 3, S, S) and all codes (N, M)."""
+        from .loop import SampleIndex
+
+        frames = StartFrames(self.config.data.root, self.config.model.sample_size, self.loop.seed)
+        n, chunk, codes, preview = self.config.data.stats_frames, 32, [], None
+        for start in range(0, n, chunk):
+            batch = torch.stack([frames[SampleIndex(i % len(frames), i)]["image"]
+                                 for i in range(start, min(n, start + chunk))])  # fmt: skip
+            codes.append(self.encode(batch.to(self.accelerator.device)).cpu())
+            preview = batch[: self.config.sample.num_images] if preview is None else preview
+        return preview, torch.cat(codes)  # (K, 3, S, S), (N, M)
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        images = batch["image"]  # (B, 3, S, S)
+        codes = self.encode(images)  # (B, M), no gradient into the animator
+        loss = self.models["cddpm"](images, codes)
+        acc, optimizer = self.accelerator, self.optimizers["cddpm"]
+        acc.backward(loss)
+        if self.config.optim.grad_clip > 0 and acc.sync_gradients:
+            acc.clip_grad_norm_(self.models["cddpm"].parameters(), self.config.optim.grad_clip)
+        optimizer.step()
+        self.schedulers["cddpm"].step()
+        optimizer.zero_grad()
+        return {"mse": loss}
+
+    def log_images(self, step: int, logger) -> None:
+        """Real frames | cDDPM samples from their codes (EMA weights when kept)."""
+        s = self.config.sample
+        with self.ema_weights("cddpm") as model:
+            was_training = model.training
+            model.eval()
+            samples = model.sample(self.preview_codes, s.sampler, s.steps, s.guidance_scale,
+                                   torch.Generator(model.device).manual_seed(self.loop.seed))  # fmt: skip
+            model.train(was_training)
+        logger.image_grid("samples", [self.preview_images, samples.cpu()], step)
+
+    def export(self, folder: str | os.PathLike) -> Path:
+        """Write the trained model (EMA weights when kept) to ``folder`` (config.json + safetensors), atomically."""
+        # export_lia is generic (any ModelMixin: save_pretrained beside the target, then rename)
+        from ..models.loading import export_lia
+
+        with self.ema_weights("cddpm") as model:
+            return export_lia(model, folder, overwrite=True)
+
