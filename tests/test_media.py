@@ -166,6 +166,27 @@ def test_reader_ranges_and_seeking(tmp_path):
     assert marks(reader.iter_frames(37)) == [37, 38, 39]
 
 
+def test_concurrent_iterators_are_independent_and_close_their_decoders(tmp_path):
+    t = 24
+    frames = moving_frames(t, 32, 32)
+    frames[:, :8, :8] = (np.arange(t) * 10)[:, None, None, None]
+    path = write_video(tmp_path / "idx.mp4", frames, fps=25, crf=10)
+    reader = VideoReader(path)
+    marks = lambda fs: [round(float(f[2:6, 2:6].mean()) / 10) for f in fs]  # noqa: E731
+    a, b = reader.iter_frames(), reader.iter_frames()
+    interleaved = [(next(a), next(a), next(b)) for _ in range(5)]
+    assert marks(x for x, _, _ in interleaved) == [0, 2, 4, 6, 8]
+    assert marks(y for _, _, y in interleaved) == [0, 1, 2, 3, 4]
+    del a, b, interleaved
+    tasks = Path("/proc/self/task")
+    if tasks.is_dir():  # FFmpeg's decoder threads must not outlive a read (they break DataLoader forks)
+        before = len(list(tasks.iterdir()))
+        for _ in range(3):
+            reader.read([3, 20])
+            next(reader.iter_frames(5))
+        assert len(list(tasks.iterdir())) <= before
+
+
 def test_frame_folder(tmp_path):
     folder = tmp_path / "clip"
     folder.mkdir()

@@ -164,9 +164,6 @@ class _FileSource:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: file is empty")
         self.path = path
-        self._container = None
-        self._position: int | None = None  # index of the next frame the open decoder yields
-        self._frames: Iterator | None = None
         self.index = self._build_index()
 
     def _build_index(self) -> _PacketIndex:
@@ -225,36 +222,55 @@ class _FileSource:
 
     def _check_last_frame(self) -> None:
         # A file cut short keeps its header; decoding the last indexed frame catches that cheaply.
-        last = self.index.count - 1
+        next(iter(self.decode([self.index.count - 1], size=16)))
+
+    def decode(self, indices: Iterable[int], size: int | None) -> Iterator[np.ndarray]:
+        """Yield the frames at ascending ``indices`` as uint8 ``(H, W, 3)`` (or ``(size, size, 3)``).
+
+        Each call has its own decoder, so several iterators over one file do not disturb each other;
+        the decoder is closed when the iterator ends or is dropped.
+        """
+        cursor = None
         try:
-            next(iter(self.decode([last], size=16)))
+            for target in indices:
+                if not 0 <= target < self.index.count:
+                    raise IndexError(f"frame {target} out of range for {self.path} ({self.index.count} frames)")
+                if cursor is None or cursor.should_seek(target):
+                    if cursor is not None:
+                        cursor.close()
+                    cursor = _Cursor(self, target)
+                yield _frame_to_rgb(cursor.advance_to(target), size)
         finally:
-            self.close()
+            if cursor is not None:
+                cursor.close()
 
-    # -- decoding
+    def close(self) -> None:
+        """Nothing stays open between reads (kept for the reader interface)."""
 
-    def _open_decoder(self, start: int) -> None:
-        """Position the decoder so that its next frames lead up to frame ``start``."""
-        self.close()
-        self._container = _open_container(self.path)
-        stream = self._container.streams.video[0]
+
+class _Cursor:
+    """One open PyAV decoder of a :class:`_FileSource`, positioned before frame ``start``."""
+
+    def __init__(self, source: _FileSource, start: int):
+        self.source = source
+        self.container = _open_container(source.path)
+        stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
-        key = max((k for k in self.index.keyframes if k <= start), default=0)
-        if key > 0 and self.index.pts is not None:
-            self._container.seek(self.index.pts[key], stream=stream, backward=True, any_frame=False)
-            self._position = key
-        else:
-            self._position = 0
-        self._frames = self._numbered_frames(stream, from_seek=self._position > 0)
+        index = source.index
+        key = max((k for k in index.keyframes if k <= start), default=0)
+        if key > 0 and index.pts is not None:  # jump to the last keyframe before the target
+            self.container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+        self.position = key if index.pts is not None else 0  # index of the next frame to come out
+        self.frames = self._numbered_frames(stream, from_seek=self.position > 0)
 
     def _numbered_frames(self, stream, from_seek: bool) -> Iterator[tuple[int, object]]:
         """Yield ``(frame index, av.VideoFrame)``; indices come from timestamps, or by counting."""
         import av
 
-        lookup = self.index.index_of()
-        counter = 0 if not from_seek else None
+        lookup = self.source.index.index_of()
+        counter = None if from_seek else 0
         try:
-            for frame in self._container.decode(stream):
+            for frame in self.container.decode(stream):
                 index = lookup.get(frame.pts) if lookup else None
                 if index is None:
                     if counter is None:  # after a seek we cannot count: start again from frame 0
@@ -263,42 +279,36 @@ class _FileSource:
                 counter = index + 1
                 yield index, frame
         except av.FFmpegError as exc:
-            raise InputError(f"{self.path}: corrupt video after frame {counter} ({_short(exc)})") from exc
+            raise InputError(f"{self.source.path}: corrupt video after frame {counter} ({_short(exc)})") from exc
 
-    def _should_seek(self, target: int) -> bool:
-        if self._frames is None or self._position is None or target < self._position:
+    def should_seek(self, target: int) -> bool:
+        if target < self.position:
             return True
-        key = max((k for k in self.index.keyframes if k <= target), default=0)
-        return key > self._position  # a keyframe lies between here and the target: skip decoding
+        key = max((k for k in self.source.index.keyframes if k <= target), default=0)
+        return key > self.position  # a keyframe lies between here and the target: skip decoding
 
-    def decode(self, indices: Sequence[int], size: int | None) -> Iterator[np.ndarray]:
-        """Yield the frames at ``indices`` (ascending) as uint8 ``(H, W, 3)`` (or ``(size, size, 3)``)."""
-        for target in indices:
-            if not 0 <= target < self.index.count:
-                raise IndexError(f"frame {target} out of range for {self.path} ({self.index.count} frames)")
-            if self._should_seek(target):
-                self._open_decoder(target)
-            yield _frame_to_rgb(self._advance_to(target), size)
-
-    def _advance_to(self, target: int):
+    def advance_to(self, target: int):
+        """Decode forward to frame ``target`` and return it (an ``av.VideoFrame``)."""
         try:
-            for index, frame in self._frames:
-                self._position = index + 1
+            for index, frame in self.frames:
+                self.position = index + 1
                 if index == target:
                     return frame
                 if index > target:
                     break
         except _SeekFailed:
-            self._open_decoder(0)
-            self.index.keyframes = [0]  # timestamps are unreliable here: always decode from the start
-            return self._advance_to(target)
-        self.close()
-        raise InputError(f"{self.path}: frame {target} could not be decoded (truncated or corrupt video)")
+            self.source.index.keyframes = [0]  # timestamps are unreliable here: decode from the start
+            self.close()
+            self.__init__(self.source, 0)
+            return self.advance_to(target)
+        raise InputError(f"{self.source.path}: frame {target} could not be decoded (truncated or corrupt video)")
 
     def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-        self._container, self._frames, self._position = None, None, None
+        # Drop the decode generator first: it holds the codec context (and FFmpeg's decoder threads),
+        # which would otherwise live on in a reference cycle until the garbage collector runs.
+        self.frames.close()
+        self.frames = iter(())
+        self.container.close()
 
 
 class _SeekFailed(Exception):
@@ -404,13 +414,16 @@ class VideoReader:
         return self._source.decode(range(start, stop, step), self.size)
 
     def iter_indices(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
-        """Stream the frames at ascending ``indices`` (repeats allowed), decoding forward only."""
-        last, frame = None, None
+        """Stream the frames at ascending ``indices`` (repeats allowed) with one forward decoder."""
+        indices = [int(i) for i in indices]
+        if any(b < a for a, b in zip(indices, indices[1:])):
+            raise ValueError("iter_indices needs ascending indices")
+        unique = sorted(set(indices))
+        decoded = zip(unique, self._source.decode(unique, self.size))
+        current, frame = None, None
         for index in indices:
-            if index != last:
-                if last is not None and index < last:
-                    raise ValueError(f"iter_indices needs ascending indices, got {index} after {last}")
-                frame, last = next(iter(self._source.decode([index], self.size))), index
+            while current != index:
+                current, frame = next(decoded)
             yield frame
 
     def read(self, indices: Iterable[int]) -> np.ndarray:
