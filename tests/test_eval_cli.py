@@ -181,6 +181,38 @@ def test_eval_acd_mean_colour_matches_library(folders, run_cli):
     assert (result["num_videos"], result["num_frames"], result["embedder"]) == (NUM_VIDEOS, NUM_VIDEOS * 12, "mean-colour")
 
 
+def test_eval_acd_facenet_passes_weights_and_frames(folders, tmp_path, run_cli, monkeypatch):
+    """The facenet path: weights and device reach load_face_embedder, frames reach it in [-1, 1].
+
+    The network itself (and loading facenet-pytorch's file) is tested in test_metrics.py; a random
+    InceptionResnetV1 would take ~30 s here, so a small stand-in embedder is used.
+    """
+    import leo_video.metrics.acd as acd
+    from leo_video.media.image import numpy_to_frames
+
+    root, _ = folders
+    calls = []
+
+    def embedder(frames: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) in [-1, 1] -> (N, 6)
+        assert frames.min() >= -1 and frames.max() <= 1
+        return torch.cat([frames.mean(dim=(2, 3)), frames.std(dim=(2, 3))], dim=1)
+
+    def fake_loader(path, device="cpu"):
+        calls.append((str(path), device))
+        return embedder
+
+    monkeypatch.setattr(acd, "load_face_embedder", fake_loader)
+    weights = tmp_path / "20180402-114759-vggface2.pt"
+    code, out, err = run_cli("eval", "acd", "--videos", root / "real", "--embedder", "facenet", "--weights", weights,
+                             "--max-videos", 3, "--max-frames", 5, "--device", "cpu")
+    assert code == 0, err
+    result = _json(out)
+    assert calls == [(str(weights), "cpu")]
+    frames = [numpy_to_frames(r.read(range(5))) for r in _videos(root / "real")[:3]]  # (5, 3, H, W) in [-1, 1]
+    assert result["acd"] == pytest.approx(video_acd(frames, embedder), rel=1e-9)
+    assert (result["num_videos"], result["num_frames"], result["embedder"]) == (3, 15, "facenet")
+
+
 def _codes(seed: int, scale: float) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.cumsum(torch.randn(12, 40, 3, generator=g) * scale, dim=1)  # (N, T, M)
