@@ -133,6 +133,34 @@ def test_float_tensor_writer_and_odd_size(tmp_path):
     assert np.abs(back.astype(float) - frames_to_numpy(video[4])).mean() < 4.0
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mov"])
+def test_other_containers_round_trip(tmp_path, suffix):
+    frames = moving_frames(9, 32, 48)
+    path = write_video(tmp_path / f"a{suffix}", frames, fps=15)
+    info = probe_video(path)  # mkv states no frame count: it is counted by demuxing
+    assert (info.frames, info.width, info.height, info.fps) == (9, 48, 32, 15.0)
+    assert np.abs(VideoReader(path).read(range(9)).astype(float) - frames).mean() < 4.0
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    import av
+
+    frame = np.zeros((32, 48, 3), np.uint8)
+    frame[:, :8] = 255  # white stripe on the left edge
+    with av.open(str(tmp_path / "rot.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.set_display_rotation(90)  # as phones tag portrait clips
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe_video(tmp_path / "rot.mp4")
+    assert (info.width, info.height) == (32, 48)  # displayed size
+    upright = VideoReader(tmp_path / "rot.mp4").read([0])[0]
+    assert upright.shape == (48, 32, 3)
+    assert upright[-6:].mean() > 200 and upright[:-10].mean() < 30  # left edge turned to the bottom
+
+
 def test_gif_round_trip(tmp_path):
     frames = moving_frames(6, 32, 40)
     write_video(tmp_path / "a.gif", frames, fps=10)
