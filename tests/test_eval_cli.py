@@ -332,6 +332,8 @@ def test_eval_errors_are_one_line(folders, tmp_path, run_cli, monkeypatch):
         (["kvd", "--real", root / "real", "--fake", root / "fake"], "i3d_torchscript.pt"),
         (["fvd", "--real", root / "empty", "--fake", root / "fake", "--detector", detector], str(root / "empty")),
         (["fvd", "--real", root / "real", "--fake", tmp_path / "nope", "--detector", detector], str(tmp_path / "nope")),
+        (["fvd", "--real", root / "real", "--fake", root / "fake", "--detector", detector, "--frames", 17],
+         str(root / "fake")),
         (["acd", "--videos", root / "empty"], str(root / "empty")),
         (["acd", "--videos", root / "real", "--embedder", "facenet"], "vggface2.pt"),
         (["motion", "--real", tmp_path / "none.pt", "--fake", tmp_path / "none.pt"], str(tmp_path / "none.pt")),

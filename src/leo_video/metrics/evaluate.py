@@ -211,7 +211,10 @@ def generated_clip_features(
             yield video if len(video) == protocol.num_frames else video[0 : protocol.span : protocol.subsample]
 
     total = min(protocol.num_videos, len(videos)) if hasattr(videos, "__len__") else protocol.num_videos
-    return i3d_features_of_clips(detector, _same_shape(clips(), what), batch_size, total, progress)
+    feats = i3d_features_of_clips(detector, _same_shape(clips(), what), batch_size, total, progress, allow_empty=True)
+    if len(feats) == 0:
+        raise InputError(f"{what}: no generated video has the {protocol.span} frames a clip spans")
+    return feats
 
 
 def video_distances(real: Any, fake: Any, protocol: FVDProtocol, which: Sequence[str] = ("fvd", "kvd")) -> dict[str, Any]:

@@ -163,12 +163,14 @@ def i3d_features_of_clips(
     batch_size: int = 16,
     total: int | None = None,
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> np.ndarray:
     """I3D features ``(N, 400)`` float64 of a stream of clips, batched ``batch_size`` at a time.
 
     ``clips`` yields single clips — uint8 ``(T, H, W, 3)`` or float ``(T, 3, H, W)`` in [-1, 1], all
     of one shape — e.g. :func:`leo_video.metrics.protocol.iter_real_clips` or decoded generated
     videos. Only one batch is held in memory. A tqdm bar on stderr counts clips (``total`` if known).
+    An empty stream is an InputError, or a ``(0, 400)`` array with ``allow_empty``.
     """
     import torch
     from tqdm import tqdm
@@ -188,6 +190,8 @@ def i3d_features_of_clips(
         if batch:
             flush()
     if not chunks:
+        if allow_empty:  # the caller names the input in its own message
+            return np.zeros((0, I3D_FEATURE_DIM))
         raise InputError("clips: no clips to measure (are all videos shorter than the clip?)")
     return np.concatenate(chunks)  # (N, 400)
 
