@@ -236,7 +236,8 @@ def prepare_dataset(
     check_settings(out, config, overwrite)
     summary = PrepareSummary()
     todo, usable = [], []  # the split is drawn over every usable video, so a resumed run agrees
-    for path, name in videos:  # finished outputs first, then probe the rest (cheap: no full decode)
+    checking = tqdm(videos, desc="check", unit="video", disable=not progress, file=sys.stderr, leave=False)
+    for path, name in checking:  # finished outputs first, then probe the rest (cheap: no full decode)
         split = _existing_split(out, name) if not overwrite else None
         if split is not None and is_complete(out / split / f"{name}.mp4", config.size):
             summary.existing[split] += 1

@@ -135,8 +135,8 @@ def _open_container(path: Path):
     except av.FFmpegError as exc:
         raise InputError(f"{path}: {_describe_open_failure(path, exc)}") from exc
     if not container.streams.video:
+        no_streams = len(container.streams) == 0
         container.close()
-        no_streams = not container.streams
         if no_streams and _is_iso_media(path):
             raise InputError(f"{path}: truncated or corrupt video (no streams in the container)")
         raise InputError(f"{path}: not a video (no video stream)")
@@ -221,7 +221,7 @@ class _FileSource:
         raise InputError(f"{self.path}: no decodable frames")
 
     def _check_last_frame(self) -> None:
-        # A file cut short keeps its header; decoding the last indexed frame catches that cheaply.
+        # Without a header frame count a cut-off file shows only when its tail is decoded.
         next(iter(self.decode([self.index.count - 1], size=16)))
 
     def decode(self, indices: Iterable[int], size: int | None) -> Iterator[np.ndarray]:
