@@ -87,12 +87,6 @@ class RealFeatures:
     from_cache: bool = False
 
 
-def _open_readers(paths: Sequence[Path], resolution: int | None) -> list[Any]:
-    from ..media.video import VideoReader
-
-    return [VideoReader(p, size=resolution) for p in paths]
-
-
 def _same_shape(clips: Iterable[Any], what: str) -> Iterator[Any]:
     """Pass clips through, refusing a clip whose shape differs from the first one's (I3D batches them)."""
     first = None
@@ -123,11 +117,12 @@ def real_clip_features(
     :func:`real_stats_cache_path` (keyed by protocol hash, the listing — relative path, bytes and
     frame count of each video — and the detector's sha256).
     """
+    from ..media.video import VideoReader
     from .i3d import i3d_features_of_clips
 
     root = Path(real_dir)
     paths = list_videos(root, "--real")
-    readers = _open_readers(paths, protocol.resolution)
+    readers = [VideoReader(p, size=protocol.resolution) for p in paths]  # indexed (demuxed), not decoded
     lengths = [len(r) for r in readers]
     eligible = sum(length >= protocol.span for length in lengths)
     if eligible == 0:
@@ -156,8 +151,8 @@ def _size_of(path: Path) -> int:
 class GeneratedClips:
     """The generated videos of a folder, as an iterable of uint8 videos ``(T, H, W, 3)``.
 
-    Reads only the frames a clip needs (``0, step, …`` of :meth:`__iter__`'s protocol); ``skipped``
-    lists the videos shorter than a clip span after iteration.
+    Each video gives the frames of its first clip only (``0, subsample, …``, ``num_frames`` of them, at
+    ``protocol.resolution``); after iteration ``skipped`` lists the videos shorter than a clip span.
     """
 
     paths: list[Path]
