@@ -340,6 +340,12 @@ def test_eval_errors_are_one_line(folders, tmp_path, run_cli, monkeypatch):
         (["all", "--real", root / "empty", "--fake", root / "fake", "--detector", detector, "--out", tmp_path / "r"],
          str(root / "empty")),
     ]
+    cases += [
+        (["all", "--real", root / "real", "--fake", root / "fake", "--detector", detector, "--out", tmp_path / "r",
+          "--acd-embedder", "facenet"], "vggface2.pt"),
+        (["all", "--real", root / "real", "--fake", root / "fake", "--detector", detector, "--out", tmp_path / "r",
+          "--real-codes", tmp_path / "codes", "--fake-codes", tmp_path / "codes"], str(tmp_path / "codes")),
+    ]
     for argv, named in cases:
         code, out, err = run_cli("eval", *argv)
         assert code == 2, (argv, err)

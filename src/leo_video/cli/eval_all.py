@@ -53,6 +53,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--checkpoint/--recon-data: give both or neither")
     if args.sheet_videos < 1 or args.sheet_frames < 1:
         raise InputError(f"--sheet-videos/--sheet-frames {args.sheet_videos}/{args.sheet_frames}: must be at least 1")
+    for option in ("real_codes", "fake_codes", "checkpoint", "recon_data"):  # fail before the long FVD runs
+        value = getattr(args, option)
+        if value is not None and not Path(value).exists():
+            raise InputError(f"--{option.replace('_', '-')} {value}: no such file or folder")
 
 
 def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, dict[str, Any]]:
@@ -78,13 +82,11 @@ def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any
     return entries, setup.protocol, info
 
 
-def acd_metrics(args: argparse.Namespace, protocol: Any) -> list[dict[str, Any]]:
+def acd_metrics(args: argparse.Namespace, protocol: Any, embedder: Any) -> list[dict[str, Any]]:
     """ACD of the real and the generated videos (same embedder, frames and video count)."""
     from ..metrics.evaluate import folder_acd
-    from .eval_acd import load_embedder
     from .eval_fvd import progress_enabled
 
-    embedder = load_embedder(args.acd_embedder, args.acd_weights, args.device)
     frames = args.acd_max_frames or protocol.num_frames
     entries = []
     for side, folder, what in (("real", args.real, "--real"), ("generated", args.fake, "--fake")):
@@ -170,12 +172,14 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics.protocol import protocol_hash
     from ..metrics.report import write_report
     from ..utils.atomic import check_output_path
+    from .eval_acd import load_embedder
 
     _check_args(args)
     out = Path(args.out)
     check_output_path(out / "report.json", args.overwrite)
+    embedder = load_embedder(args.acd_embedder, args.acd_weights, args.device)  # missing weights: fail early
     metrics, protocol, info = video_distance_metrics(args)
-    metrics += acd_metrics(args, protocol)
+    metrics += acd_metrics(args, protocol, embedder)
     motion = None
     if args.real_codes is not None:
         entries, motion = motion_metrics(args)
