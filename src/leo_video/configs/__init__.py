@@ -81,6 +81,7 @@ class LIAModelConfig:
     style_dim: int = param(512, ge=8, le=4096)
     motion_dim: int = param(20, ge=1, le=512, doc="N, the number of motion directions")
     channel_multiplier: int = param(1, ge=1, le=4)
+    channel_max: int = param(512, ge=8, le=1024, doc="cap on every layer's channels (512 = LIA's table)")
     init_checkpoint: str | None = param(None, doc="fine-tune from an official LIA .pt (--init)")
 
 
