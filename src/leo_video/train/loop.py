@@ -25,7 +25,10 @@ section, a :class:`~leo_video.configs.LoopConfig`).
     them from ``getattr(index, "seed", None)`` so that a resumed run sees exactly the same samples.
 ``train_step(batch, step) -> dict[str, Tensor | float]``
     One micro-batch: forward, ``self.accelerator.backward(loss)``, ``optimizer.step()``,
-    ``optimizer.zero_grad()`` (the prepared optimizers skip steps while accumulating). ``step`` is
+    ``optimizer.zero_grad()`` (the prepared optimizers skip steps while accumulating). Keep LR
+    schedulers out of ``accelerator.prepare`` (it would step them once per process, though
+    ``train.batch_size`` is already global) and call ``scheduler.step()`` only when
+    ``self.accelerator.sync_gradients`` is true, i.e. once per optimizer step. ``step`` is
     the number of optimizer steps completed before this one. Return the scalar losses to log; a
     non-finite value stops the run with :class:`~leo_video.errors.NumericalError`. Torch, NumPy and
     Python RNGs are seeded from (seed, rank, step) before every call.
