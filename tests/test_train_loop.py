@@ -356,3 +356,18 @@ def test_empty_dataset_is_a_user_error(tmp_path):
 
     with pytest.raises(InputError, match="TensorDataset: the training set is empty"):
         fit(tmp_path / "run", task=Empty())
+
+
+def test_second_ctrl_c_aborts_without_saving(tmp_path):
+    class DoubleInterrupt(ToyTask):
+        def train_step(self, batch, step):
+            out = super().train_step(batch, step)
+            if step == 7:
+                os.kill(os.getpid(), signal.SIGINT)  # first: stop after this step and save
+                os.kill(os.getpid(), signal.SIGINT)  # second: abort now
+            return out
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "run", task=DoubleInterrupt())
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_0000005.pt"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
