@@ -38,6 +38,9 @@ from .video_dataset import SPLITS, find_videos
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 SETTINGS_FILE = "prepare.json"
+# Datasets are read at random frames (training pairs, clips): a keyframe every 16 frames bounds the
+# frames decoded per read to 15, for a file about 10-20% larger than with x264's default of 250.
+KEYFRAME_INTERVAL = 16
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,8 @@ def prepare_video(path: Path, out_path: Path, config: PrepareConfig, box: Box | 
     # Centre crops are scaled inside the decoder (fast); boxes need the full frame first.
     with VideoReader(path, size=config.size if box is None else None) as reader:
         info = reader.info
-        with VideoWriter(out_path, fps=config.fps or info.fps, crf=config.crf) as writer:
+        fps = config.fps or info.fps
+        with VideoWriter(out_path, fps=fps, crf=config.crf, keyframe_interval=KEYFRAME_INTERVAL) as writer:
             for frame in reader.iter_indices(resample_indices(len(reader), info.fps, config.fps)):
                 writer.write(frame if box is None else crop_frame(frame, box, config.size))
         return writer.frames_written

@@ -254,8 +254,9 @@ class _Cursor:
     def __init__(self, source: _FileSource, start: int):
         self.source = source
         self.container = _open_container(source.path)
+        # PyAV's default slice threading: frame threading ("AUTO") was slower for random access here
+        # (thread start-up per cursor; DataLoader workers already use the cores).
         stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
         index = source.index
         key = max((k for k in index.keyframes if k <= start), default=0)
         if key > 0 and index.pts is not None:  # jump to the last keyframe before the target
