@@ -371,3 +371,9 @@ def test_second_ctrl_c_aborts_without_saving(tmp_path):
         fit(tmp_path / "run", task=DoubleInterrupt())
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_0000005.pt"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_successive_runs_may_change_precision_in_one_process(tmp_path):
+    bf16, _ = fit(tmp_path / "bf16", max_steps=3, mixed_precision="bf16")
+    fp32, _ = fit(tmp_path / "fp32", max_steps=3, mixed_precision="no")
+    assert (bf16.accelerator.mixed_precision, fp32.accelerator.mixed_precision) == ("bf16", "no")

@@ -414,10 +414,17 @@ def _make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) ->
     # accelerate only sets up multi-process CPU training (gloo) when told cpu=True; without it each
     # torchrun process on a GPU-less machine would silently train alone on the same run folder.
     cpu = loop.cpu or not torch.cuda.is_available()
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched == 1:
+        # accelerate keeps its state in process-wide singletons that refuse a second Accelerator with
+        # other settings (say bf16 after fp32) in one process (tests, notebooks, the web UI). With a
+        # single process there is no process group to lose, so start from a clean state.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
     acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
                       cpu=cpu, log_with=None, kwargs_handlers=[ddp])  # fmt: skip
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
     if acc.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
     return acc
