@@ -275,7 +275,7 @@ def test_every_real_clip_probes_and_decodes(shared_data):
     assert len(clips) >= 30
     for clip in clips:
         info = probe_video(clip)
-        assert info.frames > 10 and info.fps > 0 and info.codec == "h264", clip
+        assert info.frames > 10 and info.fps > 0 and info.codec, clip
         reader = VideoReader(clip, size=64)
         frames = reader.read([0, 1, 2])
         assert frames.shape == (3, 64, 64, 3) and frames.std() > 1, clip  # real content, not blank

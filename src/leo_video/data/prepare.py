@@ -74,11 +74,13 @@ class PrepareSummary:
 
     def line(self) -> str:
         total = {s: self.written[s] + self.existing[s] for s in SPLITS}
-        return (
+        line = (
             f"prepared {sum(self.written.values())} videos, {sum(self.existing.values())} already done, "
             f"{len(self.failed)} failed; dataset: {total['train']} train / {total['test']} test"
-            + (f"; {self.centre_cropped_without_box} without a crop box were centre-cropped" if self.centre_cropped_without_box else "")
         )
+        if self.centre_cropped_without_box:
+            line += f"; {self.centre_cropped_without_box} without a crop box were centre-cropped"
+        return line
 
 
 # ----------------------------------------------------------------------------- inputs and splits
@@ -210,7 +212,8 @@ def check_settings(out: Path, config: PrepareConfig, overwrite: bool) -> None:
             previous = None
         if previous != asdict(config):
             raise InputError(
-                f"{out}: was prepared with other settings ({settings}); pass --overwrite to redo it or use another --out"
+                f"{out}: was prepared with other settings ({settings}); "
+                "pass --overwrite to redo it or use another --out"
             )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(settings, json.dumps(asdict(config), indent=2) + "\n")

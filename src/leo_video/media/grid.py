@@ -25,7 +25,7 @@ VideoLike = torch.Tensor | np.ndarray
 
 
 def as_video_tensor(video: VideoLike) -> torch.Tensor:
-    """Float ``(T, 3, H, W)`` in [-1, 1] from a float tensor ``(T, 3, H, W)``/``(3, H, W)`` or uint8 ``(T, H, W, 3)``."""
+    """Float ``(T, 3, H, W)`` in [-1, 1] from float ``(T, 3, H, W)``/``(3, H, W)`` or uint8 ``(T, H, W, 3)``."""
     if isinstance(video, np.ndarray) or video.dtype == torch.uint8:
         video = numpy_to_frames(np.asarray(video))
     video = video.detach().float().cpu()
