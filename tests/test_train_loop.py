@@ -375,5 +375,6 @@ def test_second_ctrl_c_aborts_without_saving(tmp_path):
 
 def test_successive_runs_may_change_precision_in_one_process(tmp_path):
     bf16, _ = fit(tmp_path / "bf16", max_steps=3, mixed_precision="bf16")
-    fp32, _ = fit(tmp_path / "fp32", max_steps=3, mixed_precision="no")
-    assert (bf16.accelerator.mixed_precision, fp32.accelerator.mixed_precision) == ("bf16", "no")
+    assert bf16.accelerator.mixed_precision == "bf16"
+    fp32, _ = fit(tmp_path / "fp32", max_steps=3, mixed_precision="no")  # accelerate alone would refuse
+    assert fp32.accelerator.mixed_precision == "no"
