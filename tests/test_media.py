@@ -163,11 +163,14 @@ def test_rotation_metadata_is_applied(tmp_path):
 
 def test_gif_round_trip(tmp_path):
     frames = moving_frames(6, 32, 40)
+    frames = np.concatenate([frames, frames[-1:], frames[-1:]])  # a held frame must stay two frames
     write_video(tmp_path / "a.gif", frames, fps=10)
     info = probe_video(tmp_path / "a.gif")
-    assert (info.frames, info.width, info.height, info.codec) == (6, 40, 32, "gif")
-    back = VideoReader(tmp_path / "a.gif").read(range(6))
-    assert back.shape == frames.shape and np.abs(back.astype(float) - frames).mean() < 8.0
+    assert (info.frames, info.width, info.height, info.codec, info.fps) == (8, 40, 32, "gif", 10.0)
+    back = VideoReader(tmp_path / "a.gif").read(range(8))
+    assert back.shape == frames.shape and np.abs(back.astype(float) - frames).mean() < 4.0
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 8 and gif.info["loop"] == 0 and gif.info["duration"] == 100
 
 
 def test_writer_leaves_nothing_on_error(tmp_path):

@@ -18,9 +18,11 @@ from ..errors import InputError
 from ..utils.atomic import atomic_path
 from .image import frames_to_numpy
 
+H264_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
 
 class VideoWriter:
-    """Write an mp4 (H.264, yuv420p, browser-playable) or an animated gif, atomically.
+    """Write an mp4 (H.264, yuv420p, browser-playable) or an animated GIF, streaming and atomically.
 
     Use as a context manager; the file appears under its final name only when the block ends
     without an exception (temp file + rename, :func:`leo_video.utils.atomic.atomic_path`)::
@@ -29,26 +31,27 @@ class VideoWriter:
             writer.write(frames)  # uint8 (T, H, W, 3) / (H, W, 3) or float (T, 3, H, W) / (3, H, W) in [-1, 1]
 
     Odd mp4 sizes are padded to even by repeating the last row/column (yuv420p needs even sizes).
-    GIFs are assembled in memory (they are previews) and Pillow merges identical consecutive frames.
+    GIF frames get their own 256-colour palette (Pillow's median cut); every frame is kept, and the
+    GIF loops forever. ``keyframe_interval`` (mp4) trades file size for cheap random access.
     """
 
     def __init__(
         self, path: str | os.PathLike, fps: float = 25.0, *, crf: int = 18, keyframe_interval: int | None = None
     ):
         self.path = Path(path)
-        self.keyframe_interval = keyframe_interval
         self.fps = float(fps)
         self.crf = int(crf)
-        self.kind = "gif" if self.path.suffix.lower() == ".gif" else "h264"
-        if self.kind == "h264" and self.path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
+        self.keyframe_interval = keyframe_interval
+        suffix = self.path.suffix.lower()
+        if suffix != ".gif" and suffix not in H264_SUFFIXES:
             raise InputError(f"{self.path}: unsupported video suffix (use .mp4, .mov, .mkv or .gif)")
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        self.kind = "gif" if suffix == ".gif" else "h264"
         self._stack: contextlib.ExitStack | None = None
         self._tmp: Path | None = None
         self._container = None
         self._stream = None
-        self._gif_frames: list = []
         self._shape: tuple[int, int] | None = None
         self.frames_written = 0
 
@@ -64,42 +67,43 @@ class VideoWriter:
         batch = _as_uint8_frames(frames)  # (T, H, W, 3)
         if self._shape is None:
             self._shape = batch.shape[1:3]
+            self._open(*self._shape)
         elif batch.shape[1:3] != self._shape:
             raise ValueError(f"frame size changed from {self._shape} to {batch.shape[1:3]} in {self.path}")
         for frame in batch:
-            self._write_one(frame)
+            self._container.mux(self._stream.encode(self._to_av_frame(frame)))
         self.frames_written += len(batch)
 
-    def _write_one(self, frame: np.ndarray) -> None:
-        from PIL import Image
-
-        if self.kind == "gif":
-            self._gif_frames.append(Image.fromarray(frame))
-            return
+    def _open(self, height: int, width: int) -> None:
         import av
 
-        frame = _pad_to_even(frame)
-        if self._container is None:
-            self._container = av.open(str(self._tmp), mode="w", options={"movflags": "+faststart"})
-            rate = Fraction(self.fps).limit_denominator(10_000)
-            self._stream = self._container.add_stream("libx264", rate=rate)
-            self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf), "preset": "medium"}
-            if self.keyframe_interval:  # short GOPs make random access (seeking) cheaper
-                self._stream.options |= {"g": str(self.keyframe_interval), "keyint_min": "1"}
-        packets = self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
-        self._container.mux(packets)
+        rate = Fraction(self.fps).limit_denominator(10_000)
+        if self.kind == "gif":
+            self._container = av.open(str(self._tmp), mode="w", format="gif")
+            self._stream = self._container.add_stream("gif", rate=rate)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "pal8"
+            return
+        # faststart puts the index first, so browsers can play while downloading
+        self._container = av.open(str(self._tmp), mode="w", options={"movflags": "+faststart"})
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        options = {"crf": str(self.crf), "preset": "medium"}
+        if self.keyframe_interval:
+            options |= {"g": str(self.keyframe_interval), "keyint_min": "1"}
+        self._stream.options = options
+
+    def _to_av_frame(self, frame: np.ndarray):
+        import av
+
+        if self.kind == "h264":
+            return av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
+        return av.VideoFrame.from_ndarray(_palettize(frame), format="pal8")
 
     def _finish(self) -> None:
         if self.frames_written == 0:
             raise ValueError(f"{self.path}: no frames were written")
-        if self.kind == "gif":
-            first, *rest = self._gif_frames
-            duration = max(20, round(1000 / self.fps))  # ms; browsers slow down GIF delays under 20 ms
-            first.save(self._tmp, format="GIF", save_all=True, append_images=rest, duration=duration, loop=0)
-        else:
-            self._container.mux(self._stream.encode(None))  # flush the encoder
+        self._container.mux(self._stream.encode(None))  # flush the encoder
 
     def _close_container(self) -> None:
         if self._container is not None:
@@ -115,8 +119,19 @@ class VideoWriter:
             self._stack.__exit__(*sys.exc_info())
             raise
         self._close_container()
-        self._gif_frames = []
         return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def _palettize(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``(H, W, 3)`` -> (indices ``(H, W)``, ARGB palette ``(256, 4)``) for FFmpeg's GIF encoder."""
+    from PIL import Image
+
+    quantized = Image.fromarray(frame).quantize(colors=256)  # median cut + Floyd-Steinberg dithering
+    rgb = np.asarray(quantized.getpalette()[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
+    palette = np.zeros((256, 4), np.uint8)
+    palette[:, 0] = 255  # opaque
+    palette[: len(rgb), 1:] = rgb
+    return np.asarray(quantized), palette
 
 
 def _as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
