@@ -91,7 +91,7 @@ def test_float_without_dot_in_yaml_is_accepted(tmp_path):
     [
         ("loss.l1_wieght=1", ["--set loss.l1_wieght=1", "unknown key loss.l1_wieght", "l1_weight"]),
         ("nosuch.x=1", ["unknown section nosuch"]),
-        ("loss.l1_weight=-1", ["loss.l1_weight", "out of range", ">= 0"]),
+        ("loss.l1_weight=-1", ["--set loss.l1_weight=-1: loss.l1_weight = -1.0 is out of range (must be >= 0.0)"]),
         ("optim.beta2=1.0", ["optim.beta2", "out of range", "< 1"]),
         ("train.batch_size=2.5", ["train.batch_size", "not a valid int"]),
         ("train.batch_size=true", ["train.batch_size", "not a valid int"]),

@@ -218,7 +218,10 @@ def apply_override(cfg: Any, override: str) -> None:
     hint = typing.get_type_hints(type(node))[leaf]
     if _is_dataclass_type(hint):
         raise ConfigError(f"{source}: {key} is a section; set one of its keys ({key}.NAME=VALUE)")
-    setattr(node, leaf, coerce(raw, hint, key, source, from_text=True))
+    value = coerce(raw, hint, key, source, from_text=True)
+    for item in value if isinstance(value, list) else [value]:
+        _check_range(item, fields[leaf].metadata, key, source)
+    setattr(node, leaf, value)
 
 
 def validate(cfg: Any, source: str = "<config>", prefix: str = "") -> None:
