@@ -298,3 +298,19 @@ def test_scheduler_config_validation():
             schedulers.scheduler_config(**bad)
     with pytest.raises(ConfigError, match="steps"):
         denoise(lambda x, t: x, (1, 2), make_scheduler("ddim"), steps=0)
+
+
+@pytest.mark.gpu
+def test_cuda_sampling_follows_a_cpu_generator_and_trains():
+    alpha1 = torch.randn(2, M)
+    cpu = tiny_model().sample(alpha1, steps=5, generator=torch.Generator().manual_seed(0))
+    model = tiny_model().cuda()
+    a = model.sample(alpha1, steps=5, generator=torch.Generator().manual_seed(0))
+    b = model.sample(alpha1.cuda(), steps=5, generator=torch.Generator().manual_seed(0))
+    assert a.is_cuda and torch.equal(a, b)
+    torch.testing.assert_close(a.cpu(), cpu, atol=1e-3, rtol=1e-3)  # same noise, drawn on the CPU
+    loss = model.training_loss(torch.randn(4, L, M), generator=torch.Generator(device="cuda").manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and model.unet.conv_out.weight.grad is not None
+    prior = AlphaPrior.from_preset("tiny", motion_dim=M).cuda()
+    assert prior.sample(3, steps=3, generator=torch.Generator().manual_seed(0)).device.type == "cuda"
