@@ -261,9 +261,9 @@ class Trainer:
     # ---- the loop ----
 
     def _run(self, batches: Iterator, start: int, log: RunLogger, stop: "_StopSignals") -> TrainResult:
-        acc, task, loop = self.accelerator, self.task, self.loop
-        tracker, step, saved_at = MeanTracker(), start, start
-        clock, clock_step = time.perf_counter(), start
+        task, loop = self.task, self.loop
+        tracker, step = MeanTracker(), start
+        self._clock = (time.perf_counter(), start)
         while step < loop.max_steps:
             losses = self._optimizer_step(batches, step)
             step += 1
@@ -272,25 +272,28 @@ class Trainer:
             for name, ema in task.emas.items():
                 ema.step(task.unwrap(name).parameters())
             tracker.add(losses)
-            if step % loop.log_every == 0 or step == loop.max_steps:
-                now = time.perf_counter()
-                rate = (step - clock_step) * loop.batch_size / max(now - clock, 1e-9)
-                means = tracker.pop()
-                log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **self._lrs(), "items_per_s": rate}, step)
-                log.progress(step, means)
-                clock, clock_step = now, step
-            else:
-                log.progress(step)
+            self._log(step, tracker, log)
             self._periodic(step, log)
             if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now:
                 self._save(step)
-                saved_at = step
             if stop_now:
                 log.write(f"stopped by signal at step {step}; checkpoint {self.last_checkpoint}; rerun to resume")
                 return TrainResult(step, True, self.last_checkpoint, self._resumed_from)
-        if saved_at != step:
-            self._save(step)
         return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
+
+    def _log(self, step: int, tracker: MeanTracker, log: RunLogger) -> None:
+        """Scalars (mean losses since the last log, learning rates, items/s) every ``log_every`` steps."""
+        loop = self.loop
+        if step % loop.log_every and step != loop.max_steps:
+            log.progress(step)
+            return
+        now = time.perf_counter()
+        since, since_step = self._clock
+        rate = (step - since_step) * loop.batch_size / max(now - since, 1e-9)
+        means = tracker.pop()
+        log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **self._lrs(), "items_per_s": rate}, step)
+        log.progress(step, means)
+        self._clock = (now, step)
 
     def _optimizer_step(self, batches: Iterator, step: int) -> dict[str, float]:
         """``grad_accum_steps`` micro-batches through ``task.train_step``; mean losses."""
