@@ -53,6 +53,8 @@ def test_splits_and_scanning(dataset_root):
     assert len(VideoDataset(dataset_root, split="test", size=SIZE)) == 1
     assert len(VideoDataset(dataset_root, split=None, size=SIZE)) == 4
     assert len(VideoDataset(dataset_root / "train", split="test", size=SIZE)) == 3  # no split folders: root
+    single = VideoDataset(dataset_root / "train" / "folder_clip", split=None, size=SIZE)  # a frame folder itself
+    assert single.paths == [dataset_root / "train" / "folder_clip"]
 
 
 def test_pairs_share_augmentation_and_are_reproducible(dataset_root):

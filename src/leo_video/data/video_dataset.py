@@ -161,7 +161,8 @@ def split_folder(root: Path, split: str | None) -> Path:
 def find_videos(folder: Path) -> list[Path]:
     """Video files and frame folders under ``folder`` (recursively), in natural name order.
 
-    A folder that directly holds png/jpg files is one video (a frame folder) and is not descended.
+    A folder that directly holds png/jpg files is one video (a frame folder) and is not descended;
+    ``folder`` itself is one when it holds nothing else.
     """
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -172,6 +173,8 @@ def find_videos(folder: Path) -> list[Path]:
             dirnames[:] = []
             continue
         found += [Path(dirpath) / n for n in names if Path(n).suffix.lower() in VIDEO_SUFFIXES]
+    if not found and any(p.suffix.lower() in FRAME_SUFFIXES for p in folder.iterdir() if p.is_file()):
+        return [folder]
     return sorted(found, key=lambda p: natural_key(str(p.relative_to(folder))))
 
 

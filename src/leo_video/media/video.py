@@ -468,4 +468,6 @@ def read_video(
         frames = list(reader.iter_frames(start, stop, step))
     if not frames:
         raise InputError(f"{path}: no frames in range {start}:{stop}:{step} ({len(reader)} frames)")
+    if len({f.shape for f in frames}) > 1:
+        raise InputError(f"{path}: frames differ in size; pass a size to resize them")
     return numpy_to_frames(np.stack(frames))  # (T, 3, S, S)
