@@ -225,7 +225,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.folder = split_folder(self.root, split)
         self.skipped: list[tuple[str, str]] = []  # (path, reason) of every video left out
         self.num_too_short = 0
-        self._bad: set[str] = set()  # videos that failed while decoding items (warned once)
+        self._bad: set[int] = set()  # videos that failed while decoding an item (warned once)
         self.readers = self._open_readers()
         self._items = self._index_items()
 
@@ -289,18 +289,13 @@ class VideoDataset(torch.utils.data.Dataset):
         rng = self.rng(index)
         video_index, start = self._items[index]
         for _ in range(len(self.readers)):  # a video that fails mid-file is skipped, not fatal
-            reader = self.readers[video_index]
-            try:
-                if str(reader.path) in self._bad:
-                    raise InputError(f"{reader.path}: failed before")
-                return self._load(video_index, start, rng)
-            except InputError as exc:
-                if str(reader.path) not in self._bad:
-                    self._bad.add(str(reader.path))
-                    self._skip(reader.path, exc)
-                video_index, start = (video_index + 1) % len(self.readers), None
-            finally:
-                reader.close()  # no open decoders pile up across thousands of videos
+            if video_index not in self._bad:
+                try:
+                    return self._load(video_index, start, rng)
+                except InputError as exc:
+                    self._bad.add(video_index)
+                    self._skip(self.readers[video_index].path, exc)
+            video_index, start = (video_index + 1) % len(self.readers), None  # the next video instead
         raise InputError(f"{self.folder}: no video could be decoded")
 
     def _load(self, video_index: int, start: int | None, rng: np.random.Generator) -> dict:
