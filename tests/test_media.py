@@ -142,6 +142,24 @@ def test_other_containers_round_trip(tmp_path, suffix):
     assert np.abs(VideoReader(path).read(range(9)).astype(float) - frames).mean() < 4.0
 
 
+@pytest.mark.parametrize("name, codec", [("a.avi", "mpeg4"), ("a.webm", "libvpx-vp9")])
+def test_reads_avi_and_webm(tmp_path, name, codec):
+    import av
+
+    frames = moving_frames(15, 32, 48)
+    with av.open(str(tmp_path / name), "w") as container:
+        stream = container.add_stream(codec, rate=15)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.bit_rate = 4_000_000
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe_video(tmp_path / name)
+    assert (info.frames, info.width, info.height, info.fps) == (15, 48, 32, 15.0)
+    back = VideoReader(tmp_path / name).read([14, 0, 7])
+    assert np.abs(back.astype(float) - frames[[14, 0, 7]]).mean() < 6.0
+
+
 def test_rotation_metadata_is_applied(tmp_path):
     import av
 
