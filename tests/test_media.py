@@ -72,6 +72,20 @@ def test_load_image_modes_become_rgb(tmp_path):
     assert load_image(tmp_path / "grey.png", size=64).shape == (3, 64, 64)
 
 
+def test_load_16bit_rgb_png(tmp_path):
+    import av
+
+    pixels = np.zeros((20, 24, 3), np.uint16)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = 65535, 40000, 2000
+    with av.open(str(tmp_path / "rgb16.png"), "w", format="image2") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 24, 20, "rgb48be"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb48le")))
+        container.mux(stream.encode(None))
+    rgb = to_uint8(load_image(tmp_path / "rgb16.png"))[:, 5, 5].tolist()
+    assert [abs(a - b) <= 1 for a, b in zip(rgb, [255, 156, 8])] == [True] * 3
+
+
 def test_load_image_errors_name_the_file(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("hello, not an image")
