@@ -12,6 +12,7 @@ from leo_video.data.motion_codes import (
     MotionClipDataset,
     MotionCodeStore,
     MotionCodeWriter,
+    code_normalization,
     compute_code_stats,
     compute_residual_stats,
     sha256_file,
@@ -183,3 +184,13 @@ def test_code_and_residual_stats(tmp_path):
     torch.testing.assert_close(r_std, residuals.std(0, unbiased=False).float())
     with pytest.raises(InputError, match="residual stats"):
         compute_residual_stats(tmp_path, clip_length=50)
+
+    stats = code_normalization(tmp_path, clip_length=3, frame_stride=2, names=["a", "b"])
+    assert set(stats) == {"code_mean", "code_std", "residual_std"}
+    torch.testing.assert_close(stats["code_mean"], torch.cat([codes["a"], codes["b"]]).mean(0))
+    from leo_video.diffusion.lmdm import MotionDiffusion
+
+    model = MotionDiffusion(motion_dim=M, unet_config=dict(block_channels=(8,), attention_levels=(False,),
+                                                           layers_per_block=1, norm_groups=4))
+    model.set_normalization(**stats)
+    assert torch.equal(model.residual_std, stats["residual_std"])

@@ -372,3 +372,18 @@ def compute_residual_stats(
             total, total_sq, count = total + m.sum(0), total_sq + (m**2).sum(0), count + m.shape[0]
     what = f"residual stats (clip_length {clip_length}, frame_stride {frame_stride})"
     return _mean_std(torch.as_tensor(total), torch.as_tensor(total_sq), count, what)
+
+
+def code_normalization(
+    store: MotionCodeStore | str | os.PathLike,
+    clip_length: int,
+    frame_stride: int = 1,
+    names: Iterable[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Everything ``MotionDiffusion.set_normalization`` takes, from the training codes:
+    ``{"code_mean", "code_std", "residual_std"}``, each (M,)."""
+    store = store if isinstance(store, MotionCodeStore) else MotionCodeStore(store)
+    names = None if names is None else list(names)
+    mean, std = compute_code_stats(store, names)
+    _, residual_std = compute_residual_stats(store, clip_length, frame_stride, names)
+    return {"code_mean": mean, "code_std": std, "residual_std": residual_std}

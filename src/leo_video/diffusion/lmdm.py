@@ -177,7 +177,11 @@ class MotionDiffusion(_CodeDiffusion):
 
     # ---- training
     def training_loss(self, codes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The ε-prediction MSE on a batch of code sequences ``codes (B, L, M)``; returns a scalar."""
+        """The denoising MSE ``‖ε − ε_θ(m_t, α_1, t)‖²`` on code sequences ``codes (B, L, M)``: a scalar.
+
+        Timesteps are uniform over the training schedule and noise comes from ``generator``; the target
+        is ε (or x₀ / v when the schedule's ``prediction_type`` says so).
+        """
         codes = self._check_codes(codes).to(device=self.device, dtype=self.dtype)
         if self.config.use_lmc:
             alpha1, m = split_codes(codes)  # (B, M), (B, L-1, M)
