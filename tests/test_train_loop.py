@@ -378,3 +378,15 @@ def test_successive_runs_may_change_precision_in_one_process(tmp_path):
     assert bf16.accelerator.mixed_precision == "bf16"
     fp32, _ = fit(tmp_path / "fp32", max_steps=3, mixed_precision="no")  # accelerate alone would refuse
     assert fp32.accelerator.mixed_precision == "no"
+
+
+def test_checkpoint_of_another_model_is_refused_with_its_path(tmp_path):
+    class Wider(ToyTask):
+        def setup(self):
+            net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(64, 1))
+            opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+            self.models["net"], self.optimizers["net"] = self.accelerator.prepare(net, opt)
+
+    fit(tmp_path / "run", max_steps=5)
+    with pytest.raises(CheckpointError, match=r"step_0000005\.pt: does not fit this run's models \(.*size mismatch"):
+        fit(tmp_path / "run", task=Wider(), max_steps=10)

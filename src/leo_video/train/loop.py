@@ -93,7 +93,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..config import save_config, to_dict
 from ..configs import LoopConfig
-from ..errors import ConfigError, InputError, NumericalError
+from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
 from .logging import MeanTracker, RunLogger
 from .sampler import (
@@ -376,7 +376,12 @@ class Trainer:
             return 0
         path, state = found
         _warn_config_changes(state["config"], to_dict(self.config), path)
-        self.task.load_state_dict(state["task"])
+        try:
+            self.task.load_state_dict(state["task"])
+        except (KeyError, RuntimeError, ValueError) as exc:  # another model, size or dims
+            detail = " ".join(str(exc).split())[:240] or type(exc).__name__  # one line
+            raise CheckpointError(f"{path}: does not fit this run's models ({detail}); "
+                                  f"use another train.run_dir or the matching config") from exc  # fmt: skip
         scaler = self.accelerator.scaler
         if scaler is not None and "scaler" in state.get("loop", {}):
             scaler.load_state_dict(state["loop"]["scaler"])
