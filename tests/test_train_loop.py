@@ -390,3 +390,21 @@ def test_checkpoint_of_another_model_is_refused_with_its_path(tmp_path):
     fit(tmp_path / "run", max_steps=5)
     with pytest.raises(CheckpointError, match=r"step_0000005\.pt: does not fit this run's models \(.*size mismatch"):
         fit(tmp_path / "run", task=Wider(), max_steps=10)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_executing_pickle_in_run_folder_is_refused_and_never_runs(tmp_path, caplog):
+    full, _ = fit(tmp_path / "run", max_steps=5)
+    marker = tmp_path / "pwned"
+    torch.save({"format": ckpt.CHECKPOINT_FORMAT, "payload": _Exploit(marker)}, ckpt.checkpoint_path(tmp_path / "run", 9))
+    with caplog.at_level(logging.WARNING):
+        _, result = fit(tmp_path / "run", max_steps=6)
+    assert result.resumed_from == 5 and not marker.exists()
+    assert "step_0000009.pt: refused to load" in caplog.text
