@@ -13,6 +13,7 @@ Writing (:class:`VideoWriter`, :func:`write_video`) lives in :mod:`.video_writer
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -123,7 +124,9 @@ class _PacketIndex:
     count: int
     declared: int = 0  # frame count in the container header (0: not stated)
 
+    @functools.cached_property
     def index_of(self) -> dict[int, int]:
+        """Frame index of each presentation timestamp (empty without timestamps)."""
         return {} if self.pts is None else {p: i for i, p in enumerate(self.pts)}
 
 
@@ -268,7 +271,7 @@ class _Cursor:
         """Yield ``(frame index, av.VideoFrame)``; indices come from timestamps, or by counting."""
         import av
 
-        lookup = self.source.index.index_of()
+        lookup = self.source.index.index_of
         counter = None if from_seek else 0
         try:
             for frame in self.container.decode(stream):
