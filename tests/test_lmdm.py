@@ -108,8 +108,8 @@ def test_loss_finite_and_decreasing_on_linear_motion():
 
     before = eval_loss()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(100):
-        batch = data[torch.randint(0, 256, (32,), generator=g)]
+    for step in range(60):  # measured: 1.11 -> 0.39
+        batch = data[torch.randint(0, 256, (16,), generator=g)]
         loss = model.training_loss(batch, generator=g)
         assert torch.isfinite(loss)
         opt.zero_grad()
