@@ -14,7 +14,7 @@ from leo_video.diffusion.lmdm import (
 )
 from leo_video.diffusion import schedulers
 from leo_video.diffusion.schedulers import SAMPLERS, denoise, make_scheduler
-from leo_video.errors import ConfigError, InputError
+from leo_video.errors import ConfigError, InputError, NumericalError
 
 M, L = 4, 8
 TINY_UNET = dict(block_channels=(16, 32), layers_per_block=1, attention_levels=(False, True),
@@ -127,6 +127,8 @@ def test_loss_input_errors():
         model.sample(None)
     with pytest.raises(InputError, match="alpha1"):
         model.sample(torch.randn(2, M + 1))
+    with pytest.raises(NumericalError, match="alpha1"):
+        model.sample(torch.full((1, M), float("nan")))
 
 
 # ---- samplers and determinism

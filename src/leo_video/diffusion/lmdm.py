@@ -29,7 +29,7 @@ from diffusers import ConfigMixin, DDPMScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, NumericalError
 from ..models.alpha_prior import ALPHA_PRIOR_PRESETS, AlphaPriorMLP
 from ..models.unet1d import UNET1D_PRESETS, TemporalUNet1D
 from . import schedulers
@@ -299,6 +299,8 @@ class MotionDiffusion(_CodeDiffusion):
             alpha1 = alpha1[None]
         if alpha1.ndim != 2 or alpha1.shape[-1] != self.config.motion_dim:
             raise InputError(f"alpha1: expected (B, {self.config.motion_dim}), got {tuple(alpha1.shape)}")
+        if not torch.isfinite(alpha1).all():
+            raise NumericalError("alpha1: contains NaN or inf")
         return alpha1
 
 
