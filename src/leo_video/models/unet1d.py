@@ -53,9 +53,9 @@ class ResBlock1D(nn.Module):
         self.shortcut = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        """x: (B, C_in, L), temb: (B, D) -> (B, C_out, L)."""
+        """x: (B, C_in, L), temb: (B, D) already SiLU-activated (once per forward) -> (B, C_out, L)."""
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, L)
-        h = h + self.time_proj(F.silu(temb))[:, :, None]  # timestep added per block
+        h = h + self.time_proj(temb)[:, :, None]  # timestep added per block
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C_out, L)
         return h + self.shortcut(x)
 
@@ -174,6 +174,7 @@ class TemporalUNet1D(ModelMixin, ConfigMixin):
             if condition is None:
                 raise ValueError("this TemporalUNet1D was built with condition_dim and needs `condition`")
             temb = temb + self.cond_proj(condition)  # (B, D)
+        temb = F.silu(temb)  # shared by every block's projection
 
         pad = (-L) % self.length_multiple
         x = F.pad(sample, (0, pad), mode="replicate") if pad else sample  # (B, C_in, L')
