@@ -46,6 +46,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _quiet_progress_bars(monkeypatch):
+    """Progress bars go to stderr; tests that check stderr for a one-line error want them off."""
+    monkeypatch.setenv("LEO_PROGRESS", "0")
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run the CLI in-process: ``code, out, err = run_cli("probe", "x.mp4")``."""
