@@ -160,15 +160,23 @@ def decoder(sd, latent, feats):
 
 def lia_reference(sd, source, driving, h_start=None):
     """LIA Generator.forward(source, driving, h_start) from the layout description."""
+    return lia_reference_modes(sd, source, driving, [h_start])[0]
+
+
+def lia_reference_modes(sd, source, driving, h_starts):
+    """Generator outputs for each h_start in ``h_starts`` (None = absolute), encoding the images once."""
     wa, outs = encoder_features(sd, source)
     feats = list(reversed(outs))[2:]
     alpha_t = motion_code(sd, encoder_features(sd, driving)[0])
-    if h_start is None:
-        latent = wa + displacement(sd, alpha_t)
-    else:
-        alpha_s = motion_code(sd, wa)
-        latent = wa + (displacement(sd, alpha_t) - displacement(sd, h_start)) + displacement(sd, alpha_s)
-    return decoder(sd, latent, feats)
+    results = []
+    for h_start in h_starts:
+        if h_start is None:
+            latent = wa + displacement(sd, alpha_t)
+        else:
+            alpha_s = motion_code(sd, wa)
+            latent = wa + (displacement(sd, alpha_t) - displacement(sd, h_start)) + displacement(sd, alpha_s)
+        results.append(decoder(sd, latent, feats))
+    return results
 
 
 def reference_motion(sd, images):

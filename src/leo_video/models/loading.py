@@ -144,7 +144,8 @@ def load_lia(path: str | os.PathLike, device: str | torch.device = "cpu",
         model = LatentImageAnimator(**infer_lia_config(state, path))
         check_lia_state(model, state, path)
         model.load_state_dict(state, strict=True)
-    return model.to(device=device, dtype=dtype).eval()
+    # nn.Module.to: diffusers' ModelMixin.to warns about fp32-kept modules on every dtype cast (we have none)
+    return torch.nn.Module.to(model, device=device, dtype=dtype).eval()
 
 
 def export_lia(model: LatentImageAnimator, folder: str | os.PathLike, overwrite: bool = False) -> Path:

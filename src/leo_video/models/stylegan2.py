@@ -64,12 +64,15 @@ def biased_leaky_relu(
 def _per_channel(op, x: torch.Tensor, kernel: torch.Tensor, **kwargs) -> torch.Tensor:
     """Apply a single-channel conv ``op`` with a (k, k) kernel to every channel of x (B, C, H, W).
 
-    Folding channels into the batch gives one plain convolution instead of a C-group depthwise one
-    (grouped convs fall back to a per-group loop for float64 on CPU).
+    A depthwise (C-group) convolution, except for float64 on CPU, where grouped convs fall back to a
+    per-group loop: there the channels are folded into the batch (same sums, one plain conv).
     """
     B, C, H, W = x.shape
-    out = op(x.reshape(B * C, 1, H, W), kernel.to(x)[None, None], **kwargs)
-    return out.reshape(B, C, *out.shape[2:])
+    weight = kernel.to(x)[None, None]  # (1, 1, k, k)
+    if x.dtype == torch.float64 and x.device.type == "cpu":
+        out = op(x.reshape(B * C, 1, H, W), weight, **kwargs)
+        return out.reshape(B, C, *out.shape[2:])
+    return op(x, weight.expand(C, 1, *kernel.shape), groups=C, **kwargs)
 
 
 def upfirdn2d(
