@@ -13,6 +13,11 @@ __version__ = "0.1.0"
 # public name -> module that defines it. Add new public objects here.
 _LAZY_EXPORTS: dict[str, str] = {
     "LeoError": "leo_video.errors",
+    # stage 1: LIA animator
+    "LatentImageAnimator": "leo_video.models.lia",
+    "Appearance": "leo_video.models.lia",
+    "load_lia": "leo_video.models.loading",
+    "export_lia": "leo_video.models.loading",
     # media
     "VideoReader": "leo_video.media.video",
     "probe_video": "leo_video.media.video",
