@@ -31,10 +31,11 @@ SUPPORTED_SIZES = (64, 128, 256, 512)
 QR_EPS = 1e-8  # added to every element of the dictionary before QR (LIA)
 
 
-def lia_channels(resolution: int, channel_multiplier: int = 1) -> int:
-    """Channel count at one resolution (LIA / StyleGAN2 table)."""
+def lia_channels(resolution: int, channel_multiplier: int = 1, channel_max: int | None = None) -> int:
+    """Channel count at one resolution (LIA / StyleGAN2 table), capped at ``channel_max`` if given."""
     base = _BASE_CHANNELS[resolution]
-    return base * channel_multiplier if resolution >= 64 else base
+    channels = base * channel_multiplier if resolution >= 64 else base
+    return channels if channel_max is None else min(channels, channel_max)
 
 
 @dataclass
@@ -71,9 +72,9 @@ class AppearanceEncoder(nn.Module):
     convs[L-3], ..., convs[0] (resolutions 8 ... S); the 4x4 map is not returned.
     """
 
-    def __init__(self, size: int, style_dim: int, channel_multiplier: int = 1):
+    def __init__(self, size: int, style_dim: int, channel_multiplier: int = 1, channel_max: int = 512):
         super().__init__()
-        ch = [lia_channels(2**i, channel_multiplier) for i in range(int(math.log2(size)), 1, -1)]  # S .. 4
+        ch = [lia_channels(2**i, channel_multiplier, channel_max) for i in range(int(math.log2(size)), 1, -1)]  # S .. 4
         self.convs = nn.ModuleList([ConvLayer(3, ch[0], 1)])
         self.convs.extend(ResDownBlock(c_in, c_out) for c_in, c_out in zip(ch[:-1], ch[1:]))
         self.convs.append(EqualConv2d(ch[-1], style_dim, 4, padding=0, bias=False))
@@ -89,9 +90,10 @@ class AppearanceEncoder(nn.Module):
 class Encoder(nn.Module):
     """``enc``: appearance network + the affine motion head ``fc`` (4 x style->style, style->M, no activations)."""
 
-    def __init__(self, size: int, style_dim: int, motion_dim: int, channel_multiplier: int = 1):
+    def __init__(self, size: int, style_dim: int, motion_dim: int, channel_multiplier: int = 1,
+                 channel_max: int = 512):  # fmt: skip
         super().__init__()
-        self.net_app = AppearanceEncoder(size, style_dim, channel_multiplier)
+        self.net_app = AppearanceEncoder(size, style_dim, channel_multiplier, channel_max)
         self.fc = nn.Sequential(*[EqualLinear(style_dim, style_dim) for _ in range(4)],
                                 EqualLinear(style_dim, motion_dim))
 
@@ -140,17 +142,18 @@ class Synthesis(nn.Module):
     ``to_rgb1`` exists only for checkpoint compatibility: LIA never applies it.
     """
 
-    def __init__(self, size: int, style_dim: int, motion_dim: int, channel_multiplier: int = 1):
+    def __init__(self, size: int, style_dim: int, motion_dim: int, channel_multiplier: int = 1,
+                 channel_max: int = 512):  # fmt: skip
         super().__init__()
         self.direction = MotionDictionary(style_dim, motion_dim)
-        c4 = lia_channels(4)
+        c4 = lia_channels(4, channel_max=channel_max)
         self.input = ConstantInput(c4)
         self.conv1 = StyledConv(c4, c4, 3, style_dim)
         self.to_rgb1 = ToRGB(c4, upsample=False)
         self.convs, self.to_rgbs, self.to_flows = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         c_prev = c4
         for i in range(3, int(math.log2(size)) + 1):  # r = 8 .. S
-            c = lia_channels(2**i, channel_multiplier)
+            c = lia_channels(2**i, channel_multiplier, channel_max)
             self.convs.extend([StyledConv(c_prev, c, 3, style_dim, upsample=True), StyledConv(c, c, 3, style_dim)])
             self.to_rgbs.append(ToRGB(c))
             self.to_flows.append(ToFlow(c, style_dim))
@@ -158,7 +161,7 @@ class Synthesis(nn.Module):
 
     def forward(self, latent: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """latent (B, style_dim), features coarse -> fine [(B, C_r, r, r), r = 8..S] -> image (B, 3, S, S)."""
-        x = self.conv1(self.input(latent.shape[0]), latent)  # (B, 512, 4, 4)
+        x = self.conv1(self.input(latent.shape[0]), latent)  # (B, C_4, 4, 4)
         rgb = logits = None
         for k, (to_flow, to_rgb) in enumerate(zip(self.to_flows, self.to_rgbs)):
             x = self.convs[2 * k](x, latent)  # (B, C_r, r, r), r = 8 * 2**k
@@ -177,15 +180,18 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         motion_dim: M, number of motion directions (20).
         channel_multiplier: scales channels at resolutions >= 64. LIA scales only its decoder, which
             cannot run for values other than 1; here both halves are scaled, so 1 reproduces LIA.
+        channel_max: cap on every layer's channels; 512 (the default) is LIA's table, smaller values
+            make tiny models for CPU training and tests.
     """
 
     @register_to_config
-    def __init__(self, size: int = 256, style_dim: int = 512, motion_dim: int = 20, channel_multiplier: int = 1):
+    def __init__(self, size: int = 256, style_dim: int = 512, motion_dim: int = 20, channel_multiplier: int = 1,
+                 channel_max: int = 512):  # fmt: skip
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be one of {SUPPORTED_SIZES}, got {size}")
-        self.enc = Encoder(size, style_dim, motion_dim, channel_multiplier)
-        self.dec = Synthesis(size, style_dim, motion_dim, channel_multiplier)
+        self.enc = Encoder(size, style_dim, motion_dim, channel_multiplier, channel_max)
+        self.dec = Synthesis(size, style_dim, motion_dim, channel_multiplier, channel_max)
 
     # ------------------------------------------------------------------ encoding
     def encode_appearance(self, images: torch.Tensor) -> Appearance:
