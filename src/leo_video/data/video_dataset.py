@@ -14,7 +14,10 @@ Items are dicts of float tensors in [-1, 1]:
 * ``mode="clips"``: ``video`` ``(T, 3, S, S)`` of ``clip_length`` frames taken every ``frame_stride``
   frames, plus ``video_index`` and ``start``.
 
-Randomness is keyed on ``(seed, epoch, index)``, so an item is reproducible whichever worker reads it.
+Randomness is keyed on ``(seed, epoch, index)``, so an item is reproducible whichever worker reads it;
+an index with a ``.seed`` attribute (the trainer's :class:`~leo_video.train.sampler.SampleIndex`) keys
+it on ``(seed, index.seed, index)`` instead, so every pass of a training run draws new pairs and a
+resumed run draws the same ones.
 Unreadable videos are skipped with one warning each (``skipped`` lists them); a training run never
 dies on one bad file. Decoders are opened lazily inside each DataLoader worker.
 """
@@ -282,8 +285,12 @@ class VideoDataset(torch.utils.data.Dataset):
         return len(self._items)
 
     def rng(self, index: int) -> np.random.Generator:
-        """The generator of item ``index`` in the current epoch (keyed on seed, epoch, index)."""
-        return np.random.default_rng([self.seed, self.epoch, index])
+        """The generator of item ``index``: keyed on (seed, epoch, index), or on (seed, index.seed,
+        index) when the index carries a per-sample ``seed`` (the trainer's ``SampleIndex``)."""
+        sample_seed = getattr(index, "seed", None)
+        if sample_seed is not None:
+            return np.random.default_rng([self.seed, int(sample_seed), int(index)])  # as set_epoch(index.seed)
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)
