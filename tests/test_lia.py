@@ -321,3 +321,12 @@ def test_check_lia_state_reports_missing_and_extra():
     state = dict(model.state_dict(), extra=torch.zeros(1))
     with pytest.raises(CheckpointError, match="unexpected key 'extra'"):
         check_lia_state(model, state, "x.pt")
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu_float64(lia64, images64, outputs64):
+    model = copy.deepcopy(lia64).cuda()
+    source, driving, _ = (x.cuda() for x in images64)
+    with torch.no_grad():
+        out = model(source, driving)
+    assert out.device.type == "cuda" and _maxabs(out.cpu(), outputs64["absolute"]) <= 1e-10

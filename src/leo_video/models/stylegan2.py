@@ -409,10 +409,12 @@ class ToFlow(nn.Module):
         logits = self.conv(x, latent) + self.bias  # (B, 3, r, r)
         if skip is not None:
             logits = logits + self.upsample(skip)
-        B, _, H, _ = logits.shape
+        H = logits.shape[2]
         offsets = torch.tanh(logits[:, :2]).permute(0, 2, 3, 1)  # (B, r, r, 2) = (dx, dy)
-        grid = identity_grid(H, x.dtype, x.device) + offsets  # (B, r, r, 2)
+        # Sample in >= float32: bf16/fp16 coordinates would be off by up to ~r/256 pixels.
+        work = torch.promote_types(feature.dtype, torch.float32)
+        grid = identity_grid(H, work, x.device) + offsets.to(work)  # (B, r, r, 2)
+        warped = F.grid_sample(feature.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
-        warped = F.grid_sample(feature, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        warped = warped * mask  # (B, C, r, r)
+        warped = warped.to(feature.dtype) * mask  # (B, C, r, r)
         return warped, warped + x * (1 - mask), logits
