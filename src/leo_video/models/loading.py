@@ -42,7 +42,7 @@ def _indices(state: dict[str, Any], prefix: str) -> set[int]:
 
 
 def infer_lia_config(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state dict>") -> dict[str, int]:
-    """Read size, style_dim, motion_dim and channel_multiplier from a LIA generator state dict."""
+    """Read size, style_dim, motion_dim, channel_multiplier and channel_max from a LIA generator state dict."""
     if "dec.direction.weight" not in state or not _indices(state, _APP_PREFIX):
         raise CheckpointError(f"{path}: {_NOT_LIA}")
     n_app = max(_indices(state, _APP_PREFIX)) + 1  # = log2(size)
@@ -64,7 +64,20 @@ def infer_lia_config(state: dict[str, torch.Tensor], path: str | os.PathLike = "
     if last_rgb is not None and last_rgb.ndim == 4:
         multiplier = max(1, last_rgb.shape[1] // lia_channels(size))
     return {"size": size, "style_dim": int(style_dim), "motion_dim": int(motion_dim),
-            "channel_multiplier": int(multiplier)}
+            "channel_multiplier": int(multiplier), "channel_max": _infer_channel_max(state)}
+
+
+def _infer_channel_max(state: dict[str, torch.Tensor]) -> int:
+    """The channel cap: the 4x4 constant's width when below LIA's 512, else the widest layer (>= 512).
+
+    The table only shrinks with resolution from 64 up, so its widest capped entry is at 4 (cap < 512)
+    or at 64 (``dec.to_rgbs.3`` reads the 64x64 features).
+    """
+    const = state.get("dec.input.input")  # (1, C_4, 4, 4), C_4 = min(512, channel_max)
+    if const is None or const.ndim != 4 or const.shape[1] < 512:
+        return int(const.shape[1]) if const is not None and const.ndim == 4 else 512
+    rgb64 = state.get("dec.to_rgbs.3.conv.0.weight")  # (3, C_64, 1, 1)
+    return max(512, int(rgb64.shape[1])) if rgb64 is not None and rgb64.ndim == 4 else 512
 
 
 def check_lia_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
