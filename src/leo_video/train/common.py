@@ -1,0 +1,77 @@
+"""Pieces shared by the diffusion stages on the loop (cDDPM, cLMDM, alpha prior): the AdamW + warm-up
+optimizer section, one optimizer step of a single-model task, the EMA export and the CLI's
+fit-then-export ending.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import param
+from .loop import Trainer, TrainingTask
+
+
+@dataclasses.dataclass
+class AdamWConfig:
+    """AdamW with linear warm-up, then constant (the DDPM/ADM recipe); section ``optim``."""
+
+    lr: float = param(1e-4, gt=0.0, le=1.0)
+    beta1: float = param(0.9, ge=0.0, lt=1.0)
+    beta2: float = param(0.999, ge=0.0, lt=1.0)
+    weight_decay: float = param(0.0, ge=0.0)
+    warmup_steps: int = param(1000, ge=0)
+    grad_clip: float = param(1.0, ge=0.0, doc="max gradient norm (0: off)")
+
+
+def warmup_lr(step: int, warmup_steps: int) -> float:
+    """LR multiplier: linear warm-up over ``warmup_steps`` optimizer steps, then 1."""
+    return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+def adamw_with_warmup(
+    params: Any, o: AdamWConfig
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimizer and LR schedule of an :class:`AdamWConfig` section."""
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_lr(s, o.warmup_steps))
+
+
+def optimizer_step(task: TrainingTask, name: str, loss: torch.Tensor, grad_clip: float) -> None:
+    """Backward ``loss`` into ``task.models[name]``, clip, step its optimizer, and its LR schedule once
+    per real optimizer step (not per accumulated micro-batch; see the loop's contract)."""
+    acc, optimizer = task.accelerator, task.optimizers[name]
+    acc.backward(loss)
+    if grad_clip > 0 and acc.sync_gradients:
+        acc.clip_grad_norm_(task.models[name].parameters(), grad_clip)
+    optimizer.step()
+    if acc.sync_gradients and name in task.schedulers:
+        task.schedulers[name].step()
+    optimizer.zero_grad()
+
+
+def export_model(task: TrainingTask, name: str, folder: str | os.PathLike) -> Path:
+    """Write ``task.models[name]`` (EMA weights when kept) to ``folder`` (config.json + safetensors), atomically."""
+    # export_lia is generic (any ModelMixin: save_pretrained beside the target, then rename)
+    from ..models.loading import export_lia
+
+    with task.ema_weights(name) as model:
+        return export_lia(model, folder, overwrite=True)
+
+
+def fit_and_export(task: TrainingTask, config: Any, export_dir: str | os.PathLike, what: str) -> int:
+    """The end of every ``leo-video train <stage>``: train (resuming), then ``task.export(export_dir)``
+    on the main process. Prints one line; returns the exit code (0)."""
+    trainer = Trainer(task, config)
+    result = trainer.fit()
+    if result.interrupted:
+        print(f"stopped at step {result.step}; checkpoint {result.checkpoint}; rerun the same command to resume")
+        return 0
+    if trainer.accelerator.is_main_process:
+        folder = task.export(Path(export_dir))
+        print(f"trained {result.step} steps; {what} exported to {folder}")
+    return 0
