@@ -71,6 +71,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     # start frames: cDDPM
     "StartFrameUNet": "leo_video.models.cddpm",
     "StartFrameDiffusion": "leo_video.diffusion.start_frame",
+    # the whole LEO
+    "LEOPipeline": "leo_video.pipelines.leo",
+    "GenerationDefaults": "leo_video.pipelines.leo",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

@@ -38,14 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..errors import InputError
-    from ..media.grid import make_grid
     from ..media.image import load_image
-    from ..media.video import VideoReader, VideoWriter
     from ..models.loading import load_lia
-    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
 
@@ -58,25 +53,41 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size != size:
         raise InputError(f"--size {args.size}: the checkpoint {args.checkpoint} is a {size}x{size} model")
     source = load_image(args.source, size=size)  # (3, S, S)
-    reader = VideoReader(args.driving)
-    total = len(reader) if args.max_frames is None else min(len(reader), args.max_frames)
-    driving = reader.iter_frames(stop=total)
-    shown: list = []  # the driving frames of the current chunk, for --side-by-side
+    write_transfer(animator, source, args.driving, out, args.relative, args.batch_frames, dtype,
+                   args.side_by_side, args.max_frames, "animate")
+    return 0
+
+
+def write_transfer(animator, source, driving_path, out, relative: bool, batch_frames: int, dtype,
+                   side_by_side: bool, max_frames: int | None, label: str) -> None:
+    """Stream ``driving_path``'s motion onto ``source`` (3, S, S) into the video file ``out``.
+
+    Shared by ``animate`` and ``edit``; ``side_by_side`` writes source | driving | result.
+    """
+    import torch
+
+    from ..media.grid import make_grid
+    from ..media.video import VideoReader, VideoWriter
+    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
+
+    reader = VideoReader(driving_path)
+    total = len(reader) if max_frames is None else min(len(reader), max_frames)
+    shown: list = []  # the driving frames of the current chunk, for side_by_side
 
     def tee(frames):
         for frame in frames:
             shown.append(frame)
             yield frame
 
-    options = AnimateOptions(relative=args.relative, batch_frames=args.batch_frames, dtype=dtype)
-    with VideoWriter(out, fps=reader.info.fps) as writer, progress(total, "animate") as bar:
-        for result in transfer_motion(animator, source, tee(driving), options):
-            if args.side_by_side:
-                drive = frames_to_batch(shown[: len(result)], size, torch.device("cpu"))
-                src = source.expand(len(result), -1, -1, -1)
-                result = make_grid([src, drive, result.cpu()], ncols=3)
-            del shown[: len(result)]
+    size = animator.config.size
+    options = AnimateOptions(relative=relative, batch_frames=batch_frames, dtype=dtype)
+    with VideoWriter(out, fps=reader.info.fps) as writer, progress(total, label) as bar:
+        for result in transfer_motion(animator, source, tee(reader.iter_frames(stop=total)), options):
+            n = len(result)
+            if side_by_side:
+                drive = frames_to_batch(shown[:n], size, torch.device("cpu"))
+                result = make_grid([source.expand(n, -1, -1, -1), drive, result.cpu()], ncols=3)
+            del shown[:n]
             writer.write(result.cpu())
-            bar.update(len(result))
+            bar.update(n)
     print(f"wrote {out} ({total} frames, {reader.info.fps:g} fps)")
-    return 0

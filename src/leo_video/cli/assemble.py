@@ -1,0 +1,42 @@
+"""`leo-video assemble`: bundle trained LEO components into one pipeline folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_overwrite_arg
+
+ORDER = 41
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "assemble",
+        help="bundle animator + cLMDM (+ prior, cDDPM) into one pipeline folder",
+        description=(
+            "Writes a LEO pipeline folder (safetensors + one config.json per component, pipeline.json) "
+            "that `leo-video generate --pipeline`, `leo-video ui` and LEOPipeline.from_pretrained load. "
+            "The motion dimensions of all parts must agree."
+        ),
+    )
+    p.add_argument("--lia", required=True, help="LIA checkpoint (.pt, official or ours) or exported folder")
+    p.add_argument("--lmdm", required=True, help="exported cLMDM folder")
+    p.add_argument("--prior", help="exported start-code prior folder (for unconditional generation)")
+    p.add_argument("--cddpm", help="exported cDDPM folder (for unconditional generation)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default="ddim", help="default sampler stored with the pipeline")
+    p.add_argument("--steps", type=int, default=50, help="default denoising steps stored with the pipeline")
+    p.add_argument("--fps", type=float, default=25.0, help="default output fps stored with the pipeline")
+    p.add_argument("--out", required=True, help="pipeline folder to write")
+    add_overwrite_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipelines.leo import GenerationDefaults, LEOPipeline, load_component
+
+    parts = {name: load_component(name, path) for name, path in
+             (("animator", args.lia), ("lmdm", args.lmdm), ("prior", args.prior), ("cddpm", args.cddpm)) if path}
+    defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, cddpm_steps=args.steps, fps=args.fps)
+    folder = LEOPipeline(**parts, defaults=defaults).save_pretrained(args.out, overwrite=args.overwrite)
+    print(f"wrote {folder} ({', '.join(sorted(parts))})")
+    return 0

@@ -1,0 +1,56 @@
+"""`leo-video edit`: edit a video by editing its first frame (LEO_METHOD.md, "Video editing")."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_device_args, add_overwrite_arg
+
+ORDER = 42
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "edit",
+        help="re-render a video's motion on an edited first frame",
+        description=(
+            "Appearance lives in the first frame alone: the original video's motion codes, relative to "
+            "its first frame, are applied to the edited first frame and rendered. Content changes, the "
+            "motion and its timing stay. --side-by-side writes edited first frame | original | edited."
+        ),
+    )
+    p.add_argument("--pipeline", help="LEO pipeline folder (its animator is used)")
+    p.add_argument("--lia", help="LIA checkpoint (.pt) or exported folder (instead of --pipeline)")
+    p.add_argument("--video", required=True, help="the original video or frame folder")
+    p.add_argument("--edited-first-frame", required=True, help="the edited first frame (any image; centre-cropped)")
+    p.add_argument("--out", required=True, help="output .mp4 or .gif")
+    p.add_argument("--batch-frames", type=int, default=16)
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--side-by-side", action="store_true", help="write edited first frame | original | edited")
+    add_device_args(p)
+    add_overwrite_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..media.image import load_image
+    from ..models.loading import load_lia
+    from ..pipelines.leo import LEOPipeline
+    from ..utils.atomic import check_output_path
+    from ..utils.device import resolve_device, resolve_dtype
+    from .animate import write_transfer
+
+    if bool(args.pipeline) == bool(args.lia):
+        raise InputError("give exactly one of --pipeline DIR and --lia CHECKPOINT")
+    out = check_output_path(args.out, args.overwrite)
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    if args.pipeline:
+        animator = LEOPipeline.from_pretrained(args.pipeline, device=device).animator
+    else:
+        animator = load_lia(args.lia, device=device)
+    edited = load_image(args.edited_first_frame, size=animator.config.size)  # (3, S, S)
+    # relative transfer with the original first frame as the start: latent_i = w(edited) + Q(α_i − α_1) + Q E(edited)
+    write_transfer(animator, edited, args.video, out, True, args.batch_frames, dtype,
+                   args.side_by_side, args.max_frames, "edit")
+    return 0

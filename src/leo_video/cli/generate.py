@@ -1,0 +1,122 @@
+"""`leo-video generate`: LEO video generation from a still (conditional) or from nothing (unconditional)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_device_args, add_overwrite_arg, progress
+
+ORDER = 40
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="generate human videos with LEO (from a start image, or unconditionally)",
+        description=(
+            "Samples motion codes with cLMDM (autoregressively, so --frames may exceed the training "
+            "length) and renders them with the animator from the start frame. With --source the start "
+            "frame is your image (alpha_1 = E(x_1)); without it the start code comes from the prior and "
+            "the start frame from the cDDPM (fully unconditional). Frames are rendered and written as a "
+            "stream: memory does not grow with --frames."
+        ),
+    )
+    src = p.add_argument_group("model (a pipeline folder, or the parts)")
+    src.add_argument("--pipeline", help="folder written by `leo-video assemble` / LEOPipeline.save_pretrained")
+    src.add_argument("--lia", help="LIA checkpoint (.pt) or exported folder")
+    src.add_argument("--lmdm", help="exported cLMDM folder (from `train lmdm`)")
+    src.add_argument("--prior", help="exported start-code prior folder (unconditional only)")
+    src.add_argument("--cddpm", help="exported cDDPM folder (unconditional only)")
+    p.add_argument("--source", help="start image; omit for unconditional generation")
+    p.add_argument("--motion-from", help="use this motion instead of sampling: a video, a code store folder or a .safetensors of (T, M) codes")
+    p.add_argument("--frames", type=int, default=64, help="frames per video (default 64; any length)")
+    p.add_argument("--num-videos", type=int, default=1, help="videos to generate (OUT_000.mp4, ... when > 1)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="default: the pipeline's (ddim)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's, 50)")
+    p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the pipeline's)")
+    p.add_argument("--out", required=True, help="output .mp4 or .gif")
+    add_device_args(p)
+    add_overwrite_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import contextlib
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import InputError
+    from ..media.image import load_image
+    from ..media.video import VideoWriter
+    from ..utils.atomic import check_output_path
+    from ..utils.device import autocast, resolve_device, resolve_dtype
+
+    if args.frames < 1 or args.num_videos < 1:
+        raise InputError("--frames and --num-videos must be at least 1")
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    outs = _output_paths(Path(args.out), args.num_videos)
+    for out in outs:
+        check_output_path(out, args.overwrite)
+    pipe = load_pipeline(args, device)
+    image = load_image(args.source, size=pipe.size) if args.source else None
+    motion = _load_motion(args.motion_from, pipe) if args.motion_from else None
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    fps = args.fps or pipe.defaults.fps
+    stream = pipe.stream(image, args.frames, args.num_videos, generator, args.sampler, args.steps, motion)
+    with contextlib.ExitStack() as stack, progress(args.frames, "generate") as bar:
+        writers = [stack.enter_context(VideoWriter(out, fps=fps)) for out in outs]
+        with autocast(device, dtype):
+            for chunk in stream:  # (B, n, 3, S, S)
+                for writer, video in zip(writers, chunk.float().cpu()):
+                    writer.write(video)
+                bar.update(chunk.shape[1])
+    for out in outs:
+        print(f"wrote {out}")
+    return 0
+
+
+def load_pipeline(args: argparse.Namespace, device):
+    """A LEOPipeline from --pipeline, or from the separate component paths."""
+    from ..errors import InputError
+    from ..pipelines.leo import LEOPipeline, load_component
+
+    if args.pipeline:
+        return LEOPipeline.from_pretrained(args.pipeline, device=device)
+    if not (args.lia and args.lmdm):
+        raise InputError("give --pipeline DIR, or --lia and --lmdm (plus --prior and --cddpm for unconditional output)")
+    parts = {name: load_component(name, path) for name, path in
+             (("animator", args.lia), ("lmdm", args.lmdm), ("prior", args.prior), ("cddpm", args.cddpm)) if path}
+    return LEOPipeline(**parts).to(device)
+
+
+def _output_paths(out, count: int) -> list:
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{k:03d}{out.suffix}") for k in range(count)]
+
+
+def _load_motion(path_text: str, pipe):
+    """Motion codes (T, M) from a video (encoded with the pipeline's animator), a store or a file."""
+    from pathlib import Path
+
+    import torch
+
+    from ..data.motion_codes import MotionCodeStore
+    from ..errors import InputError
+    from ..media.video import VideoReader
+    from ..pipelines.encode import encode_video
+    from ..utils.serialization import read_safetensors
+
+    path = Path(path_text)
+    if path.is_dir() and (path / "index.json").exists():
+        store = MotionCodeStore(path)
+        return store.codes(store.names[0])
+    if path.suffix == ".safetensors":
+        tensors = list(read_safetensors(path).values())
+        if len(tensors) != 1 or tensors[0].ndim != 2:
+            raise InputError(f"{path}: expected one (T, M) tensor of motion codes")
+        return tensors[0]
+    reader = VideoReader(path)
+    return torch.cat(list(encode_video(pipe.animator, reader)))

@@ -1,0 +1,153 @@
+"""LEOPipeline, `assemble`, `generate` and `edit` with tiny random components (CPU)."""
+
+import json
+
+import pytest
+import torch
+
+from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.media.image import save_image
+from leo_video.media.video import VideoReader, probe_video, write_video
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.pipelines.leo import LEOPipeline
+
+M = 6
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("parts")
+    modules = {
+        "lia": LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16),
+        "lmdm": MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8),
+        "prior": AlphaPrior.from_preset("tiny", motion_dim=M),
+        "cddpm": StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M),
+    }
+    for name, module in modules.items():
+        module.save_pretrained(root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def source_image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "source.png"
+    torch.manual_seed(1)
+    save_image(path, torch.rand(3, 64, 64) * 2 - 1)
+    return path
+
+
+def _pipe(parts, with_start_models=True):
+    from leo_video.pipelines.leo import load_component
+
+    names = ["animator", "lmdm"] + (["prior", "cddpm"] if with_start_models else [])
+    folders = {"animator": "lia", "lmdm": "lmdm", "prior": "prior", "cddpm": "cddpm"}
+    return LEOPipeline(**{n: load_component(n, parts / folders[n]) for n in names})
+
+
+def test_unconditional_is_deterministic_and_survives_save_load(parts, tmp_path):
+    pipe = _pipe(parts)
+    kw = dict(num_frames=11, num_videos=2, steps=4)
+    a = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    assert a.shape == (2, 11, 3, 64, 64) and a.abs().max() <= 1
+    b = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    assert torch.equal(a, b)
+    c = pipe(None, generator=torch.Generator().manual_seed(1), **kw)
+    assert not torch.equal(a, c)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = LEOPipeline.from_pretrained(tmp_path / "pipe")
+    assert sorted(json.loads((tmp_path / "pipe" / "pipeline.json").read_text())["components"]) == [
+        "animator", "cddpm", "lmdm", "prior"]
+    assert torch.equal(loaded(None, generator=torch.Generator().manual_seed(0), **kw), a)
+
+
+def test_conditional_first_frame_is_the_source_rendered(parts):
+    pipe = _pipe(parts, with_start_models=False)
+    image = torch.rand(3, 64, 64) * 2 - 1
+    video = pipe(image, num_frames=20, generator=torch.Generator().manual_seed(0), steps=3)  # 20 > L = 8
+    assert video.shape == (1, 20, 3, 64, 64)
+    # frame 1 is rendered from α₁ = E(x₁): the animator's own reconstruction of the source
+    with torch.no_grad():
+        expected = pipe.animator(image[None], image[None]).clamp(-1, 1)
+    torch.testing.assert_close(video[0, 0], expected[0], atol=1e-4, rtol=0)
+
+
+def test_same_motion_on_two_sources_uses_the_same_codes(parts):
+    pipe = _pipe(parts, with_start_models=False)
+    motion = torch.randn(9, M)
+    seen = []
+    render = pipe.animator.render
+
+    def spy(appearance, codes, start_motion=None, chunk_size=None):
+        seen.append((codes.clone(), start_motion.clone()))
+        return render(appearance, codes, start_motion, chunk_size)
+
+    pipe.animator.render = spy
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        pipe(torch.rand(3, 64, 64) * 2 - 1, num_frames=9, motion=motion)
+    assert torch.equal(seen[0][0], motion) and torch.equal(seen[1][0], motion)
+    assert torch.equal(seen[0][1], motion[0]) and torch.equal(seen[1][1], motion[0])
+
+
+def test_unconditional_without_cddpm_says_so(parts):
+    from leo_video.errors import InputError
+
+    with pytest.raises(InputError, match="cddpm"):
+        _pipe(parts, with_start_models=False)(None, num_frames=4)
+
+
+def test_nan_model_fails_clearly(parts):
+    from leo_video.errors import NumericalError
+
+    pipe = _pipe(parts, with_start_models=False)
+    with torch.no_grad():
+        pipe.animator.dec.to_rgbs[-1].bias.fill_(float("nan"))
+    with pytest.raises(NumericalError, match="NaN"):
+        pipe(torch.zeros(3, 64, 64), num_frames=4, steps=2)
+
+
+def test_assemble_and_generate_commands(run_cli, parts, source_image, tmp_path):
+    pipe_dir = tmp_path / "pipe"
+    code, out, err = run_cli("assemble", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--prior", parts / "prior",
+                             "--cddpm", parts / "cddpm", "--steps", "3", "--fps", "10", "--out", pipe_dir)
+    assert code == 0, err
+    code, out, err = run_cli("generate", "--pipeline", pipe_dir, "--frames", "13", "--num-videos", "2",
+                             "--out", tmp_path / "uncond.mp4", "--device", "cpu")
+    assert code == 0, err
+    for k in range(2):
+        info = probe_video(tmp_path / f"uncond_{k:03d}.mp4")
+        assert (info.frames, info.width, info.fps) == (13, 64, 10)
+    code, out, err = run_cli("generate", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--source", source_image,
+                             "--frames", "17", "--steps", "2", "--out", tmp_path / "cond.gif", "--device", "cpu")
+    assert code == 0, err
+    assert probe_video(tmp_path / "cond.gif").frames == 17
+    # an existing output is not overwritten
+    before = (tmp_path / "cond.gif").read_bytes()
+    code, out, err = run_cli("generate", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--source", source_image,
+                             "--frames", "3", "--out", tmp_path / "cond.gif")
+    assert code != 0 and "--overwrite" in err and (tmp_path / "cond.gif").read_bytes() == before
+
+
+def test_generate_unconditional_without_cddpm_is_one_line(run_cli, parts, tmp_path):
+    code, out, err = run_cli("generate", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--frames", "3",
+                             "--out", tmp_path / "x.mp4")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "cddpm" in err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts, tmp_path):
+    torch.manual_seed(2)
+    video = torch.rand(6, 3, 64, 64) * 2 - 1
+    write_video(tmp_path / "orig.mp4", video, fps=12)
+    first = VideoReader(tmp_path / "orig.mp4").read([0])[0]
+    edited = torch.from_numpy(first.copy())
+    edited[..., 0] = 255 - edited[..., 0]  # recolour the first frame
+    save_image(tmp_path / "edited.png", edited.permute(2, 0, 1).float() / 127.5 - 1)
+    code, out, err = run_cli("edit", "--lia", parts / "lia", "--video", tmp_path / "orig.mp4",
+                             "--edited-first-frame", tmp_path / "edited.png", "--out", tmp_path / "edit.mp4",
+                             "--side-by-side", "--device", "cpu")
+    assert code == 0, err
+    info = probe_video(tmp_path / "edit.mp4")
+    assert info.frames == 6 and info.fps == 12 and info.width > 3 * 64
