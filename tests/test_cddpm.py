@@ -121,6 +121,33 @@ def test_codes_are_normalised(model):
     torch.testing.assert_close(normed.sample(codes, "ddim", steps=2, generator=seeded()), plain)
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_offset_noise(offset):
+    """x_t = √ᾱ x₀ + √(1−ᾱ) target, and the target carries a per-channel constant of std ``offset``."""
+    model = tiny(offset_noise=offset)
+    x0 = torch.rand(64, 3, 16, 16, generator=seeded()) * 2 - 1
+    x_t, t, target = model._noised_with_offset(x0, seeded(1))
+    abar = model.train_scheduler.alphas_cumprod[t][:, None, None, None]
+    torch.testing.assert_close(x_t, abar.sqrt() * x0 + (1 - abar).sqrt() * target, atol=1e-5, rtol=1e-5)
+    channel_means = target.mean((2, 3))  # (B, 3): std 1/16 from pixel noise, plus the offset
+    assert channel_means.std().item() == pytest.approx((offset**2 + 1 / 256) ** 0.5, rel=0.2)
+
+
+def test_zero_terminal_snr_schedule():
+    from leo_video.diffusion.start_frame import image_scheduler_config
+
+    config = image_scheduler_config(zero_terminal_snr=True)
+    assert config["prediction_type"] == "v_prediction" and config["timestep_spacing"] == "trailing"
+    with pytest.raises(ConfigError, match="v_prediction"):
+        image_scheduler_config(zero_terminal_snr=True, prediction_type="epsilon")
+    model = tiny(zero_terminal_snr=True)
+    assert model.train_scheduler.alphas_cumprod[-1] < 1e-6
+    loss = model.training_loss(torch.rand(2, 3, 16, 16) * 2 - 1, torch.randn(2, M), seeded())
+    assert torch.isfinite(loss)
+    for sampler in ("ddpm", "ddim", "dpm++"):
+        assert torch.isfinite(model.sample(torch.randn(2, M), sampler, steps=3, generator=seeded())).all()
+
+
 def colour_of(codes: torch.Tensor, size: int) -> torch.Tensor:
     """Toy data: a flat image whose RGB colour is a fixed function of the code, (B, M) -> (B, 3, S, S)."""
     rgb = torch.tanh(codes[:, :3] * 1.5)  # (B, 3)

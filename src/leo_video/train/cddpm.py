@@ -53,8 +53,10 @@ class CDDPMModelConfig:
     preset: Literal["tiny", "small", "base"] = "small"
     sample_size: int = param(64, choices=(16, 32, 64, 128, 256, 512))
     cond_dropout: float = param(0.1, ge=0.0, lt=1.0, doc="classifier-free guidance: P(code replaced by null)")
+    offset_noise: float = param(0.1, ge=0.0, le=1.0, doc="per-channel constant in the training noise")
     num_train_timesteps: int = param(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    zero_terminal_snr: bool = param(False, doc="rescaled betas with x_T pure noise (v-prediction, trailing)")
 
 
 @dataclasses.dataclass
@@ -143,8 +145,9 @@ class CDDPMTask(TrainingTask):
         self.lia = load_lia(cfg.data.lia, device=acc.device).requires_grad_(False)  # frozen, eval mode
         model = StartFrameDiffusion.from_preset(
             cfg.model.preset, sample_size=cfg.model.sample_size, motion_dim=self.lia.config.motion_dim,
-            cond_dropout=cfg.model.cond_dropout, num_train_timesteps=cfg.model.num_train_timesteps,
-            beta_schedule=cfg.model.beta_schedule,
+            cond_dropout=cfg.model.cond_dropout, offset_noise=cfg.model.offset_noise,
+            num_train_timesteps=cfg.model.num_train_timesteps, beta_schedule=cfg.model.beta_schedule,
+            zero_terminal_snr=cfg.model.zero_terminal_snr,
         )  # fmt: skip
         self.preview_images, codes = self._stats_frames()  # (K, 3, S, S), (N, M)
         model.set_normalization(codes.mean(0), codes.std(0))
