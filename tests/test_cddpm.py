@@ -228,7 +228,7 @@ def test_train_cli_exports_and_resumes_exactly(train_inputs, tmp_path, run_cli):
     code, out, err = run_cli(*train_args(data, lia, tmp_path / "straight", 4))
     assert code == 0, err
     assert "exported" in out
-    straight = tmp_path / "straight" / "cddpm"
+    straight = tmp_path / "straight" / "export"
     model = StartFrameDiffusion.from_pretrained(straight)
     assert model.motion_dim == M and model.sample_size == 32
     assert model.code_std.ne(1).all()  # statistics of the LIA codes, not the defaults
@@ -238,7 +238,7 @@ def test_train_cli_exports_and_resumes_exactly(train_inputs, tmp_path, run_cli):
     assert run_cli(*train_args(data, lia, tmp_path / "resumed", 2))[0] == 0
     assert run_cli(*train_args(data, lia, tmp_path / "resumed", 4))[0] == 0
     weights = "diffusion_pytorch_model.safetensors"
-    a, b = load_file(straight / weights), load_file(tmp_path / "resumed" / "cddpm" / weights)
+    a, b = load_file(straight / weights), load_file(tmp_path / "resumed" / "export" / weights)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

@@ -9,6 +9,8 @@ PARENT = "train"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..config import add_config_arguments
+
     parser = subparsers.add_parser(
         "cddpm",
         help="Train the cDDPM that draws a start frame from its motion code (fully unconditional LEO).",
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train an image diffusion model (diffusers UNet2DModel, the motion code added to its timestep "
             "embedding, classifier-free guidance) on (frame, code) pairs: frames from the videos under "
             "DATA/train, codes from the frozen LIA encoder. Rerunning the same command resumes the run. "
-            "The final model (EMA weights when kept) is exported to RUN_DIR/cddpm (config.json + "
+            "The final model (EMA weights when kept) is exported to RUN_DIR/export (config.json + "
             "safetensors); sample grids go to TensorBoard under RUN_DIR/tb."
         ),
         epilog=(
@@ -26,12 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (videos under DIR/train)")
     parser.add_argument("--lia", required=True, metavar="LIA", help="LIA checkpoint (.pt) or exported folder")
-    parser.add_argument("--config", default="synthetic64", metavar="PRESET",
-                        help="preset name (synthetic64, taichi256) or YAML path; default synthetic64")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.batch_size=32 (repeatable)")
+    add_config_arguments(parser, "cddpm", default="synthetic64")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: the config's train.run_dir)")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.set_defaults(func=run)
 
 
@@ -52,15 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.lia}: LIA checkpoint not found (--lia)")
 
     from ..train.cddpm import CDDPMTask
-    from ..train.loop import Trainer
+    from ..train.common import fit_and_export
 
-    task = CDDPMTask()
-    trainer = Trainer(task, config)
-    result = trainer.fit()
-    if result.interrupted:
-        print(f"stopped at step {result.step}; checkpoint {result.checkpoint}; rerun the same command to resume")
-        return 0
-    if trainer.accelerator.is_main_process:
-        folder = task.export(Path(config.train.run_dir) / "cddpm")
-        print(f"trained {result.step} steps; cDDPM exported to {folder}")
-    return 0
+    return fit_and_export(CDDPMTask(), config, Path(config.train.run_dir) / "export", "cDDPM")

@@ -12,7 +12,7 @@ the animator's resolution), so the cDDPM always matches the animator it will be 
 ``data.stats_frames`` frames encoded at setup, deterministically; they are saved with the weights.
 
 ``leo-video train cddpm --data DIR --lia LIA --config synthetic64`` runs this (``cli/train_cddpm.py``);
-the final (EMA) model is exported to ``RUN_DIR/cddpm`` as ``config.json`` + safetensors.
+the final (EMA) model is exported to ``RUN_DIR/export`` as ``config.json`` + safetensors.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..config import param, register_config, section
 from ..configs import LoopConfig
 from ..diffusion.schedulers import SAMPLERS
 from ..diffusion.start_frame import StartFrameDiffusion
+from .common import AdamWConfig, adamw_with_warmup, export_model, optimizer_step
 from .loop import TrainingTask
 
 # --------------------------------------------------------------------------------------------------
@@ -60,18 +61,6 @@ class CDDPMModelConfig:
 
 
 @dataclasses.dataclass
-class CDDPMOptimConfig:
-    """AdamW with linear warm-up, then constant (the DDPM/ADM recipe)."""
-
-    lr: float = param(1e-4, gt=0.0, le=1.0)
-    beta1: float = param(0.9, ge=0.0, lt=1.0)
-    beta2: float = param(0.999, ge=0.0, lt=1.0)
-    weight_decay: float = param(0.0, ge=0.0)
-    warmup_steps: int = param(1000, ge=0)
-    grad_clip: float = param(1.0, ge=0.0, doc="max gradient norm (0: off)")
-
-
-@dataclasses.dataclass
 class CDDPMSampleConfig:
     """How the TensorBoard sample grids are drawn (real frames | samples from their codes)."""
 
@@ -88,7 +77,7 @@ class CDDPMConfig:
 
     data: CDDPMDataConfig = section(CDDPMDataConfig)
     model: CDDPMModelConfig = section(CDDPMModelConfig)
-    optim: CDDPMOptimConfig = section(CDDPMOptimConfig)
+    optim: AdamWConfig = section(AdamWConfig)
     sample: CDDPMSampleConfig = section(CDDPMSampleConfig)
     train: LoopConfig = section(LoopConfig)
 
@@ -126,11 +115,6 @@ class StartFrames(Dataset):
         return {"image": self.videos[int(index)]["video"][0]}  # (3, S, S)
 
 
-def warmup_lr(step: int, warmup_steps: int) -> float:
-    """LR multiplier: linear warm-up over ``warmup_steps`` optimizer steps, then 1."""
-    return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
-
-
 # --------------------------------------------------------------------------------------------------
 # The task
 
@@ -152,9 +136,7 @@ class CDDPMTask(TrainingTask):
         self.preview_images, codes = self._stats_frames()  # (K, 3, S, S), (N, M)
         model.set_normalization(codes.mean(0), codes.std(0))
         self.preview_codes = codes[: len(self.preview_images)]  # (K, M)
-        o = cfg.optim
-        optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
-        lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_lr(s, o.warmup_steps))
+        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
         self.models["cddpm"], self.optimizers["cddpm"], self.schedulers["cddpm"] = acc.prepare(model, optimizer, lr)
         self.track_ema("cddpm")
 
@@ -187,13 +169,7 @@ class CDDPMTask(TrainingTask):
         images = batch["image"]  # (B, 3, S, S)
         codes = self.encode(images)  # (B, M), no gradient into the animator
         loss = self.models["cddpm"](images, codes)
-        acc, optimizer = self.accelerator, self.optimizers["cddpm"]
-        acc.backward(loss)
-        if self.config.optim.grad_clip > 0 and acc.sync_gradients:
-            acc.clip_grad_norm_(self.models["cddpm"].parameters(), self.config.optim.grad_clip)
-        optimizer.step()
-        self.schedulers["cddpm"].step()
-        optimizer.zero_grad()
+        optimizer_step(self, "cddpm", loss, self.config.optim.grad_clip)
         return {"mse": loss}
 
     def log_images(self, step: int, logger) -> None:
@@ -209,9 +185,4 @@ class CDDPMTask(TrainingTask):
 
     def export(self, folder: str | os.PathLike) -> Path:
         """Write the trained model (EMA weights when kept) to ``folder`` (config.json + safetensors), atomically."""
-        # export_lia is generic (any ModelMixin: save_pretrained beside the target, then rename)
-        from ..models.loading import export_lia
-
-        with self.ema_weights("cddpm") as model:
-            return export_lia(model, folder, overwrite=True)
-
+        return export_model(self, "cddpm", folder)
