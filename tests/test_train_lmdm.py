@@ -154,3 +154,17 @@ def test_missing_or_empty_codes_is_one_line_error(tmp_path, run_cli):
             lines = err.strip().splitlines()
             assert len(lines) == 1 and str(codes) in lines[0] and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_unet_overrides_and_print_config(store, run_cli):
+    from leo_video.config import resolve_config
+    from leo_video.train.lmdm import unet_kwargs
+
+    cfg = resolve_config("lmdm", "synthetic64", ["model.block_channels=32,64,64"])
+    assert unet_kwargs(cfg.model)["block_channels"] == (32, 64, 64)
+    assert unet_kwargs(cfg.model)["attention_levels"] == (False, False, True)
+    code, _, err = run_cli("train", "lmdm", "--codes", store, "--set", "model.block_channels=32,64",
+                           "--set", "model.attention_levels=true", "--print-config")  # fmt: skip
+    assert code != 0 and "attention_levels" in err
+    code, out, _ = run_cli("train", "alpha-prior", "--codes", store, "--config", "taichi256", "--print-config")
+    assert code == 0 and "codes: first" in out and str(store) in out

@@ -59,6 +59,10 @@ _LAZY_EXPORTS: dict[str, str] = {
     "TrainingTask": "leo_video.train.loop",
     "VGG19": "leo_video.models.vgg",
     "PerceptualLoss": "leo_video.train.losses",
+    "LMDMConfig": "leo_video.train.lmdm",
+    "LMDMTask": "leo_video.train.lmdm",
+    "AlphaPriorConfig": "leo_video.train.alpha_prior",
+    "AlphaPriorTask": "leo_video.train.alpha_prior",
     # stage 2: latent motion diffusion
     "TemporalUNet1D": "leo_video.models.unet1d",
     "AlphaPriorMLP": "leo_video.models.alpha_prior",

@@ -29,21 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .train_lmdm import run_on_codes
 
-    from ..config import dump_yaml, resolve_config
-    from ..errors import InputError
-
-    overrides = [*args.overrides, f"data.root={args.codes}"]
-    overrides += [f"train.run_dir={args.run_dir}"] if args.run_dir else []
-    config = resolve_config("alpha_prior", args.config, overrides)
-    if args.print_config:
-        print(dump_yaml(config), end="")
-        return 0
-    if not Path(args.codes).is_dir():
-        raise InputError(f"{args.codes}: motion-code folder not found (--codes)")
-
-    from ..train.alpha_prior import AlphaPriorTask
-    from ..train.common import fit_and_export
-
-    return fit_and_export(AlphaPriorTask(), config, Path(config.train.run_dir) / "export", "alpha prior")
+    return run_on_codes(args, "alpha_prior", "alpha prior")

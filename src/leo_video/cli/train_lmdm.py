@@ -35,22 +35,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..errors import InputError
+
+    if args.lia and not Path(args.lia).exists() and not args.print_config:
+        raise InputError(f"{args.lia}: LIA checkpoint not found (--lia)")
+    return run_on_codes(args, "lmdm", "cLMDM", [f"data.lia={args.lia}"] if args.lia else [])
+
+
+def run_on_codes(args: argparse.Namespace, kind: str, what: str, overrides: list[str] = ()) -> int:
+    """Shared by the stages trained on a motion-code store (``train lmdm``, ``train alpha-prior``):
+    resolve the config (``--codes`` is ``data.root``), print it or train and export to ``RUN_DIR/export``."""
+    from pathlib import Path
+
     from ..config import dump_yaml, resolve_config
     from ..errors import InputError
 
-    overrides = [*args.overrides, f"data.root={args.codes}"]
-    overrides += [f"data.lia={args.lia}"] if args.lia else []
+    overrides = [*args.overrides, f"data.root={args.codes}", *overrides]
     overrides += [f"train.run_dir={args.run_dir}"] if args.run_dir else []
-    config = resolve_config("lmdm", args.config, overrides)
+    config = resolve_config(kind, args.config, overrides)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0
     if not Path(args.codes).is_dir():
         raise InputError(f"{args.codes}: motion-code folder not found (--codes)")
-    if args.lia and not Path(args.lia).exists():
-        raise InputError(f"{args.lia}: LIA checkpoint not found (--lia)")
 
+    from ..train.alpha_prior import AlphaPriorTask
     from ..train.common import fit_and_export
     from ..train.lmdm import LMDMTask
 
-    return fit_and_export(LMDMTask(), config, Path(config.train.run_dir) / "export", "cLMDM")
+    task = {"lmdm": LMDMTask, "alpha_prior": AlphaPriorTask}[kind]()
+    return fit_and_export(task, config, Path(config.train.run_dir) / "export", what)

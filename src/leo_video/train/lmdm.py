@@ -96,7 +96,7 @@ class LMDMConfig:
         return None
 
 
-def unet_config(m: LMDMModelConfig) -> dict:
+def unet_kwargs(m: LMDMModelConfig) -> dict:
     """The U-Net keyword arguments: the preset with ``block_channels`` / ``attention_levels`` overrides.
 
     Channels given without attention flags keep attention at the lowest resolution only (the presets' habit).
@@ -145,7 +145,7 @@ class LMDMTask(TrainingTask):
         store = MotionCodeStore(cfg.data.root)
         model = MotionDiffusion(
             motion_dim=store.motion_dim, sequence_length=m.sequence_length, use_lmc=m.use_lmc,
-            unet_config=unet_config(m),
+            unet_config=unet_kwargs(m),
             scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule),
         )  # fmt: skip
         model.set_normalization(**code_normalization(store, m.sequence_length, cfg.data.frame_stride, names))
