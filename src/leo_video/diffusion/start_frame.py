@@ -58,7 +58,8 @@ def image_scheduler_config(zero_terminal_snr: bool = False, **schedule) -> dict:
 
 
 class StartFrameDiffusion(_CodeDiffusion):
-    """cDDPM: ε-prediction diffusion over start frames ``(B, 3, H, W)`` conditioned on codes ``(B, M)``.
+    """cDDPM: diffusion over start frames ``(B, 3, H, W)`` conditioned on codes ``(B, M)``; ε-prediction
+    (v-prediction with a zero-terminal-SNR schedule).
 
     Args:
         unet_config: keyword arguments of :class:`~leo_video.models.cddpm.StartFrameUNet`.
@@ -106,7 +107,7 @@ class StartFrameDiffusion(_CodeDiffusion):
     def training_loss(
         self, images: torch.Tensor, codes: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """The ε-prediction MSE on start frames ``images (B, 3, H, W)`` in [-1, 1] with their codes
+        """The MSE to the schedule's target (ε, or v) on start frames ``images (B, 3, H, W)`` in [-1, 1] with their codes
         ``codes (B, M)``; returns a scalar. Noise, timesteps and the guidance dropout come from ``generator``."""
         images, codes = self._check_pair(images, codes)
         x_t, t, target = self._noised_with_offset(images, generator)  # (B, 3, H, W), (B,), (B, 3, H, W)
