@@ -58,7 +58,15 @@ def biased_leaky_relu(
     x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1.
     """
     bias = bias.reshape(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x + bias, slope) * gain
+    out = x + bias
+    if _needs_grad(x, bias):
+        return F.leaky_relu(out, slope) * gain
+    return F.leaky_relu_(out, slope).mul_(gain)  # same ops in place: no extra buffers at inference
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records ops on these tensors (in-place shortcuts are only safe when not)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _per_channel(op, x: torch.Tensor, kernel: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -297,7 +305,8 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum_{i,kh,kw} (W[o,i] s_i)^2 = sum_i s_i^2 * |W[o,i]|^2
             energy = style.square() @ weight.square().sum((2, 3)).t()  # (B, out)
-            out = out * torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
+            demod = torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
+            out = out * demod if _needs_grad(out) else out.mul_(demod)
         return out
 
     def _grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
