@@ -24,7 +24,9 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
+
+import numpy as np
 
 import torch
 from torch.utils.data import Dataset
@@ -34,9 +36,10 @@ from ..configs import LoopConfig
 from ..diffusion.schedulers import SAMPLERS
 from ..errors import InputError
 from .common import AdamWConfig, adamw_with_warmup, export_model, optimizer_step
+from .logging import RunLogger
 from .loop import TrainingTask
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # Config (kind "lmdm"; presets in configs/lmdm/*.yaml)
@@ -153,7 +156,7 @@ class LMDMTask(TrainingTask):
         self.models["lmdm"], self.optimizers["lmdm"] = self.accelerator.prepare(model, optimizer)
         self.schedulers["lmdm"] = lr
         self.track_ema("lmdm")
-        self._preview = None  # (appearances, start codes), built on the first log_images
+        self._preview = None  # (animator, appearances, start codes (K, M)), built on the first log_images
 
     def dataset(self) -> Dataset:
         from ..data.motion_codes import MotionClipDataset
@@ -167,7 +170,7 @@ class LMDMTask(TrainingTask):
         optimizer_step(self, "lmdm", loss, self.config.optim.grad_clip)
         return {"mse": loss}
 
-    def log_images(self, step: int, logger) -> None:
+    def log_images(self, step: int, logger: RunLogger) -> None:
         """Sampled code sequences rendered by the animator: one row of L frames per test video."""
         if not self.config.data.lia:
             return
@@ -200,7 +203,7 @@ class LMDMTask(TrainingTask):
                 appearances.append(lia.encode_appearance(batch))
             alpha1.append(codes[0])
         if not appearances:
-            logger.warning("%s: no preview video could be read; no sample videos in TensorBoard", self.config.data.root)
+            _log.warning("%s: no preview video could be read; no sample videos in TensorBoard", self.config.data.root)
         return lia, appearances, torch.stack(alpha1) if alpha1 else None  # alpha1 (K, M)
 
     def export(self, folder: str | os.PathLike) -> Path:
@@ -208,7 +211,7 @@ class LMDMTask(TrainingTask):
         return export_model(self, "lmdm", folder)
 
 
-def preview_starts(data: LMDMDataConfig, k: int):
+def preview_starts(data: LMDMDataConfig, k: int) -> Iterator[tuple[str, torch.Tensor, np.ndarray]]:
     """Yield up to ``k`` ``(name, codes (T, M), first frame uint8 (H, W, 3))`` of test videos (train
     videos if the store has no test split), skipping videos whose source cannot be read."""
     from ..data.motion_codes import MotionCodeStore, select_split
@@ -223,7 +226,7 @@ def preview_starts(data: LMDMDataConfig, k: int):
         try:
             frame = VideoReader(info["source"]).read(info["frame_indices"][:1])[0]
         except (LeoError, OSError, TypeError, ValueError) as exc:
-            logger.warning("%s: preview start frame unreadable (%s)", name, exc)
+            _log.warning("%s: preview start frame unreadable (%s)", name, exc)
             continue
         yield name, store.codes(name), frame
         found += 1
@@ -231,7 +234,7 @@ def preview_starts(data: LMDMDataConfig, k: int):
             return
 
 
-def log_video(logger, tag: str, videos: list[torch.Tensor], step: int, fps: int = 8) -> None:
+def log_video(logger: RunLogger, tag: str, videos: list[torch.Tensor], step: int, fps: int = 8) -> None:
     """Videos ``K x (T, 3, H, W)`` in [-1, 1] as one TensorBoard video (needs moviepy; skipped without it)."""
     try:
         import moviepy  # noqa: F401  (SummaryWriter.add_video encodes GIFs with it)
