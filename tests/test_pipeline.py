@@ -10,7 +10,7 @@ from leo_video.diffusion.start_frame import StartFrameDiffusion
 from leo_video.media.image import save_image
 from leo_video.media.video import VideoReader, probe_video, write_video
 from leo_video.models.lia import LatentImageAnimator
-from leo_video.pipelines.leo import LEOPipeline
+from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
 
 M = 6
 
@@ -43,7 +43,8 @@ def _pipe(parts, with_start_models=True):
 
     names = ["animator", "lmdm"] + (["prior", "cddpm"] if with_start_models else [])
     folders = {"animator": "lia", "lmdm": "lmdm", "prior": "prior", "cddpm": "cddpm"}
-    return LEOPipeline(**{n: load_component(n, parts / folders[n]) for n in names})
+    defaults = GenerationDefaults(steps=3, cddpm_steps=3)  # few denoising steps: tests stay fast
+    return LEOPipeline(**{n: load_component(n, parts / folders[n]) for n in names}, defaults=defaults)
 
 
 def test_unconditional_is_deterministic_and_survives_save_load(parts, tmp_path):
@@ -151,3 +152,26 @@ def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts
     assert code == 0, err
     info = probe_video(tmp_path / "edit.mp4")
     assert info.frames == 6 and info.fps == 12 and info.width > 3 * 64
+
+
+def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
+    """`eval fvd --pipeline` feeds unconditional LEO samples to the detector (scripted stand-in)."""
+    import torch.nn as nn
+
+    class StandInI3D(nn.Module):
+        def forward(self, x: torch.Tensor, rescale: bool, resize: bool, return_features: bool) -> torch.Tensor:
+            return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1)  # (B, 6)
+
+    detector = tmp_path / "i3d.pt"
+    torch.jit.script(StandInI3D()).save(str(detector))
+    real = tmp_path / "real"
+    for k in range(4):
+        torch.manual_seed(k)
+        write_video(real / f"r{k}.mp4", torch.rand(8, 3, 64, 64) * 2 - 1, fps=10)
+    pipe_dir = tmp_path / "pipe"
+    _pipe(parts).save_pretrained(pipe_dir)
+    code, out, err = run_cli("eval", "fvd", "--real", real, "--pipeline", pipe_dir, "--detector", detector,
+                             "--num-videos", "4", "--frames", "8", "--gen-batch", "2", "--steps", "2", "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["num_fake_videos"] == 4 and result["fvd"] > 0

@@ -47,6 +47,9 @@ def _check_args(args: argparse.Namespace) -> None:
 
     if args.runs < 1:
         raise InputError(f"--runs {args.runs}: must be at least 1")
+    if args.pipeline:
+        raise InputError(f"--pipeline {args.pipeline}: eval all reads generated videos from --fake DIR "
+                         "(write them first with `leo-video generate --num-videos N`)")
     if (args.real_codes is None) != (args.fake_codes is None):
         raise InputError("--real-codes/--fake-codes: give both or neither")
     if (args.checkpoint is None) != (args.recon_data is None):

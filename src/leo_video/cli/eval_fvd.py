@@ -20,9 +20,14 @@ ORDER = 60
 def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     """Options of every I3D-based command (fvd, kvd, all)."""
     p.add_argument("--real", required=True, metavar="DIR", help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
-    # A `--pipeline PIPE` alternative to --fake will feed generated videos through
-    # leo_video.metrics.evaluate.generated_clip_features (the generated-clip hook).
-    p.add_argument("--fake", required=True, metavar="DIR", help="folder of generated videos")
+    fake = p.add_mutually_exclusive_group(required=True)
+    fake.add_argument("--fake", metavar="DIR", help="folder of generated videos")
+    fake.add_argument("--pipeline", metavar="PIPE", help="generate the fake videos now with this LEO pipeline "
+                      "(unconditional: needs its prior and cDDPM)")
+    p.add_argument("--gen-batch", type=int, default=8, help="videos generated at once with --pipeline (default 8)")
+    p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="--pipeline sampler (default: the pipeline's)")
+    p.add_argument("--steps", type=int, default=None, help="--pipeline denoising steps (default: the pipeline's)")
     p.add_argument("--detector", default=None, metavar="PATH",
                    help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
     p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),
@@ -77,7 +82,9 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise InputError(f"--{option.replace('_', '-')} {value}: must be at least 1")
-    list_videos(args.real, "--real"), list_videos(args.fake, "--fake")  # bad folders fail before any work
+    list_videos(args.real, "--real")  # bad folders fail before any work
+    if args.fake:
+        list_videos(args.fake, "--fake")
     protocol = make_protocol(args.protocol, num_videos=args.num_videos, num_frames=args.frames,
                              seed=args.seed, resolution=args.resolution)
     path = resolve_i3d_path(args.detector)
@@ -99,10 +106,40 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
     """
     from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
 
+    if getattr(args, "pipeline", None):
+        videos = pipeline_videos(args, setup.protocol)
+        feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
+                                        what=f"--pipeline {args.pipeline}")
+        return feats, {"num_fake_videos": len(feats), "fake_source": f"pipeline {args.pipeline}"}
     videos = generated_clips_from_folder(args.fake, setup.protocol)
     feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
                                     what=f"--fake {args.fake}")
     return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
+
+
+def pipeline_videos(args: argparse.Namespace, protocol: Any):
+    """Unconditional LEO samples, one float video (span, 3, R, R) in [-1, 1] at a time, seeded by --gen-seed."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..errors import InputError
+    from ..pipelines.leo import LEOPipeline
+    from ..utils.device import resolve_device
+
+    if args.gen_batch < 1:
+        raise InputError(f"--gen-batch {args.gen_batch}: must be at least 1")
+    pipe = LEOPipeline.from_pretrained(args.pipeline, device=resolve_device(args.device))
+    generator = torch.Generator().manual_seed(args.gen_seed)
+    size = protocol.resolution or pipe.size
+    made = 0
+    while made < protocol.num_videos:
+        count = min(args.gen_batch, protocol.num_videos - made)
+        batch = pipe(None, protocol.span, count, generator, args.sampler, args.steps).cpu()  # (B, T, 3, S, S)
+        for video in batch:
+            if size != pipe.size:
+                video = F.interpolate(video, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            yield video
+        made += count
 
 
 def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int,
