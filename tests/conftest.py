@@ -4,6 +4,8 @@
   never copied into the repository. Missing data fails the test under ``CI=true`` and skips elsewhere.
 * ``gpu`` marker: skipped cleanly without CUDA.
 * ``run_cli``: runs ``leo-video`` in-process and returns (exit code, stdout, stderr).
+* ``one_thread``: torch on one thread for a module of tiny models (opt in with
+  ``pytestmark = pytest.mark.usefixtures("one_thread")``).
 """
 
 from __future__ import annotations
@@ -63,3 +65,14 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: OpenMP threads cost more than they give (10x slower on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,6 +14,9 @@ from leo_video.models.cddpm import StartFrameUNet, start_frame_unet_from_preset
 M = 4
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def tiny(size: int = 16, **kw) -> StartFrameDiffusion:
     torch.manual_seed(0)
     return StartFrameDiffusion.from_preset("tiny", sample_size=size, motion_dim=M, **kw).eval()
@@ -21,15 +24,6 @@ def tiny(size: int = 16, **kw) -> StartFrameDiffusion:
 
 def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: OpenMP threads cost more than they give (10x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -137,7 +137,8 @@ class CDDPMTask(TrainingTask):
         model.set_normalization(codes.mean(0), codes.std(0))
         self.preview_codes = codes[: len(self.preview_images)]  # (K, M)
         optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
-        self.models["cddpm"], self.optimizers["cddpm"], self.schedulers["cddpm"] = acc.prepare(model, optimizer, lr)
+        self.models["cddpm"], self.optimizers["cddpm"] = acc.prepare(model, optimizer)
+        self.schedulers["cddpm"] = lr  # not prepared: optimizer_step steps it once per real optimizer step
         self.track_ema("cddpm")
 
     def dataset(self) -> Dataset:
