@@ -1,0 +1,331 @@
+"""Training LIA, LEO's stage-1 image animator, on the shared loop (LEO_METHOD.md, "Stage 1 - Training").
+
+Self-supervised reconstruction: a pair (source, driving) = two random frames of one video with the
+same augmentation; the animator renders the driving frame from the source with the driving frame's
+*absolute* motion code, ``recon = G(source, driving)`` (``z = w_source + Q alpha_driving``). Per step:
+
+* **G step** - ``l1_weight * L1 + perceptual (VGG19 pyramid) + gan_weight * softplus(-D(recon))``;
+  D is frozen and scored through the unwrapped module (:mod:`leo_video.train.loop` explains why).
+* **D step** - non-saturating ``softplus(-D(driving)) + softplus(D(recon))``, plus the lazy R1
+  penalty ``r1_weight / 2 * ||grad D(driving)||^2 * k`` every ``k = optim.d_reg_every`` steps
+  (StyleGAN2, Appendix B; off by default, as in LIA).
+* Adam with ``beta1 = 0`` and StyleGAN2's lazy-regularisation scaling of lr and betas (``k = 4`` for G,
+  ``16`` for D in LIA's trainer); an optional EMA of G.
+
+``model.init_checkpoint`` (``--init taichi.pt``) fine-tunes from an official LIA file: ``gen`` sets G,
+and ``dis``, when present and of the same shapes, sets D. ``leo-video train lia`` runs this task
+(``cli/train_lia.py``); :func:`export_generator` turns a run into an inference folder for ``load_lia``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..configs import LIAConfig
+from ..errors import CheckpointError, ConfigError, InputError
+from . import checkpoint as ckpt
+from .logging import RunLogger
+from .loop import TrainingTask
+from .losses import (
+    ReconstructionLoss,
+    discriminator_gan_loss,
+    generator_gan_loss,
+    lazy_regularization,
+    r1_penalty,
+)
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE_KEYS = ("size", "style_dim", "motion_dim", "channel_multiplier", "channel_max")
+
+
+# --------------------------------------------------------------------------------------------
+# Official weights (--init)
+
+
+def read_init_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """Generator and (if stored) discriminator state dicts of an official LIA file or our export.
+
+    Accepts what ``load_lia`` reads: an official ``torch.save`` dict (``gen``, optionally ``dis``), a
+    bare generator state dict (``.pt`` / ``.safetensors``) or an exported folder (no discriminator).
+    """
+    from ..models.loading import extract_generator_state, load_lia
+    from ..utils.serialization import read_safetensors, safe_torch_load
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: init checkpoint not found (model.init_checkpoint / --init)")
+    if path.is_dir():
+        return load_lia(path).state_dict(), None
+    obj = read_safetensors(path) if path.suffix == ".safetensors" else safe_torch_load(path)
+    dis = obj.get("dis") if isinstance(obj, dict) and "gen" in obj else None
+    if isinstance(dis, dict) and all(isinstance(v, torch.Tensor) for v in dis.values()):
+        dis = {k.removeprefix("module."): v for k, v in dis.items()}
+    else:
+        dis = None
+    return extract_generator_state(obj, path), dis
+
+
+def init_architecture(path: str | os.PathLike) -> dict[str, int]:
+    """The animator architecture (``ARCHITECTURE_KEYS``) of an init checkpoint, read from its tensors."""
+    from ..models.loading import infer_lia_config
+
+    gen, _ = read_init_checkpoint(path)
+    return infer_lia_config(gen, path)
+
+
+def adopt_init_architecture(config: LIAConfig) -> list[str]:
+    """Set ``config.model``'s architecture to the init checkpoint's (the file decides, not the preset).
+
+    Returns the changes as ``"model.size: 64 -> 256"`` strings (empty without an init checkpoint).
+    """
+    if not config.model.init_checkpoint:
+        return []
+    changes = []
+    for key, value in init_architecture(config.model.init_checkpoint).items():
+        if getattr(config.model, key) != value:
+            changes.append(f"model.{key}: {getattr(config.model, key)} -> {value}")
+            setattr(config.model, key, value)
+    return changes
+
+
+def _load_discriminator(discriminator: torch.nn.Module, state: dict[str, torch.Tensor] | None, path: str) -> bool:
+    """Load ``state`` into D if its keys and shapes match exactly; returns whether it did."""
+    expected = discriminator.state_dict()
+    if state is None or set(state) != set(expected) or any(state[k].shape != v.shape for k, v in expected.items()):
+        if state is not None:
+            logger.warning("%s: its discriminator ('dis') does not fit this run's; D starts from scratch", path)
+        return False
+    discriminator.load_state_dict(state)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+def pairs_dataset(config: LIAConfig, seed: int) -> Dataset:
+    """Training pairs ``{"source", "driving"}`` (3, S, S) from ``data.root`` (its ``train/`` split)."""
+    from ..data.video_dataset import AugmentConfig, VideoDataset
+
+    root = Path(config.data.root)
+    if not root.is_dir():
+        raise InputError(f"{root}: training data folder not found (data.root); make one with "
+                         f"`leo-video make-synthetic` or `leo-video prepare`")  # fmt: skip
+    settings = dataclasses.asdict(config.data.augment)
+    if settings["crop_scale"] is not None:
+        settings["crop_scale"] = tuple(settings["crop_scale"])
+    return VideoDataset(root, split="train", mode="pairs", size=config.model.size, augment=AugmentConfig(**settings),
+                        seed=seed, repeats=config.data.repeats)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+
+
+class LIATrainingTask(TrainingTask):
+    """LIA's generator/discriminator training (see the module docstring) as a :class:`TrainingTask`.
+
+    Models: ``generator`` (:class:`~leo_video.models.lia.LatentImageAnimator`) and, when
+    ``loss.gan_weight > 0``, ``discriminator`` (:class:`~leo_video.models.discriminator.Discriminator`).
+    """
+
+    eval_videos: int = 4  # test videos in the periodic reconstruction eval
+    eval_frames: int = 32  # frames per test video
+    preview_pairs: int = 4  # pairs in the logged image grid
+
+    def setup(self) -> None:
+        cfg, acc = self.config, self.accelerator
+        self._dataset = pairs_dataset(cfg, self.loop.seed)  # data errors before any network is built
+        self.recon_loss = ReconstructionLoss.from_config(cfg.loss).to(acc.device)  # VGG19 missing: fails here
+        generator, discriminator = self._build_networks()
+        o = cfg.optim
+        g_lr, g_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.g_reg_every)
+        trainable = [p for p in generator.parameters() if p.requires_grad]
+        g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=g_betas)
+        self.models["generator"], self.optimizers["generator"] = acc.prepare(generator, g_opt)
+        if discriminator is not None:
+            d_lr, d_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.d_reg_every)
+            d_opt = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=d_betas)
+            self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
+        self.track_ema("generator")
+        self.preview = self._preview_batch()
+
+    def _build_networks(self) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+        from ..models.discriminator import Discriminator
+        from ..models.lia import LatentImageAnimator
+
+        m = self.config.model
+        generator = LatentImageAnimator(**{k: getattr(m, k) for k in ARCHITECTURE_KEYS})
+        generator.dec.to_rgb1.requires_grad_(False)  # kept for LIA's layout, never applied: DDP needs no grad for it
+        discriminator = None
+        if self.config.loss.gan_weight > 0:
+            discriminator = Discriminator(m.size, m.channel_multiplier, m.channel_max)
+        if m.init_checkpoint and not ckpt.list_checkpoints(self.loop.run_dir):  # a resume overwrites it anyway
+            self._init_from(m.init_checkpoint, generator, discriminator)
+        return generator, discriminator
+
+    def _init_from(self, path: str, generator: torch.nn.Module, discriminator: torch.nn.Module | None) -> None:
+        from ..models.loading import check_lia_state, infer_lia_config
+
+        gen, dis = read_init_checkpoint(path)
+        found = infer_lia_config(gen, path)
+        wanted = {k: getattr(self.config.model, k) for k in ARCHITECTURE_KEYS}
+        if found != wanted:
+            diff = ", ".join(f"model.{k}={found[k]}" for k in ARCHITECTURE_KEYS if found[k] != wanted[k])
+            raise ConfigError(f"{path}: init checkpoint's architecture differs from the config; set {diff}")
+        check_lia_state(generator, gen, path)
+        generator.load_state_dict(gen)
+        loaded_d = discriminator is not None and _load_discriminator(discriminator, dis, path)
+        logger.info("initialised from %s (generator%s)", path, " and discriminator" if loaded_d else "")
+
+    def dataset(self) -> Dataset:
+        return self._dataset
+
+    def collate(self, items: list) -> dict[str, torch.Tensor]:
+        """Only the frames travel: ``{"source", "driving"}`` (B, 3, S, S)."""
+        return {k: torch.stack([item[k] for item in items]) for k in ("source", "driving")}
+
+    def _preview_batch(self) -> dict[str, torch.Tensor]:
+        """Fixed pairs for the image grids, the same at every log step: (K, 3, S, S) each."""
+        from .sampler import SampleIndex
+
+        n = min(self.preview_pairs, len(self._dataset))
+        return self.collate([self._dataset[SampleIndex(i, i)] for i in range(n)])
+
+    # ---- one step ----
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        source, driving = batch["source"], batch["driving"]  # (B, 3, S, S) each, [-1, 1]
+        losses, recon = self._generator_step(source, driving)
+        if "discriminator" in self.models:
+            losses.update(self._discriminator_step(driving, recon.detach(), step))
+        return losses
+
+    def _generator_step(self, source: torch.Tensor, driving: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """Reconstruction + GAN loss for G with D frozen; returns losses and recon (B, 3, S, S)."""
+        acc, cfg = self.accelerator, self.config
+        with acc.autocast():
+            recon = self.models["generator"](source, driving)  # (B, 3, S, S), absolute transfer
+            terms = self.recon_loss(recon.float(), driving.float())
+            loss, losses = terms["total"], {k: v for k, v in terms.items() if k != "total"}
+            if "discriminator" in self.models:
+                critic = self.unwrap("discriminator").requires_grad_(False)
+                losses["g_gan"] = generator_gan_loss(critic(recon).float())
+                loss = loss + cfg.loss.gan_weight * losses["g_gan"]
+        acc.backward(loss)
+        self.optimizers["generator"].step()
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        return {**losses, "g_total": loss}, recon
+
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Non-saturating D loss on driving frames vs reconstructions, plus lazy R1 every k steps."""
+        acc, cfg = self.accelerator, self.config
+        self.unwrap("discriminator").requires_grad_(True)
+        k = cfg.optim.d_reg_every
+        regularize = cfg.loss.r1_weight > 0 and step % k == 0
+        real = real.detach().requires_grad_(regularize)
+        with acc.autocast():
+            real_logits = self.models["discriminator"](real).float()  # (B, 1)
+            fake_logits = self.models["discriminator"](fake).float()  # (B, 1)
+            loss = discriminator_gan_loss(real_logits, fake_logits)
+        losses = {"d_gan": loss.detach(), "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
+        if regularize:  # StyleGAN2's lazy R1: gamma / 2 * penalty, times k to keep its strength
+            r1 = r1_penalty(real_logits, real)
+            loss = loss + cfg.loss.r1_weight / 2 * r1 * k
+            losses["r1"] = r1.detach()
+        acc.backward(loss)
+        self.optimizers["discriminator"].step()
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        return losses
+
+    # ---- monitoring ----
+
+    @torch.no_grad()
+    def log_images(self, step: int, logger: RunLogger) -> None:
+        """source | driving | reconstruction (EMA weights when kept) of the fixed preview pairs."""
+        device = self.accelerator.device
+        source, driving = (self.preview[k].to(device) for k in ("source", "driving"))
+        with self.ema_weights("generator") as generator:
+            recon = generator(source, driving).clamp(-1, 1)  # (K, 3, S, S)
+        logger.image_grid("recon/source_driving_reconstruction", [source, driving, recon], step)
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict[str, float]:
+        """``recon_l1``: LIA's self-reenactment L1 on [0, 1] over the first test videos of ``data.test_root``."""
+        if not self.config.data.test_root or not self.accelerator.is_main_process:
+            return {}
+        from ..media.video import VideoReader
+        from ..metrics.recon import self_reenactment_l1
+
+        errors = []
+        with self.ema_weights("generator") as generator:
+            for path in list_test_videos(self.config.data.test_root)[: self.eval_videos]:
+                with VideoReader(path) as reader:
+                    errors.append(self_reenactment_l1(generator, reader, self.eval_frames)[0])
+        return {"recon_l1": sum(errors) / len(errors)}
+
+
+def list_test_videos(root: str | os.PathLike) -> list[Path]:
+    """Videos of a test folder (``ROOT/test`` when ``ROOT`` has split folders)."""
+    from ..data.video_dataset import split_folder
+    from ..metrics.evaluate import list_videos
+
+    return list_videos(split_folder(Path(root), "test"), "data.test_root")
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+def generator_from_checkpoint(path: str | os.PathLike, ema: bool = False) -> tuple[Any, Path]:
+    """The trained :class:`LatentImageAnimator` of a run folder (newest checkpoint) or checkpoint file.
+
+    ``ema``: the EMA weights (CheckpointError if the run kept none). Returns (model in eval mode, file).
+    """
+    from ..models.lia import LatentImageAnimator
+
+    path = Path(path)
+    if path.is_dir():
+        found = ckpt.load_latest(path)
+        if found is None:
+            raise CheckpointError(f"{path}: no training checkpoint in {ckpt.checkpoint_dir(path)}")
+        path, state = found
+    elif path.is_file():
+        state = ckpt.load_checkpoint(path)
+    else:
+        raise InputError(f"{path}: no such run folder or checkpoint")
+    task, model_cfg = state["task"], state["config"].get("model", {})
+    if "generator" not in task.get("models", {}) or "style_dim" not in model_cfg:
+        raise CheckpointError(f"{path}: not a LIA training checkpoint (no generator)")
+    model = LatentImageAnimator(**{k: model_cfg[k] for k in ARCHITECTURE_KEYS if k in model_cfg})
+    model.load_state_dict(task["models"]["generator"])
+    if ema:
+        shadow = task.get("emas", {}).get("generator", {}).get("shadow_params")
+        if shadow is None:
+            raise CheckpointError(f"{path}: the run kept no EMA (train.ema was off); export without --ema")
+        for param, value in zip(model.parameters(), shadow, strict=True):
+            param.data.copy_(value)
+    return model.eval(), path
+
+
+def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, ema: bool = False,
+                     overwrite: bool = False) -> Path:  # fmt: skip
+    """Write a run's generator as an inference folder (``config.json`` + safetensors) for ``load_lia``."""
+    from ..models.loading import export_lia
+    from ..utils.atomic import check_output_path
+
+    check_output_path(out, overwrite)  # refuse before reading a large checkpoint
+    model, _ = generator_from_checkpoint(checkpoint, ema)
+    return export_lia(model, out, overwrite)
+
+
+__all__ = ["LIATrainingTask", "adopt_init_architecture", "export_generator", "generator_from_checkpoint",
+           "pairs_dataset", "read_init_checkpoint"]  # fmt: skip

@@ -1,0 +1,130 @@
+"""LIA training end to end through the real CLI (`leo-video train lia`, `leo-video export`), on CPU.
+
+A tiny animator (channel_max 16, style_dim 32) on 64x64 synthetic humans keeps every run to seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from leo_video.data.synthetic import make_synthetic_dataset
+from leo_video.models.discriminator import Discriminator
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.models.loading import load_lia
+from leo_video.train import checkpoint as ckpt
+
+TINY = {"model.channel_max": 16, "model.style_dim": 32, "train.batch_size": 4, "train.log_every": 1,
+        "train.image_every": 0, "train.checkpoint_every": 1000}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """6 synthetic videos x 16 frames at 64x64: 5 train, 1 test."""
+    root = tmp_path_factory.mktemp("lia_data") / "synthetic"
+    return make_synthetic_dataset(root, num_videos=6, num_frames=16, size=64, test_fraction=0.2, progress=False)
+
+
+def train_args(data_root: Path, run_dir: Path, **settings) -> list[str]:
+    """``train lia --config synthetic64`` with the tiny settings plus ``settings`` (dots as ``__``)."""
+    values = {**TINY, "data.root": data_root, **{k.replace("__", "."): v for k, v in settings.items()}}
+    sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    return ["train", "lia", "--config", "synthetic64", "--run-dir", run_dir, *sets]
+
+
+def logged(run_dir: Path, key: str) -> dict[int, float]:
+    """``{step: value}`` of one scalar from the run's metrics.jsonl."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {row["step"]: row[key] for row in rows if key in row}
+
+
+def test_training_lowers_l1_logs_and_exports(data_root, tmp_path, run_cli):
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(*train_args(data_root, run_dir, train__max_steps=30, train__ema="true",
+                                         train__image_every=30, train__eval_every=30,
+                                         data__test_root=data_root))  # fmt: skip
+    assert code == 0, err
+    assert f"checkpoints in {run_dir / 'checkpoints'}" in out and str(run_dir / "tb") in out
+    assert (run_dir / "config.yaml").is_file() and list((run_dir / "tb").glob("events.out.tfevents.*"))
+    l1 = list(logged(run_dir, "loss/l1").values())
+    assert len(l1) == 30
+    first, last = sum(l1[:5]) / 5, sum(l1[-5:]) / 5
+    assert last < 0.8 * first, f"L1 did not fall: first steps {first:.3f}, last steps {last:.3f}"
+    assert set(logged(run_dir, "loss/d_gan")) and set(logged(run_dir, "items_per_s"))
+    recon_l1 = logged(run_dir, "eval/recon_l1")
+    assert list(recon_l1) == [30] and 0 < recon_l1[30] < 0.5
+
+    # export -> load_lia: the same network, bit for bit
+    out_dir = tmp_path / "export"
+    code, _, err = run_cli("export", "--checkpoint", run_dir, "--out", out_dir)
+    assert code == 0, err
+    code, _, err = run_cli("export", "--checkpoint", run_dir, "--out", out_dir)
+    assert code != 0 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+    state = ckpt.load_latest(run_dir)[1]["task"]
+    trained = LatentImageAnimator(64, style_dim=32, channel_max=16)
+    trained.load_state_dict(state["models"]["generator"])
+    loaded = load_lia(out_dir)
+    assert loaded.config.channel_max == 16
+    x, y = torch.rand(2, 1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x, y), trained.eval()(x, y))
+
+    # --ema exports the EMA weights, which differ from the raw ones after 30 steps
+    code, _, err = run_cli("export", "--checkpoint", run_dir, "--out", tmp_path / "ema", "--ema")
+    assert code == 0, err
+    ema = load_lia(tmp_path / "ema")
+    shadow = state["emas"]["generator"]["shadow_params"]
+    assert all(torch.equal(p, s) for p, s in zip(ema.parameters(), shadow))
+    assert not torch.equal(ema.enc.fc[0].weight, loaded.enc.fc[0].weight)
+
+
+def test_resume_continues_exactly(data_root, tmp_path, run_cli):
+    """6 steps in one go == 3 steps, stop, rerun to 6: the same logged losses, step by step."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run_cli(*train_args(data_root, straight, train__max_steps=6))[0] == 0
+    assert run_cli(*train_args(data_root, resumed, train__max_steps=3))[0] == 0
+    assert [s for s, _ in ckpt.list_checkpoints(resumed)] == [3]
+    assert run_cli(*train_args(data_root, resumed, train__max_steps=6))[0] == 0
+    for key in ("loss/l1", "loss/g_gan", "loss/d_gan"):
+        a, b = logged(straight, key), logged(resumed, key)
+        assert list(a) == list(b) == [1, 2, 3, 4, 5, 6]
+        assert a == b, key  # exact equality, not approximate
+
+
+def test_init_from_official_checkpoint(data_root, tmp_path, run_cli):
+    """--init reads an official-layout torch.save({"gen", "dis", ...}); the architecture comes from the file."""
+    torch.manual_seed(1)
+    gen = LatentImageAnimator(64, style_dim=32, motion_dim=8, channel_max=16)
+    dis = Discriminator(64, channel_max=16)
+    official = tmp_path / "official.pt"
+    torch.save({"gen": gen.state_dict(), "dis": dis.state_dict(), "g_optim": {}, "args": {}}, official)
+    run_dir = tmp_path / "run"
+    args = train_args(data_root, run_dir, train__max_steps=1, optim__lr=1e-12, model__style_dim=128)
+    code, out, err = run_cli(*args, "--init", official)
+    assert code == 0, err
+    assert "model.style_dim: 128 -> 32" in out and "model.motion_dim: 20 -> 8" in out
+    models = ckpt.load_latest(run_dir)[1]["task"]["models"]
+    for trained, initial in ((models["generator"], gen.state_dict()), (models["discriminator"], dis.state_dict())):
+        assert all(torch.allclose(trained[k], v, atol=1e-6) for k, v in initial.items())
+
+
+def test_user_errors_are_one_line(data_root, tmp_path, run_cli):
+    code, _, err = run_cli(*train_args(tmp_path / "nowhere", tmp_path / "run"))
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "nowhere: training data folder not found (data.root)" in err
+    code, _, err = run_cli(*train_args(data_root, tmp_path / "run", loss__perceptual_weight=10,
+                                       loss__vgg_weights=tmp_path / "vgg19.pth"))  # fmt: skip
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "VGG19 weights not found" in err
+    assert not ckpt.list_checkpoints(tmp_path / "run")  # stopped before the first step
+    code, _, err = run_cli("train", "lia", "--config", "synthetic64", "--init", tmp_path / "none.pt")
+    assert code != 0 and "none.pt: init checkpoint not found" in err
+    code, _, err = run_cli("export", "--checkpoint", tmp_path / "empty", "--out", tmp_path / "x")
+    assert code != 0 and "no such run folder or checkpoint" in err
+
+
+def test_print_config(run_cli):
+    code, out, _ = run_cli("train", "lia", "--config", "synthetic64", "--set", "train.max_steps=7", "--print-config")
+    assert code == 0 and "max_steps: 7" in out and "channel_max:" in out
