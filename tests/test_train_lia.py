@@ -21,6 +21,16 @@ TINY = {"model.channel_max": 16, "model.style_dim": 32, "train.batch_size": 4, "
         "train.image_every": 0, "train.checkpoint_every": 1000}  # fmt: skip
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these convs are tiny, and on a busy 2-core machine two OpenMP threads
+    spin against other processes (measured: 0.26 s vs 4-7 s per step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     """6 synthetic videos x 16 frames at 64x64: 5 train, 1 test."""
