@@ -112,10 +112,12 @@ def test_init_from_official_checkpoint(data_root, tmp_path, run_cli):
     official = tmp_path / "official.pt"
     torch.save({"gen": gen.state_dict(), "dis": dis.state_dict(), "g_optim": {}, "args": {}}, official)
     run_dir = tmp_path / "run"
-    args = train_args(data_root, run_dir, train__max_steps=1, optim__lr=1e-12, model__style_dim=128)
+    args = train_args(data_root, run_dir, train__max_steps=1, optim__lr=1e-12, model__style_dim=128,
+                      loss__r1_weight=10)  # step 0 is an R1 step (lazy, every d_reg_every)
     code, out, err = run_cli(*args, "--init", official)
     assert code == 0, err
     assert "model.style_dim: 128 -> 32" in out and "model.motion_dim: 20 -> 8" in out
+    assert logged(run_dir, "loss/r1")[1] > 0
     models = ckpt.load_latest(run_dir)[1]["task"]["models"]
     for trained, initial in ((models["generator"], gen.state_dict()), (models["discriminator"], dis.state_dict())):
         assert all(torch.allclose(trained[k], v, atol=1e-6) for k, v in initial.items())
