@@ -63,6 +63,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "LMDMTask": "leo_video.train.lmdm",
     "AlphaPriorConfig": "leo_video.train.alpha_prior",
     "AlphaPriorTask": "leo_video.train.alpha_prior",
+    "LIATrainingTask": "leo_video.train.lia",
+    "export_generator": "leo_video.train.lia",
     # stage 2: latent motion diffusion
     "TemporalUNet1D": "leo_video.models.unet1d",
     "AlphaPriorMLP": "leo_video.models.alpha_prior",
