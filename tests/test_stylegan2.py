@@ -15,6 +15,7 @@ from leo_video.models.stylegan2 import (
     ConvLayer,
     EqualConv2d,
     EqualLinear,
+    FusedLeakyReLU,
     ModulatedConv2d,
     NoiseInjection,
     ResDownBlock,
@@ -210,3 +211,18 @@ def test_blocks_follow_input_dtype():
     x, latent = torch.randn(1, 3, 4, 4), torch.randn(1, 5)
     assert layer(x, latent).dtype == torch.float32
     assert layer.double()(x.double(), latent.double()).dtype == torch.float64
+
+
+def test_inference_in_place_ops_leave_inputs_alone_and_match_autograd_path():
+    layer = ConvLayer(3, 4, 3, downsample=True)
+    styled = StyledConv(4, 4, 3, style_dim=5)
+    x, latent = torch.randn(2, 3, 8, 8), torch.randn(2, 5)
+    with torch.no_grad():
+        keep = x.clone()
+        fast = styled(layer(x), latent)
+        y = torch.randn(2, 3, 4, 4)
+        y_keep = y.clone()
+        act = FusedLeakyReLU(3)(y)
+    assert torch.equal(x, keep) and torch.equal(y, y_keep)
+    assert torch.equal(fast, styled(layer(x), latent).detach())  # autograd path: same ops, new buffers
+    assert torch.equal(act, biased_leaky_relu(y_keep, torch.zeros(3)))

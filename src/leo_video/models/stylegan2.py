@@ -51,17 +51,20 @@ def make_fir_kernel(taps: Sequence[float] = FIR_TAPS, gain: float = 1.0) -> torc
 
 
 def biased_leaky_relu(
-    x: torch.Tensor, bias: torch.Tensor, slope: float = LEAKY_SLOPE, gain: float = LEAKY_GAIN
+    x: torch.Tensor, bias: torch.Tensor, slope: float = LEAKY_SLOPE, gain: float = LEAKY_GAIN,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """StyleGAN2's fused activation ``leaky_relu(x + bias, slope) * gain``.
 
     x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1.
+    ``inplace``: x may be overwritten when autograd is off (callers pass their own fresh conv output).
+    Without autograd the same three ops run in place, so the result is bitwise the same.
     """
     bias = bias.reshape(1, -1, *([1] * (x.ndim - 2)))
-    out = x + bias
     if _needs_grad(x, bias):
-        return F.leaky_relu(out, slope) * gain
-    return F.leaky_relu_(out, slope).mul_(gain)  # same ops in place: no extra buffers at inference
+        return F.leaky_relu(x + bias, slope) * gain
+    out = x.add_(bias) if inplace else x + bias
+    return F.leaky_relu_(out, slope).mul_(gain)
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -197,19 +200,24 @@ class EqualLinear(nn.Module):
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activate:
             out = F.linear(x, self.weight * self.scale)
-            return out if bias is None else biased_leaky_relu(out, bias)
+            return out if bias is None else biased_leaky_relu(out, bias, inplace=True)
         return F.linear(x, self.weight * self.scale, bias)
 
 
 class FusedLeakyReLU(nn.Module):
-    """Biased leaky ReLU with a learned per-channel ``bias`` of shape (1, C, 1, 1) (LIA's layout)."""
+    """Biased leaky ReLU with a learned per-channel ``bias`` of shape (1, C, 1, 1) (LIA's layout).
 
-    def __init__(self, channels: int):
+    ``inplace=True`` lets it overwrite its input when autograd is off; only for inputs that are a
+    preceding layer's own fresh output (as in :class:`ConvLayer` and :class:`StyledConv`).
+    """
+
+    def __init__(self, channels: int, inplace: bool = False):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return biased_leaky_relu(x, self.bias)
+        return biased_leaky_relu(x, self.bias, inplace=self.inplace)
 
 
 class ConvLayer(nn.Sequential):
@@ -235,7 +243,7 @@ class ConvLayer(nn.Sequential):
         layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
                                   bias=bias and not activate))
         if activate:
-            layers.append(FusedLeakyReLU(out_channels))
+            layers.append(FusedLeakyReLU(out_channels, inplace=True))  # input: the conv's fresh output
         super().__init__(*layers)
 
 
@@ -350,7 +358,7 @@ class StyledConv(nn.Module):
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels)
+        self.activate = FusedLeakyReLU(out_channels, inplace=True)  # input: the conv's fresh output
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.activate(self.noise(self.conv(x, latent), noise))
