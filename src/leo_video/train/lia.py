@@ -144,6 +144,8 @@ class LIATrainingTask(TrainingTask):
     def setup(self) -> None:
         cfg, acc = self.config, self.accelerator
         self._dataset = pairs_dataset(cfg, self.loop.seed)  # data errors before any network is built
+        if cfg.data.test_root:
+            list_test_videos(cfg.data.test_root)  # a missing test split fails now, not at the first eval
         self.recon_loss = ReconstructionLoss.from_config(cfg.loss).to(acc.device)  # VGG19 missing: fails here
         generator, discriminator = self._build_networks()
         o = cfg.optim
