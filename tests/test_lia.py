@@ -267,26 +267,26 @@ def test_load_official_checkpoint_strict(official_file, lia64):
 def test_load_bare_state_dict_and_safetensors(tmp_path, lia64):
     from safetensors.torch import save_file
 
-    small = LatentImageAnimator(64, style_dim=32, motion_dim=5)
+    small = LatentImageAnimator(64, style_dim=32, motion_dim=5, channel_max=32)
     state = {k: v.contiguous() for k, v in small.state_dict().items()}
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "bare.pt")  # DDP prefix
     save_file(state, str(tmp_path / "bare.safetensors"))
     for name in ("bare.pt", "bare.safetensors"):
         model = load_lia(tmp_path / name)
-        assert (model.config.style_dim, model.config.motion_dim) == (32, 5)
+        assert (model.config.style_dim, model.config.motion_dim, model.config.channel_max) == (32, 5, 32)
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), state.values()))
 
 
 def test_export_round_trip(tmp_path):
-    model = LatentImageAnimator(64, style_dim=32, motion_dim=5).eval()
+    model = LatentImageAnimator(64, style_dim=32, motion_dim=5, channel_max=32).eval()
     folder = export_lia(model, tmp_path / "lia")
     assert (folder / "config.json").is_file()
     with pytest.raises(LeoError, match="exists; pass --overwrite"):
         export_lia(model, folder)
     export_lia(model, folder, overwrite=True)
     for loaded in (load_lia(folder), LatentImageAnimator.from_pretrained(folder)):
-        keys = ("size", "style_dim", "motion_dim", "channel_multiplier")
-        assert [loaded.config[k] for k in keys] == [model.config[k] for k in keys] == [64, 32, 5, 1]
+        keys = ("size", "style_dim", "motion_dim", "channel_multiplier", "channel_max")
+        assert [loaded.config[k] for k in keys] == [model.config[k] for k in keys] == [64, 32, 5, 1, 32]
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
 
 
