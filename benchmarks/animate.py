@@ -64,7 +64,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--reference-ops", action="store_true", help="per-frame baseline with LIA's literal ops")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     torch.manual_seed(0)
