@@ -64,10 +64,11 @@ class AblationConfig:
     fps: float = 15.0
     sequence_length: int = 16  # L, codes per training clip
     preset: str = "tiny"  # 1D U-Net preset
-    steps: int = 1500  # training steps of each cLMDM
+    steps: int = 3000  # training steps of each cLMDM
     batch_size: int = 32
     lr: float = 1e-3
     ema_decay: float = 0.99
+    beta_schedule: str = "squaredcos_cap_v2"  # the lmdm preset's noise schedule
     sampler: str = "ddim"
     sample_steps: int = 50
     samples_per_start: int = 2
@@ -84,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AblationConfig:
     d = AblationConfig(out="")
     p = argparse.ArgumentParser(
         prog="lmc_ablation.py", description=__doc__.split("\n\n")[0],
-        epilog="example: python experiments/lmc_ablation.py --out runs/lmc-ablation --steps 1500",
+        epilog="example: python experiments/lmc_ablation.py --out runs/lmc-ablation --steps 3000 --threads 1",
     )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder (results.json, results.md, results.png, work/)")
     p.add_argument("--codes-from", choices=CODE_SOURCES, default=d.codes_from,
@@ -100,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> AblationConfig:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    p.add_argument("--beta-schedule", choices=("squaredcos_cap_v2", "linear", "scaled_linear"),
+                   default=d.beta_schedule, help="cLMDM training noise schedule (default: the preset's cosine)")
     p.add_argument("--sampler", default=d.sampler, help="ddpm, ddim or dpm++ (default ddim)")
     p.add_argument("--sample-steps", type=int, default=d.sample_steps)
     p.add_argument("--samples-per-start", type=int, default=d.samples_per_start,
@@ -184,7 +187,8 @@ def train_lmdm(c: AblationConfig, codes: Path, run_dir: Path, use_lmc: bool) -> 
     start = time.perf_counter()
     cli("train", "lmdm", "--codes", codes, "--config", "synthetic64", "--run-dir", run_dir, *sets(
         f"model.preset={c.preset}", f"model.sequence_length={c.sequence_length}", f"model.use_lmc={use_lmc}",
-        f"optim.lr={c.lr}", "optim.warmup_steps=50", f"train.max_steps={c.steps}", f"train.batch_size={c.batch_size}",
+        f"model.beta_schedule={c.beta_schedule}", f"optim.lr={c.lr}", "optim.warmup_steps=50",
+        f"train.max_steps={c.steps}", f"train.batch_size={c.batch_size}",
         f"train.seed={c.seed}", f"train.checkpoint_every={c.steps}", "train.image_every=0",
         f"train.log_every={max(c.steps // 20, 1)}", f"train.ema_decay={c.ema_decay}", f"train.cpu={c.device == 'cpu'}",
         "train.num_workers=0", "data.test_fraction=0.0"))  # fmt: skip
