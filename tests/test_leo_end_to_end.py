@@ -50,7 +50,7 @@ def run(run_cli, label: str, *argv) -> str:
 
 
 def frames_of(path: Path) -> np.ndarray:
-    """All frames of a video file, (T, H, W, 3) uint8."""
+    """All frames of a video file or frame folder, (T, H, W, 3) uint8."""
     return np.stack(list(VideoReader(path).iter_frames()))
 
 
@@ -82,8 +82,8 @@ def train_everything(run_cli, tmp: Path) -> dict[str, Path]:
     """Data, the four trained parts and the assembled pipeline, all under ``tmp``."""
     data, runs = tmp / "synthetic", tmp / "runs"
     run(run_cli, "make-synthetic", "make-synthetic", "--out", data, "--videos", VIDEOS, "--frames", FRAMES,
-        "--size", SIZE, "--test-fraction", 0.25, "--seed", 0)  # fmt: skip
-    assert len(list((data / "train").glob("*.mp4"))) == 6 and len(list((data / "test").glob("*.mp4"))) == 2
+        "--size", SIZE, "--test-fraction", 0.25, "--seed", 0, "--format", "frames")  # fmt: skip
+    assert len(list((data / "train").iterdir())) == 6 and len(list((data / "test").iterdir())) == 2
 
     loop = ["train.cpu=true", "train.log_every=5", "train.image_every=0"]
     run(run_cli, "train lia", "train", "lia", "--config", "synthetic64", "--run-dir", runs / "lia",
@@ -122,7 +122,7 @@ def train_everything(run_cli, tmp: Path) -> dict[str, Path]:
 def test_leo_end_to_end(run_cli, tmp_path):
     paths = train_everything(run_cli, tmp_path)
     data, lia, pipe_dir = paths["data"], paths["lia"], paths["pipe"]
-    test_videos = sorted((data / "test").glob("*.mp4"))
+    test_videos = sorted((data / "test").iterdir())  # PNG frame folders
     still = tmp_path / "still.png"
     Image.fromarray(frames_of(test_videos[0])[0]).save(still)
 
@@ -208,7 +208,8 @@ def check_edit(run_cli, lia: Path, test_videos: list[Path], tmp: Path) -> dict[s
         for app_latent, app_motion, _, start, _ in received:  # ... relative to its first code, on the edit
             torch.testing.assert_close(start.reshape(-1), alpha[0], **exact)
             torch.testing.assert_close(app_latent, edited_latent, **exact)
-        # the edited video's latent path is the original's motion, w_i − w_1 = Q(α_i − α_1), from w(edit) + Q E(edit)
+        # the edited video's latent path is the original's motion, w_i − w_1 = Q(α_i − α_1),
+        # starting from the edited frame's own latent w(edit) + Q E(edit)
         torch.testing.assert_close(latents - latents[:1], direction(alpha) - direction(alpha[:1]), **exact)
         torch.testing.assert_close(latents[:1], edited_latent + direction(received[0][1]), **exact)
 
