@@ -358,3 +358,15 @@ def test_contact_sheet_uses_fixed_mapping(tmp_path):
     path = save_contact_sheet(tmp_path / "sheet.png", [dark, ramp], num_frames=5, labels=["dark", "ramp"])
     with Image.open(path) as image:
         assert image.height == sheet.shape[0] and image.width > sheet.shape[1]
+
+
+def test_mp4_writes_are_byte_identical(tmp_path):
+    """Same frames -> same file (x264 runs single-threaded), so synthetic datasets are reproducible."""
+    from leo_video.data.synthetic import render_synthetic_video
+
+    frames = render_synthetic_video(seed=1, num_frames=24, size=64)
+    blobs = set()
+    for k in range(4):
+        write_video(tmp_path / f"v{k}.mp4", frames, fps=15)
+        blobs.add((tmp_path / f"v{k}.mp4").read_bytes())
+    assert len(blobs) == 1

@@ -88,7 +88,9 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
-        options = {"crf": str(self.crf), "preset": "medium"}
+        # One encoder thread: x264's threaded encodes can differ from run to run, and the same frames
+        # must give the same file (reproducible datasets from `make-synthetic`, same seed -> same video).
+        options = {"crf": str(self.crf), "preset": "medium", "threads": "1"}
         if self.keyframe_interval:
             options |= {"g": str(self.keyframe_interval), "keyint_min": "1"}
         self._stream.options = options
