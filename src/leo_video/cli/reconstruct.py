@@ -35,26 +35,20 @@ def run(args: argparse.Namespace) -> int:
 
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
+    from ..metrics.recon import iter_self_reenactment
     from ..models.loading import load_lia
-    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
 
     out = check_output_path(args.out, args.overwrite) if args.out else None
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     animator = load_lia(args.checkpoint, device=device)
-    size = animator.config.size
     reader = VideoReader(args.video)
     total = len(reader) if args.max_frames is None else min(len(reader), args.max_frames)
-    first = frames_to_batch([next(reader.iter_frames(stop=1))], size, device)[0]  # (3, S, S)
-    originals = reader.iter_frames(stop=total)
-    targets = reader.iter_frames(stop=total)
-    options = AnimateOptions(relative=False, batch_frames=args.batch_frames, dtype=dtype)
     abs_error, count = 0.0, 0
     writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
     with writer as sink, progress(total, "reconstruct") as bar:
-        for result in transfer_motion(animator, first, originals, options):
-            target = frames_to_batch([next(targets) for _ in range(len(result))], size, device)
+        for result, target in iter_self_reenactment(animator, reader, total, args.batch_frames, dtype):
             abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
             count += target.numel()
             if sink is not None:

@@ -9,7 +9,7 @@ the L1 on [-1, 1].)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -50,14 +50,14 @@ def reconstruction_l1(pred: Any, target: Any) -> ReconstructionL1:
     return result
 
 
-def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
-                        dtype: Any = None) -> tuple[float, int]:
-    """LIA's self-reenactment error of one video: ``(L1 on [0, 1], frames)``.
+def iter_self_reenactment(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
+                          dtype: Any = None) -> Iterator[tuple[Any, Any]]:
+    """LIA's self-reenactment as a stream of ``(rendered, target)`` chunks, each (n, 3, S, S) in [-1, 1].
 
     The first frame of ``reader`` (a :class:`leo_video.media.video.VideoReader`) is the source; every
     frame (up to ``max_frames``) drives it with its *absolute* code (``AnimateOptions(relative=False)``,
-    as in LIA training), and the rendering is compared with the frame itself (centre-cropped and
-    resized to the model's size). The L1 is the mean over frames, channels and pixels.
+    as in LIA training); the target is the frame itself, centre-cropped and resized to the model's size.
+    Each frame is decoded once and used both as driver and as target.
     """
     import torch
 
@@ -67,7 +67,7 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
     size = animator.config.size
     total = len(reader) if max_frames is None else min(len(reader), max_frames)
     source = frames_to_batch([next(iter(reader.iter_frames(stop=1)))], size, device)[0]  # (3, S, S)
-    seen: list = []  # driving frames of the current chunk: decoded once, used as drivers and as targets
+    seen: list = []  # driving frames of the current chunk
 
     def tee(frames):
         for frame in frames:
@@ -75,13 +75,24 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
             yield frame
 
     options = AnimateOptions(relative=False, batch_frames=batch_frames, dtype=dtype or torch.float32)
-    abs_error, count = 0.0, 0
     for result in transfer_motion(animator, source, tee(reader.iter_frames(stop=total)), options):  # (n, 3, S, S)
         target = frames_to_batch(seen[: len(result)], size, device)  # (n, 3, S, S)
         del seen[: len(result)]
-        abs_error += ((result.float() - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
+        yield result.float(), target
+
+
+def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
+                        dtype: Any = None) -> tuple[float, int]:
+    """LIA's self-reenactment error of one video: ``(L1 on [0, 1], frames)`` (see :func:`iter_self_reenactment`).
+
+    The L1 is the mean over frames, channels and pixels.
+    """
+    abs_error, count, frames = 0.0, 0, 0
+    for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
+        abs_error += ((result - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
         count += target.numel()
-    return abs_error / max(count, 1), total
+        frames += len(target)
+    return abs_error / max(count, 1), frames
 
 
 def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
