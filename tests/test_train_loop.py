@@ -269,6 +269,7 @@ def test_sigkill_during_checkpoint_write_then_resume(tmp_path):
 
 DDP_CHILD = """
 import json, sys
+from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_train_loop import ToyTask, make_config
 from leo_video.train.loop import Trainer
@@ -276,7 +277,9 @@ from leo_video.train.loop import Trainer
 task = ToyTask()
 result = Trainer(task, make_config(sys.argv[1], max_steps=int(sys.argv[2]), grad_accum_steps=2)).fit()
 acc = task.accelerator
-print(json.dumps([acc.process_index, acc.num_processes, type(task.models["net"]).__name__, result.resumed_from]))
+# one file per rank: two processes printing to one pipe can interleave their lines
+info = [acc.process_index, acc.num_processes, type(task.models["net"]).__name__, result.resumed_from]
+(Path(sys.argv[1]) / f"rank{{acc.process_index}}.json").write_text(json.dumps(info))
 """
 
 
@@ -296,7 +299,10 @@ def test_two_process_ddp_on_cpu_trains_and_resumes(tmp_path):
                str(script), str(run_dir), str(steps)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        return sorted(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
+        infos = sorted(json.loads((run_dir / f"rank{k}.json").read_text()) for k in range(2))
+        for k in range(2):
+            (run_dir / f"rank{k}.json").unlink()
+        return infos
 
     # Exactness of a 2-process resume against an uninterrupted 2-process run was checked by hand
     # (identical final weights); here one split run keeps the test fast.
