@@ -69,6 +69,7 @@ class AblationConfig:
     lr: float = 1e-3
     ema_decay: float = 0.99
     beta_schedule: str = "squaredcos_cap_v2"  # the lmdm preset's noise schedule
+    prediction_type: str = "epsilon"  # the paper's objective
     sampler: str = "ddim"
     sample_steps: int = 50
     samples_per_start: int = 2
@@ -103,6 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> AblationConfig:
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--beta-schedule", choices=("squaredcos_cap_v2", "linear", "scaled_linear"),
                    default=d.beta_schedule, help="cLMDM training noise schedule (default: the preset's cosine)")
+    p.add_argument("--prediction-type", choices=("epsilon", "v_prediction", "sample"), default=d.prediction_type,
+                   help="what the cLMDM U-Net predicts (default epsilon, the paper's)")
     p.add_argument("--sampler", default=d.sampler, help="ddpm, ddim or dpm++ (default ddim)")
     p.add_argument("--sample-steps", type=int, default=d.sample_steps)
     p.add_argument("--samples-per-start", type=int, default=d.samples_per_start,
@@ -187,7 +190,7 @@ def train_lmdm(c: AblationConfig, codes: Path, run_dir: Path, use_lmc: bool) -> 
     start = time.perf_counter()
     cli("train", "lmdm", "--codes", codes, "--config", "synthetic64", "--run-dir", run_dir, *sets(
         f"model.preset={c.preset}", f"model.sequence_length={c.sequence_length}", f"model.use_lmc={use_lmc}",
-        f"model.beta_schedule={c.beta_schedule}", f"optim.lr={c.lr}", "optim.warmup_steps=50",
+        f"model.beta_schedule={c.beta_schedule}", f"model.prediction_type={c.prediction_type}", f"optim.lr={c.lr}", "optim.warmup_steps=50",
         f"train.max_steps={c.steps}", f"train.batch_size={c.batch_size}",
         f"train.seed={c.seed}", f"train.checkpoint_every={c.steps}", "train.image_every=0",
         f"train.log_every={max(c.steps // 20, 1)}", f"train.ema_decay={c.ema_decay}", f"train.cpu={c.device == 'cpu'}",

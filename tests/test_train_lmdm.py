@@ -162,3 +162,12 @@ def test_unet_overrides_and_print_config(store, run_cli):
     assert code != 0 and "attention_levels" in err
     code, out, _ = run_cli("train", "alpha-prior", "--codes", store, "--config", "taichi256", "--print-config")
     assert code == 0 and "codes: first" in out and str(store) in out
+
+
+def test_prediction_type_reaches_the_exported_schedule(store, tmp_path, run_cli):
+    """model.prediction_type=v_prediction trains a v-predicting cLMDM (see experiments/README.md)."""
+    code, _, err = run_cli(*lmdm_args(store, tmp_path / "v", 2, "model.prediction_type=v_prediction"))
+    assert code == 0, err
+    model = MotionDiffusion.from_pretrained(tmp_path / "v" / "export")
+    assert model.config.scheduler_config["prediction_type"] == "v_prediction"
+    assert model.sample(torch.zeros(1, model.config.motion_dim), steps=3).shape[1] == model.config.sequence_length

@@ -66,6 +66,8 @@ class LMDMModelConfig:
     use_lmc: bool = param(True, doc="Linear Motion Condition (false: the paper's no-LMC ablation)")
     num_train_timesteps: int = param(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = param(
+        "epsilon", doc="what the U-Net predicts; epsilon is the paper's (see experiments/README.md)")
 
 
 @dataclasses.dataclass
@@ -149,7 +151,7 @@ class LMDMTask(TrainingTask):
         model = MotionDiffusion(
             motion_dim=store.motion_dim, sequence_length=m.sequence_length, use_lmc=m.use_lmc,
             unet_config=unet_kwargs(m),
-            scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule),
+            scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule, m.prediction_type),
         )  # fmt: skip
         model.set_normalization(**code_normalization(store, m.sequence_length, cfg.data.frame_stride, names))
         optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
