@@ -256,7 +256,9 @@ class Trainer:
         start = self._resume()
         batches = self._batches(task.dataset(), micro_batch, start)
         with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, _StopSignals() as stop:
-            return self._run(batches, start, log, stop)
+            result = self._run(batches, start, log, stop)
+        _end_distributed(acc)
+        return result
 
     # ---- the loop ----
 
@@ -482,3 +484,10 @@ __all__ = [
     "TrainingTask", "Trainer", "TrainResult", "ResumableSampler", "SampleIndex", "derive_seed",
     "seed_everything",
 ]
+
+
+def _end_distributed(accelerator) -> None:
+    """Tear the process group down after the last step (gloo can abort at interpreter exit otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        accelerator.wait_for_everyone()
+        torch.distributed.destroy_process_group()
