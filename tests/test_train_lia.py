@@ -149,3 +149,22 @@ def test_user_errors_are_one_line(data_root, tmp_path, run_cli):
 def test_print_config(run_cli):
     code, out, _ = run_cli("train", "lia", "--config", "synthetic64", "--set", "train.max_steps=7", "--print-config")
     assert code == 0 and "max_steps: 7" in out and "channel_max:" in out
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training(data_root, tmp_path):
+    """`torchrun` with 2 CPU processes (gloo): LIA's inert parameters must not stall DDP after step 1."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "ddp"
+    argv = [str(a) for a in train_args(data_root, run_dir, train__max_steps=3, train__cpu="true",
+                                       train__num_workers=0)]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "leo_video.cli.main", *argv]  # fmt: skip
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(logged(run_dir, "loss/l1")) == [1, 2, 3]
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 3))
+    assert state["world_size"] == 2

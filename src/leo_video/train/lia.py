@@ -166,7 +166,7 @@ class LIATrainingTask(TrainingTask):
 
         m = self.config.model
         generator = LatentImageAnimator(**{k: getattr(m, k) for k in ARCHITECTURE_KEYS})
-        generator.dec.to_rgb1.requires_grad_(False)  # kept for LIA's layout, never applied: DDP needs no grad for it
+        freeze_unused_parameters(generator)
         discriminator = None
         if self.config.loss.gan_weight > 0:
             discriminator = Discriminator(m.size, m.channel_multiplier, m.channel_max)
@@ -331,3 +331,15 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, ema:
 
 __all__ = ["LIATrainingTask", "adopt_init_architecture", "export_generator", "generator_from_checkpoint",
            "pairs_dataset", "read_init_checkpoint"]  # fmt: skip
+
+
+def freeze_unused_parameters(generator: torch.nn.Module) -> None:
+    """Freeze what LIA's layout keeps but its forward never uses, so DDP expects no gradient for it.
+
+    ``dec.to_rgb1`` is never applied and every ``noise.weight`` is inert (no noise is ever passed;
+    layout notes 4.5). DDP without ``find_unused_parameters`` fails on the second step otherwise.
+    """
+    generator.dec.to_rgb1.requires_grad_(False)
+    for name, param in generator.named_parameters():
+        if name.endswith("noise.weight"):
+            param.requires_grad_(False)
