@@ -175,3 +175,20 @@ def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["num_fake_videos"] == 4 and result["fvd"] > 0
+
+
+def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
+    from leo_video.utils.atomic import OutputExistsError, atomic_folder
+
+    target = tmp_path / "export"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("old")
+    with pytest.raises(OutputExistsError):
+        with atomic_folder(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target, overwrite=True) as tmp:
+            (tmp / "a.txt").write_text("new")
+            raise RuntimeError("crash mid-write")
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left behind

@@ -32,11 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipelines.leo import GenerationDefaults, LEOPipeline, load_component
+    from ..pipelines.leo import GenerationDefaults, LEOPipeline
 
-    parts = {name: load_component(name, path) for name, path in
-             (("animator", args.lia), ("lmdm", args.lmdm), ("prior", args.prior), ("cddpm", args.cddpm)) if path}
     defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, cddpm_steps=args.steps, fps=args.fps)
-    folder = LEOPipeline(**parts, defaults=defaults).save_pretrained(args.out, overwrite=args.overwrite)
-    print(f"wrote {folder} ({', '.join(sorted(parts))})")
+    pipe = LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm, defaults=defaults)
+    folder = pipe.save_pretrained(args.out, overwrite=args.overwrite)
+    print(f"wrote {folder} ({', '.join(sorted(pipe.components()))})")
     return 0

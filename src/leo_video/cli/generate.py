@@ -80,15 +80,13 @@ def run(args: argparse.Namespace) -> int:
 def load_pipeline(args: argparse.Namespace, device):
     """A LEOPipeline from --pipeline, or from the separate component paths."""
     from ..errors import InputError
-    from ..pipelines.leo import LEOPipeline, load_component
+    from ..pipelines.leo import LEOPipeline
 
     if args.pipeline:
         return LEOPipeline.from_pretrained(args.pipeline, device=device)
     if not (args.lia and args.lmdm):
         raise InputError("give --pipeline DIR, or --lia and --lmdm (plus --prior and --cddpm for unconditional output)")
-    parts = {name: load_component(name, path) for name, path in
-             (("animator", args.lia), ("lmdm", args.lmdm), ("prior", args.prior), ("cddpm", args.cddpm)) if path}
-    return LEOPipeline(**parts).to(device)
+    return LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm).to(device)
 
 
 def _output_paths(out, count: int) -> list:

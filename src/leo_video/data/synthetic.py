@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..utils.atomic import OutputExistsError, atomic_write_text
+from ..utils.atomic import OutputExistsError, atomic_folder, atomic_write_text
 from .synthetic_render import _JOINT_NAMES, _JOINTS, Body, Look, Motion, Person, Scene, render_person
 
 DATASET_KIND = "leo-video synthetic humans"
@@ -283,9 +283,6 @@ def _write_video(stem: Path, frames: np.ndarray, fmt: str, fps: float) -> None:
 
     # The frames go into a hidden folder that is renamed at the end, so a half-written video never
     # appears under its final name (one atomic rename instead of an fsync per PNG).
-    tmp = stem.with_name(f".{stem.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(tmp / f"{t:06d}.png")
-    os.replace(tmp, stem)
+    with atomic_folder(stem, overwrite=True) as tmp:
+        for t, frame in enumerate(frames):
+            Image.fromarray(frame).save(tmp / f"{t:06d}.png")

@@ -14,15 +14,13 @@ from a dataset name. Anything else raises a one-line :class:`CheckpointError` na
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
-from ..utils.atomic import check_output_path
+from ..utils.atomic import save_pretrained_atomic
 from ..utils.serialization import read_safetensors, safe_torch_load
 from .lia import SUPPORTED_SIZES, LatentImageAnimator, lia_channels
 
@@ -167,14 +165,4 @@ def export_lia(model: LatentImageAnimator, folder: str | os.PathLike, overwrite:
     The folder is written beside the target and renamed into place, so a crash never leaves a
     half-written export. Returns the folder path.
     """
-    folder = check_output_path(folder, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if folder.exists():
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return save_pretrained_atomic(model, folder, overwrite)

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -37,7 +35,7 @@ from ..diffusion.start_frame import StartFrameDiffusion
 from ..errors import CheckpointError, InputError, NumericalError
 from ..models.lia import Appearance, LatentImageAnimator
 from ..models.loading import load_lia
-from ..utils.atomic import check_output_path
+from ..utils.atomic import atomic_folder
 
 PIPELINE_FORMAT = "leo-pipeline"
 COMPONENTS = {"animator": LatentImageAnimator, "lmdm": MotionDiffusion, "prior": AlphaPrior,
@@ -100,21 +98,13 @@ class LEOPipeline:
     # ------------------------------------------------------------------ saving and loading
     def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write every component (safetensors + config.json) and ``pipeline.json``, atomically."""
-        folder = check_output_path(folder, overwrite)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+        with atomic_folder(folder, overwrite) as tmp:
             for name, module in self.components().items():
                 module.save_pretrained(tmp / name, safe_serialization=True)
             meta = {"format": PIPELINE_FORMAT, "version": 1, "components": sorted(self.components()),
                     "defaults": asdict(self.defaults)}
             (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+        return Path(folder)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "LEOPipeline":
@@ -135,6 +125,14 @@ class LEOPipeline:
         parts = {name: load_component(name, folder / name) for name in meta["components"]}
         defaults = GenerationDefaults(**meta.get("defaults", {}))
         return cls(**parts, defaults=defaults).to(device)
+
+    @classmethod
+    def from_parts(cls, lia: str | os.PathLike, lmdm: str | os.PathLike, prior: str | os.PathLike | None = None,
+                   cddpm: str | os.PathLike | None = None, defaults: GenerationDefaults | None = None) -> "LEOPipeline":
+        """Build a pipeline from separate component paths (any LIA checkpoint, exported folders for the rest)."""
+        paths = {"animator": lia, "lmdm": lmdm, "prior": prior, "cddpm": cddpm}
+        parts = {name: load_component(name, path) for name, path in paths.items() if path}
+        return cls(**parts, defaults=defaults)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

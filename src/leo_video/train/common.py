@@ -56,11 +56,10 @@ def optimizer_step(task: TrainingTask, name: str, loss: torch.Tensor, grad_clip:
 
 def export_model(task: TrainingTask, name: str, folder: str | os.PathLike) -> Path:
     """Write ``task.models[name]`` (EMA weights when kept) to ``folder`` (config.json + safetensors), atomically."""
-    # export_lia is generic (any ModelMixin: save_pretrained beside the target, then rename)
-    from ..models.loading import export_lia
+    from ..utils.atomic import save_pretrained_atomic
 
     with task.ema_weights(name) as model:
-        return export_lia(model, folder, overwrite=True)
+        return save_pretrained_atomic(model, folder, overwrite=True)
 
 
 def fit_and_export(task: TrainingTask, config: Any, export_dir: str | os.PathLike, what: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -58,6 +59,35 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` in one rename.
+
+    Refuses an existing ``path`` unless ``overwrite`` (:func:`check_output_path`). On any exception
+    the temporary folder is removed and ``path`` is untouched, so a crash never leaves a half-written
+    export or frame folder under the final name.
+    """
+    path = check_output_path(path, overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def save_pretrained_atomic(model, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``model.save_pretrained`` (config.json + safetensors) into ``folder`` through :func:`atomic_folder`."""
+    with atomic_folder(folder, overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+    return Path(folder)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
