@@ -68,26 +68,19 @@ def write_transfer(animator, source, driving_path, out, relative: bool, batch_fr
 
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
-    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
+    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion_chunks
 
     reader = VideoReader(driving_path)
     total = len(reader) if max_frames is None else min(len(reader), max_frames)
-    shown: list = []  # the driving frames of the current chunk, for side_by_side
-
-    def tee(frames):
-        for frame in frames:
-            shown.append(frame)
-            yield frame
-
     size = animator.config.size
     options = AnimateOptions(relative=relative, batch_frames=batch_frames, dtype=dtype)
+    chunks = transfer_motion_chunks(animator, source, reader.iter_frames(stop=total), options)
     with VideoWriter(out, fps=reader.info.fps) as writer, progress(total, label) as bar:
-        for result in transfer_motion(animator, source, tee(reader.iter_frames(stop=total)), options):
+        for driving, result in chunks:
             n = len(result)
             if side_by_side:
-                drive = frames_to_batch(shown[:n], size, torch.device("cpu"))
+                drive = frames_to_batch(driving, size, torch.device("cpu"))
                 result = make_grid([source.expand(n, -1, -1, -1), drive, result.cpu()], ncols=3)
-            del shown[:n]
             writer.write(result.cpu())
             bar.update(n)
     print(f"wrote {out} ({total} frames, {reader.info.fps:g} fps)")

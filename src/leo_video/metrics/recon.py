@@ -61,24 +61,15 @@ def iter_self_reenactment(animator: Any, reader: Any, max_frames: int | None = N
     """
     import torch
 
-    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion
+    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion_chunks
 
     device = next(animator.parameters()).device
     size = animator.config.size
     total = len(reader) if max_frames is None else min(len(reader), max_frames)
     source = frames_to_batch([next(iter(reader.iter_frames(stop=1)))], size, device)[0]  # (3, S, S)
-    seen: list = []  # driving frames of the current chunk
-
-    def tee(frames):
-        for frame in frames:
-            seen.append(frame)
-            yield frame
-
     options = AnimateOptions(relative=False, batch_frames=batch_frames, dtype=dtype or torch.float32)
-    for result in transfer_motion(animator, source, tee(reader.iter_frames(stop=total)), options):  # (n, 3, S, S)
-        target = frames_to_batch(seen[: len(result)], size, device)  # (n, 3, S, S)
-        del seen[: len(result)]
-        yield result.float(), target
+    for driving, result in transfer_motion_chunks(animator, source, reader.iter_frames(stop=total), options):
+        yield result, frames_to_batch(driving, size, device)  # (n, 3, S, S) each
 
 
 def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,

@@ -48,17 +48,19 @@ def batched(frames: Iterable[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
 
 
 @torch.no_grad()
-def transfer_motion(
+def transfer_motion_chunks(
     animator,
     source: torch.Tensor,
     driving_frames: Iterable[np.ndarray],
     options: AnimateOptions = AnimateOptions(),
-) -> Iterator[torch.Tensor]:
+) -> Iterator[tuple[list[np.ndarray], torch.Tensor]]:
     """Animate ``source`` (3, S, S) in [-1, 1] with a stream of driving frames (H, W, 3) uint8.
 
-    Yields rendered chunks (n, 3, S, S) in [-1, 1] on the animator's device, in driving order.
-    Relative mode uses the first driving frame's code as the start motion (LIA's demo for
-    vox/taichi); absolute mode puts the driving code directly on the source (LIA's TED demo).
+    Yields ``(driving chunk, rendered chunk)``: the chunk's driving frames as decoded and their
+    renderings (n, 3, S, S) in [-1, 1] on the animator's device, in driving order (callers that show
+    or score the driving frames get them without decoding twice). Relative mode uses the first
+    driving frame's code as the start motion (LIA's demo for vox/taichi); absolute mode puts the
+    driving code directly on the source (LIA's TED demo).
     """
     device = next(animator.parameters()).device
     size = animator.config.size
@@ -72,7 +74,18 @@ def transfer_motion(
             if options.relative and start_motion is None:
                 start_motion = codes[:1]  # (1, M): the first driving frame
             frames = animator.render(appearance, codes, start_motion=start_motion)
-        yield frames.float()
+        yield chunk, frames.float()
+
+
+def transfer_motion(
+    animator,
+    source: torch.Tensor,
+    driving_frames: Iterable[np.ndarray],
+    options: AnimateOptions = AnimateOptions(),
+) -> Iterator[torch.Tensor]:
+    """:func:`transfer_motion_chunks` without the driving frames: rendered chunks (n, 3, S, S) only."""
+    for _, frames in transfer_motion_chunks(animator, source, driving_frames, options):
+        yield frames
 
 
 @torch.no_grad()
