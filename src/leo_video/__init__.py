@@ -80,6 +80,10 @@ _LAZY_EXPORTS: dict[str, str] = {
     # the whole LEO
     "LEOPipeline": "leo_video.pipelines.leo",
     "GenerationDefaults": "leo_video.pipelines.leo",
+    # video editing: the ControlNet first-frame editor (optional extra leo-video[edit])
+    "ControlNetEditor": "leo_video.editing.controlnet",
+    "ControlNetEditorConfig": "leo_video.editing.config",
+    "canny_edges": "leo_video.editing.canny",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]
