@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,10 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         with atomic_path(path) as tmp:
             # A Python file object (not a path) makes write errors surface as OSError with errno.
             with open(tmp, "wb") as handle:
-                torch.save(state, handle)
+                torch.save(state, _HeldWrite(handle, delay) if (delay := _test_delay()) else handle)
+                if delay:  # and once more with the whole file written but not yet renamed
+                    handle.flush()
+                    time.sleep(delay / 2)
     except (OSError, RuntimeError, LeoError) as exc:
         if not _is_disk_full(exc):
             raise
@@ -80,6 +84,36 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
         raise CheckpointError(f"{path}: no space left on device while saving; {kept}") from exc
     return path
+
+
+class _HeldWrite:
+    """Test hook: a file object that pauses once, half-way through a checkpoint write.
+
+    Active only when ``LEO_TEST_CHECKPOINT_DELAY`` (seconds) is set, so that fault-injection tests
+    (``tests/test_faults.py``) can SIGKILL a run while a checkpoint is half written.
+    """
+
+    def __init__(self, handle, delay: float) -> None:
+        self.handle, self.delay, self.held = handle, delay, False
+
+    def write(self, data) -> int:
+        written = self.handle.write(data)
+        if not self.held and self.handle.tell() > 0:
+            self.held = True
+            self.handle.flush()  # the torn bytes are on disk while we wait
+            time.sleep(self.delay / 2)
+        return written
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _test_delay() -> float:
+    """Seconds from ``LEO_TEST_CHECKPOINT_DELAY`` (0 when unset or malformed)."""
+    try:
+        return max(float(os.environ.get("LEO_TEST_CHECKPOINT_DELAY", "0")), 0.0)
+    except ValueError:
+        return 0.0
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
