@@ -80,6 +80,11 @@ _LAZY_EXPORTS: dict[str, str] = {
     # the whole LEO
     "LEOPipeline": "leo_video.pipelines.leo",
     "GenerationDefaults": "leo_video.pipelines.leo",
+    # web UI (build_ui needs gradio: leo-video[ui])
+    "build_ui": "leo_video.ui.app",
+    "AppContext": "leo_video.ui.handlers",
+    "UIModels": "leo_video.ui.handlers",
+    "UploadLimits": "leo_video.ui.validation",
     # video editing: the ControlNet first-frame editor (optional extra leo-video[edit])
     "ControlNetEditor": "leo_video.editing.controlnet",
     "ControlNetEditorConfig": "leo_video.editing.config",

@@ -1,0 +1,112 @@
+"""`leo-video ui`: the web UI (Gradio) for generation, motion transfer, editing and manipulation."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_device_args
+
+ORDER = 5
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ui",
+        help="start the web UI (generate, animate, edit, motion sliders); needs leo-video[ui]",
+        description=(
+            "A Gradio app with four tabs: Generate (LEO video from a start image, or unconditionally), "
+            "Animate (LIA motion transfer), Edit (re-render a video on its edited first frame) and Motion "
+            "(sliders along the motion directions). Without --pipeline or --lia it opens on the embedded "
+            "demo model. It listens on 127.0.0.1 only unless --host says otherwise; jobs run one at a time "
+            "in a queue; uploads are checked against the limits below."
+        ),
+        epilog="example: leo-video ui --pipeline runs/leo_pipeline --port 7860",
+    )
+    src = p.add_argument_group("model (default: the embedded demo model)")
+    src.add_argument("--pipeline", help="LEO pipeline folder (all four tabs)")
+    src.add_argument("--lia", help="LIA checkpoint or exported folder (Animate, Edit and Motion; with --lmdm also Generate)")
+    src.add_argument("--lmdm", help="exported cLMDM folder (with --lia)")
+    src.add_argument("--prior", help="exported start-code prior folder (with --lia --lmdm; unconditional)")
+    src.add_argument("--cddpm", help="exported cDDPM folder (with --lia --lmdm; unconditional)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    limits = p.add_argument_group("limits")
+    limits.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)")
+    limits.add_argument("--max-video-frames", type=int, default=300, help="longest video in frames (default 300)")
+    limits.add_argument("--max-video-seconds", type=float, default=30.0, help="longest video in seconds (default 30)")
+    limits.add_argument("--max-frames", type=int, default=128, help="most frames Generate may make (default 128)")
+    limits.add_argument("--max-queue", type=int, default=16, help="jobs that may wait in the queue (default 16)")
+    add_device_args(p)
+    p.set_defaults(func=run, device="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+    import signal
+    import sys
+    import tempfile
+
+    from ..errors import InputError, LeoError
+
+    try:
+        import gradio  # noqa: F401 - optional dependency, checked first
+    except ImportError:
+        raise LeoError("gradio is not installed: pip install 'leo-video[ui]'") from None
+    from ..ui.handlers import AppContext
+    from ..ui.validation import UploadLimits, is_loopback
+    from ..utils.device import resolve_device, resolve_dtype
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: must be 1..65535")
+    if args.max_queue < 1:
+        raise InputError(f"--max-queue {args.max_queue}: must be at least 1")
+    limits = UploadLimits(args.max_upload_mb, args.max_video_frames, args.max_video_seconds, args.max_frames,
+                          min(32, args.max_frames))
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    models = load_models(args, device)
+    if not is_loopback(args.host):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
+              file=sys.stderr)
+    workdir = _app_folder(tempfile.mkdtemp(prefix="leo-ui-"))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` closes the server like Ctrl-C, then the folder goes
+    try:
+        from ..ui.app import build_ui, launch
+
+        app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=args.max_queue)
+        launch(app, limits, host=args.host, port=args.port)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _app_folder(path: str):
+    """The app's temporary folder; Gradio's uploads go inside it too (unless GRADIO_TEMP_DIR is set)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(path)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "uploads"))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from an offline machine
+    return folder
+
+
+def load_models(args: argparse.Namespace, device):
+    """UIModels from --pipeline, from --lia [--lmdm ...], or from the embedded demo model."""
+    from ..errors import InputError
+    from ..models.loading import load_lia
+    from ..ui.handlers import UIModels
+    from .generate import load_pipeline
+
+    if args.pipeline and (args.lia or args.lmdm):
+        raise InputError("give --pipeline DIR or --lia CHECKPOINT [--lmdm DIR ...], not both")
+    if args.pipeline or args.lmdm:
+        return UIModels.from_pipeline(load_pipeline(args, device), name=args.pipeline or args.lmdm)
+    if args.lia:
+        return UIModels(load_lia(args.lia, device=device), name=args.lia)
+    from ..pipelines.demo import load_demo_pipeline  # MissingWeightsError when the package ships without it
+
+    return UIModels.from_pipeline(load_demo_pipeline(device), name="demo model")

@@ -1,0 +1,182 @@
+"""The Gradio app: four tabs (Generate, Animate, Edit, Motion) over the plain functions of :mod:`.handlers`.
+
+Gradio is an optional dependency (``pip install leo-video[ui]``); it is imported by this module
+only. Safety defaults: every model event shares one queue slot (``concurrency_id="model"``, one job
+at a time, at most ``max_queue`` waiting), uploads over the size limit are refused by Gradio before
+they reach the disk, handlers read only inside the app's folders, and :func:`launch` binds to
+127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from ..errors import LeoError
+from . import handlers
+from .handlers import AppContext
+from .validation import UploadLimits
+
+TITLE = "LEO: latent image animator + latent motion diffusion"
+MODEL_QUEUE = "model"
+MODEL_EVENT = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)  # one job at a time on the models, any tab
+
+
+def local_fonts_theme() -> gr.themes.Base:
+    """Gradio's default theme with system fonts: the default fetches Google Fonts, which an offline
+    machine cannot reach."""
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "monospace"])
+
+
+def shown_in_page(fn: Callable) -> Callable:
+    """Turn a user error (:class:`LeoError`) into ``gr.Error``: a readable one-line message in the page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LeoError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    return wrapper
+
+
+def build_ui(ctx: AppContext, max_queue: int = 16) -> gr.Blocks:
+    """The whole app as a ``gr.Blocks`` (queue configured; not launched)."""
+    gradio_uploads = Path(gr.utils.get_upload_folder())
+    if gradio_uploads not in ctx.upload_dirs:
+        ctx.upload_dirs = (*ctx.upload_dirs, gradio_uploads)
+    examples = handlers.write_examples(ctx)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(f"## {TITLE}\nModel: `{ctx.models.name}` ({ctx.models.size}×{ctx.models.size}, "
+                    f"{ctx.models.motion_dim} motion directions)")
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                _generate_tab(ctx, examples)
+            with gr.Tab("Animate", id="animate"):
+                _animate_tab(ctx, examples)
+            with gr.Tab("Edit", id="edit"):
+                _edit_tab(ctx, examples)
+            with gr.Tab("Motion", id="motion"):
+                _motion_tab(ctx, examples)
+    app.queue(max_size=max_queue, default_concurrency_limit=1)
+    return app
+
+
+def _image_input(label: str) -> gr.Image:
+    return gr.Image(label=label, type="filepath", sources=["upload"], format="png", height=256)
+
+
+def _video_input(label: str) -> gr.Video:
+    return gr.Video(label=label, sources=["upload"], height=256)
+
+
+def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
+    models, limits = ctx.models, ctx.limits
+    if not models.can_generate:
+        gr.Markdown("Generation needs a LEO pipeline: start the app with `--pipeline DIR`.")
+        return
+    hint = " Leave it empty for unconditional generation." if models.can_generate_unconditional else ""
+    gr.Markdown("Upload or pick a start image; LEO samples its future motion. "
+                f"Another seed on the same image gives another motion.{hint}")
+    with gr.Row():
+        with gr.Column():
+            image = _image_input("start image")
+            gr.Examples([[str(p)] for p in examples.stills], inputs=[image], label="pick a start image")
+            frames = gr.Slider(1, limits.max_generate_frames, value=limits.default_generate_frames, step=1,
+                               label="frames")
+            seed = gr.Number(0, precision=0, minimum=0, label="seed")
+            defaults = models.pipeline.defaults
+            sampler = gr.Dropdown(list(handlers.SAMPLERS), value=defaults.sampler, label="sampler")
+            steps = gr.Slider(1, handlers.MAX_STEPS, value=defaults.steps, step=1, label="denoising steps")
+            button = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            video = gr.Video(label="generated video", interactive=False, autoplay=True, loop=True)
+            strip = gr.Image(label="frames", interactive=False, type="filepath")
+
+    @shown_in_page
+    def run(image, frames, seed, sampler, steps, progress=gr.Progress()):
+        result = handlers.generate(ctx, image, frames, seed, sampler, steps,
+                                   progress=lambda f, desc: progress(f, desc=desc))
+        return str(result.video), str(result.strip)
+
+    button.click(run, [image, frames, seed, sampler, steps], [video, strip], **MODEL_EVENT,
+                 api_name="generate")
+
+
+def _animate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
+    gr.Markdown("LIA motion transfer: the driving video's motion on the source image "
+                "(output: source | driving | result).")
+    with gr.Row():
+        source = _image_input("source image")
+        driving = _video_input("driving video")
+    gr.Examples([[str(p) for p in examples.animate]], inputs=[source, driving], label="example")
+    button = gr.Button("Animate", variant="primary")
+    result = gr.Video(label="source | driving | result", interactive=False, autoplay=True, loop=True)
+
+    @shown_in_page
+    def run(source, driving, progress=gr.Progress(track_tqdm=True)):
+        return str(handlers.animate(ctx, source, driving))
+
+    button.click(run, [source, driving], result, **MODEL_EVENT, api_name="animate")
+
+
+def _edit_tab(ctx: AppContext, examples: handlers.Examples) -> None:
+    gr.Markdown("Edit a video by editing its first frame: the original motion is re-rendered on the edited "
+                "frame (output: edited first frame | original | edited video).")
+    with gr.Row():
+        video = _video_input("video")
+        edited = _image_input("edited first frame")
+    gr.Examples([[str(p) for p in examples.edit]], inputs=[video, edited], label="example (new clothes)")
+    button = gr.Button("Edit", variant="primary")
+    result = gr.Video(label="edited first frame | original | edited", interactive=False, autoplay=True, loop=True)
+
+    @shown_in_page
+    def run(video, edited, progress=gr.Progress(track_tqdm=True)):
+        return str(handlers.edit(ctx, video, edited))
+
+    button.click(run, [video, edited], result, **MODEL_EVENT, api_name="edit")
+
+
+def _motion_tab(ctx: AppContext, examples: handlers.Examples) -> None:
+    gr.Markdown("LIA's linear manipulation: each slider moves the source along one direction of the motion "
+                "dictionary (all at 0: the source itself).")
+    M, bound = ctx.models.motion_dim, handlers.MOTION_RANGE
+    with gr.Row():
+        with gr.Column():
+            source = _image_input("source image")
+            gr.Examples([[str(p)] for p in examples.stills], inputs=[source], label="pick a source image")
+            reset = gr.Button("Reset sliders")
+        frame = gr.Image(label="moved source", interactive=False, type="numpy", format="png", height=256)
+    with gr.Row():
+        sliders = [gr.Slider(-bound, bound, value=0.0, step=0.05, label=f"direction {k}", min_width=160)
+                   for k in range(M)]
+
+    @shown_in_page
+    def run(source, *values):
+        return None if source is None else handlers.motion_frame(ctx, source, values)
+
+    inputs = [source, *sliders]
+    options = dict(**MODEL_EVENT, trigger_mode="always_last", show_progress="hidden")
+    source.change(run, inputs, frame, api_name="motion", **options)
+    for slider in sliders:
+        slider.release(run, inputs, frame, api_name=False, **options)
+    reset.click(lambda: [0.0] * M, None, sliders, queue=False, api_name=False).then(
+        run, inputs, frame, api_name=False, **options)
+
+
+def launch(app: gr.Blocks, limits: UploadLimits, host: str = "127.0.0.1", port: int = 7860,
+           block: bool = True, quiet: bool = False) -> gr.Blocks:
+    """Serve ``app`` on ``host:port`` (loopback by default), with Gradio's upload size limit set.
+
+    ``share`` is always off (no tunnel to a public URL); server-side rendering is off (no Node.js).
+    With ``block=False`` it returns at once (tests); ``app.close()`` stops it.
+    """
+    app.launch(server_name=host, server_port=port, share=False, max_file_size=limits.max_upload_bytes,
+               prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,
+               footer_links=["settings"], theme=local_fonts_theme())
+    return app

@@ -1,0 +1,392 @@
+"""Web UI: handlers as plain functions, app construction, the `ui` command, and the abuse cases.
+
+Tiny random LEO components (64², M = 6) on CPU. The handlers are called the way the app calls them,
+with files inside the app's folders; the abuse cases (paths outside those folders, oversized and
+overlong uploads, a non-loopback bind, forged file references sent to a running server) are refused
+with one-line messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("gradio")
+
+from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion  # noqa: E402
+from leo_video.diffusion.start_frame import StartFrameDiffusion  # noqa: E402
+from leo_video.errors import InputError  # noqa: E402
+from leo_video.media.image import save_image  # noqa: E402
+from leo_video.media.video import VideoReader, probe_video, write_video  # noqa: E402
+from leo_video.models.lia import LatentImageAnimator  # noqa: E402
+from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline  # noqa: E402
+from leo_video.ui import handlers  # noqa: E402
+from leo_video.ui.handlers import AppContext, UIModels  # noqa: E402
+from leo_video.ui.validation import UploadError, UploadLimits, check_video, is_loopback  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+M = 6
+
+
+def tiny_pipeline(with_start_models: bool = True) -> LEOPipeline:
+    """Random 64² LEO with M = 6 and 3 denoising steps (seeded: the same weights every call)."""
+    torch.manual_seed(0)
+    animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16)
+    lmdm = MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8)
+    prior = AlphaPrior.from_preset("tiny", motion_dim=M) if with_start_models else None
+    cddpm = StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M) if with_start_models else None
+    return LEOPipeline(animator, lmdm, prior, cddpm, defaults=GenerationDefaults(steps=3, cddpm_steps=3, fps=10))
+
+
+@pytest.fixture(scope="module")
+def pipe() -> LEOPipeline:
+    return tiny_pipeline()
+
+
+@pytest.fixture
+def ctx(pipe, tmp_path, monkeypatch) -> AppContext:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))  # Gradio's upload folder, where build_ui looks
+    return AppContext(UIModels.from_pipeline(pipe, "tiny"), tmp_path / "app", UploadLimits(max_video_frames=40),
+                      upload_dirs=(uploads,))
+
+
+def upload_image(ctx: AppContext, name: str = "person.png", seed: int = 1) -> str:
+    torch.manual_seed(seed)
+    return str(save_image(ctx.upload_dirs[0] / name, torch.rand(3, 80, 96) * 2 - 1))
+
+
+def upload_video(ctx: AppContext, frames: int = 7, fps: float = 12, name: str = "drive.mp4") -> str:
+    torch.manual_seed(2)
+    return str(write_video(ctx.upload_dirs[0] / name, torch.rand(frames, 3, 64, 64) * 2 - 1, fps=fps))
+
+
+def frames_of(path) -> np.ndarray:
+    with VideoReader(path) as reader:
+        return np.stack(list(reader.iter_frames()))
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def test_generate_writes_video_and_strip_and_a_second_seed_moves_differently(ctx):
+    image, seen = upload_image(ctx), []
+    a = handlers.generate(ctx, image, 10, 0, "ddim", 3, progress=lambda f, desc: seen.append(f))
+    assert probe_video(a.video).frames == 10 and probe_video(a.video).fps == 10
+    assert a.video.parent == ctx.workdir / "outputs" and a.strip.parent == ctx.workdir / "outputs"
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)  # the page's progress bar
+    strip = np.asarray(Image.open(a.strip))
+    assert strip.shape[1] > handlers.STRIP_FRAMES * 64 and strip.shape[0] < 2 * 64  # one row of 8 frames
+    b = handlers.generate(ctx, image, 10, 0, "ddim", 3)
+    c = handlers.generate(ctx, image, 10, 1, "ddim", 3)
+    # compared on the lossless strips: x264 itself does not give the same bytes twice (mean |Δ| ~1 level)
+    sa, sb, sc = (np.asarray(Image.open(r.strip)).astype(int) for r in (a, b, c))
+    assert np.array_equal(sa, sb)  # same seed, same video
+    first = slice(0, 4 + 64)  # the strip's first cell: frame 1, the start image rendered
+    assert np.array_equal(sa[:, first], sc[:, first])  # same start image ...
+    assert np.abs(sa[:, 4 + 64:] - sc[:, 4 + 64:]).mean() > 3  # ... another motion
+
+
+def test_generate_without_image_is_unconditional_or_says_why(ctx, pipe):
+    result = handlers.generate(ctx, None, 5, 3, "ddpm", 2)
+    assert probe_video(result.video).frames == 5
+    conditional_only = AppContext(UIModels.from_pipeline(tiny_pipeline(with_start_models=False)), ctx.workdir,
+                                  ctx.limits, ctx.upload_dirs)
+    with pytest.raises(InputError, match="^start image: missing .*cDDPM"):
+        handlers.generate(conditional_only, None, 5, 0, "ddim", 2)
+    lia_only = AppContext(UIModels(pipe.animator), ctx.workdir, ctx.limits, ctx.upload_dirs)
+    with pytest.raises(InputError, match="--pipeline"):
+        handlers.generate(lia_only, upload_image(ctx), 5, 0, "ddim", 2)
+
+
+@pytest.mark.parametrize("frames, seed, sampler, steps, message", [
+    (129, 0, "ddim", 3, "^frames: 129 is outside 1..128"),
+    (0, 0, "ddim", 3, "^frames:"),
+    (4, -1, "ddim", 3, "^seed:"),
+    (4, 0, "euler", 3, "^sampler:"),
+    (4, 0, "ddim", 10_000, "^steps:"),
+])
+def test_generate_settings_are_capped(ctx, frames, seed, sampler, steps, message):
+    with pytest.raises(InputError, match=message):
+        handlers.generate(ctx, upload_image(ctx), frames, seed, sampler, steps)
+    assert not (ctx.workdir / "outputs").exists() or not list((ctx.workdir / "outputs").iterdir())
+
+
+def test_animate_and_edit_write_side_by_side_videos(ctx):
+    image, video = upload_image(ctx), upload_video(ctx, frames=7, fps=12)
+    animated = handlers.animate(ctx, image, video)
+    info = probe_video(animated)
+    assert (info.frames, info.fps, info.height) == (7, 12, 64) and info.width >= 3 * 64  # source | driving | result
+    edited = handlers.edit(ctx, video, image)
+    assert probe_video(edited).frames == 7
+    # the edited video's first frame is the edited first frame re-rendered (the right third of the grid)
+    first = frames_of(edited)[0][:, -64:].astype(int)
+    assert np.array_equal(frames_of(animated)[0][:, -64:], frames_of(edited)[0][:, -64:])  # same inputs, same result
+    assert first.std() > 0
+
+
+def test_motion_sliders_are_lia_linear_manipulation(ctx, pipe):
+    from leo_video.media.image import frames_to_numpy, load_image
+    from leo_video.pipelines.animate import manipulation_codes
+
+    image = upload_image(ctx)
+    animator = pipe.animator
+    source = load_image(image, size=64)
+    with torch.no_grad():
+        appearance = animator.encode_appearance(source[None])
+        expected = animator.render(appearance, manipulation_codes(animator, source, 2, torch.tensor([1.5])))
+    values = [0.0] * M
+    values[2] = 1.5
+    assert np.array_equal(handlers.motion_frame(ctx, image, values), frames_to_numpy(expected[0]))
+    with torch.no_grad():
+        reconstruction = frames_to_numpy(animator(source[None], source[None])[0].clamp(-1, 1))
+    assert np.abs(handlers.motion_frame(ctx, image, [0.0] * M).astype(int) - reconstruction).max() <= 1
+
+
+def test_motion_sliders_reuse_the_encoded_source(ctx, pipe, monkeypatch):
+    image = upload_image(ctx)
+    calls = []
+    encode = pipe.animator.encode_appearance
+    monkeypatch.setattr(pipe.animator, "encode_appearance", lambda x: calls.append(1) or encode(x))
+    for v in (0.0, 0.5, -1.0):
+        handlers.motion_frame(ctx, image, [v] * M)
+    assert len(calls) == 1
+    with pytest.raises(InputError, match="within"):
+        handlers.motion_frame(ctx, image, [10.0] * M)
+    with pytest.raises(InputError, match="expected 6 values"):
+        handlers.motion_frame(ctx, image, [0.0] * 3)
+
+
+# ----------------------------------------------------------------------------- abuse cases
+
+
+def test_paths_outside_the_app_folders_are_never_read(ctx, tmp_path):
+    outside = tmp_path / "secret.png"
+    save_image(outside, torch.zeros(3, 32, 32))
+    link = Path(ctx.upload_dirs[0]) / "link.png"
+    link.symlink_to(outside)
+    traversal = str(Path(ctx.upload_dirs[0]) / ".." / "secret.png")
+    for path in (str(outside), traversal, str(link), "/etc/passwd"):
+        with pytest.raises(UploadError) as info:
+            handlers.generate(ctx, path, 4, 0, "ddim", 2)
+        message = str(info.value)
+        assert message == "start image: refused (not a file uploaded to this app)"  # one line, no path echoed
+    with pytest.raises(UploadError, match="^driving video: refused"):
+        handlers.animate(ctx, upload_image(ctx), "/etc/hostname")
+
+
+def test_uploads_are_checked_for_type_size_and_length(ctx):
+    uploads = Path(ctx.upload_dirs[0])
+    (uploads / "notes.txt").write_text("hello")
+    with pytest.raises(UploadError, match=r"^start image: \.txt is not an image"):
+        handlers.generate(ctx, str(uploads / "notes.txt"), 4, 0, "ddim", 2)
+    (uploads / "fake.png").write_bytes(b"not a png at all")
+    with pytest.raises(UploadError, match="^start image: not an image"):
+        handlers.generate(ctx, str(uploads / "fake.png"), 4, 0, "ddim", 2)
+    image = upload_image(ctx)
+    with pytest.raises(UploadError, match="^driving video: missing"):
+        handlers.animate(ctx, image, None)
+    with pytest.raises(UploadError, match="^driving video: .png is not a video"):
+        handlers.animate(ctx, image, image)
+    long_video = upload_video(ctx, frames=41, name="long.mp4")
+    with pytest.raises(UploadError, match="^video: 41 frames; this app accepts at most 40"):
+        handlers.edit(ctx, long_video, image)
+    slow = upload_video(ctx, frames=8, fps=0.25, name="slow.mp4")  # 32 s
+    with pytest.raises(UploadError, match=r"^driving video: 32\.0 s long"):
+        handlers.animate(ctx, image, slow)
+    tiny = UploadLimits(max_upload_mb=0.001)
+    with pytest.raises(UploadError, match="MB limit"):
+        check_video(upload_video(ctx), "driving video", tiny, ctx.roots)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
+
+
+# ----------------------------------------------------------------------------- app construction
+
+
+def test_app_has_four_tabs_and_one_queue_slot_for_the_models(ctx):
+    from leo_video.ui.app import MODEL_QUEUE, build_ui
+
+    app = build_ui(ctx, max_queue=5)
+    config = app.get_config_file()
+    tabs = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
+    assert tabs == ["Generate", "Animate", "Edit", "Motion"]
+    sliders = [c for c in config["components"] if c["type"] == "slider" and c["props"]["label"].startswith("direction")]
+    assert len(sliders) == M
+    frames = next(c for c in config["components"] if c["props"].get("label") == "frames" and c["type"] == "slider")
+    assert frames["props"]["maximum"] == 128 and frames["props"]["value"] == 32
+    model_events = [fn for fn in app.fns.values() if fn.concurrency_id == MODEL_QUEUE]
+    assert {fn.api_name for fn in model_events} >= {"generate", "animate", "edit", "motion"}
+    assert all(fn.concurrency_limit == 1 for fn in model_events)  # concurrent users wait in the queue
+    assert app._queue.max_size == 5
+    assert not [p for p in ctx.workdir.rglob("*") if p.is_file() and "examples" not in p.parts]
+
+
+def test_app_without_a_pipeline_explains_the_generate_tab(ctx, pipe):
+    from leo_video.ui.app import build_ui
+
+    app = build_ui(AppContext(UIModels(pipe.animator, name="lia"), ctx.workdir, ctx.limits))
+    texts = [c["props"].get("value", "") for c in app.get_config_file()["components"] if c["type"] == "markdown"]
+    assert any("--pipeline" in str(t) for t in texts)
+    assert "generate" not in {fn.api_name for fn in app.fns.values()}
+
+
+def test_gradio_errors_carry_the_one_line_message(ctx):
+    import gradio as gr
+
+    from leo_video.ui.app import shown_in_page
+
+    with pytest.raises(gr.Error) as info:
+        shown_in_page(handlers.generate)(ctx, upload_image(ctx), 999, 0, "ddim", 2)
+    assert info.value.message == "frames: 999 is outside 1..128"
+
+
+# ----------------------------------------------------------------------------- the `ui` command
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ui") / "pipe"
+    tiny_pipeline().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def fake_launch(monkeypatch, tmp_path):
+    """Capture `launch` instead of serving; uploads go to a test folder."""
+    import leo_video.ui.app as app_module
+
+    calls = []
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(app_module, "launch", lambda app, limits, host, port: calls.append((app, limits, host, port)))
+    return calls
+
+
+def test_ui_command_binds_to_loopback_by_default(run_cli, pipe_dir, fake_launch):
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--max-video-frames", "50", "--max-frames", "64")
+    assert code == 0, err
+    app, limits, host, port = fake_launch[0]
+    assert (host, port) == ("127.0.0.1", 7860) and "warning" not in err
+    assert (limits.max_video_frames, limits.max_generate_frames) == (50, 64)
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--host", "0.0.0.0", "--port", "7999")
+    assert code == 0 and fake_launch[1][2:] == ("0.0.0.0", 7999)
+    assert "warning: listening on 0.0.0.0" in err
+
+
+def test_ui_command_user_errors_are_one_line(run_cli, pipe_dir, fake_launch, monkeypatch, tmp_path):
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--lia", pipe_dir / "animator")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "not both" in err
+    code, out, err = run_cli("ui", "--pipeline", tmp_path / "nothing")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "pipeline.json" in err
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--port", "70000")
+    assert code != 0 and "--port 70000" in err
+    monkeypatch.setattr("leo_video.pipelines.demo.DEMO_PIPELINE_NAME", "absent")  # installed without the demo model
+    code, out, err = run_cli("ui")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "demo model is missing" in err
+    assert not fake_launch
+
+
+def test_ui_command_opens_on_the_demo_model_by_default(run_cli, pipe_dir, fake_launch, monkeypatch):
+    monkeypatch.setattr("leo_video.pipelines.demo.demo_pipeline_dir", lambda: pipe_dir)  # until the model ships
+    code, out, err = run_cli("ui")
+    assert code == 0, err
+    assert "Model: `demo model`" in str(fake_launch[0][0].get_config_file())
+
+
+def test_ui_command_with_lia_only_serves_the_lia_tabs(run_cli, pipe_dir, fake_launch):
+    code, out, err = run_cli("ui", "--lia", pipe_dir / "animator")
+    assert code == 0, err
+    assert "generate" not in {fn.api_name for fn in fake_launch[0][0].fns.values()}
+
+
+def test_ui_command_without_gradio_says_how_to_install(run_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    code, out, err = run_cli("ui")
+    assert code != 0 and err.strip().splitlines() == [
+        "leo-video ui: error: gradio is not installed: pip install 'leo-video[ui]'"]
+
+
+# ----------------------------------------------------------------------------- a served app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(ctx, monkeypatch, tmp_path):
+    """The app served on 127.0.0.1 with a 1 MB upload limit; yields (base URL, ctx, calls to generate)."""
+    from leo_video.ui import app as app_module
+
+    calls = []
+    real = handlers.generate
+    monkeypatch.setattr(handlers, "generate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    ctx.limits = UploadLimits(max_upload_mb=1)
+    app = app_module.build_ui(ctx)
+    port = free_port()
+    app_module.launch(app, ctx.limits, port=port, block=False, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}", ctx, calls, app
+    finally:
+        app.close()
+
+
+def http(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def call_api(base: str, api_name: str, data: list) -> tuple[str, str]:
+    """Gradio's plain-HTTP API, as any script could call it: returns (last event, its data)."""
+    status, text = http(f"{base}/gradio_api/call/{api_name}", json.dumps({"data": data}).encode(),
+                        {"Content-Type": "application/json"})
+    assert status == 200, text
+    status, stream = http(f"{base}/gradio_api/call/{api_name}/{json.loads(text)['event_id']}")
+    events = [line.split(": ", 1)[1] for line in stream.splitlines() if line.startswith("event: ")]
+    datas = [line.split(": ", 1)[1] for line in stream.splitlines() if line.startswith("data: ")]
+    return events[-1], datas[-1]
+
+
+def test_served_app_refuses_forged_paths_and_big_uploads_and_listens_on_loopback(served):
+    base, ctx, calls, app = served
+    assert app.server_name == "127.0.0.1"
+    for forged in ("/etc/passwd", str(ctx.upload_dirs[0]) + "/../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd"):
+        status, body = http(f"{base}/gradio_api/file={forged}")
+        assert status in (403, 404) and "root:" not in body
+        event, data = call_api(base, "generate", [{"path": forged, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2])
+        assert event == "error" and "root:" not in data
+    assert not calls  # the handler never saw a forged path
+    status, text = http(f"{base}/gradio_api/upload", *multipart("big.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024)))
+    assert status == 413 and not list(Path(ctx.upload_dirs[0]).rglob("big.png"))
+    # a real upload goes through; an out-of-range setting comes back as a one-line message
+    status, text = http(f"{base}/gradio_api/upload", *multipart("person.png", Path(upload_image(ctx)).read_bytes()))
+    uploaded = json.loads(text)[0]
+    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2])
+    assert event == "complete" and len(calls) == 1
+    assert probe_video(json.loads(data)[0]["path"]).frames == 4
+    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 500, 0, "ddim", 2])
+    message = json.loads(data)["error"]  # Gradio's slider check answers before the handler's own
+    assert event == "error" and "500" in message and "128" in message and "\n" not in message and len(calls) == 1
+
+
+def multipart(name: str, payload: bytes) -> tuple[bytes, dict]:
+    boundary = "leo-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
