@@ -23,7 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .stylegan2 import ConvLayer, EqualConv2d, EqualLinear, ResDownBlock, StyledConv, ToFlow, ToRGB
+from .stylegan2 import ConvLayer, EqualConv2d, EqualLinear, ResDownBlock, StyledConv, ToFlow, ToRGB, same_layout
 
 # resolution -> channels; entries >= 64 are multiplied by channel_multiplier
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
@@ -161,7 +161,8 @@ class Synthesis(nn.Module):
 
     def forward(self, latent: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """latent (B, style_dim), features coarse -> fine [(B, C_r, r, r), r = 8..S] -> image (B, 3, S, S)."""
-        x = self.conv1(self.input(latent.shape[0]), latent)  # (B, C_4, 4, 4)
+        const = same_layout(self.input(latent.shape[0]), features[0])  # NHWC when the features are
+        x = self.conv1(const, latent)  # (B, C_4, 4, 4)
         rgb = logits = None
         for k, (to_flow, to_rgb) in enumerate(zip(self.to_flows, self.to_rgbs)):
             x = self.convs[2 * k](x, latent)  # (B, C_r, r, r), r = 8 * 2**k
@@ -184,6 +185,9 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
             make tiny models for CPU training and tests.
     """
 
+    #: layout of the images entering the encoder (``to(memory_format=...)`` / ``optimize_for_inference``)
+    memory_format: torch.memory_format = torch.contiguous_format
+
     @register_to_config
     def __init__(self, size: int = 256, style_dim: int = 512, motion_dim: int = 20, channel_multiplier: int = 1,
                  channel_max: int = 512):  # fmt: skip
@@ -196,12 +200,12 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ encoding
     def encode_appearance(self, images: torch.Tensor) -> Appearance:
         """images (B, 3, S, S) -> Appearance(latent (B, style_dim), features coarse->fine, motion (B, M))."""
-        latent, features = self.enc.net_app(images)
+        latent, features = self.enc.net_app(images.contiguous(memory_format=self.memory_format))
         return Appearance(latent, features, self.enc.fc(latent))
 
     def encode_motion(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) -> motion codes alpha (B, M)."""
-        return self.enc.fc(self.enc.net_app(images)[0])
+        return self.enc.fc(self.enc.net_app(images.contiguous(memory_format=self.memory_format))[0])
 
     def motion_directions(self) -> torch.Tensor:
         """The motion dictionary Q (style_dim, M), orthonormal columns."""
@@ -263,4 +267,43 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         for module in self.modules():
             if hasattr(module, "fast") and module is not self:
                 module.fast = not enabled
+        return self
+
+    # ------------------------------------------------------------------ fast inference
+    def to(self, *args, **kwargs) -> LatentImageAnimator:
+        """``nn.Module.to``, also with ``memory_format=torch.channels_last``.
+
+        ``Module.to(memory_format=...)`` converts every 4-D and 5-D tensor and fails on the 5-D
+        modulated weights (1, out, in, k, k); here the memory format is applied to the 4-D
+        parameters and buffers only, and images entering the encoder are converted to it, so every
+        activation (and through :func:`~leo_video.models.stylegan2.same_layout` the decoder) follows.
+        """
+        memory_format = kwargs.pop("memory_format", None)
+        model = super().to(*args, **kwargs) if args or kwargs else self
+        if memory_format is not None:
+            model._set_memory_format(memory_format)
+        return model
+
+    def _set_memory_format(self, memory_format: torch.memory_format) -> None:
+        with torch.no_grad():
+            for tensor in [*self.parameters(), *self.buffers()]:
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=memory_format)
+        self.memory_format = memory_format
+
+    def optimize_for_inference(self, compile: bool = False, channels_last: bool = False,
+                               mode: str | None = None) -> LatentImageAnimator:
+        """Inference fast paths, same outputs within the dtype's rounding (``tests/test_fast_paths.py``).
+
+        ``channels_last``: NHWC activations (faster convolutions on tensor-core GPUs).
+        ``compile``: ``torch.compile`` the appearance encoder and the decoder in place (``Module.compile``:
+        the state dict keeps its keys), static shapes, so every new batch size compiles once; ``mode``
+        is passed through (e.g. ``"max-autotune"``). Puts the model in eval mode; returns it.
+        """
+        self.eval()
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        if compile:
+            for module in (self.enc.net_app, self.dec):
+                module.compile(mode=mode, dynamic=False)
         return self

@@ -433,5 +433,24 @@ class ToFlow(nn.Module):
         grid = identity_grid(H, work, x.device) + offsets.to(work)  # (B, r, r, 2)
         warped = F.grid_sample(feature.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
-        warped = warped.to(feature.dtype) * mask  # (B, C, r, r)
+        warped = same_layout(warped.to(feature.dtype), x) * mask  # (B, C, r, r)
         return warped, warped + x * (1 - mask), logits
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a (B, C, H, W) tensor is stored channels-last (NHWC); batch-broadcast views count too.
+
+    Looks at one sample, so ``Tensor.expand``-ed appearance features (batch stride 0) are judged by
+    their layout. For C = 1 or H = W = 1 both layouts coincide and the answer is False.
+    """
+    one = x[:1]
+    return one.is_contiguous(memory_format=torch.channels_last) and not one.is_contiguous()
+
+
+def same_layout(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """x in channels-last memory if ``like`` is (a copy only then): ops such as ``grid_sample``
+    return NCHW whatever their input, and one NCHW tensor in an NHWC network makes the next
+    convolutions fall back to NCHW kernels. Values are unchanged."""
+    if is_channels_last(like) and not is_channels_last(x):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x

@@ -1,0 +1,152 @@
+"""Shared helpers of the benchmark scripts: timing, FLOP counting, the card's peak, markdown tables.
+
+Every script imports this as ``_bench`` (the scripts' folder is first on ``sys.path`` when they run as
+``python benchmarks/<name>.py``). Results are printed as markdown and written to ``--out`` (default
+``$OUT`` or ``./bench_out``) as ``<name>.md`` and ``<name>.json``, with the machine, dtype and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Dense (no sparsity) bf16 tensor-core peak in FLOP/s, by a substring of the device name.
+PEAK_BF16 = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "H20": 148e12, "A100": 312e12,
+             "L40S": 362e12, "A10G": 70e12, "RTX 4090": 165e12}  # fmt: skip
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--out``, ``--threads``, ``--repeats`` shared by every benchmark."""
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench_out"), help="folder for <name>.md/.json")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the best is kept)")
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Apply ``--threads``, TF32 off for fp32 (fp32 means fp32 here), seed; returns the device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    return torch.device(args.device)
+
+
+def machine(device: torch.device) -> str:
+    """One line naming the card (or CPU), torch version and date."""
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if device.type == "cuda":
+        name = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(device)}"
+        extra = f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
+    else:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        name = f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, load {load:.1f})"
+        extra = f"{torch.get_num_threads()} threads"
+    return f"{name}; torch {torch.__version__}, {extra}; {date}"
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The card's dense bf16 peak (FLOP/s), or None when unknown (CPU, unlisted card)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Best wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (2 x multiply-adds) of matmuls and convolutions in ``fn()`` (forward and any backward it runs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@contextlib.contextmanager
+def budget_guard(seconds: float | None):
+    """Yields a callable telling whether ``seconds`` have passed (never, for None)."""
+    start = time.perf_counter()
+    yield lambda: seconds is not None and time.perf_counter() - start > seconds
+
+
+@contextlib.contextmanager
+def interruptible(report: "Report"):
+    """Turn SIGINT (``timeout -s INT``) into a note, so the rows measured so far are still written."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        report.notes.append("Interrupted (time limit): the rows after the last table are missing.")
+
+
+@dataclass
+class Report:
+    """A named set of markdown tables with notes, written as ``<name>.md`` and ``<name>.json``."""
+
+    name: str
+    title: str
+    device: torch.device
+    sections: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    def table(self, heading: str, columns: list[str], rows: list[list[str]]) -> None:
+        self.sections.append((heading, columns, rows))
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", f"Machine: {machine(self.device)}", ""]
+        for heading, columns, rows in self.sections:
+            lines += [f"### {heading}", "", "| " + " | ".join(columns) + " |",
+                      "|" + "|".join("---" for _ in columns) + "|"]  # fmt: skip
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+            lines.append("")
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def write(self, out: str | os.PathLike) -> Path:
+        """Print the markdown and write ``<out>/<name>.md`` and ``.json``; returns the .md path."""
+        text = self.markdown()
+        print(text, flush=True)
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.name}.md").write_text(text)
+        payload = {"machine": machine(self.device), **self.data}
+        (folder / f"{self.name}.json").write_text(json.dumps(payload, indent=1, default=str))
+        return folder / f"{self.name}.md"
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    """Thousands-separated number, or an em dash for None."""
+    return "—" if value is None else f"{value:,.{digits}f}"

@@ -1,0 +1,114 @@
+"""Issue 9, item 2: LEO generation latency and throughput — a T-frame video from a still, end to end.
+
+End to end = ``LEOPipeline(image, num_frames=T, num_videos=V)``: encode the start frame, sample the
+motion codes with cLMDM chunk by chunk (autoregressive, ``sequence_length`` codes per chunk), render
+every frame with the animator. "Sampling" times ``MotionDiffusion.generate_long`` alone on the same
+settings; the rest is encoding and rendering. Random weights (speed does not depend on them); the
+cLMDM is the ``taichi256`` preset's (U-Net ``base``, 32 codes per chunk) unless told otherwise.
+
+    python benchmarks/generate.py --device cuda --size 256 --frames 128 --videos 1 64
+    python benchmarks/generate.py --device cpu --size 64 --frames 16 --videos 1 --channel-max 16 --lmdm-preset tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _bench
+import torch
+
+from leo_video.diffusion.lmdm import MotionDiffusion
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.pipelines.leo import LEOPipeline
+from leo_video.utils.device import autocast
+
+
+def build_pipeline(args: argparse.Namespace, device: torch.device) -> LEOPipeline:
+    """A LEO pipeline of random weights: animator (size, channel_max) + cLMDM (preset, chunk length)."""
+    animator = LatentImageAnimator(args.size, style_dim=args.style_dim, channel_max=args.channel_max)
+    lmdm = MotionDiffusion.from_preset(args.lmdm_preset, motion_dim=animator.config.motion_dim,
+                                       sequence_length=args.sequence_length)  # fmt: skip
+    pipe = LEOPipeline(animator, lmdm).to(device)
+    if args.compile or args.channels_last:
+        pipe.animator.optimize_for_inference(compile=args.compile, channels_last=args.channels_last)
+    return pipe
+
+
+def timed_once(fn, device: torch.device) -> tuple[float, object]:
+    _bench.sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _bench.sync(device)
+    return time.perf_counter() - start, out
+
+
+def bench(pipe: LEOPipeline, args: argparse.Namespace, device: torch.device, sampler: str, steps: int,
+          videos: int, dtype: torch.dtype) -> dict:
+    """End-to-end and sampling-only seconds for ``videos`` videos of ``args.frames`` frames."""
+    image = torch.rand(3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+
+    def end_to_end():
+        with autocast(device, dtype):
+            return pipe(image, num_frames=args.frames, num_videos=videos, generator=gen(), sampler=sampler,
+                        steps=steps)  # fmt: skip
+
+    def sampling():
+        alpha1 = torch.zeros(videos, pipe.animator.config.motion_dim, device=device)
+        with torch.no_grad(), autocast(device, dtype):
+            return pipe.lmdm.generate_long(alpha1, args.frames, sampler=sampler, steps=steps, generator=gen())
+
+    with autocast(device, dtype):  # warm-up: one chunk (cuDNN autotuning, compilation, allocator)
+        pipe(image, num_frames=min(args.frames, args.sequence_length), num_videos=videos, generator=gen(),
+             sampler=sampler, steps=steps)  # fmt: skip
+    total, video = timed_once(end_to_end, device)
+    sample_s, _ = timed_once(sampling, device)
+    assert video.shape == (videos, args.frames, 3, args.size, args.size), video.shape
+    return {"end_to_end_s": total, "sampling_s": sample_s, "frames_per_s": videos * args.frames / total}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _bench.add_common_args(parser)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=128)
+    parser.add_argument("--videos", type=int, nargs="+", default=[1, 64], help="videos generated at once")
+    parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpm++:20"], metavar="NAME:STEPS")
+    parser.add_argument("--dtype", choices=sorted(_bench.DTYPES), default="bf16", help="autocast dtype")
+    parser.add_argument("--lmdm-preset", default="base")
+    parser.add_argument("--sequence-length", type=int, default=32, help="cLMDM codes per chunk")
+    parser.add_argument("--channel-max", type=int, default=512)
+    parser.add_argument("--style-dim", type=int, default=512)
+    parser.add_argument("--compile", action="store_true", help="animator.optimize_for_inference(compile=True)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--budget", type=float, default=None, help="seconds; later rows are skipped after it")
+    args = parser.parse_args(argv)
+    device = _bench.setup(args)
+    pipe = build_pipeline(args, device)
+    dtype = _bench.DTYPES[args.dtype]
+    fast = " + ".join(n for n, on in (("compile", args.compile), ("channels_last", args.channels_last)) if on)
+    report = _bench.Report("generate", "LEO generation from a still (issue 9, item 2)", device)
+    rows: list[list[str]] = []
+    report.table(f"{args.frames} frames at {args.size}², {args.dtype} autocast{', ' + fast if fast else ''}; "
+                 f"cLMDM '{args.lmdm_preset}', {args.sequence_length} codes per chunk",
+                 ["sampler", "videos", "end to end s", "sampling s", "encode + render s", "frames/s"], rows)
+    with _bench.budget_guard(args.budget) as out_of_time, _bench.interruptible(report):
+        for spec in args.samplers:
+            sampler, steps = spec.split(":")
+            for videos in args.videos:
+                label = [f"{sampler} {steps}", str(videos)]
+                if out_of_time():
+                    rows.append(label + ["skipped (time budget)", "", "", ""])
+                    continue
+                r = bench(pipe, args, device, sampler, int(steps), videos, dtype)
+                report.data[f"{sampler}:{steps}/{videos}"] = r
+                rows.append(label + [f"{r['end_to_end_s']:.2f}", f"{r['sampling_s']:.2f}",
+                                     f"{r['end_to_end_s'] - r['sampling_s']:.2f}", _bench.fmt(r["frames_per_s"])])
+    report.notes.append("Sampling is timed separately (same settings); 'encode + render' is the difference. "
+                        "Each row follows an untimed one-chunk warm-up.")
+    report.write(args.out)
+
+
+if __name__ == "__main__":
+    main()

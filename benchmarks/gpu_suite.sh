@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue 9's benchmark suite in one call (about 6 minutes on one H100; each part has its own time limit and
+# writes what it measured even when cut short). Markdown tables are printed and written to $OUT/*.md
+# (default ./bench_out), with JSON beside them; $OUT/SUMMARY.md holds them all.
+#   bash benchmarks/gpu_suite.sh                      # from the repository root; PY=python3 by default
+#   OUT=/tmp/b PARTS="render generate" bash benchmarks/gpu_suite.sh
+# Parts: render (item 1 + profile), generate (item 2), train (item 3, one GPU), ddp (item 3, two GPUs via
+# accelerate launch, when at least two are visible). Set SMOKE=1 for tiny CPU sizes (seconds; tests use it).
+set -uo pipefail  # no -e: one failing part must not lose the others
+cd "$(dirname "$0")/.."
+OUT=${OUT:-./bench_out}; PY=${PY:-python3}; PARTS=${PARTS:-"render generate train ddp"}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ "${SMOKE:-0}" = 1 ]; then
+  RENDER=(--device cpu --threads 1 --sizes 64 --batch 2 --channel-max 16 --style-dim 32 --compile-sizes --profile-size 64
+          --per-frame-frames 1 --repeats 1 --variants fp32 "bf16 weights + channels_last")
+  GENERATE=(--device cpu --threads 1 --size 64 --frames 8 --videos 1 --samplers ddim:2 --channel-max 16 --style-dim 32
+            --lmdm-preset tiny --sequence-length 4 --repeats 1)
+  TRAIN=(--device cpu --threads 1 --size 64 --batch 2 --channel-max 16 --style-dim 32 --no-vgg --precisions fp32
+         --lmdm-preset tiny --sequence-length 4 --lmdm-batch 2 --cddpm-preset tiny --cddpm-size 16 --cddpm-batch 2
+         --warmup 1 --steps 1)
+  LIMIT=(60 60 60 60)
+else
+  RENDER=(--sizes 256 128 --batch 64 --compile-sizes 256 --profile-size 256 --per-frame-frames 16 --repeats 5
+          --budget 100)
+  GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --budget 50)
+  TRAIN=(--size 256 --batch 32 --precisions bf16 fp32 --warmup 3 --steps 8)
+  LIMIT=(130 75 90 60)
+fi
+GPUS=$($PY -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+
+part() {  # part NAME LIMIT_S COMMAND...: run with a limit (SIGINT first: the script writes its partial report)
+  local name=$1 limit=$2; shift 2
+  echo "=== $name (limit ${limit}s) ==="
+  local start=$SECONDS
+  timeout -s INT -k 15 "$limit" "$@" 2> >(tail -n 30 >"$OUT/$name.stderr.txt")
+  echo "=== $name: exit $? after $((SECONDS - start)) s ==="
+}
+
+for p in $PARTS; do
+  case $p in
+    render) part render "${LIMIT[0]}" $PY benchmarks/render.py "${RENDER[@]}" --out "$OUT" ;;
+    generate) part generate "${LIMIT[1]}" $PY benchmarks/generate.py "${GENERATE[@]}" --out "$OUT" ;;
+    train) part train "${LIMIT[2]}" $PY benchmarks/train_throughput.py "${TRAIN[@]}" --out "$OUT" ;;
+    ddp)
+      if [ "$GPUS" -ge 2 ]; then
+        part train_ddp "${LIMIT[3]}" $PY -m accelerate.commands.launch --num_processes 2 --mixed_precision bf16 \
+          benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp --warmup 3 --steps 8 --out "$OUT"
+      else
+        echo "=== ddp: skipped ($GPUS GPU(s) visible) ==="
+      fi ;;
+    *) echo "unknown part $p" >&2 ;;
+  esac
+done
+$PY benchmarks/summarize.py "$OUT"

@@ -1,0 +1,76 @@
+"""Collect the suite's reports into ``<out>/SUMMARY.md`` with issue 9's targets, met or missed by how much.
+
+    python benchmarks/summarize.py bench_out
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PARTS = ("render", "generate", "train", "train_ddp")
+
+
+def load(out: Path, name: str) -> dict:
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def best(section: dict, prefix: str) -> tuple[float | None, str]:
+    """Highest frames/s among ``prefix*`` rows of one size's section, and its row name."""
+    rows = {k[len(prefix):]: v["frames_per_s"] for k, v in section.items() if k.startswith(prefix)}
+    if not rows:
+        return None, "not measured"
+    name = max(rows, key=rows.get)
+    return rows[name], name
+
+
+def verdict(value: float | None, target: float, higher_is_better: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    ok = value >= target if higher_is_better else value <= target
+    ratio = value / target if higher_is_better else target / value
+    return "met" if ok else f"**missed** ({ratio:.2f}x of the target)"
+
+
+def targets(out: Path) -> list[list[str]]:
+    """Rows: target, measured, verdict."""
+    render, generate = load(out, "render").get("256", {}), load(out, "generate")
+    train, ddp = load(out, "train"), load(out, "train_ddp")
+    rows = []
+    fps, name = best({k: v for k, v in render.items() if "bf16" in k}, "render/")
+    rows.append(["rendering 256², bf16: >= 3,000 frames/s", f"{fps or 0:,.0f} ({name})", verdict(fps, 3000)])
+    fps, name = best(render, "transfer/")
+    rows.append(["motion transfer 256²: >= 1,500 frames/s", f"{fps or 0:,.0f} ({name})", verdict(fps, 1500)])
+    singles = {k: v["end_to_end_s"] for k, v in generate.items() if k.endswith("/1") and isinstance(v, dict)}
+    if singles:
+        key = min(singles, key=singles.get)
+        rows.append(["128-frame 256² video from a still: < 1 s", f"{singles[key]:.2f} s ({key[:-2]})",
+                     verdict(singles[key], 1.0, higher_is_better=False)])
+    lia1 = train.get("lia/bf16/1gpu", {})
+    mfu = lia1.get("mfu")
+    rows.append(["LIA training 256², bf16, batch 32: >= 35% MFU", "—" if mfu is None else f"{100 * mfu:.1f}%",
+                 verdict(None if mfu is None else 100 * mfu, 35)])
+    lia2 = ddp.get("lia/bf16/2gpu", {})
+    if lia1 and lia2:
+        speedup = lia2["images_per_s"] / lia1["images_per_s"]
+        rows.append(["LIA training on two GPUs: >= 1.8x", f"{speedup:.2f}x", verdict(speedup, 1.8)])
+    return rows
+
+
+def main(out: str = "bench_out") -> None:
+    out = Path(out)
+    lines = ["# Issue 9 benchmark suite", "", "## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in targets(out)]
+    for name in PARTS:
+        path = out / f"{name}.md"
+        if path.is_file():
+            lines += ["", path.read_text().rstrip()]
+    text = "\n".join(lines) + "\n"
+    (out / "SUMMARY.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

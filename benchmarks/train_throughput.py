@@ -1,0 +1,197 @@
+"""Issue 9, item 3: training throughput — LIA images/s (fp32 vs bf16, 1 or N GPUs), cLMDM and cDDPM steps/s.
+
+LIA: the real ``LIATrainingTask.train_step`` (G step: L1 + VGG19 pyramid perceptual loss with random
+VGG weights — the same FLOPs as ImageNet's — + GAN loss; D step) of the ``taichi256`` preset, on
+random pairs already on the device: the dataset is replaced so that only the training step is timed
+(data loading is measured by ``benchmarks/train_lia.sh``). MFU = FLOPs per step (FlopCounterMode,
+forward + backward, both networks) x steps/s over the card's dense bf16 peak (also for fp32 rows, so
+the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the presets' batch, bf16 autocast.
+
+    python benchmarks/train_throughput.py --device cuda                       # everything, one GPU
+    accelerate launch --num_processes 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
+    python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
+        --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import _bench
+import torch
+from torch.utils.data import Dataset
+
+from leo_video.config import resolve_config
+from leo_video.configs import LoopConfig
+from leo_video.train.loop import Trainer, TrainingTask
+
+PRECISIONS = {"fp32": "no", "bf16": "bf16"}
+
+
+class RandomPairs(Dataset):
+    """Stands in for the video dataset (only the preview grid reads it): ``{"source", "driving"}`` (3, S, S)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return 1024
+
+    def __getitem__(self, index) -> dict[str, torch.Tensor]:
+        return {k: torch.zeros(3, self.size, self.size) for k in ("source", "driving")}
+
+
+def _accelerate(task: TrainingTask, config) -> TrainingTask:
+    """Give ``task`` the accelerator the training loop would build from ``config.train`` (DDP when launched)."""
+    trainer = Trainer(task, config)
+    task.accelerator, task.config, task.loop = trainer.accelerator, config, config.train
+    return task
+
+
+def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> TrainingTask:
+    """``LIATrainingTask`` of the taichi256 recipe at ``args.size``, set up without a dataset."""
+    from leo_video.train.lia import LIATrainingTask
+
+    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
+    sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
+            "train.mixed_precision": PRECISIONS[precision], "train.batch_size": args.batch * world,
+            "train.cpu": device.type == "cpu", "loss.vgg_random_init": "true",
+            "loss.perceptual_weight": 0 if args.no_vgg else 10}  # fmt: skip
+    config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
+    task = _accelerate(LIATrainingTask(), config)
+    with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
+        task.setup()
+    return task
+
+
+def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
+    """Mean seconds per call of ``step()`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    _bench.sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _bench.sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def bench_lia(args: argparse.Namespace, device: torch.device, precision: str) -> dict:
+    task = lia_task(args, precision, device)
+    device = task.accelerator.device
+    g = torch.Generator().manual_seed(task.accelerator.process_index)
+    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
+             for k in ("source", "driving")}  # fmt: skip
+    counter = iter(range(1, 1 << 30))
+    step = lambda: task.train_step(batch, next(counter))  # noqa: E731
+    seconds = time_steps(step, device, args.warmup, args.steps)
+    flops = _bench.count_flops(step) if task.accelerator.num_processes == 1 else None
+    world = task.accelerator.num_processes
+    return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
+            "gpus": world}
+
+
+def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device) -> TrainingTask:
+    from leo_video.train.common import AdamWConfig, adamw_with_warmup
+
+    config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision], cpu=device.type == "cpu"))
+    task = _accelerate(TrainingTask(), config)
+    optimizer, _ = adamw_with_warmup(model.parameters(), AdamWConfig(warmup_steps=0))
+    task.models["model"], task.optimizers["model"] = task.accelerator.prepare(model, optimizer)
+    return task
+
+
+def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace) -> dict:
+    """steps/s of ``loss = model(*inputs)`` + the loop's optimizer step (grad clip 1)."""
+    from leo_video.train.common import optimizer_step
+
+    def step():
+        with task.accelerator.autocast():
+            loss = task.models["model"](*inputs)
+        optimizer_step(task, "model", loss, grad_clip=1.0)
+
+    seconds = time_steps(step, task.accelerator.device, args.warmup, args.steps)
+    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds}
+
+
+def bench_lmdm(args: argparse.Namespace, device: torch.device) -> dict:
+    from leo_video.diffusion.lmdm import MotionDiffusion
+
+    model = MotionDiffusion.from_preset(args.lmdm_preset, sequence_length=args.sequence_length)
+    task = _single_model_task(model, "bf16", device)
+    codes = torch.randn(args.lmdm_batch, args.sequence_length, model.config.motion_dim, device=task.accelerator.device)
+    return bench_diffusion(task, (codes,), args)
+
+
+def bench_cddpm(args: argparse.Namespace, device: torch.device) -> dict:
+    from leo_video.diffusion.start_frame import StartFrameDiffusion
+
+    model = StartFrameDiffusion.from_preset(args.cddpm_preset, sample_size=args.cddpm_size)
+    task = _single_model_task(model, "bf16", device)
+    dev = task.accelerator.device
+    images = torch.rand(args.cddpm_batch, 3, args.cddpm_size, args.cddpm_size, device=dev) * 2 - 1
+    codes = torch.randn(args.cddpm_batch, model.motion_dim, device=dev)
+    return bench_diffusion(task, (images, codes), args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _bench.add_common_args(parser)
+    parser.add_argument("--only", nargs="+", choices=("lia", "lmdm", "cddpm"), default=["lia", "lmdm", "cddpm"])
+    parser.add_argument("--name", default="train", help="report name (<out>/<name>.md)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=32, help="LIA images per GPU")
+    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"])
+    parser.add_argument("--channel-max", type=int, default=512)
+    parser.add_argument("--style-dim", type=int, default=512)
+    parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
+    parser.add_argument("--lmdm-preset", default="base")
+    parser.add_argument("--sequence-length", type=int, default=32)
+    parser.add_argument("--lmdm-batch", type=int, default=64)
+    parser.add_argument("--cddpm-preset", default="base")
+    parser.add_argument("--cddpm-size", type=int, default=256)
+    parser.add_argument("--cddpm-batch", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    device = _bench.setup(args)
+    report = _bench.Report(args.name, "Training throughput (issue 9, item 3)", device)
+    with _bench.interruptible(report):
+        main_process = run_all(args, device, report)
+    report.notes.append(f"Mean of {args.steps} steps after {args.warmup} warm-up steps; inputs already on the device.")
+    if main_process:
+        report.write(args.out)
+
+
+def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Report) -> bool:
+    """Fill ``report``; returns whether this is the main process (the one that writes)."""
+    peak, main_process = _bench.peak_flops(device), True
+    if "lia" in args.only:
+        rows: list[list[str]] = []
+        losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
+        report.table(f"LIA training step at {args.size}² (G + D, {losses}), channel_max {args.channel_max}",
+                     ["precision", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
+        for precision in args.precisions:
+            r = bench_lia(args, device, precision)
+            main_process = int(__import__("os").environ.get("RANK", "0")) == 0
+            mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
+            gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"
+            rows.append([precision, str(r["gpus"]), f"{args.batch} per GPU", f"{1000 * r['seconds_per_step']:.0f}",
+                         _bench.fmt(r["images_per_s"], 1), gflop, mfu])
+            r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak and r["flops_per_step"] else None
+            report.data[f"lia/{precision}/{r['gpus']}gpu"] = r
+    for name, fn, what in (("lmdm", bench_lmdm, f"cLMDM '{args.lmdm_preset}', B {args.lmdm_batch}, L {args.sequence_length}"),
+                           ("cddpm", bench_cddpm, f"cDDPM '{args.cddpm_preset}' {args.cddpm_size}², B {args.cddpm_batch}")):
+        if name in args.only:
+            r = fn(args, device)
+            report.data[name] = r
+            report.table(f"{what}, bf16 autocast", ["ms/step", "steps/s"],
+                         [[f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}"]])
+    return main_process
+
+
+if __name__ == "__main__":
+    main()

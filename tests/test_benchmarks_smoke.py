@@ -1,0 +1,74 @@
+"""The benchmark scripts of ``benchmarks/`` run on CPU at tiny sizes and write their markdown/JSON reports.
+
+They are meant for a GPU (``benchmarks/gpu_suite.sh``), where nobody should discover a typo after
+minutes of device time; here each runs in-process with a tiny model, one thread, one repetition.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY = ["--device", "cpu", "--threads", "1", "--repeats", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    """The scripts as modules; the global torch settings their ``main`` changes are restored afterwards."""
+    import torch
+
+    threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in ("render", "generate", "train_throughput", "summarize")}
+    finally:
+        sys.path.remove(str(BENCH))
+        torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _report(out: Path, name: str) -> tuple[str, dict]:
+    return (out / f"{name}.md").read_text(), json.loads((out / f"{name}.json").read_text())
+
+
+def test_render_benchmark_cpu(bench_modules, tmp_path):
+    bench_modules["render"].main([*TINY, "--out", str(tmp_path), "--sizes", "64", "--batch", "2", "--channel-max", "16",
+                                  "--style-dim", "32", "--compile-sizes", "--profile-size", "64",
+                                  "--per-frame-frames", "1", "--variants", "fp32", "bf16 weights + channels_last"])
+    text, data = _report(tmp_path, "render")
+    assert "| fp32 |" in text and "| bf16 weights + channels_last |" in text
+    assert "official LIA pattern" in text and "profile of one render batch" in text
+    section = data["64"]
+    assert section["decoder_flops"] > 0 and section["encoder_flops"] > 0
+    assert section["render/fp32"]["mean_abs_diff_vs_fp32"] == 0.0
+    assert 0 < section["render/bf16 weights + channels_last"]["mean_abs_diff_vs_fp32"] < 0.2  # bf16 rounding only
+
+
+def test_generate_benchmark_cpu(bench_modules, tmp_path):
+    bench_modules["generate"].main([*TINY, "--out", str(tmp_path), "--size", "64", "--frames", "6", "--videos", "2",
+                                    "--samplers", "ddim:2", "--channel-max", "16", "--style-dim", "32",
+                                    "--lmdm-preset", "tiny", "--sequence-length", "4", "--dtype", "fp32"])
+    text, data = _report(tmp_path, "generate")
+    row = data["ddim:2/2"]
+    assert row["end_to_end_s"] > row["sampling_s"] > 0 and row["frames_per_s"] > 0
+    assert "| ddim 2 | 2 |" in text
+
+
+def test_train_benchmark_cpu_and_summary(bench_modules, tmp_path):
+    bench_modules["train_throughput"].main([*TINY, "--out", str(tmp_path), "--size", "64", "--batch", "2",
+                                            "--channel-max", "16", "--style-dim", "32", "--no-vgg",
+                                            "--precisions", "fp32", "--lmdm-preset", "tiny", "--sequence-length", "4",
+                                            "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
+                                            "--cddpm-batch", "2", "--warmup", "1", "--steps", "1"])
+    text, data = _report(tmp_path, "train")
+    lia = data["lia/fp32/1gpu"]
+    assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
+    assert data["lmdm"]["steps_per_s"] > 0 and data["cddpm"]["steps_per_s"] > 0
+    bench_modules["summarize"].main(str(tmp_path))
+    summary = (tmp_path / "SUMMARY.md").read_text()
+    assert "## Targets" in summary and "LIA training step at 64²" in summary
