@@ -149,6 +149,15 @@ def test_sigterm_saves_and_rerun_continues_exactly(tmp_path):
     assert first.history + second.history == full.history
 
 
+def test_max_minutes_ends_the_run_like_max_steps_and_a_rerun_continues(tmp_path):
+    full, _ = fit(tmp_path / "full")
+    first, result = fit(tmp_path / "timed", max_minutes=1e-9)  # the deadline passes during step 1
+    assert result.step == 1 and not result.interrupted  # a finished run: stages export after it
+    assert result.checkpoint == ckpt.checkpoint_path(tmp_path / "timed", 1) and result.checkpoint.is_file()
+    second, result = fit(tmp_path / "timed")  # no time limit: on to max_steps, same trajectory
+    assert result.step == 20 and first.history + second.history == full.history
+
+
 def test_corrupt_newest_checkpoint_is_skipped(tmp_path, caplog):
     full, _ = fit(tmp_path / "run")
     newest = ckpt.checkpoint_path(tmp_path / "run", 20)

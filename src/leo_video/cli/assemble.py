@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default="ddim", help="default sampler stored with the pipeline")
     p.add_argument("--steps", type=int, default=50, help="default denoising steps stored with the pipeline")
     p.add_argument("--fps", type=float, default=25.0, help="default output fps stored with the pipeline")
+    p.add_argument("--weights-dtype", choices=("fp32", "fp16"), default="fp32",
+                   help="storage dtype of the weights (fp16 halves the folder; loading casts to fp32)")
     p.add_argument("--out", required=True, help="pipeline folder to write")
     add_overwrite_arg(p)
     p.set_defaults(func=run)
@@ -36,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, cddpm_steps=args.steps, fps=args.fps)
     pipe = LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm, defaults=defaults)
-    folder = pipe.save_pretrained(args.out, overwrite=args.overwrite)
+    import torch
+
+    weights_dtype = torch.float16 if args.weights_dtype == "fp16" else None
+    folder = pipe.save_pretrained(args.out, overwrite=args.overwrite, weights_dtype=weights_dtype)
     print(f"wrote {folder} ({', '.join(sorted(pipe.components()))})")
     return 0

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "stream: memory does not grow with --frames."
         ),
     )
-    src = p.add_argument_group("model (a pipeline folder, or the parts)")
+    src = p.add_argument_group("model (a pipeline folder, or the parts; none: the embedded demo model)")
     src.add_argument("--pipeline", help="folder written by `leo-video assemble` / LEOPipeline.save_pretrained")
     src.add_argument("--lia", help="LIA checkpoint (.pt) or exported folder")
     src.add_argument("--lmdm", help="exported cLMDM folder (from `train lmdm`)")
@@ -84,6 +84,10 @@ def load_pipeline(args: argparse.Namespace, device):
 
     if args.pipeline:
         return LEOPipeline.from_pretrained(args.pipeline, device=device)
+    if not (args.lia or args.lmdm or args.prior or args.cddpm):
+        from ..pipelines.demo import load_demo_pipeline
+
+        return load_demo_pipeline(device)  # the embedded default
     if not (args.lia and args.lmdm):
         raise InputError("give --pipeline DIR, or --lia and --lmdm (plus --prior and --cddpm for unconditional output)")
     return LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm).to(device)

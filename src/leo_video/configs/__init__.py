@@ -28,6 +28,7 @@ class LoopConfig:
     run_dir: str = "runs/run"
     seed: int = param(0, ge=0, lt=2**63)
     max_steps: int = param(1000, ge=1)
+    max_minutes: float = param(0.0, ge=0.0, doc="also stop (and export) after this many minutes of this process's training (0: no limit)")
     batch_size: int = param(64, ge=1, doc="global images per optimizer step")
     grad_accum_steps: int = param(1, ge=1, le=1024)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"

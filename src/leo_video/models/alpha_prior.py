@@ -20,6 +20,7 @@ from .unet1d import expand_timestep
 # One-line sizes; keys are keyword arguments of AlphaPriorMLP.
 ALPHA_PRIOR_PRESETS: dict[str, dict] = {
     "tiny": dict(hidden_dim=64, num_blocks=2, time_embed_dim=32),
+    "demo": dict(hidden_dim=128, num_blocks=3, time_embed_dim=64),
     "small": dict(hidden_dim=256, num_blocks=3, time_embed_dim=128),
     "base": dict(hidden_dim=512, num_blocks=4, time_embed_dim=128),
 }

@@ -42,7 +42,10 @@ CDDPM_PRESETS: dict[str, dict] = {
     # tests: 16²-64², a few hundred thousand parameters
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, attention_levels=(False, True),
                  attention_head_dim=8, norm_num_groups=8),
-    # demo at 64²: attention at 32² and 16²
+    # the shipped demo model at 64² (leo_video/assets/demo_pipeline): 2.8M parameters, attention at 32², 16²
+    "demo": dict(block_out_channels=(32, 64, 128), layers_per_block=1, attention_levels=(False, True, True),
+                 attention_head_dim=32, norm_num_groups=16),
+    # 64²: attention at 32² and 16²
     "small": dict(block_out_channels=(64, 128, 256), layers_per_block=2, attention_levels=(False, True, True),
                   attention_head_dim=32, norm_num_groups=32),
     # 256² (the DDPM/ADM layout of diffusers' 256² models): attention at 16² and 8²

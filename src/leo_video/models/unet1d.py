@@ -34,6 +34,7 @@ from ..errors import ConfigError
 # One-line model sizes (DiT-style presets); keys are the keyword arguments of TemporalUNet1D.
 UNET1D_PRESETS: dict[str, dict] = {
     "tiny": dict(block_channels=(32, 64), layers_per_block=1, attention_levels=(False, True), norm_groups=8),
+    "demo": dict(block_channels=(32, 64, 128), layers_per_block=2, attention_levels=(False, False, True)),
     "small": dict(block_channels=(64, 128, 256), layers_per_block=2, attention_levels=(False, False, True)),
     "base": dict(block_channels=(128, 256, 512), layers_per_block=2, attention_levels=(False, True, True)),
 }

@@ -96,10 +96,17 @@ class LEOPipeline:
         return self.animator.config.size
 
     # ------------------------------------------------------------------ saving and loading
-    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write every component (safetensors + config.json) and ``pipeline.json``, atomically."""
+    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False,
+                        weights_dtype: torch.dtype | None = None) -> Path:
+        """Write every component (safetensors + config.json) and ``pipeline.json``, atomically.
+
+        ``weights_dtype`` (e.g. ``torch.float16``) stores the parameters in that dtype to halve the
+        folder's size (buffers such as code statistics stay float32); loading casts back to float32.
+        """
         with atomic_folder(folder, overwrite) as tmp:
             for name, module in self.components().items():
+                if weights_dtype is not None:
+                    module = _with_parameter_dtype(module, weights_dtype)
                 module.save_pretrained(tmp / name, safe_serialization=True)
             meta = {"format": PIPELINE_FORMAT, "version": 1, "components": sorted(self.components()),
                     "defaults": asdict(self.defaults)}
@@ -200,6 +207,17 @@ class LEOPipeline:
         motion = motion[:num_frames]
         for i in range(0, len(motion), chunk):
             yield motion[i : i + chunk].unsqueeze(0).expand(batch, -1, -1)
+
+
+def _with_parameter_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of ``module`` whose floating-point parameters (not buffers) are cast to ``dtype``."""
+    import copy
+
+    copied = copy.deepcopy(module)
+    for parameter in copied.parameters():
+        if parameter.is_floating_point():
+            parameter.data = parameter.data.to(dtype)
+    return copied
 
 
 def load_component(name: str, path: str | os.PathLike) -> torch.nn.Module:

@@ -47,7 +47,7 @@ class AlphaPriorDataConfig:
 class AlphaPriorModelConfig:
     """The MLP denoiser size and the noise schedule."""
 
-    preset: Literal["tiny", "small", "base"] = "small"
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
     num_train_timesteps: int = param(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
 

@@ -51,7 +51,7 @@ class CDDPMDataConfig:
 class CDDPMModelConfig:
     """U-Net size, image size and the noise schedule."""
 
-    preset: Literal["tiny", "small", "base"] = "small"
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
     sample_size: int = param(64, choices=(16, 32, 64, 128, 256, 512))
     cond_dropout: float = param(0.1, ge=0.0, lt=1.0, doc="classifier-free guidance: P(code replaced by null)")
     offset_noise: float = param(0.1, ge=0.0, le=1.0, doc="per-channel constant in the training noise")

@@ -59,7 +59,7 @@ class LMDMDataConfig:
 class LMDMModelConfig:
     """The 1D temporal U-Net, the sequence length, LMC on/off and the noise schedule."""
 
-    preset: Literal["tiny", "small", "base"] = "small"
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
     block_channels: list[int] | None = param(None, ge=8, doc="override the preset's channels per level")
     attention_levels: list[bool] | None = param(None, doc="override the preset's attention flags per level")
     sequence_length: int = param(16, ge=2, le=4096, doc="L, codes per training clip")

@@ -266,21 +266,25 @@ class Trainer:
         task, loop = self.task, self.loop
         tracker, step = MeanTracker(), start
         self._clock = (time.perf_counter(), start)
+        deadline = time.perf_counter() + loop.max_minutes * 60 if loop.max_minutes else float("inf")
         while step < loop.max_steps:
             losses = self._optimizer_step(batches, step)
             step += 1
-            losses, stop_now = self._agree(losses, stop.requested)
+            losses, stop_now, time_up = self._agree(losses, stop.requested, time.perf_counter() >= deadline)
             self._check_finite(losses, step)
             for name, ema in task.emas.items():
                 ema.step(task.unwrap(name).parameters())
             tracker.add(losses)
             self._log(step, tracker, log)
             self._periodic(step, log)
-            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now:
+            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up:
                 self._save(step)
             if stop_now:
                 log.write(f"stopped by signal at step {step}; checkpoint {self.last_checkpoint}; rerun to resume")
                 return TrainResult(step, True, self.last_checkpoint, self._resumed_from)
+            if time_up:  # a finished run, shorter than max_steps (train.max_minutes)
+                log.write(f"train.max_minutes={loop.max_minutes} reached at step {step}; checkpoint {self.last_checkpoint}")
+                break
         return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
 
     def _log(self, step: int, tracker: MeanTracker, log: RunLogger) -> None:
@@ -309,16 +313,17 @@ class Trainer:
             tracker.add({k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in out.items()})
         return tracker.pop()
 
-    def _agree(self, losses: dict[str, float], stop: bool) -> tuple[dict[str, float], bool]:
-        """Average losses over ranks and stop everywhere if any rank got a signal."""
+    def _agree(self, losses: dict[str, float], *flags: bool) -> tuple[dict[str, float], ...]:
+        """Average losses over ranks; each flag (stop signal, time up) is true everywhere if any rank set it."""
         acc = self.accelerator
         if acc.num_processes == 1:
-            return losses, stop
+            return (losses, *flags)
         names = sorted(losses)
-        values = torch.tensor([losses[n] for n in names] + [float(stop)], dtype=torch.float64, device=acc.device)
+        values = torch.tensor([losses[n] for n in names] + [float(f) for f in flags], dtype=torch.float64,
+                              device=acc.device)
         values = acc.reduce(values, reduction="sum").cpu()
-        means = {n: float(v) / acc.num_processes for n, v in zip(names, values[:-1])}
-        return means, bool(values[-1] > 0)
+        means = {n: float(v) / acc.num_processes for n, v in zip(names, values[: len(names)])}
+        return (means, *(bool(v > 0) for v in values[len(names):]))
 
     def _check_finite(self, losses: dict[str, float], step: int) -> None:
         bad = {k: v for k, v in losses.items() if not np.isfinite(v)}

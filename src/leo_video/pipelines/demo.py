@@ -1,0 +1,152 @@
+"""The embedded default: a small trained LEO shipped inside the package, and the demo it runs.
+
+The demo pipeline (animator, cLMDM, start-code prior, cDDPM at 64x64, fp16 weights, about 13 MB) was
+trained on the synthetic humans of :mod:`leo_video.data.synthetic` by ``scripts/train_demo.sh`` with
+the configs in ``configs/demo/``; anyone can retrain it with that script. It is what ``leo-video demo``,
+``leo-video generate`` without ``--pipeline`` and ``leo-video ui`` load when given no model.
+
+:func:`write_demo` renders every use of LEO on people the model never saw (synthetic seeds disjoint
+from the training set's): unconditional videos, videos from a still, an infinite-length video, motion
+transfer from a driving video and a video edited through its first frame, plus a contact sheet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import MissingWeightsError
+
+DEMO_PIPELINE_PACKAGE = "leo_video.assets"
+DEMO_PIPELINE_NAME = "demo_pipeline"
+DEMO_INPUT_SEED = 9001  # synthetic people for the demo inputs; training used seed 0 (configs/demo/README)
+DEMO_FPS = 15.0
+
+
+def demo_pipeline_dir() -> Path:
+    """The packaged demo pipeline folder (``leo_video/assets/demo_pipeline``).
+
+    Raises MissingWeightsError when the package was installed without it.
+    """
+    folder = Path(str(resources.files(DEMO_PIPELINE_PACKAGE).joinpath(DEMO_PIPELINE_NAME)))
+    if not (folder / "pipeline.json").is_file():
+        raise MissingWeightsError(
+            f"{folder}: the embedded demo model is missing from this installation; reinstall leo-video from "
+            "its repository, or train it with scripts/train_demo.sh and pass --pipeline")
+    return folder
+
+
+def load_demo_pipeline(device: str | torch.device = "cpu"):
+    """The embedded demo :class:`~leo_video.pipelines.leo.LEOPipeline` on ``device`` (float32)."""
+    from .leo import LEOPipeline
+
+    return LEOPipeline.from_pretrained(demo_pipeline_dir(), device=device)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+@dataclasses.dataclass
+class DemoInputs:
+    """Unseen synthetic people for the demo, all ``uint8 (T, S, S, 3)`` or ``(S, S, 3)``.
+
+    still: a start image; driving: another person's motion for transfer; original / edited_truth: one
+    person's video and the same video with the clothing recoloured (its frame 0 is the edited first frame).
+    """
+
+    still: np.ndarray
+    driving: np.ndarray
+    original: np.ndarray
+    edited_truth: np.ndarray
+
+
+def make_demo_inputs(size: int, num_frames: int, seed: int = DEMO_INPUT_SEED) -> DemoInputs:
+    """Render the demo's inputs from the synthetic-humans generator (deterministic in ``seed``)."""
+    from ..data.synthetic import SyntheticHumanConfig, render_synthetic_video, sample_person
+    from ..data.synthetic_render import render_person
+
+    config = SyntheticHumanConfig(size=size, frames=num_frames)
+    still = render_synthetic_video(seed, 1, size, index=0)[0]
+    driving = render_synthetic_video(seed, num_frames, size, index=1)
+    person = sample_person(np.random.default_rng([seed, 2]), config)
+    original = render_person(person, num_frames, size, config.fps)
+    # The edit a user would make in an image editor: new clothes, same pose, same everything else.
+    look = dataclasses.replace(person.look, shirt=(0.85, 0.15, 0.12), stripe=(0.95, 0.85, 0.2),
+                               pattern="hstripes", pants=(0.12, 0.14, 0.35))
+    edited_truth = render_person(dataclasses.replace(person, look=look), num_frames, size, config.fps)
+    return DemoInputs(still=still, driving=driving, original=original, edited_truth=edited_truth)
+
+
+# ------------------------------------------------------------------------------------------ the demo
+
+
+@dataclasses.dataclass
+class DemoSettings:
+    """What :func:`write_demo` generates (defaults: well under a minute on 2 CPU cores)."""
+
+    num_frames: int = 40
+    infinite_frames: int = 320
+    num_videos: int = 4  # unconditional; the conditional grid shows 2 motions of one still
+    seed: int = 0
+    sampler: str | None = None  # None: the pipeline's default
+    steps: int | None = 25
+
+
+def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
+               report: Callable[[str], None] = print) -> dict[str, Path]:
+    """Generate the demo videos and contact sheet into ``out``; returns ``{label: path}``.
+
+    Writes ``unconditional.mp4`` (``num_videos`` videos from nothing, in a grid), ``conditional.mp4``
+    (one still, two seeds: different motions), ``infinite.mp4`` (``infinite_frames`` frames
+    from the still, autoregressively), ``transfer.mp4`` (driving | source | result), ``edit.mp4``
+    (original | edited), ``demo.gif`` and ``contact_sheet.png``.
+    """
+    from ..media.grid import make_grid, save_contact_sheet
+    from ..media.image import from_uint8
+    from ..media.video import write_video
+    from .animate import AnimateOptions, transfer_motion
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n, size = settings.num_frames, pipe.size
+    inputs = make_demo_inputs(size, n)
+    as_frames = lambda video: from_uint8(torch.from_numpy(video)).permute(0, 3, 1, 2)  # (T, 3, S, S)
+    sample = dict(sampler=settings.sampler, steps=settings.steps)
+    generator = lambda offset=0: torch.Generator().manual_seed(settings.seed + offset)
+    paths: dict[str, Path] = {}
+
+    report("generating unconditional videos (start code from the prior, start frame from the cDDPM) ...")
+    uncond = pipe(None, n, settings.num_videos, generator(), **sample)  # (B, T, 3, S, S)
+    paths["unconditional"] = write_video(out / "unconditional.mp4", make_grid(list(uncond), ncols=2), fps=DEMO_FPS)
+
+    report("generating videos from a still ...")
+    still = as_frames(inputs.still[None])[0]  # (3, S, S)
+    cond = pipe(still, n, 2, generator(1), **sample)
+    paths["conditional"] = write_video(out / "conditional.mp4", make_grid(list(cond), ncols=2), fps=DEMO_FPS)
+
+    report(f"generating an infinite-length video ({settings.infinite_frames} frames) ...")
+    frames = torch.cat(list(pipe.stream(still, settings.infinite_frames, 1, generator(2), **sample)), dim=1)[0]
+    paths["infinite"] = write_video(out / "infinite.mp4", frames, fps=DEMO_FPS)
+
+    report("transferring a driving video's motion to the still ...")
+    options = AnimateOptions(relative=True)
+    transfer = torch.cat(list(transfer_motion(pipe.animator, still, inputs.driving, options)))  # (T, 3, S, S)
+    driving, source = as_frames(inputs.driving), still.expand(n, -1, -1, -1)
+    paths["transfer"] = write_video(out / "transfer.mp4", make_grid([driving, source, transfer], ncols=3), fps=DEMO_FPS)
+
+    report("editing a video through its first frame ...")
+    edited_first = as_frames(inputs.edited_truth[:1])[0]
+    edited = torch.cat(list(transfer_motion(pipe.animator, edited_first, inputs.original, options)))
+    original = as_frames(inputs.original)
+    paths["edit"] = write_video(out / "edit.mp4", make_grid([original, edited], ncols=2), fps=DEMO_FPS)
+
+    rows = [*uncond[:2], *cond[:2], transfer, edited]
+    paths["gif"] = write_video(out / "demo.gif", make_grid([v[:n] for v in rows], ncols=3), fps=DEMO_FPS)
+    paths["contact sheet"] = save_contact_sheet(out / "contact_sheet.png", rows, num_frames=8)
+    return paths
