@@ -128,6 +128,38 @@ def test_canny_follows_opencv_conventions():
     assert canny_edges(faint, low=50, high=79).sum() == SIZE and not canny_edges(faint, low=50, high=81).any()
 
 
+# cv2.Canny(image, 100, 200) > 0 from opencv-python-headless 5.0.0 (a scratch venv, not a dependency),
+# packed with np.packbits: the edge map ControlNet's Canny annotator would give
+OPENCV_PATTERN_EDGES = (
+    "000000080000000008ff000000f7000000101080000080903e000c1f2f00001080200100447f48380081804701013600b026004c"
+    "1898200258612d090490c9044405a3012208012642020a01449222190a4924d221024a650e850240c8b2501441892e1a044b12"
+    "42810542108231052411020504212212252a922424122a98484c15225c40184925468033022548bfc60d2481000c1124812018"
+    "252495099049500249009240022021204964850243490534c484490b1029094848434a1248521090a44291cf6f29"
+)
+OPENCV_REAL_FRAMES = {  # first frame (256^2, as decoded) -> (edge pixels, sha256 of the packed map)
+    "videos/fullbody/taichi_lia_1.mp4": (4483, "0e022d40ca6960813ebba76fdb99121330234e32a757f48df631b1ab46b852c4"),
+    "videos/faces/face_lia_vox_1.mp4": (2606, "93dbf34d1ddc1c35f82ebf525f16307bca38570af952567377aaf7999a6b4043"),
+}
+
+
+def test_canny_equals_opencv_on_a_pattern_with_every_direction():
+    y, x = np.mgrid[0:40, 0:40]
+    disk = ((x - 20) ** 2 + (y - 18) ** 2 < 120) * 200 + 30
+    pixels = np.stack([(x * 9 + y * 4) % 256, disk, (x * y) % 97 * 2], -1).astype(np.uint8)  # (40, 40, 3)
+    edges = canny_edges(numpy_to_frames(pixels)).numpy()
+    assert edges.sum() == 427
+    assert np.packbits(edges).tobytes().hex() == OPENCV_PATTERN_EDGES
+
+
+def test_canny_equals_opencv_on_real_frames(shared_data):
+    import hashlib
+
+    for name, (count, digest) in OPENCV_REAL_FRAMES.items():
+        edges = canny_edges(numpy_to_frames(VideoReader(shared_data / name).read([0])[0])).numpy()
+        assert edges.sum() == count, name
+        assert hashlib.sha256(np.packbits(edges).tobytes()).hexdigest() == digest, name
+
+
 def test_hysteresis_keeps_weak_edges_connected_to_a_strong_one():
     magnitude = np.zeros((5, 12))
     magnitude[1, 0:5] = 150  # weak line touching one strong pixel (diagonally: 8-connected)
