@@ -95,7 +95,7 @@ def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
             steps = gr.Slider(1, handlers.MAX_STEPS, value=defaults.steps, step=1, label="denoising steps")
             button = gr.Button("Generate", variant="primary")
         with gr.Column():
-            video = gr.Video(label="generated video", interactive=False, autoplay=True, loop=True)
+            video = gr.Video(label="generated video", interactive=False, autoplay=True, loop=True, height=420)
             strip = gr.Image(label="frames", interactive=False, type="filepath")
 
     @shown_in_page
