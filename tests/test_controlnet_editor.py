@@ -186,6 +186,19 @@ def test_editor_edits_the_first_frame_under_its_edge_map(editor, clip):
     assert other.edited.shape == (3, SIZE, SIZE) and not torch.equal(other.edited, result.edited)
 
 
+def test_a_frame_blanked_by_the_safety_checker_is_an_error_not_an_edit(editor):
+    from types import SimpleNamespace
+
+    from leo_video.editing.controlnet import ControlNetEditor
+    from leo_video.errors import LeoError
+
+    def flagged(**kwargs):  # what a pipeline with a safety checker returns when it blanks the image
+        return SimpleNamespace(images=torch.zeros(1, 3, SIZE, SIZE), nsfw_content_detected=[True])
+
+    with pytest.raises(LeoError, match="safety checker"):
+        ControlNetEditor(editor.config, pipeline=flagged)(torch.zeros(3, SIZE, SIZE))
+
+
 def test_edit_command_with_controlnet_animates_the_edited_frame(run_cli, tiny_sd, lia, clip, tmp_path):
     edited_png, out = tmp_path / "edited.png", tmp_path / "edited.mp4"
     code, stdout, err = run_cli(

@@ -27,8 +27,8 @@ from ..media.image import to_uint8
 __all__ = ["canny_edges", "sobel_gradients", "non_maximum_suppression", "hysteresis"]
 
 # Sector bounds of the quantised gradient direction as OpenCV computes them, in 15-bit fixed point:
-# tan(22.5°) rounded to 13573 / 2^15, and tan(67.5°) = tan(22.5°) + 2. Our Sobel responses are exact
-# integers in float64, so the comparisons below give OpenCV's answers to the last pixel.
+# tan(22.5°) rounded to 13573 / 2^15, and tan(67.5°) = tan(22.5°) + 2. On integer Sobel responses
+# (|g| <= 1020, so every product fits int32) the comparisons give OpenCV's answers to the last pixel.
 FIXED_ONE = 1 << 15
 TAN_22_5_FIXED = round(math.tan(math.radians(22.5)) * FIXED_ONE)
 
@@ -125,9 +125,11 @@ def canny_edges(image: torch.Tensor, low: float = 100.0, high: float = 200.0, bl
         raise ValueError(f"canny_edges expects (C, H, W), got {tuple(image.shape)}")
     if not 0 <= low <= high:
         raise ValueError(f"canny_edges needs 0 <= low <= high, got low={low}, high={high}")
-    pixels = to_uint8(image.cpu()).double()  # (C, H, W) in 0..255, double: exact Sobel sums
+    pixels = to_uint8(image.cpu()).float()  # (C, H, W) in 0..255
     if blur_sigma > 0:
-        pixels = _gaussian_blur(pixels, blur_sigma)
-    gx, gy, magnitude = _strongest_channel(*sobel_gradients(pixels))  # (H, W) each
+        pixels = _gaussian_blur(pixels, blur_sigma).round()  # OpenCV would blur to uint8 first as well
+    # Sobel sums of integers are exact in float32; int32 keeps the fixed-point sector tests exact
+    gx, gy = (g.to(torch.int32) for g in sobel_gradients(pixels))  # (C, H, W) each
+    gx, gy, magnitude = _strongest_channel(gx, gy)  # (H, W) each
     thin = non_maximum_suppression(gx, gy, magnitude)  # (H, W)
     return torch.from_numpy(hysteresis(thin.numpy(), low, high))  # (H, W) bool
