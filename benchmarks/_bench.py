@@ -137,8 +137,12 @@ class Report:
 
     def write(self, out: str | os.PathLike) -> Path:
         """Print the markdown and write ``<out>/<name>.md`` and ``.json``; returns the .md path."""
+        print(self.markdown(), flush=True)
+        return self.save(out)
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write ``<out>/<name>.md`` and ``.json`` without printing (after every row: a killed run keeps them)."""
         text = self.markdown()
-        print(text, flush=True)
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{self.name}.md").write_text(text)

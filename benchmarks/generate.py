@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 report.data[f"{sampler}:{steps}/{videos}"] = r
                 rows.append(label + [f"{r['end_to_end_s']:.2f}", f"{r['sampling_s']:.2f}",
                                      f"{r['end_to_end_s'] - r['sampling_s']:.2f}", _bench.fmt(r["frames_per_s"])])
+                report.save(args.out)
     report.notes.append("Sampling is timed separately (same settings); 'encode + render' is the difference. "
                         "Each row follows an untimed one-chunk warm-up.")
     report.write(args.out)

@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu_suite.sh                      # from the repository root; PY=python3 by default
 #   OUT=/tmp/b PARTS="render generate" bash benchmarks/gpu_suite.sh
 # Parts: render (item 1 + profile), generate (item 2), train (item 3, one GPU), ddp (item 3, two GPUs via
-# accelerate launch, when at least two are visible). Set SMOKE=1 for tiny CPU sizes (seconds; tests use it).
+# torchrun + accelerate's DDP, when at least two are visible). SMOKE=1: tiny CPU sizes (about a minute).
 set -uo pipefail  # no -e: one failing part must not lose the others
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./bench_out}; PY=${PY:-python3}; PARTS=${PARTS:-"render generate train ddp"}
@@ -22,10 +22,10 @@ if [ "${SMOKE:-0}" = 1 ]; then
   LIMIT=(60 60 60 60)
 else
   RENDER=(--sizes 256 128 --batch 64 --compile-sizes 256 --profile-size 256 --per-frame-frames 16 --repeats 5
-          --budget 100)
-  GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --budget 50)
+          --budget 90)
+  GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --budget 45)
   TRAIN=(--size 256 --batch 32 --precisions bf16 fp32 --warmup 3 --steps 8)
-  LIMIT=(130 75 90 60)
+  LIMIT=(140 65 75 55)  # seconds per part: about 5.5 minutes in all
 fi
 GPUS=$($PY -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
 
@@ -33,7 +33,7 @@ part() {  # part NAME LIMIT_S COMMAND...: run with a limit (SIGINT first: the sc
   local name=$1 limit=$2; shift 2
   echo "=== $name (limit ${limit}s) ==="
   local start=$SECONDS
-  timeout -s INT -k 15 "$limit" "$@" 2> >(tail -n 30 >"$OUT/$name.stderr.txt")
+  timeout -s INT -k 10 "$limit" "$@" 2> >(tail -n 30 >"$OUT/$name.stderr.txt")
   echo "=== $name: exit $? after $((SECONDS - start)) s ==="
 }
 
@@ -44,7 +44,7 @@ for p in $PARTS; do
     train) part train "${LIMIT[2]}" $PY benchmarks/train_throughput.py "${TRAIN[@]}" --out "$OUT" ;;
     ddp)
       if [ "$GPUS" -ge 2 ]; then
-        part train_ddp "${LIMIT[3]}" $PY -m accelerate.commands.launch --num_processes 2 --mixed_precision bf16 \
+        part train_ddp "${LIMIT[3]}" $PY -m torch.distributed.run --standalone --nproc_per_node 2 \
           benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp --warmup 3 --steps 8 --out "$OUT"
       else
         echo "=== ddp: skipped ($GPUS GPU(s) visible) ==="

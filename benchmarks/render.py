@@ -49,6 +49,7 @@ VARIANTS = [
     Variant("bf16 weights + channels_last", weights=torch.bfloat16, channels_last=True),
     Variant("bf16 weights + channels_last + compile", weights=torch.bfloat16, channels_last=True, compile=True),
 ]
+PROFILED = "bf16 weights + channels_last"  # the row whose batch --profile-size profiles
 TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 weights + channels_last", "bf16 weights + channels_last + compile")
 
 
@@ -132,63 +133,106 @@ def profile_batch(model: LatentImageAnimator, variant: Variant, source: torch.Te
     return table, total / 1e3
 
 
-def bench_size(base: LatentImageAnimator, args: argparse.Namespace, device: torch.device, report: _bench.Report,
-               out_of_time) -> None:
-    """All rows of one image size."""
+def measure_render(base: LatentImageAnimator, variant: Variant, source: torch.Tensor, codes: torch.Tensor,
+                   repeats: int) -> tuple[LatentImageAnimator, torch.Tensor, float, float]:
+    """Build the variant and time ``render``: (model, output, first-call seconds, best seconds)."""
+    device = source.device
+    t0 = time.perf_counter()
+    model = build(base, variant, device)
+    render = renderer(model, variant, source, codes)
+    out = render()  # warm-up (and compilation)
+    _bench.sync(device)
+    first = time.perf_counter() - t0
+    return model, out, first, _bench.best_time(render, device, repeats)
+
+
+@dataclass
+class SizeRun:
+    """Inputs, FLOP counts and result tables of one image size."""
+
+    source: torch.Tensor  # (1, 3, S, S)
+    driving: torch.Tensor  # (B, 3, S, S)
+    codes: torch.Tensor  # (B, M)
+    dec_flops: int
+    enc_flops: int
+    peak: float | None
+    render_rows: list
+    transfer_rows: list
+    data: dict
+    reference: torch.Tensor | None = None
+
+    def share(self, fps: float, flops: int) -> str:
+        return f"{100 * fps * flops / self.peak:.1f}%" if self.peak else "—"
+
+
+def start_size(base: LatentImageAnimator, args: argparse.Namespace, device: torch.device,
+               report: _bench.Report) -> SizeRun:
+    """Inputs, FLOP counts and (empty, filled as measured) tables of one size."""
     S, B = base.config.size, args.batch
     g = torch.Generator().manual_seed(1)
-    source = (torch.rand(1, 3, S, S, generator=g) * 2 - 1).to(device)
-    driving = (torch.rand(B, 3, S, S, generator=g) * 2 - 1).to(device)
-    codes = torch.randn(B, base.config.motion_dim, generator=g).to(device)
     dec_flops, enc_flops = flops_per_frame(base, S, device)
-    peak = _bench.peak_flops(device)
-    render_rows, transfer_rows, data = [], [], {"decoder_flops": dec_flops, "encoder_flops": enc_flops}
-    report.data[str(S)] = data
+    run = SizeRun(source=(torch.rand(1, 3, S, S, generator=g) * 2 - 1).to(device),
+                  driving=(torch.rand(B, 3, S, S, generator=g) * 2 - 1).to(device),
+                  codes=torch.randn(B, base.config.motion_dim, generator=g).to(device), dec_flops=dec_flops,
+                  enc_flops=enc_flops, peak=_bench.peak_flops(device), render_rows=[], transfer_rows=[],
+                  data={"decoder_flops": dec_flops, "encoder_flops": enc_flops})  # fmt: skip
+    report.data[str(S)] = run.data
     report.notes.append(f"{S}²: decoder {dec_flops / 1e9:.3g} GFLOP per frame, encoder {enc_flops / 1e9:.3g} GFLOP "
                         f"per image (FlopCounterMode: convolutions and matmuls).")
-    # tables first, rows filled in as measured: an interrupted run still writes what it has
     report.table(f"{S}²: rendering (generator only), batch {B} from one source",
-                 ["path", "frames/s", "of bf16 peak", "mean |Δ| vs fp32", "first call s"], render_rows)
+                 ["path", "frames/s", "of bf16 peak", "mean |Δ| vs fp32", "first call s"], run.render_rows)
     report.table(f"{S}²: motion transfer (encode driving frame + render), batch {B}",
-                 ["path", "frames/s", "of bf16 peak"], transfer_rows)
-    reference = None
+                 ["path", "frames/s", "of bf16 peak"], run.transfer_rows)
+    return run
+
+
+def official_row(base: LatentImageAnimator, run: SizeRun, frames: int, device: torch.device) -> None:
+    """The LIA demo pattern on ``frames`` driving frames (fp32, LIA's literal ops)."""
+    lia = build(base, VARIANTS[0], device).use_reference_ops(True)
+    seconds = _bench.best_time(per_frame_lia(lia, run.source, run.driving[:frames]), device, 1)
+    run.transfer_rows.append(["official LIA pattern (per frame, source re-encoded, fp32, LIA's ops)",
+                              _bench.fmt(frames / seconds), "—"])
+    run.data["transfer/official"] = {"frames_per_s": frames / seconds, "frames": frames}
+
+
+def variant_rows(base: LatentImageAnimator, variant: Variant, run: SizeRun, args: argparse.Namespace,
+                 report: _bench.Report, out_of_time) -> None:
+    """Render (and, for some variants, transfer) rows of one variant; the profile table if asked."""
+    device, B, S = run.source.device, len(run.codes), base.config.size
+    model, out, first, seconds = measure_render(base, variant, run.source, run.codes, args.repeats)
+    run.reference = out.float() if run.reference is None else run.reference
+    diff, fps = (out.float() - run.reference).abs().mean().item(), B / seconds
+    run.render_rows.append([variant.name, _bench.fmt(fps), run.share(fps, run.dec_flops), f"{diff:.1e}", f"{first:.1f}"])
+    run.data[f"render/{variant.name}"] = {"frames_per_s": fps, "mean_abs_diff_vs_fp32": diff, "first_call_s": first}
+    report.save(args.out)
+    if variant.name in TRANSFER_VARIANTS and not out_of_time():
+        fps = B / _bench.best_time(transfer(model, variant, run.source, run.driving), device, args.repeats)
+        run.transfer_rows.append([variant.name, _bench.fmt(fps), run.share(fps, run.dec_flops + run.enc_flops)])
+        run.data[f"transfer/{variant.name}"] = {"frames_per_s": fps}
+    if S == args.profile_size and variant.name == PROFILED:
+        table, ms = profile_batch(model, variant, run.source, run.codes)
+        what = "kernels" if device.type == "cuda" else "CPU ops"
+        report.table(f"{S}²: profile of one render batch ({B} frames, {variant.name}, eager; {ms:.1f} ms of {what})",
+                     ["kernel / op", "calls", "self ms", "share"], table)
+
+
+def bench_size(base: LatentImageAnimator, args: argparse.Namespace, device: torch.device, report: _bench.Report,
+               out_of_time) -> None:
+    """All rows of one image size, saved after each."""
+    run = start_size(base, args, device, report)
+    if args.per_frame_frames > 0:
+        official_row(base, run, min(args.per_frame_frames, args.batch), device)
     for variant in VARIANTS:
-        if variant.name not in args.variants or (variant.compile and S not in args.compile_sizes):
+        if variant.name not in args.variants or (variant.compile and base.config.size not in args.compile_sizes):
             continue
         if out_of_time():
-            render_rows.append([variant.name, "skipped (time budget)", "", "", ""])
+            run.render_rows.append([variant.name, "skipped (time budget)", "", "", ""])
             continue
-        t0 = time.perf_counter()
-        model = build(base, variant, device)
-        render = renderer(model, variant, source, codes)
-        out = render()  # warm-up (and compilation)
-        _bench.sync(device)
-        first = time.perf_counter() - t0
-        seconds = _bench.best_time(render, device, args.repeats)
-        reference = out.float() if reference is None else reference
-        diff = (out.float() - reference).abs().mean().item()
-        fps = B / seconds
-        frac = f"{100 * fps * dec_flops / peak:.1f}%" if peak else "—"
-        render_rows.append([variant.name, _bench.fmt(fps), frac, f"{diff:.1e}", f"{first:.1f}"])
-        data[f"render/{variant.name}"] = {"frames_per_s": fps, "mean_abs_diff_vs_fp32": diff, "first_call_s": first}
-        if variant.name in TRANSFER_VARIANTS and not out_of_time():
-            seconds = _bench.best_time(transfer(model, variant, source, driving), device, args.repeats)
-            transfer_rows.append([variant.name, _bench.fmt(B / seconds),
-                                  f"{100 * B / seconds * (dec_flops + enc_flops) / peak:.1f}%" if peak else "—"])
-            data[f"transfer/{variant.name}"] = {"frames_per_s": B / seconds}
-        if S == args.profile_size and variant.name == "bf16 weights + channels_last":
-            table, ms = profile_batch(model, variant, source, codes)
-            report.table(f"{S}²: profile of one render batch ({B} frames, {variant.name}, eager; {ms:.1f} ms of "
-                         f"{'kernels' if device.type == 'cuda' else 'CPU ops'})",
-                         ["kernel / op", "calls", "self ms", "share"], table)
-        del model
-    n = min(args.per_frame_frames, B)
-    if n > 0 and not out_of_time():
-        lia = build(base, VARIANTS[0], device).use_reference_ops(True)
-        seconds = _bench.best_time(per_frame_lia(lia, source, driving[:n]), device, 1)
-        transfer_rows.insert(0, ["official LIA pattern (per frame, source re-encoded, fp32, LIA's ops)",
-                                 _bench.fmt(n / seconds), "—"])
-        data["transfer/official"] = {"frames_per_s": n / seconds, "frames": n}
+        try:
+            variant_rows(base, variant, run, args, report, out_of_time)
+        except Exception as exc:  # a failing fast path (say, a compiler error) must not lose the other rows
+            run.render_rows.append([variant.name, f"failed: {type(exc).__name__}: {str(exc)[:120]}", "", "", ""])
+        report.save(args.out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ forward + backward, both networks) x steps/s over the card's dense bf16 peak (al
 the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the presets' batch, bf16 autocast.
 
     python benchmarks/train_throughput.py --device cuda                       # everything, one GPU
-    accelerate launch --num_processes 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
+    torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
     python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
         --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
 """
@@ -16,6 +16,7 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from types import SimpleNamespace
 from unittest import mock
@@ -55,7 +56,7 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
     """``LIATrainingTask`` of the taichi256 recipe at ``args.size``, set up without a dataset."""
     from leo_video.train.lia import LIATrainingTask
 
-    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
             "train.mixed_precision": PRECISIONS[precision], "train.batch_size": args.batch * world,
             "train.cpu": device.type == "cpu", "loss.vgg_random_init": "true",
@@ -159,16 +160,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = _bench.setup(args)
     report = _bench.Report(args.name, "Training throughput (issue 9, item 3)", device)
-    with _bench.interruptible(report):
-        main_process = run_all(args, device, report)
     report.notes.append(f"Mean of {args.steps} steps after {args.warmup} warm-up steps; inputs already on the device.")
+    main_process = os.environ.get("RANK", "0") == "0"  # under accelerate launch only rank 0 writes
+    with _bench.interruptible(report):
+        run_all(args, device, report, main_process)
     if main_process:
         report.write(args.out)
 
 
-def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Report) -> bool:
-    """Fill ``report``; returns whether this is the main process (the one that writes)."""
-    peak, main_process = _bench.peak_flops(device), True
+def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Report, main_process: bool) -> None:
+    """Fill ``report`` (saved after every LIA row by the main process)."""
+    peak = _bench.peak_flops(device)
     if "lia" in args.only:
         rows: list[list[str]] = []
         losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
@@ -176,13 +178,14 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
                      ["precision", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
         for precision in args.precisions:
             r = bench_lia(args, device, precision)
-            main_process = int(__import__("os").environ.get("RANK", "0")) == 0
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"
             rows.append([precision, str(r["gpus"]), f"{args.batch} per GPU", f"{1000 * r['seconds_per_step']:.0f}",
                          _bench.fmt(r["images_per_s"], 1), gflop, mfu])
             r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak and r["flops_per_step"] else None
             report.data[f"lia/{precision}/{r['gpus']}gpu"] = r
+            if main_process:
+                report.save(args.out)
     for name, fn, what in (("lmdm", bench_lmdm, f"cLMDM '{args.lmdm_preset}', B {args.lmdm_batch}, L {args.sequence_length}"),
                            ("cddpm", bench_cddpm, f"cDDPM '{args.cddpm_preset}' {args.cddpm_size}², B {args.cddpm_batch}")):
         if name in args.only:
@@ -190,7 +193,6 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
             report.data[name] = r
             report.table(f"{what}, bf16 autocast", ["ms/step", "steps/s"],
                          [[f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}"]])
-    return main_process
 
 
 if __name__ == "__main__":

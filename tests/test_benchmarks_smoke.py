@@ -72,3 +72,10 @@ def test_train_benchmark_cpu_and_summary(bench_modules, tmp_path):
     bench_modules["summarize"].main(str(tmp_path))
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "## Targets" in summary and "LIA training step at 64²" in summary
+
+
+def test_gpu_suite_script_parses():
+    import subprocess
+
+    result = subprocess.run(["bash", "-n", str(BENCH / "gpu_suite.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
