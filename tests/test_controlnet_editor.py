@@ -221,7 +221,8 @@ def test_edit_command_with_controlnet_animates_the_edited_frame(run_cli, tiny_sd
 
 def test_missing_weights_are_one_line_naming_what_to_download(run_cli, tiny_sd, lia, clip, tmp_path):
     cases = [
-        (["--base-model", tmp_path / "no-sd15", "--controlnet", tiny_sd[1]], ["no-sd15", "hf download stable-diffusion-v1-5"]),
+        (["--base-model", tmp_path / "no-sd15", "--controlnet", tiny_sd[1]],
+         ["no-sd15", "hf download stable-diffusion-v1-5"]),
         (["--base-model", tiny_sd[0], "--controlnet", "leo-video-tests/not-cached"],
          ["leo-video-tests/not-cached", "ControlNet", "hf download lllyasviel/sd-controlnet-canny"]),
         (["--base-model", tmp_path / "no-sd15", "--controlnet", tmp_path / "no-canny"],  # both named at once

@@ -38,10 +38,13 @@ def add_controlnet_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("ControlNet first-frame editor (with --editor controlnet; docs/EDITING.md)")
     g.add_argument("--prompt", help="what the edited first frame shows (required with --editor controlnet)")
     g.add_argument("--negative-prompt", help=f"what to avoid (default {d['negative_prompt']!r})")
-    g.add_argument("--base-model", help=f"SD 1.5-compatible diffusers folder or cached Hub id (default {d['base_model']})")
+    g.add_argument("--base-model",
+                   help=f"SD 1.5-compatible diffusers folder or cached Hub id (default {d['base_model']})")
     g.add_argument("--controlnet", help=f"Canny ControlNet folder or cached Hub id (default {d['controlnet']})")
-    g.add_argument("--edit-steps", type=int, help=f"denoising steps; img2img runs steps x strength (default {d['steps']})")
-    g.add_argument("--edit-guidance", type=float, help=f"classifier-free guidance scale (default {d['guidance_scale']})")
+    g.add_argument("--edit-steps", type=int,
+                   help=f"denoising steps; img2img runs steps x strength (default {d['steps']})")
+    g.add_argument("--edit-guidance", type=float,
+                   help=f"classifier-free guidance scale (default {d['guidance_scale']})")
     g.add_argument("--edit-strength", type=float, help="img2img strength in (0, 1]; 1 keeps only the edges "
                                                        f"(default {d['strength']})")
     g.add_argument("--control-scale", type=float,

@@ -8,7 +8,8 @@ from ..errors import ConfigError
 
 __all__ = ["ControlNetEditorConfig", "DEFAULT_BASE_MODEL", "DEFAULT_CONTROLNET", "CONTROL_TYPES"]
 
-DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # the maintained copy of runwayml/stable-diffusion-v1-5
+# the maintained copy of runwayml/stable-diffusion-v1-5 (that repository is gone from the Hub)
+DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/sd-controlnet-canny"
 CONTROL_TYPES = ("canny",)
 
@@ -43,7 +44,8 @@ class ControlNetEditorConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.control_type in CONTROL_TYPES, f"control_type={self.control_type!r}: choose one of {', '.join(CONTROL_TYPES)}"),
+            (self.control_type in CONTROL_TYPES,
+             f"control_type={self.control_type!r}: choose one of {', '.join(CONTROL_TYPES)}"),
             (bool(self.prompt.strip()), "prompt: empty; describe the edit, e.g. 'a person in a red robe'"),
             (self.steps >= 1, f"steps={self.steps}: must be at least 1"),
             (0 < self.strength <= 1, f"strength={self.strength}: must be in (0, 1]"),

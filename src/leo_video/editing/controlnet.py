@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ..errors import CheckpointError, LeoError, MissingWeightsError
+from ..errors import CheckpointError, InputError, LeoError, MissingWeightsError
 from ..media.image import frames_to_numpy, numpy_to_frames, resize_center_crop
 from ..utils.device import resolve_device, resolve_dtype
 from .canny import canny_edges
@@ -45,6 +45,7 @@ __all__ = [
     "check_weights_present",
     "require_transformers",
 ]
+
 
 class MissingDependencyError(LeoError):
     """An optional Python package that a feature needs is not installed."""
@@ -119,7 +120,8 @@ def _from_pretrained(cls: Any, name_or_path: str, weights: _Weights, **kwargs: A
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if path.exists():
             raise CheckpointError(f"{name_or_path}: not a diffusers {weights.what} folder ({reason})") from exc
-        raise MissingWeightsError(_missing(name_or_path, weights, f"incomplete in the Hugging Face cache: {reason}")) from exc
+        why = f"incomplete in the Hugging Face cache: {reason}"
+        raise MissingWeightsError(_missing(name_or_path, weights, why)) from exc
 
 
 @contextlib.contextmanager
@@ -210,7 +212,7 @@ class ControlNetEditor:
             output_type="pt",
         )
         if output.nsfw_content_detected and any(output.nsfw_content_detected):
-            raise LeoError(f"--prompt {cfg.prompt!r}: the base model's safety checker blanked the edited frame; "
+            raise InputError(f"--prompt {cfg.prompt!r}: the base model's safety checker blanked the edited frame; "
                            "change the prompt")
         edited = output.images[0].float().cpu() * 2 - 1  # (3, R, R) in [-1, 1]
         return ControlNetEdit(edited=edited.clamp(-1, 1), edges=edges)
