@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -332,7 +334,15 @@ def served(ctx, monkeypatch, tmp_path):
 
     calls = []
     real = handlers.generate
-    monkeypatch.setattr(handlers, "generate", lambda *a, **k: calls.append(a) or real(*a, **k))
+
+    def spy(*args, **kwargs):  # records each job's (start, end) time
+        calls.append([time.monotonic(), None])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            calls[-1][1] = time.monotonic()
+
+    monkeypatch.setattr(handlers, "generate", spy)
     ctx.limits = UploadLimits(max_upload_mb=1)
     app = app_module.build_ui(ctx)
     port = free_port()
@@ -390,3 +400,19 @@ def multipart(name: str, payload: bytes) -> tuple[bytes, dict]:
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_served_app_runs_concurrent_users_one_at_a_time(served):
+    base, ctx, calls, app = served
+    status, text = http(f"{base}/gradio_api/upload", *multipart("person.png", Path(upload_image(ctx)).read_bytes()))
+    image = {"path": json.loads(text)[0], "meta": {"_type": "gradio.FileData"}}
+    events = []
+    users = [threading.Thread(target=lambda: events.append(call_api(base, "generate", [image, 24, 0, "ddim", 3])[0]))
+             for _ in range(3)]
+    for user in users:
+        user.start()
+    for user in users:
+        user.join(timeout=60)
+    assert events == ["complete"] * 3 and len(calls) == 3
+    spans = sorted(calls)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))  # never two at once

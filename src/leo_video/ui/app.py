@@ -112,34 +112,30 @@ def _animate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("LIA motion transfer: the driving video's motion on the source image "
                 "(output: source | driving | result).")
     with gr.Row():
-        source = _image_input("source image")
-        driving = _video_input("driving video")
-    gr.Examples([[str(p) for p in examples.animate]], inputs=[source, driving], label="example")
-    button = gr.Button("Animate", variant="primary")
-    result = gr.Video(label="source | driving | result", interactive=False, autoplay=True, loop=True)
-
-    @shown_in_page
-    def run(source, driving, progress=gr.Progress(track_tqdm=True)):
-        return str(handlers.animate(ctx, source, driving))
-
-    button.click(run, [source, driving], result, **MODEL_EVENT, api_name="animate")
+        inputs = [_image_input("source image"), _video_input("driving video")]
+    _transfer_run(ctx, handlers.animate, inputs, examples.animate, "Animate", "source | driving | result")
 
 
 def _edit_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("Edit a video by editing its first frame: the original motion is re-rendered on the edited "
                 "frame (output: edited first frame | original | edited video).")
     with gr.Row():
-        video = _video_input("video")
-        edited = _image_input("edited first frame")
-    gr.Examples([[str(p) for p in examples.edit]], inputs=[video, edited], label="example (new clothes)")
-    button = gr.Button("Edit", variant="primary")
-    result = gr.Video(label="edited first frame | original | edited", interactive=False, autoplay=True, loop=True)
+        inputs = [_video_input("video"), _image_input("edited first frame")]
+    _transfer_run(ctx, handlers.edit, inputs, examples.edit, "Edit", "edited first frame | original | edited")
+
+
+def _transfer_run(ctx: AppContext, handler: Callable, inputs: list, example: tuple[Path, Path], name: str,
+                  result_label: str) -> None:
+    """Example, button and side-by-side result of a two-input transfer tab (Animate, Edit)."""
+    gr.Examples([[str(p) for p in example]], inputs=inputs, label="example")
+    button = gr.Button(name, variant="primary")
+    result = gr.Video(label=result_label, interactive=False, autoplay=True, loop=True)
 
     @shown_in_page
-    def run(video, edited, progress=gr.Progress(track_tqdm=True)):
-        return str(handlers.edit(ctx, video, edited))
+    def run(first, second, progress=gr.Progress(track_tqdm=True)):  # progress: write_transfer's tqdm bar
+        return str(handler(ctx, first, second))
 
-    button.click(run, [video, edited], result, **MODEL_EVENT, api_name="edit")
+    button.click(run, inputs, result, **MODEL_EVENT, api_name=name.lower())
 
 
 def _motion_tab(ctx: AppContext, examples: handlers.Examples) -> None:
