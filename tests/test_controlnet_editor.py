@@ -255,6 +255,7 @@ def test_editor_options_and_frame_sources_are_checked(run_cli, lia, clip, tmp_pa
         (["--editor", "controlnet", "--prompt", "x", "--edit-steps", "0"], "--edit-steps 0: must be at least 1"),
         (["--editor", "controlnet", "--prompt", " "], "--prompt: empty"),
         (["--editor", "controlnet", "--prompt", "x", "--edit-size", "100"], "--edit-size 100"),
+        (["--editor", "controlnet", "--prompt", "x", "--device", "cpu", "--dtype", "fp16"], "--dtype fp16"),
     ]
     for argv, message in refused:
         code, _, err = run_cli(*base, *argv)

@@ -64,12 +64,13 @@ def check_controlnet_args(args: argparse.Namespace) -> None:
     if args.editor is None and given:
         raise InputError(f"--{given[0].replace('_', '-')}: only with --editor controlnet")
     if args.editor is not None:
-        from .controlnet import check_weights_present, require_transformers
+        from .controlnet import check_weights_present, editor_device, require_transformers
 
         if args.prompt is None:
             raise InputError(f"--editor {args.editor}: needs --prompt \"...\" describing the edit")
         config = config_from_args(args)
         require_transformers()
+        editor_device(config)
         check_weights_present(config)
     if args.save_edited_frame is not None:
         check_output_path(args.save_edited_frame, args.overwrite)

@@ -43,6 +43,7 @@ __all__ = [
     "MissingDependencyError",
     "load_controlnet_img2img",
     "check_weights_present",
+    "editor_device",
     "require_transformers",
 ]
 
@@ -97,6 +98,14 @@ def _missing(name_or_path: str, weights: _Weights, why: str = "no such folder, n
     target = "DIR" if _HUB_ID.match(name_or_path) else name_or_path  # a clear path is its own target
     return (f"{name_or_path}: {weights.what} not found ({why}); get it with "
             f"hf download {weights.default_id} --local-dir {target}")
+
+
+def editor_device(config: ControlNetEditorConfig) -> torch.device:
+    """The device the editor runs on; fp16 on the CPU is refused (diffusers does not support it there)."""
+    device = resolve_device(config.device)
+    if resolve_dtype(config.dtype) == torch.float16 and device.type == "cpu":
+        raise InputError("--dtype fp16: the ControlNet editor needs a GPU for fp16; use fp32 or bf16 on the CPU")
+    return device
 
 
 def check_weights_present(config: ControlNetEditorConfig) -> None:
@@ -177,7 +186,7 @@ class ControlNetEditor:
 
     def __init__(self, config: ControlNetEditorConfig, pipeline: Any | None = None) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = editor_device(config)
         self.pipeline = pipeline if pipeline is not None else load_controlnet_img2img(config, self.device)
 
     def prepare(self, frame: torch.Tensor) -> torch.Tensor:
