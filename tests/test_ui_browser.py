@@ -3,7 +3,7 @@
 Starts the app on 127.0.0.1 with a tiny random LEO, uploads a start image, clicks Generate and waits
 until a playable video is in the page (decoded by the browser: ``readyState`` >= 2, the expected
 duration and size, no media error); then checks that a user error shows up as readable text in the
-page. A screenshot is saved as a test artifact (``$LEO_TEST_ARTIFACTS`` or the test's tmp folder).
+page and that a Motion slider re-renders the source. A screenshot is saved as a test artifact (``$LEO_TEST_ARTIFACTS`` or the test's tmp folder).
 
 ``LEO_README_SCREENSHOT=1`` runs the same test on the embedded demo model instead and also writes the
 README's ``docs/images/ui_screenshot.png``.
@@ -89,8 +89,8 @@ def test_upload_generate_and_play_in_chromium(served_app, tmp_path):
             page.goto(url)
             generate = page.get_by_role("button", name="Generate", exact=True)
             generate.wait_for(timeout=20_000)
-            page.locator("input[type=file]").first.set_input_files(str(image))
-            page.locator("img[src*='upload_person']").first.wait_for(timeout=20_000)  # the upload is in
+            page.locator("#generate-image input[type=file]").set_input_files(str(image))
+            page.locator("#generate-image img[src*='upload_person']").wait_for(timeout=20_000)  # the upload is in
             generate.click()
             page.wait_for_function(
                 "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
@@ -110,6 +110,17 @@ def test_upload_generate_and_play_in_chromium(served_app, tmp_path):
             page.get_by_role("tab", name="Animate").click()
             page.get_by_role("button", name="Animate", exact=True).click()
             page.get_by_text("source image: missing (upload an image)").first.wait_for(timeout=20_000)
+
+            page.get_by_role("tab", name="Motion").click()  # a slider moves the source image
+            page.locator("#motion-source input[type=file]").set_input_files(str(image))
+            moved = page.locator("#motion-frame img")
+            moved.wait_for(timeout=20_000)
+            still = moved.get_attribute("src")
+            slider = page.get_by_label("number input for direction 1")
+            slider.fill("2.5")
+            slider.press("Enter")
+            page.wait_for_function(f"() => document.querySelector('#motion-frame img').src != {still!r}",
+                                   timeout=20_000)
         finally:
             browser.close()
 

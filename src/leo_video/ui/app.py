@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+import numpy as np
 
 from ..errors import LeoError
 from . import handlers
@@ -67,12 +68,12 @@ def build_ui(ctx: AppContext, max_queue: int = 16) -> gr.Blocks:
     return app
 
 
-def _image_input(label: str) -> gr.Image:
-    return gr.Image(label=label, type="filepath", sources=["upload"], format="png", height=256)
+def _image_input(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(label=label, type="filepath", sources=["upload"], format="png", height=256, elem_id=elem_id)
 
 
-def _video_input(label: str) -> gr.Video:
-    return gr.Video(label=label, sources=["upload"], height=256)
+def _video_input(label: str, elem_id: str) -> gr.Video:
+    return gr.Video(label=label, sources=["upload"], height=256, elem_id=elem_id)
 
 
 def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
@@ -85,7 +86,7 @@ def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
                 f"Another seed on the same image gives another motion.{hint}")
     with gr.Row():
         with gr.Column():
-            image = _image_input("start image")
+            image = _image_input("start image", "generate-image")
             gr.Examples([[str(p)] for p in examples.stills], inputs=[image], label="pick a start image")
             frames = gr.Slider(1, limits.max_generate_frames, value=limits.default_generate_frames, step=1,
                                label="frames")
@@ -112,7 +113,7 @@ def _animate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("LIA motion transfer: the driving video's motion on the source image "
                 "(output: source | driving | result).")
     with gr.Row():
-        inputs = [_image_input("source image"), _video_input("driving video")]
+        inputs = [_image_input("source image", "animate-source"), _video_input("driving video", "animate-driving")]
     _transfer_run(ctx, handlers.animate, inputs, examples.animate, "Animate", "source | driving | result")
 
 
@@ -120,7 +121,7 @@ def _edit_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("Edit a video by editing its first frame: the original motion is re-rendered on the edited "
                 "frame (output: edited first frame | original | edited video).")
     with gr.Row():
-        inputs = [_video_input("video"), _image_input("edited first frame")]
+        inputs = [_video_input("video", "edit-video"), _image_input("edited first frame", "edit-first-frame")]
     _transfer_run(ctx, handlers.edit, inputs, examples.edit, "Edit", "edited first frame | original | edited")
 
 
@@ -144,25 +145,32 @@ def _motion_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     M, bound = ctx.models.motion_dim, handlers.MOTION_RANGE
     with gr.Row():
         with gr.Column():
-            source = _image_input("source image")
+            source = _image_input("source image", "motion-source")
             gr.Examples([[str(p)] for p in examples.stills], inputs=[source], label="pick a source image")
             reset = gr.Button("Reset sliders")
-        frame = gr.Image(label="moved source", interactive=False, type="numpy", format="png", height=256)
+        frame = gr.Image(label="moved source", interactive=False, type="numpy", format="png", height=256,
+                         elem_id="motion-frame")
     with gr.Row():
         sliders = [gr.Slider(-bound, bound, value=0.0, step=0.05, label=f"direction {k}", min_width=160)
                    for k in range(M)]
 
     @shown_in_page
     def run(source, *values):
-        return None if source is None else handlers.motion_frame(ctx, source, values)
+        return None if source is None else enlarged(handlers.motion_frame(ctx, source, values))
 
     inputs = [source, *sliders]
     options = dict(**MODEL_EVENT, trigger_mode="always_last", show_progress="hidden")
     source.change(run, inputs, frame, api_name="motion", **options)
     for slider in sliders:
-        slider.release(run, inputs, frame, api_name=False, **options)
+        slider.input(run, inputs, frame, api_name=False, **options)  # live while dragging; stale moves dropped
     reset.click(lambda: [0.0] * M, None, sliders, queue=False, api_name=False).then(
         run, inputs, frame, api_name=False, **options)
+
+
+def enlarged(frame: np.ndarray, min_side: int = 256) -> np.ndarray:
+    """Repeat pixels so a small model's frame (S, S, 3) shows at least ``min_side`` wide, unblurred."""
+    k = max(1, min_side // frame.shape[0])
+    return frame.repeat(k, axis=0).repeat(k, axis=1)  # (k S, k S, 3)
 
 
 def launch(app: gr.Blocks, limits: UploadLimits, host: str = "127.0.0.1", port: int = 7860,
