@@ -100,6 +100,16 @@ def test_generate_writes_video_and_strip_and_a_second_seed_moves_differently(ctx
     assert np.abs(sa[:, 4 + 64:] - sc[:, 4 + 64:]).mean() > 3  # ... another motion
 
 
+def test_outputs_older_than_an_hour_are_removed(ctx):
+    old, fresh = ctx.new_output("generate", ".mp4"), ctx.new_output("generate", ".mp4")
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    hours_ago = time.time() - handlers.OUTPUT_MAX_AGE_S - 60
+    os.utime(old, (hours_ago, hours_ago))
+    ctx.new_output("strip", ".png")
+    assert not old.exists() and fresh.exists()
+
+
 def test_generate_without_image_is_unconditional_or_says_why(ctx, pipe):
     result = handlers.generate(ctx, None, 5, 3, "ddpm", 2)
     assert probe_video(result.video).frames == 5

@@ -9,6 +9,7 @@ and writes its outputs into the app's own temporary folder. User mistakes raise 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ STRIP_FRAMES = 8  # frames in the strip under the generated video
 MAX_STEPS = 200  # denoising steps a web user may ask for
 MOTION_RANGE = 3.0  # slider range of each motion magnitude, as `leo-video manipulate`'s default
 BATCH_FRAMES = 16  # frames encoded and rendered per batch in Animate and Edit
+OUTPUT_MAX_AGE_S = 3600  # outputs are kept an hour (Gradio's cache copy: same, via Blocks(delete_cache))
 
 
 @dataclass
@@ -88,9 +90,17 @@ class AppContext:
         return (self.workdir, *self.upload_dirs)
 
     def new_output(self, kind: str, suffix: str) -> Path:
-        """A fresh file name in the app's folder (never derived from user input)."""
+        """A fresh file name in the app's folder (never derived from user input).
+
+        Outputs older than ``OUTPUT_MAX_AGE_S`` are deleted first: Gradio has served its own copy by
+        then, and a long-running server must not fill the disk.
+        """
         folder = self.workdir / "outputs"
         folder.mkdir(parents=True, exist_ok=True)
+        too_old = time.time() - OUTPUT_MAX_AGE_S
+        for old in folder.iterdir():
+            if old.stat().st_mtime < too_old:
+                old.unlink(missing_ok=True)
         return folder / f"{kind}-{uuid.uuid4().hex[:12]}{suffix}"
 
 
