@@ -297,13 +297,14 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
 
         ``channels_last``: NHWC activations (faster convolutions on tensor-core GPUs).
         ``compile``: ``torch.compile`` the appearance encoder and the decoder in place (``Module.compile``:
-        the state dict keeps its keys), static shapes, so every new batch size compiles once; ``mode``
-        is passed through (e.g. ``"max-autotune"``). Puts the model in eval mode; returns it.
+        the state dict keeps its keys). The first batch size compiles static kernels, a second one
+        recompiles with a dynamic batch (torch's default), so chunked rendering compiles at most twice;
+        ``mode`` is passed through (e.g. ``"max-autotune"``). Puts the model in eval mode; returns it.
         """
         self.eval()
         if channels_last:
             self.to(memory_format=torch.channels_last)
         if compile:
             for module in (self.enc.net_app, self.dec):
-                module.compile(mode=mode, dynamic=False)
+                module.compile(mode=mode)
         return self

@@ -431,10 +431,22 @@ class ToFlow(nn.Module):
         # Sample in >= float32: bf16/fp16 coordinates would be off by up to ~r/256 pixels.
         work = torch.promote_types(feature.dtype, torch.float32)
         grid = identity_grid(H, work, x.device) + offsets.to(work)  # (B, r, r, 2)
-        warped = F.grid_sample(feature.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = F.grid_sample(shared_to(feature, work), grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=False)  # (B, C, r, r)
         mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
         warped = same_layout(warped.to(feature.dtype), x) * mask  # (B, C, r, r)
         return warped, warped + x * (1 - mask), logits
+
+
+def shared_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x.to(dtype)`` that keeps a batch-broadcast view (``Tensor.expand``, batch stride 0) a view.
+
+    ``render`` expands one source's features over every frame; a plain ``.to`` would materialise B
+    copies (for B = 64 at 256², about 2 GB per decoder pass). Same values either way.
+    """
+    if x.dtype == dtype or x.shape[0] == 1 or x.stride(0) != 0:
+        return x.to(dtype)
+    return x[:1].to(dtype).expand_as(x)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

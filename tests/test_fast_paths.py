@@ -1,0 +1,193 @@
+"""Issue 9's inference fast paths give the reference path's outputs within the dtype's rounding.
+
+The yardstick for fp32 paths is float64: every fp32 path (channels_last, ``torch.compile``, expanded
+features) must be as close to the float64 model as plain fp32 eager is (measured on these weights:
+max |Δ| ≈ 5e-5 for every fp32 path, output mean |x| ≈ 0.28). bf16 paths (autocast and bf16 weights)
+are held to a looser bound (measured mean |Δ| ≈ 0.008, i.e. 3 % of the mean output magnitude).
+Compilation on CPU is slow, so the fast tests trace the whole render/encode path with the
+``aot_eager`` backend (no graph breaks, same values) and compile one decoder block with inductor;
+the whole animator through inductor is ``slow``. GPU versions are marked ``gpu``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from reference.lia_functional import random_lia_state, seeded_images
+
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, shared_to
+from leo_video.utils.device import autocast
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def lia() -> LatentImageAnimator:
+    """A 64² animator, channel_max 32, seeded LIA-like random weights, fp32."""
+    model = LatentImageAnimator(64, style_dim=64, channel_max=32).eval()
+    model.load_state_dict(random_lia_state(model.state_dict(), 0))
+    return model
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    return seeded_images(1, 64, 1), seeded_images(6, 64, 2)  # source (1, 3, 64, 64), driving (6, 3, 64, 64)
+
+
+def transfer(model: LatentImageAnimator, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+    """Relative motion transfer in chunks of 4 (a full and a partial chunk): (6, 3, 64, 64)."""
+    with torch.no_grad():
+        appearance = model.encode_appearance(source)
+        codes = model.encode_motion(driving)  # (6, M)
+        return model.render(appearance, codes, start_motion=codes[:1], chunk_size=4)
+
+
+@pytest.fixture(scope="module")
+def truth(lia, images) -> torch.Tensor:
+    """The float64 model's transfer output."""
+    return transfer(copy.deepcopy(lia).double(), *(x.double() for x in images))
+
+
+@pytest.fixture(scope="module")
+def fp32_error(lia, images, truth) -> float:
+    """Max |Δ| of plain fp32 eager against float64: the rounding every fp32 path is allowed."""
+    return (transfer(lia, *images).double() - truth).abs().max().item()
+
+
+def assert_fp32_accurate(out: torch.Tensor, truth: torch.Tensor, fp32_error: float) -> None:
+    err = (out.double() - truth).abs().max().item()
+    assert err <= 2 * fp32_error + 1e-6, f"max |Δ| {err:.2e} vs fp32 eager's {fp32_error:.2e}"
+
+
+def assert_bf16_close(out: torch.Tensor, truth: torch.Tensor) -> None:
+    rel = ((out.double() - truth).abs().mean() / truth.abs().mean()).item()
+    assert rel < 0.1, f"bf16 mean |Δ| is {100 * rel:.1f}% of the mean output magnitude"
+
+
+# ----------------------------------------------------------------------------- channels_last
+
+
+def test_channels_last_same_outputs_and_nhwc_activations(lia, images, truth, fp32_error):
+    model = copy.deepcopy(lia).to(memory_format=torch.channels_last)
+    assert model.memory_format == torch.channels_last
+    layouts = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: layouts.append(is_channels_last(out)))
+             for m in model.dec.convs]  # fmt: skip
+    out = transfer(model, *images)
+    for h in hooks:
+        h.remove()
+    assert layouts and all(layouts), "decoder activations fell back to NCHW"
+    with torch.no_grad():
+        features = model.encode_appearance(images[0]).features
+    assert all(is_channels_last(f) for f in features[1:])  # 8x8 maps of C=32 are ambiguous only if 1x1
+    assert_fp32_accurate(out, truth, fp32_error)
+
+
+def test_to_memory_format_keeps_weights_and_state_dict(lia):
+    model = copy.deepcopy(lia).to(memory_format=torch.channels_last)
+    assert list(model.state_dict()) == list(lia.state_dict())
+    for (name, a), b in zip(model.state_dict().items(), lia.state_dict().values()):
+        assert torch.equal(a, b), name
+    conv = model.enc.net_app.convs[1].conv1[0].weight  # a 4-D 3x3 weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert model.dec.convs[0].conv.weight.dim() == 5  # the 5-D modulated weights are left as they were
+    with pytest.raises(RuntimeError):  # what plain nn.Module.to does with them
+        torch.nn.Module.to(copy.deepcopy(lia), memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def test_render_and_encoders_trace_without_graph_breaks(lia, images, truth, fp32_error):
+    """``fullgraph=True``: any graph break (``.item()``, data-dependent Python, unsupported op) fails."""
+    torch._dynamo.reset()
+    model = copy.deepcopy(lia).to(memory_format=torch.channels_last)
+    render = torch.compile(model.render, fullgraph=True, backend="aot_eager")
+    encode_appearance = torch.compile(model.encode_appearance, fullgraph=True, backend="aot_eager")
+    encode_motion = torch.compile(model.encode_motion, fullgraph=True, backend="aot_eager")
+    source, driving = images
+    with torch.no_grad():
+        appearance = encode_appearance(source)
+        codes = encode_motion(driving)
+        out = render(appearance, codes, codes[:1], 4)
+        eager = transfer(model, source, driving)
+    assert torch.allclose(out, eager, atol=1e-6, rtol=0)
+    assert_fp32_accurate(out, truth, fp32_error)
+
+
+def test_inductor_compiled_decoder_block_matches_eager():
+    """One upsampling StyledConv + ToFlow (warp-and-inpaint on expanded features) through inductor."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    conv, flow = StyledConv(8, 8, 3, 16, upsample=True).eval(), ToFlow(8, 16).eval()
+
+    def block(x, latent, feature, skip):
+        return flow(conv(x, latent), latent, feature, skip)
+
+    x, latent, skip = torch.randn(2, 8, 8, 8), torch.randn(2, 16), torch.randn(2, 3, 8, 8)
+    feature = torch.randn(1, 8, 16, 16).expand(2, -1, -1, -1)  # one source, two frames
+    with torch.no_grad():
+        expected = block(x, latent, feature, skip)
+        compiled = torch.compile(block, fullgraph=True)(x, latent, feature, skip)
+    for got, want in zip(compiled, expected):
+        assert torch.allclose(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_optimize_for_inference_compiles_in_place_keeping_keys(lia):
+    model = copy.deepcopy(lia).train().optimize_for_inference(compile=True, channels_last=True)
+    assert not model.training and model.memory_format == torch.channels_last
+    assert model.dec._compiled_call_impl is not None and model.enc.net_app._compiled_call_impl is not None
+    assert list(model.state_dict()) == list(lia.state_dict())  # no "_orig_mod." prefixes
+
+
+@pytest.mark.slow
+def test_whole_animator_compiled_with_inductor(lia, images, truth, fp32_error):
+    """optimize_for_inference(compile=True, channels_last=True) end to end (about 2 minutes on CPU)."""
+    torch._dynamo.reset()
+    model = copy.deepcopy(lia).optimize_for_inference(compile=True, channels_last=True)
+    assert_fp32_accurate(transfer(model, *images), truth, fp32_error)
+
+
+# ----------------------------------------------------------------------------- bf16 and shared features
+
+
+def test_bf16_autocast_and_bf16_weights_close_to_float64(lia, images, truth):
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        assert_bf16_close(transfer(lia, *images), truth)
+    model = torch.nn.Module.to(copy.deepcopy(lia), dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    out = transfer(model, *(x.bfloat16() for x in images))
+    assert out.dtype == torch.bfloat16
+    assert_bf16_close(out, truth)
+
+
+def test_shared_to_keeps_broadcast_views_and_values():
+    one = torch.randn(1, 4, 8, 8, dtype=torch.bfloat16)
+    expanded = one.expand(5, -1, -1, -1)
+    converted = shared_to(expanded, torch.float32)
+    assert converted.stride(0) == 0 and converted.shape == (5, 4, 8, 8)  # still one sample in memory
+    assert torch.equal(converted, expanded.float())
+    dense = torch.randn(3, 4, 8, 8, dtype=torch.bfloat16)
+    assert torch.equal(shared_to(dense, torch.float32), dense.float())
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last):
+    """fp32 on CUDA (TF32 off) within fp32 rounding of float64; bf16 within the bf16 bound; compiled too."""
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    cuda = [x.cuda() for x in images]
+    model = copy.deepcopy(lia).cuda().optimize_for_inference(channels_last=channels_last)
+    err = (transfer(model, *cuda).double().cpu() - truth).abs().max().item()
+    assert err < 1e-3
+    with autocast(torch.device("cuda"), torch.bfloat16):
+        assert_bf16_close(transfer(model, *cuda).cpu(), truth)
+    torch._dynamo.reset()
+    compiled = copy.deepcopy(lia).cuda().optimize_for_inference(compile=True, channels_last=channels_last)
+    with autocast(torch.device("cuda"), torch.bfloat16):
+        assert_bf16_close(transfer(compiled, *cuda).cpu(), truth)
