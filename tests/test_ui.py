@@ -302,6 +302,8 @@ def test_ui_command_user_errors_are_one_line(run_cli, pipe_dir, fake_launch, mon
     assert code != 0 and len(err.strip().splitlines()) == 1 and "pipeline.json" in err
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--port", "70000")
     assert code != 0 and "--port 70000" in err
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--max-frames", "0")
+    assert code != 0 and err.strip() == "leo-video ui: error: --max-frames 0: must be at least 1"
     monkeypatch.setattr("leo_video.pipelines.demo.DEMO_PIPELINE_NAME", "absent")  # installed without the demo model
     code, out, err = run_cli("ui")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "demo model is missing" in err

@@ -26,6 +26,7 @@ from ..media.image import frames_to_numpy, load_image, save_image
 from ..media.video import VideoWriter
 from ..models.lia import Appearance, LatentImageAnimator
 from ..pipelines.leo import LEOPipeline
+from ..utils.device import autocast
 from .validation import UploadLimits, check_image, check_video
 
 # progress(fraction in [0, 1], description): the app passes Gradio's progress tracker.
@@ -145,7 +146,7 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
     generator = torch.Generator(device="cpu").manual_seed(seed)
     out, done, pixels = ctx.new_output("generate", ".mp4"), 0, []
     progress(0.0, "sampling motion")
-    with VideoWriter(out, fps=pipe.defaults.fps) as writer:
+    with VideoWriter(out, fps=pipe.defaults.fps) as writer, autocast(pipe.device, ctx.dtype):
         for chunk in pipe.stream(start, frames, 1, generator, sampler, steps):  # (1, n, 3, S, S)
             video = chunk[0].float().cpu()  # (n, 3, S, S)
             writer.write(video)

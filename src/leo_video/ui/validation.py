@@ -46,9 +46,11 @@ class UploadLimits:
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_video_frames < 1 or self.max_video_seconds <= 0:
             raise InputError("upload limits: sizes, frames and seconds must be positive")
+        if self.max_generate_frames < 1:
+            raise InputError(f"--max-frames {self.max_generate_frames}: must be at least 1")
         if not 1 <= self.default_generate_frames <= self.max_generate_frames:
-            raise InputError(f"--max-frames {self.max_generate_frames}: must be at least "
-                             f"the default of {self.default_generate_frames} frames")
+            raise InputError(f"default_generate_frames {self.default_generate_frames}: must be within "
+                             f"1..{self.max_generate_frames}")
 
     @property
     def max_upload_bytes(self) -> int:
