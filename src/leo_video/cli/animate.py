@@ -32,9 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many driving frames")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
+    add_fast_path_args(p)
     add_device_args(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)
+
+
+def add_fast_path_args(p: argparse.ArgumentParser) -> None:
+    """``--compile`` and ``--channels-last``: the animator's inference fast paths (same output within rounding)."""
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the animator (pays off on long GPU runs: compiling takes a minute or more)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster convolutions on GPUs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,15 +62,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--size {args.size}: the checkpoint {args.checkpoint} is a {size}x{size} model")
     source = load_image(args.source, size=size)  # (3, S, S)
     write_transfer(animator, source, args.driving, out, args.relative, args.batch_frames, dtype,
-                   args.side_by_side, args.max_frames, "animate")
+                   args.side_by_side, args.max_frames, "animate", compile=args.compile,
+                   channels_last=args.channels_last)  # fmt: skip
     return 0
 
 
 def write_transfer(animator, source, driving_path, out, relative: bool, batch_frames: int, dtype,
-                   side_by_side: bool, max_frames: int | None, label: str) -> None:
+                   side_by_side: bool, max_frames: int | None, label: str, compile: bool = False,
+                   channels_last: bool = False) -> None:  # fmt: skip
     """Stream ``driving_path``'s motion onto ``source`` (3, S, S) into the video file ``out``.
 
-    Shared by ``animate`` and ``edit``; ``side_by_side`` writes source | driving | result.
+    Shared by ``animate`` and ``edit``; ``side_by_side`` writes source | driving | result;
+    ``compile`` / ``channels_last`` as in :class:`~leo_video.pipelines.animate.AnimateOptions`.
     """
     import torch
 
@@ -73,7 +84,8 @@ def write_transfer(animator, source, driving_path, out, relative: bool, batch_fr
     reader = VideoReader(driving_path)
     total = len(reader) if max_frames is None else min(len(reader), max_frames)
     size = animator.config.size
-    options = AnimateOptions(relative=relative, batch_frames=batch_frames, dtype=dtype)
+    options = AnimateOptions(relative=relative, batch_frames=batch_frames, dtype=dtype, compile=compile,
+                             channels_last=channels_last)  # fmt: skip
     chunks = transfer_motion_chunks(animator, source, reader.iter_frames(stop=total), options)
     with VideoWriter(out, fps=reader.info.fps) as writer, progress(total, label) as bar:
         for driving, result in chunks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_device_args, add_overwrite_arg, progress
+from .animate import add_fast_path_args
 
 ORDER = 40
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's, 50)")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the pipeline's)")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
+    add_fast_path_args(p)
     add_device_args(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     outs = _output_paths(Path(args.out), args.num_videos)
     for out in outs:
         check_output_path(out, args.overwrite)
-    pipe = load_pipeline(args, device)
+    pipe = load_pipeline(args, device).optimize_for_inference(compile=args.compile, channels_last=args.channels_last)
     image = load_image(args.source, size=pipe.size) if args.source else None
     motion = _load_motion(args.motion_from, pipe) if args.motion_from else None
     generator = torch.Generator(device="cpu").manual_seed(args.seed)

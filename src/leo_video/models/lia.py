@@ -306,5 +306,6 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
             self.to(memory_format=torch.channels_last)
         if compile:
             for module in (self.enc.net_app, self.dec):
-                module.compile(mode=mode)
+                if module._compiled_call_impl is None:  # calling twice does not wrap twice
+                    module.compile(mode=mode)
         return self

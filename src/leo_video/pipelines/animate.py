@@ -21,11 +21,17 @@ from ..utils.device import autocast
 
 @dataclass
 class AnimateOptions:
-    """How driving frames become motion: ``relative`` (LIA's vox/taichi demo) or absolute (TED demo)."""
+    """How driving frames become motion: ``relative`` (LIA's vox/taichi demo) or absolute (TED demo).
+
+    ``compile`` / ``channels_last``: the animator's inference fast paths
+    (:meth:`~leo_video.models.lia.LatentImageAnimator.optimize_for_inference`), applied to it in place.
+    """
 
     relative: bool = True
     batch_frames: int = 16
     dtype: torch.dtype = torch.float32
+    compile: bool = False
+    channels_last: bool = False
 
 
 def frames_to_batch(frames: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -64,6 +70,8 @@ def transfer_motion_chunks(
     """
     device = next(animator.parameters()).device
     size = animator.config.size
+    if options.compile or options.channels_last:
+        animator.optimize_for_inference(compile=options.compile, channels_last=options.channels_last)
     with autocast(device, options.dtype):
         appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
     start_motion = None

@@ -87,6 +87,11 @@ class LEOPipeline:
             torch.nn.Module.to(module, device=device, dtype=dtype)
         return self
 
+    def optimize_for_inference(self, compile: bool = False, channels_last: bool = False) -> "LEOPipeline":
+        """The animator's rendering fast paths (:meth:`LatentImageAnimator.optimize_for_inference`); returns self."""
+        self.animator.optimize_for_inference(compile=compile, channels_last=channels_last)
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.animator.parameters()).device
