@@ -24,6 +24,9 @@ from ..utils.atomic import atomic_path
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable content for a 64^2+ model
 MAX_IMAGE_SIDE = 16384
 MAX_IMAGE_PIXELS = 100_000_000  # refused before decoding (Pillow's decompression-bomb check)
+# Above this, load_image(size=...) first shrinks by an integer factor in Pillow (box filter, in C):
+# resizing an 8000x8000 still straight to 64x64 went through a 768 MB float tensor (1.3 GB peak).
+REDUCE_ABOVE_PIXELS = 16_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -152,16 +155,33 @@ def _high_depth_grey_to_rgb(image: Image.Image) -> Image.Image:
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def load_image_uint8(path: str | os.PathLike) -> np.ndarray:
-    """Load any still as uint8 RGB ``(H, W, 3)`` (EXIF orientation applied); InputError naming the file."""
+def load_image_uint8(path: str | os.PathLike, at_least: int | None = None) -> np.ndarray:
+    """Load any still as uint8 RGB ``(H, W, 3)`` (EXIF orientation applied); InputError naming the file.
+
+    ``at_least``: a huge image (over 16 MP) may come back shrunk by an integer factor (JPEG: DCT
+    scaling while decoding; else a box filter), its shorter side staying at least ``4 * at_least``
+    pixels, so that memory stays small.
+    """
     path = Path(path)
     image = open_image_checked(path)
     try:
         with image:
-            image = ImageOps.exif_transpose(image) or image
-            return np.asarray(to_rgb(image)).copy()
+            huge = bool(at_least) and image.width * image.height > REDUCE_ABOVE_PIXELS
+            if huge:
+                image.draft(None, (4 * at_least, 4 * at_least))  # JPEG decodes at 1/2 ... 1/8 scale; others: no-op
+            ImageOps.exif_transpose(image, in_place=True)
+            if huge and image.mode in ("RGB", "RGBA", "L", "LA"):  # shrink before to_rgb copies it
+                image = _shrink(image, at_least)
+            rgb = to_rgb(image)
+            return np.asarray(_shrink(rgb, at_least) if huge else rgb).copy()
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from exc
+
+
+def _shrink(image: Image.Image, at_least: int) -> Image.Image:
+    """Divide both sides by the largest integer keeping the shorter side >= ``4 * at_least`` (box filter)."""
+    factor = min(image.size) // (4 * at_least)
+    return image.reduce(factor) if factor > 1 else image
 
 
 def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
@@ -171,7 +191,7 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor
     ``size x size`` (antialiased), else S is the shorter side. RGBA / LA / transparent palettes are
     composited on white; greyscale, palette and 16-bit images become RGB.
     """
-    pixels = load_image_uint8(path)  # (H, W, 3)
+    pixels = load_image_uint8(path, at_least=size)  # (H, W, 3)
     if size is None:
         size = min(pixels.shape[:2])
     return numpy_to_frames(resize_center_crop(pixels, size))  # (3, S, S)
