@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import InputError
 from .image import (
@@ -30,6 +31,7 @@ from .image import (
     numpy_to_frames,
     open_image_checked,
     resize_center_crop,
+    to_rgb,
 )
 from .video_writer import VideoWriter, write_video
 
@@ -345,18 +347,24 @@ def _rotation_turns(frame) -> int:
 def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
     """av.VideoFrame -> uint8 ``(H, W, 3)`` upright; with ``size``, centre-cropped to ``(size, size, 3)``.
 
+    Frames with an alpha channel (qtrle argb, png/ffv1 rgba or yuva ...) are composited on white.
+
     Scaling happens in swscale (area filter when shrinking) before the crop, so large frames never
     go through a float resize; the short side is scaled to ``size``, then the centre is cut out.
     """
     turns = _rotation_turns(frame)
+    alpha = any(component.is_alpha for component in frame.format.components)
+    pixels = "rgba" if alpha else "rgb24"
     if size is None:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.to_ndarray(format=pixels)
     else:
         scale = size / min(frame.width, frame.height)
         width = max(size, round(frame.width * scale))
         height = max(size, round(frame.height * scale))
         interpolation = "AREA" if scale < 1 else "BICUBIC"
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation)
+        rgb = frame.to_ndarray(format=pixels, width=width, height=height, interpolation=interpolation)
+    if alpha:  # composited on white, as transparent stills are (media.image.to_rgb)
+        rgb = np.asarray(to_rgb(Image.fromarray(rgb, mode="RGBA")))
     if turns:
         rgb = np.rot90(rgb, k=turns)
     return np.ascontiguousarray(rgb if size is None else resize_center_crop(rgb, size))
