@@ -151,6 +151,9 @@ class Report:
         return folder / f"{self.name}.md"
 
 
-def fmt(value: float | None, digits: int = 0) -> str:
-    """Thousands-separated number, or an em dash for None."""
-    return "—" if value is None else f"{value:,.{digits}f}"
+def fmt(value: float | None, digits: int | None = None) -> str:
+    """Thousands-separated number (one decimal below 100 unless ``digits`` says), or an em dash for None."""
+    if value is None:
+        return "—"
+    digits = (1 if abs(value) < 100 else 0) if digits is None else digits
+    return f"{value:,.{digits}f}"

@@ -5,10 +5,11 @@
 #   bash benchmarks/gpu_suite.sh                      # from the repository root; PY=python3 by default
 #   OUT=/tmp/b PARTS="render generate" bash benchmarks/gpu_suite.sh
 # Parts: render (item 1 + profile), generate (item 2), train (item 3, one GPU), ddp (item 3, two GPUs via
-# torchrun + accelerate's DDP, when at least two are visible). SMOKE=1: tiny CPU sizes (about a minute).
+# torchrun + accelerate's DDP, when at least two are visible), generate_fast (item 2 with channels_last and
+# the cLMDM U-Net under CUDA graphs: is the sampler loop launch-bound?). SMOKE=1: tiny CPU sizes (about a minute).
 set -uo pipefail  # no -e: one failing part must not lose the others
 cd "$(dirname "$0")/.."
-OUT=${OUT:-./bench_out}; PY=${PY:-python3}; PARTS=${PARTS:-"render generate train ddp"}
+OUT=${OUT:-./bench_out}; PY=${PY:-python3}; PARTS=${PARTS:-"render generate train ddp generate_fast"}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -19,13 +20,16 @@ if [ "${SMOKE:-0}" = 1 ]; then
   TRAIN=(--device cpu --threads 1 --size 64 --batch 2 --channel-max 16 --style-dim 32 --no-vgg --precisions fp32
          --lmdm-preset tiny --sequence-length 4 --lmdm-batch 2 --cddpm-preset tiny --cddpm-size 16 --cddpm-batch 2
          --warmup 1 --steps 1)
-  LIMIT=(60 60 60 60)
+  FAST=(--device cpu --threads 1 --size 64 --frames 8 --videos 1 --samplers ddim:2 --channel-max 16 --style-dim 32
+        --lmdm-preset tiny --sequence-length 4 --repeats 1 --channels-last)
+  LIMIT=(60 60 60 60 60)
 else
   RENDER=(--sizes 256 128 --batch 64 --compile-sizes 256 --profile-size 256 --per-frame-frames 16 --repeats 5
-          --budget 90)
-  GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --budget 45)
+          --budget 75)
+  GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --budget 38)
   TRAIN=(--size 256 --batch 32 --precisions bf16 fp32 --warmup 3 --steps 8)
-  LIMIT=(140 65 75 55)  # seconds per part: about 5.5 minutes in all
+  FAST=(--size 256 --frames 128 --videos 1 --samplers ddim:50 dpm++:20 --channels-last --compile-lmdm --budget 30)
+  LIMIT=(120 60 70 50 60)  # seconds per part: 6 minutes in all, most often less
 fi
 GPUS=$($PY -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
 
@@ -49,6 +53,7 @@ for p in $PARTS; do
       else
         echo "=== ddp: skipped ($GPUS GPU(s) visible) ==="
       fi ;;
+    generate_fast) part generate_fast "${LIMIT[4]}" $PY benchmarks/generate.py "${FAST[@]}" --name generate_fast --out "$OUT" ;;
     *) echo "unknown part $p" >&2 ;;
   esac
 done

@@ -32,15 +32,21 @@ def bench_modules():
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    """One output folder for every script, as in the suite (the summary reads them all)."""
+    return tmp_path_factory.mktemp("bench_out")
+
+
 def _report(out: Path, name: str) -> tuple[str, dict]:
     return (out / f"{name}.md").read_text(), json.loads((out / f"{name}.json").read_text())
 
 
-def test_render_benchmark_cpu(bench_modules, tmp_path):
-    bench_modules["render"].main([*TINY, "--out", str(tmp_path), "--sizes", "64", "--batch", "2", "--channel-max", "16",
+def test_render_benchmark_cpu(bench_modules, out):
+    bench_modules["render"].main([*TINY, "--out", str(out), "--sizes", "64", "--batch", "2", "--channel-max", "16",
                                   "--style-dim", "32", "--compile-sizes", "--profile-size", "64",
                                   "--per-frame-frames", "1", "--variants", "fp32", "bf16 weights + channels_last"])
-    text, data = _report(tmp_path, "render")
+    text, data = _report(out, "render")
     assert "| fp32 |" in text and "| bf16 weights + channels_last |" in text
     assert "official LIA pattern" in text and "profile of one render batch" in text
     section = data["64"]
@@ -49,29 +55,34 @@ def test_render_benchmark_cpu(bench_modules, tmp_path):
     assert 0 < section["render/bf16 weights + channels_last"]["mean_abs_diff_vs_fp32"] < 0.2  # bf16 rounding only
 
 
-def test_generate_benchmark_cpu(bench_modules, tmp_path):
-    bench_modules["generate"].main([*TINY, "--out", str(tmp_path), "--size", "64", "--frames", "6", "--videos", "2",
+@pytest.mark.parametrize("name,extra", [("generate", []), ("generate_fast", ["--channels-last"])])
+def test_generate_benchmark_cpu(bench_modules, out, name, extra):
+    bench_modules["generate"].main([*TINY, "--out", str(out), "--size", "64", "--frames", "6", "--videos", "1", "2",
                                     "--samplers", "ddim:2", "--channel-max", "16", "--style-dim", "32",
-                                    "--lmdm-preset", "tiny", "--sequence-length", "4", "--dtype", "fp32"])
-    text, data = _report(tmp_path, "generate")
-    row = data["ddim:2/2"]
-    assert row["end_to_end_s"] > row["sampling_s"] > 0 and row["frames_per_s"] > 0
-    assert "| ddim 2 | 2 |" in text
+                                    "--lmdm-preset", "tiny", "--sequence-length", "4", "--dtype", "fp32",
+                                    "--name", name, *extra])  # fmt: skip
+    text, data = _report(out, name)
+    for videos in (1, 2):
+        row = data[f"ddim:2/{videos}"]
+        assert row["end_to_end_s"] > row["sampling_s"] > 0 and row["frames_per_s"] > 0
+    assert "| ddim 2 | 2 |" in text and ("channels_last" in text) == bool(extra)
 
 
-def test_train_benchmark_cpu_and_summary(bench_modules, tmp_path):
-    bench_modules["train_throughput"].main([*TINY, "--out", str(tmp_path), "--size", "64", "--batch", "2",
+def test_train_benchmark_cpu_and_summary(bench_modules, out):
+    bench_modules["train_throughput"].main([*TINY, "--out", str(out), "--size", "64", "--batch", "2",
                                             "--channel-max", "16", "--style-dim", "32", "--no-vgg",
                                             "--precisions", "fp32", "--lmdm-preset", "tiny", "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1"])
-    text, data = _report(tmp_path, "train")
+    text, data = _report(out, "train")
     lia = data["lia/fp32/1gpu"]
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
     assert data["lmdm"]["steps_per_s"] > 0 and data["cddpm"]["steps_per_s"] > 0
-    bench_modules["summarize"].main(str(tmp_path))
-    summary = (tmp_path / "SUMMARY.md").read_text()
-    assert "## Targets" in summary and "LIA training step at 64²" in summary
+    bench_modules["summarize"].main(str(out))
+    summary = (out / "SUMMARY.md").read_text()
+    assert "## Targets" in summary and "LIA training step at 64²" in summary and "profile of one render" in summary
+    assert "| 128-frame 256² video from a still: < 1 s |" in summary  # from the generate reports (smaller here)
+    assert "rendering 256², bf16" in summary and "not measured" in summary  # no 256² render in the smoke run
 
 
 def test_gpu_suite_script_parses():
