@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     videos = list_dataset_videos(root)
     if not videos:
         raise InputError(f"{root}: no videos or frame folders found")
+    fresh = not out.exists()  # an empty store left by a run that encoded nothing is removed again
     state = PartialState(cpu=args.device == "cpu")
     device = state.device if state.num_processes > 1 else resolve_device(args.device)
     dtype = resolve_dtype(args.dtype)
@@ -89,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(out / f"rank-{k}", ignore_errors=True)
     if state.is_main_process:
         store = MotionCodeStore(out)
+        if len(store) == 0:
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
+            raise InputError(f"{root}: no video could be encoded ({skipped} skipped, see the warnings above)")
         print(json.dumps({"out": str(out), "videos": len(store), "skipped": skipped,
                           "motion_dim": store.motion_dim, "lia_checkpoint_sha256": store.checkpoint_sha256}))
     return 0
