@@ -37,11 +37,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..data.prepare import PrepareConfig, prepare_dataset
+    from ..errors import LeoError
 
     config = PrepareConfig(size=args.size, fps=args.fps, test_fraction=args.test_fraction,
                            crop=args.crop, seed=args.seed, crf=args.crf)
-    summary = prepare_dataset(args.input, args.out, config, overwrite=args.overwrite,
-                              progress=not args.no_progress)
+    out = Path(args.out)
+    fresh = not out.exists()
+    try:
+        summary = prepare_dataset(args.input, out, config, overwrite=args.overwrite,
+                                  progress=not args.no_progress)
+    except LeoError:
+        if fresh:  # a failed first run leaves no dataset folder behind (only its settings file was written)
+            _remove_if_no_videos(out)
+        raise
     print(summary.line())
     return 0
+
+
+def _remove_if_no_videos(folder) -> None:
+    import shutil
+
+    if folder.is_dir() and not any(p.is_file() and p.name != "prepare.json" for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
