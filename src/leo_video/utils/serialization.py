@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,10 @@ def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
             f"{path}: refused to load: the file contains objects other than tensors "
             f"(unsafe pickle; only weights are accepted) [{first[:160]}]"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first[:160]})") from exc
+    except Exception as exc:  # noqa: BLE001 - arbitrary bytes make the unpickler raise KeyError, IndexError ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = first if isinstance(exc, (RuntimeError, EOFError, ValueError, OSError)) else f"{type(exc).__name__} {first}"
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail.strip()[:160]})") from exc
 
 
 def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
