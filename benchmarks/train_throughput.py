@@ -81,6 +81,7 @@ def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
 
 
 def bench_lia(args: argparse.Namespace, device: torch.device, precision: str) -> dict:
+    """LIA training steps: s/step, images/s over all processes, FLOPs per step (counted in single-process runs)."""
     task = lia_task(args, precision, device)
     device = task.accelerator.device
     g = torch.Generator().manual_seed(task.accelerator.process_index)
@@ -91,8 +92,19 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str) ->
     seconds = time_steps(step, device, args.warmup, args.steps)
     flops = _bench.count_flops(step) if task.accelerator.num_processes == 1 else None
     world = task.accelerator.num_processes
+    del task, batch, step
+    release_memory()
     return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
             "gpus": world}
+
+
+def release_memory() -> None:
+    """Free the previous benchmark's tensors before the next one builds its models."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device) -> TrainingTask:
@@ -115,6 +127,9 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
         optimizer_step(task, "model", loss, grad_clip=1.0)
 
     seconds = time_steps(step, task.accelerator.device, args.warmup, args.steps)
+    task.models.clear()
+    task.optimizers.clear()
+    release_memory()
     return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds}
 
 

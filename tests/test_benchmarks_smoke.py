@@ -90,3 +90,14 @@ def test_gpu_suite_script_parses():
 
     result = subprocess.run(["bash", "-n", str(BENCH / "gpu_suite.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.gpu
+def test_render_benchmark_cuda_profile_and_compile(bench_modules, tmp_path):
+    """The CUDA-only paths of render.py: kernel profile, compile row, peak fraction (tiny model)."""
+    bench_modules["render"].main(["--device", "cuda", "--repeats", "1", "--out", str(tmp_path), "--sizes", "64",
+                                  "--batch", "4", "--channel-max", "16", "--style-dim", "32", "--compile-sizes", "64",
+                                  "--profile-size", "64", "--per-frame-frames", "1"])
+    text, data = _report(tmp_path, "render")
+    assert "failed" not in text and "kernels)" in text
+    assert data["64"]["render/bf16 weights + channels_last + compile"]["frames_per_s"] > 0
