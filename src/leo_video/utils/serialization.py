@@ -29,15 +29,24 @@ def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _unpickler_reason(exc)
+        if "Unsupported operand" in reason:  # a byte that is no pickle opcode: not a pickle at all
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:160]})") from exc
         raise CheckpointError(
             f"{path}: refused to load: the file contains objects other than tensors "
-            f"(unsafe pickle; only weights are accepted) [{first[:160]}]"
+            f"(unsafe pickle; only weights are accepted) [{reason[:160]}]"
         ) from exc
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes make the unpickler raise KeyError, IndexError ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = first if isinstance(exc, (RuntimeError, EOFError, ValueError, OSError)) else f"{type(exc).__name__} {first}"
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail.strip()[:160]})") from exc
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The informative line of torch's weights-only error (it starts with paragraphs of boilerplate)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    specific = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (specific or lines or [type(exc).__name__])[0]
 
 
 def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
