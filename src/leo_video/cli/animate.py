@@ -63,19 +63,22 @@ def run(args: argparse.Namespace) -> int:
     source = load_image(args.source, size=size)  # (3, S, S)
     write_transfer(animator, source, args.driving, out, args.relative, args.batch_frames, dtype,
                    args.side_by_side, args.max_frames, "animate", compile=args.compile,
-                   channels_last=args.channels_last)  # fmt: skip
+                   channels_last=args.channels_last, model=args.checkpoint)  # fmt: skip
     return 0
 
 
 def write_transfer(animator, source, driving_path, out, relative: bool, batch_frames: int, dtype,
                    side_by_side: bool, max_frames: int | None, label: str, compile: bool = False,
-                   channels_last: bool = False) -> None:  # fmt: skip
+                   channels_last: bool = False, model: str = "animator") -> None:  # fmt: skip
     """Stream ``driving_path``'s motion onto ``source`` (3, S, S) into the video file ``out``.
 
     Shared by ``animate`` and ``edit``; ``side_by_side`` writes source | driving | result;
     ``compile`` / ``channels_last`` as in :class:`~leo_video.pipelines.animate.AnimateOptions`.
+    NaN or inf in a rendering stops with a NumericalError naming ``model`` (the checkpoint); nothing is written.
     """
     import torch
+
+    from ..errors import NumericalError
 
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
@@ -90,6 +93,9 @@ def write_transfer(animator, source, driving_path, out, relative: bool, batch_fr
     with VideoWriter(out, fps=reader.info.fps) as writer, progress(total, label) as bar:
         for driving, result in chunks:
             n = len(result)
+            if not torch.isfinite(result).all():
+                raise NumericalError(f"{model}: rendered frames contain NaN or inf (check the weights); "
+                                     f"{out} was not written")  # fmt: skip
             if side_by_side:
                 drive = frames_to_batch(driving, size, torch.device("cpu"))
                 result = make_grid([source.expand(n, -1, -1, -1), drive, result.cpu()], ncols=3)

@@ -63,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         edited = load_image(args.edited_first_frame, size=animator.config.size)  # (3, S, S)
     # relative transfer with the original first frame as the start: latent_i = w(edited) + Q(α_i − α_1) + Q E(edited)
     write_transfer(animator, edited, args.video, out, True, args.batch_frames, dtype,
-                   args.side_by_side, args.max_frames, "edit")
+                   args.side_by_side, args.max_frames, "edit", model=args.pipeline or args.lia)
     return 0

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..errors import InputError
+    from ..errors import InputError, NumericalError
     from ..media.image import load_image
     from ..media.video import VideoWriter
     from ..utils.atomic import check_output_path
@@ -67,13 +67,17 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     fps = args.fps or pipe.defaults.fps
     stream = pipe.stream(image, args.frames, args.num_videos, generator, args.sampler, args.steps, motion)
-    with contextlib.ExitStack() as stack, progress(args.frames, "generate") as bar:
-        writers = [stack.enter_context(VideoWriter(out, fps=fps)) for out in outs]
-        with autocast(device, dtype):
-            for chunk in stream:  # (B, n, 3, S, S)
-                for writer, video in zip(writers, chunk.float().cpu()):
-                    writer.write(video)
-                bar.update(chunk.shape[1])
+    try:
+        with contextlib.ExitStack() as stack, progress(args.frames, "generate") as bar:
+            writers = [stack.enter_context(VideoWriter(out, fps=fps)) for out in outs]
+            with autocast(device, dtype):
+                for chunk in stream:  # (B, n, 3, S, S)
+                    for writer, video in zip(writers, chunk.float().cpu()):
+                        writer.write(video)
+                    bar.update(chunk.shape[1])
+    except NumericalError as exc:  # the pipeline does not know the paths: name the models (no file was written)
+        raise NumericalError(f"{args.pipeline or ' + '.join(filter(None, (args.lia, args.lmdm))) or 'demo pipeline'}: "
+                             f"{exc}") from exc  # fmt: skip
     for out in outs:
         print(f"wrote {out}")
     return 0
@@ -102,7 +106,18 @@ def _output_paths(out, count: int) -> list:
 
 
 def _load_motion(path_text: str, pipe):
-    """Motion codes (T, M) from a video (encoded with the pipeline's animator), a store or a file."""
+    """Motion codes (T, M) from a video (encoded with the pipeline's animator), a store or a file; finite."""
+    import torch
+
+    from ..errors import NumericalError
+
+    codes = _read_motion(path_text, pipe)
+    if not torch.isfinite(codes).all():
+        raise NumericalError(f"{path_text}: motion codes contain NaN or inf")
+    return codes
+
+
+def _read_motion(path_text: str, pipe):
     from pathlib import Path
 
     import torch

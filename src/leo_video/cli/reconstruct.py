@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
     import json
 
+    import torch
+
+    from ..errors import NumericalError
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
     from ..metrics.recon import iter_self_reenactment
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
     with writer as sink, progress(total, "reconstruct") as bar:
         for result, target in iter_self_reenactment(animator, reader, total, args.batch_frames, dtype):
+            if not torch.isfinite(result).all():
+                raise NumericalError(f"{args.checkpoint}: rendered frames contain NaN or inf (check the weights)")
             abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
             count += target.numel()
             if sink is not None:
