@@ -462,3 +462,50 @@ def test_bad_config_files(bad, kind, tmp_path, run_cli):
     code, out, err = run_cli("train", kind, "--config", config, *codes, "--run-dir", tmp_path / "run")
     assert_one_line_error(code, err, config.name)
     assert words in err and not marker.exists() and not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical faults: NaN weights or NaN motion codes fail clearly instead of writing a black video
+
+
+@pytest.fixture(scope="module")
+def nan_lia(models, tmp_path_factory) -> Path:
+    """The tiny LIA with one NaN bias in its last ToRGB: every rendered pixel is NaN."""
+    from leo_video.models.lia import LatentImageAnimator
+
+    model = LatentImageAnimator.from_pretrained(models["lia"])
+    with torch.no_grad():
+        model.dec.to_rgbs[-1].bias.fill_(float("nan"))
+    path = tmp_path_factory.mktemp("nan") / "nan_lia"
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["animate", "edit", "reconstruct", "generate"])
+def test_nan_model_exits_3_and_writes_nothing(command, nan_lia, models, corpus, tmp_path, run_cli):
+    video, out = corpus["videos"]["vfr"], tmp_path / "out.mp4"
+    before = precious(out)
+    argv = {
+        "animate": ["--checkpoint", nan_lia, "--source", models["source"], "--driving", video],
+        "edit": ["--lia", nan_lia, "--edited-first-frame", models["source"], "--video", video],
+        "reconstruct": ["--checkpoint", nan_lia, "--video", video],
+        "generate": ["--lia", nan_lia, "--lmdm", models["lmdm"], "--source", models["source"], "--frames", "4",
+                     "--steps", "1"],
+    }[command]  # fmt: skip
+    code, _, err = run_cli(command, *argv, "--out", out, "--overwrite", "--device", "cpu")
+    assert_one_line_error(code, err, "nan_lia")
+    assert code == 3 and "NaN or inf" in err
+    assert out.read_bytes() == before and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_motion_codes_are_refused(value, models, tmp_path, run_cli):
+    from safetensors.torch import save_file
+
+    codes = torch.randn(8, M)
+    codes[3, 1] = value
+    save_file({"codes": codes}, tmp_path / "codes.safetensors")
+    code, _, err = run_cli("generate", "--lia", models["lia"], "--lmdm", models["lmdm"], "--source", models["source"],
+                           "--motion-from", tmp_path / "codes.safetensors", "--frames", "8", "--out", tmp_path / "o.mp4")  # fmt: skip
+    assert_one_line_error(code, err, "codes.safetensors")
+    assert code == 3 and "NaN or inf" in err and not (tmp_path / "o.mp4").exists()
