@@ -235,7 +235,7 @@ class MotionCodeStore:
         if not path.is_file():
             raise InputError(f"{path}: shard listed in the index is missing")
         with safe_open(str(path), framework="pt") as handle:
-            return handle.get_tensor(entry["key"])
+            return _finite(handle.get_tensor(entry["key"]), path, name)
 
     def items(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield ``(name, codes (T, M))``, reading each shard once."""
@@ -246,12 +246,19 @@ class MotionCodeStore:
         for shard, shard_names in by_shard.items():
             tensors = read_safetensors(self.root / shard)
             for name in shard_names:
-                yield name, tensors[self._entries[name]["key"]]
+                yield name, _finite(tensors[self._entries[name]["key"]], self.root / shard, name)
 
     def _entry(self, name: str) -> dict:
         if name not in self._entries:
             raise InputError(f"{name}: no such video in the motion-code store {self.root}")
         return self._entries[name]
+
+
+def _finite(codes: torch.Tensor, shard: Path, name: str) -> torch.Tensor:
+    """``codes`` unchanged; NumericalError naming the shard if a value is NaN or inf (a damaged store)."""
+    if not torch.isfinite(codes).all():
+        raise NumericalError(f"{shard}: the codes of {name} contain NaN or inf")
+    return codes
 
 
 SPLITS = ("train", "test")
