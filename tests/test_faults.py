@@ -322,3 +322,46 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_says_so(
     code, out, err = run_cli(*argv)
     assert code == 0 and "trained 12 steps" in out, err
     assert prior_losses(run_dir) == prior_losses(prior_reference)
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical faults in training
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_nan_loss_stops_the_command_with_one_line_and_keeps_the_last_good_checkpoint(
+    codes, prior_reference, tmp_path, run_cli, monkeypatch
+):
+    from leo_video.train.alpha_prior import AlphaPriorTask
+
+    real_step = AlphaPriorTask.train_step
+
+    def nan_at_step_4(self, batch, step):  # the 5th optimizer step's loss is NaN (as after a blow-up)
+        losses = real_step(self, batch, step)
+        return {**losses, "mse": torch.tensor(float("nan"))} if step == 4 else losses
+
+    monkeypatch.setattr(AlphaPriorTask, "train_step", nan_at_step_4)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(*train_prior_argv(codes, run_dir))
+    lines = err.strip().splitlines()
+    assert code == 3 and "Traceback" not in err and sum("error" in line for line in lines) == 1, err
+    assert "loss 'mse' is nan at step 5; stopped without saving" in lines[-1]
+    assert str(ckpt.checkpoint_path(run_dir, 3)) in lines[-1]  # names the last good checkpoint
+    assert assert_every_checkpoint_complete(run_dir) == [3] and not (run_dir / "export").exists()
+
+
+def test_nan_in_a_code_store_is_reported_before_training(codes, tmp_path, run_cli):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    damaged = tmp_path / "codes"
+    shutil.copytree(codes, damaged)
+    shard = next(damaged.glob("*.safetensors"))
+    tensors = load_file(shard)
+    name = sorted(tensors)[2]
+    tensors[name][1, 0] = float("nan")
+    save_file(tensors, shard)
+    code, _, err = run_cli(*train_prior_argv(damaged, tmp_path / "run"))
+    assert code == 3 and f"{shard}: the codes of " in err and "contain NaN or inf" in err, err
+    assert not ckpt.list_checkpoints(tmp_path / "run")
