@@ -16,6 +16,7 @@ stderr that names the input, no traceback, no output file, and an existing outpu
 from __future__ import annotations
 
 import io
+import os
 import json
 import struct
 import zlib
@@ -509,3 +510,55 @@ def test_non_finite_motion_codes_are_refused(value, models, tmp_path, run_cli):
                            "--motion-from", tmp_path / "codes.safetensors", "--frames", "8", "--out", tmp_path / "o.mp4")  # fmt: skip
     assert_one_line_error(code, err, "codes.safetensors")
     assert code == 3 and "NaN or inf" in err and not (tmp_path / "o.mp4").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Untrusted files
+
+
+def test_every_torch_load_in_the_source_is_weights_only():
+    """Static check over src/: each ``torch.load(...)`` passes ``weights_only=True``; no pickle.load, no
+    yaml.load / unsafe_load (configs use yaml.safe_load). ``torch.jit.load`` (the I3D detector, TorchScript
+    given by the user) is the one documented exception."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "leo_video"
+    loads, offenders = 0, []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+            where = f"{path.relative_to(src)}:{node.lineno}"
+            if (owner, node.func.attr) == ("torch", "load"):
+                loads += 1
+                safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+                offenders += [] if safe else [f"{where}: torch.load without weights_only=True"]
+            elif (owner, node.func.attr) in {("pickle", "load"), ("pickle", "loads"), ("yaml", "load"),
+                                             ("yaml", "unsafe_load"), ("yaml", "full_load")}:  # fmt: skip
+                offenders.append(f"{where}: {owner}.{node.func.attr}")
+    assert loads >= 1 and offenders == []
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("part", ["lia", "lmdm"])
+def test_exported_folder_with_a_pickle_instead_of_safetensors_never_runs_it(part, models, tmp_path, run_cli):
+    import shutil
+
+    folder, marker = tmp_path / part, tmp_path / "pwned"
+    shutil.copytree(models[part], folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    torch.save({"weights": _Exploit(marker)}, folder / "diffusion_pytorch_model.bin")
+    parts = {"lia": models["lia"], "lmdm": models["lmdm"], part: folder}
+    code, _, err = run_cli("generate", "--lia", parts["lia"], "--lmdm", parts["lmdm"], "--source", models["source"],
+                           "--frames", "3", "--out", tmp_path / "o.mp4")  # fmt: skip
+    assert_one_line_error(code, err, str(folder))
+    assert not marker.exists() and not (tmp_path / "o.mp4").exists()
