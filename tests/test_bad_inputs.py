@@ -374,11 +374,12 @@ def test_huge_image_is_shrunk_early_and_matches_a_direct_resize(corpus, tmp_path
     assert (loaded - direct).abs().mean() * 127.5 < 1.5  # within 1.5 grey levels on average
 
 
-@pytest.mark.parametrize("command", ["animate", "generate"])
+@pytest.mark.parametrize("command", ["animate", "edit", "generate"])
 def test_huge_image_commands(command, corpus, models, tmp_path, run_cli):
     image = corpus["images"]["huge"]
     argv = {
         "animate": ["animate", "--checkpoint", models["lia"], "--source", image, "--driving", corpus["videos"]["vfr"]],
+        "edit": ["edit", "--lia", models["lia"], "--edited-first-frame", image, "--video", corpus["videos"]["vfr"]],
         "generate": ["generate", "--lia", models["lia"], "--lmdm", models["lmdm"], "--source", image, "--frames", "4",
                      "--steps", "1"],
     }[command]  # fmt: skip
