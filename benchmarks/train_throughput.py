@@ -29,7 +29,7 @@ from leo_video.config import resolve_config
 from leo_video.configs import LoopConfig
 from leo_video.train.loop import Trainer, TrainingTask
 
-PRECISIONS = {"fp32": "no", "bf16": "bf16"}
+PRECISIONS = {"fp32": "no", "bf16": "bf16", "bf16-channels_last": "bf16"}  # row name -> accelerate's setting
 
 
 class RandomPairs(Dataset):
@@ -65,6 +65,10 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
     task = _accelerate(LIATrainingTask(), config)
     with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
         task.setup()
+    if precision.endswith("channels_last") and task.accelerator.num_processes == 1:  # NHWC G, D and VGG19
+        for module in (task.unwrap("generator"), task.models.get("discriminator"), task.recon_loss):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
     return task
 
 
@@ -80,17 +84,18 @@ def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_lia(args: argparse.Namespace, device: torch.device, precision: str) -> dict:
-    """LIA training steps: s/step, images/s over all processes, FLOPs per step (counted in single-process runs)."""
+def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True) -> dict:
+    """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only)."""
     task = lia_task(args, precision, device)
     device = task.accelerator.device
     g = torch.Generator().manual_seed(task.accelerator.process_index)
-    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
+    layout = torch.channels_last if precision.endswith("channels_last") else torch.contiguous_format
+    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device, memory_format=layout)
              for k in ("source", "driving")}  # fmt: skip
     counter = iter(range(1, 1 << 30))
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
-    flops = _bench.count_flops(step) if task.accelerator.num_processes == 1 else None
+    flops = _bench.count_flops(step) if count and task.accelerator.num_processes == 1 else None
     world = task.accelerator.num_processes
     del task, batch, step
     release_memory()
@@ -160,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="train", help="report name (<out>/<name>.md)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="LIA images per GPU")
-    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"])
+    parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"],
+                        help="LIA rows; bf16-channels_last: bf16 with NHWC weights and activations (one process)")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
@@ -191,8 +197,10 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
         losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
         report.table(f"LIA training step at {args.size}² (G + D, {losses}), channel_max {args.channel_max}",
                      ["precision", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
+        flops = None  # the same arithmetic in every row: counted once
         for precision in args.precisions:
-            r = bench_lia(args, device, precision)
+            r = bench_lia(args, device, precision, count=flops is None)
+            flops = r["flops_per_step"] = r["flops_per_step"] or flops
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"
             rows.append([precision, str(r["gpus"]), f"{args.batch} per GPU", f"{1000 * r['seconds_per_step']:.0f}",

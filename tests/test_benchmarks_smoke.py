@@ -71,12 +71,14 @@ def test_generate_benchmark_cpu(bench_modules, out, name, extra):
 def test_train_benchmark_cpu_and_summary(bench_modules, out):
     bench_modules["train_throughput"].main([*TINY, "--out", str(out), "--size", "64", "--batch", "2",
                                             "--channel-max", "16", "--style-dim", "32", "--no-vgg",
-                                            "--precisions", "fp32", "--lmdm-preset", "tiny", "--sequence-length", "4",
+                                            "--precisions", "fp32", "bf16-channels_last", "--lmdm-preset", "tiny",
+                                            "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1"])
     text, data = _report(out, "train")
     lia = data["lia/fp32/1gpu"]
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
+    assert data["lia/bf16-channels_last/1gpu"]["images_per_s"] > 0
     assert data["lmdm"]["steps_per_s"] > 0 and data["cddpm"]["steps_per_s"] > 0
     bench_modules["summarize"].main(str(out))
     summary = (out / "SUMMARY.md").read_text()

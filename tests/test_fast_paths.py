@@ -116,6 +116,13 @@ def test_render_and_encoders_trace_without_graph_breaks(lia, images, truth, fp32
         eager = transfer(model, source, driving)
     assert torch.allclose(out, eager, atol=1e-6, rtol=0)
     assert_fp32_accurate(out, truth, fp32_error)
+    # a symbolic batch (what automatic dynamic shapes recompile to for a second chunk size) traces too
+    decode = torch.compile(model.dec, fullgraph=True, dynamic=True, backend="aot_eager")
+    with torch.no_grad():
+        for n in (3, 5):
+            latent = model.latent_from_motion(appearance, codes[:n], codes[:1])
+            features = appearance.expand(n).features
+            assert torch.allclose(decode(latent, features), model.dec(latent, features), atol=1e-6, rtol=0)
 
 
 def test_inductor_compiled_decoder_block_matches_eager():
