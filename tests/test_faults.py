@@ -32,7 +32,7 @@ from leo_video.train import checkpoint as ckpt
 
 TESTS = Path(__file__).parent
 SETTINGS = dict(max_steps=18, checkpoint_every=3, keep_last=2, log_every=1, grad_accum_steps=2)
-HOLD = 0.2  # seconds each checkpoint write is held half-way (LEO_TEST_CHECKPOINT_DELAY)
+HOLD = 0.3  # seconds each checkpoint write is held half-way (LEO_TEST_CHECKPOINT_DELAY)
 
 CHILD = """
 import sys, time
@@ -141,7 +141,7 @@ def kill_once(proc: subprocess.Popen, run_dir: Path, mode: str, rng: random.Rand
         writing = lambda: any(temp_step(n) >= target for n in temp_files(run_dir) if n not in stale)  # noqa: E731
         if not wait_for(writing, proc):
             return None
-        time.sleep(rng.uniform(0.0, 0.8 * HOLD))  # inside the held write, with room for polling lag
+        time.sleep(rng.uniform(0.0, 0.5 * HOLD))  # inside the held write, with room for polling lag
     else:
         time.sleep(rng.uniform(0.5, 3.5))
     if proc.poll() is not None:
@@ -226,7 +226,9 @@ def signal_when(condition, signum: int, delay: float = 0.0) -> threading.Thread:
 
     def watch() -> None:
         deadline = time.monotonic() + 60
-        while not condition() and time.monotonic() < deadline:
+        while not condition():
+            if time.monotonic() > deadline:
+                return  # never signal a process that is no longer training
             time.sleep(0.002)
         time.sleep(delay)
         os.kill(os.getpid(), signum)
@@ -241,7 +243,16 @@ def prior_losses(run_dir: Path) -> dict[int, float]:
     return {entry["step"]: entry["loss/mse"] for entry in map(json.loads, lines)}
 
 
-@pytest.mark.usefixtures("one_thread")
+@pytest.fixture
+def late_signals_ignored():
+    """SIGTERM/SIGINT arriving outside a training run do nothing (instead of ending pytest)."""
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.usefixtures("one_thread", "late_signals_ignored")
 def test_sigterm_during_a_save_and_sigint_mid_step_stop_cleanly_and_resume_exactly(
     codes, prior_reference, tmp_path, run_cli, monkeypatch
 ):
