@@ -563,3 +563,25 @@ def test_exported_folder_with_a_pickle_instead_of_safetensors_never_runs_it(part
                            "--frames", "3", "--out", tmp_path / "o.mp4")  # fmt: skip
     assert_one_line_error(code, err, str(folder))
     assert not marker.exists() and not (tmp_path / "o.mp4").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Existing outputs
+
+
+@pytest.mark.parametrize("command", ["animate", "edit", "reconstruct", "generate", "manipulate"])
+def test_existing_outputs_are_kept_without_overwrite(command, corpus, models, tmp_path, run_cli):
+    video = corpus["videos"]["vfr"]
+    out = tmp_path / ("sheet" if command == "manipulate" else "out.mp4")
+    target = out / "contact_sheet.png" if command == "manipulate" else out
+    before = precious(target)
+    argv = {
+        "animate": ["--checkpoint", models["lia"], "--source", models["source"], "--driving", video],
+        "edit": ["--lia", models["lia"], "--edited-first-frame", models["source"], "--video", video],
+        "reconstruct": ["--checkpoint", models["lia"], "--video", video],
+        "generate": ["--lia", models["lia"], "--lmdm", models["lmdm"], "--source", models["source"], "--frames", "4"],
+        "manipulate": ["--checkpoint", models["lia"], "--source", models["source"], "--steps", "2"],
+    }[command]
+    code, _, err = run_cli(command, *argv, "--out", out, "--device", "cpu")
+    assert_one_line_error(code, err, str(out))
+    assert "--overwrite" in err and target.read_bytes() == before
