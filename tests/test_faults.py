@@ -283,6 +283,26 @@ def test_sigterm_during_a_save_and_sigint_mid_step_stop_cleanly_and_resume_exact
     assert (run_dir / "export" / "config.json").is_file()
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_the_train_command_killed_mid_save_resumes_exactly(codes, prior_reference, tmp_path, run_cli):
+    """The real `leo-video train alpha-prior` in a child process, SIGKILLed while step 6's checkpoint is
+    half written; the same command rerun continues from step 3 to the uninterrupted run's losses."""
+    run_dir = tmp_path / "run"
+    argv = train_prior_argv(codes, run_dir)
+    env = {**os.environ, "LEO_TEST_CHECKPOINT_DELAY": str(HOLD), "OMP_NUM_THREADS": "1", "LEO_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "leo_video", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert wait_for(lambda: any(temp_step(n) == 6 for n in temp_files(run_dir)), proc), proc.communicate()[1][-2000:]
+    time.sleep(HOLD / 4)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert assert_every_checkpoint_complete(run_dir) == [3] and [temp_step(n) for n in temp_files(run_dir)] == [6]
+    code, out, err = run_cli(*argv)
+    assert code == 0 and "trained 12 steps" in out, err
+    assert temp_files(run_dir) == [] and prior_losses(run_dir) == prior_losses(prior_reference)
+
+
 class FullDiskFile:
     """A binary file whose disk fills up after ``room`` bytes: later writes raise ENOSPC."""
 
