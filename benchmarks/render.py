@@ -219,15 +219,10 @@ def variant_rows(base: LatentImageAnimator, variant: Variant, run: SizeRun, args
                      ["kernel / op", "calls", "self ms", "share"], table)
 
 
-def bench_size(base: LatentImageAnimator, args: argparse.Namespace, device: torch.device, report: _bench.Report,
-               out_of_time) -> None:
-    """All rows of one image size, saved after each."""
-    run = start_size(base, args, device, report)
-    if args.per_frame_frames > 0:
-        official_row(base, run, min(args.per_frame_frames, args.batch), device)
-    for variant in VARIANTS:
-        if variant.name not in args.variants or (variant.compile and base.config.size not in args.compile_sizes):
-            continue
+def run_variants(base: LatentImageAnimator, run: SizeRun, variants: list[Variant], args: argparse.Namespace,
+                 report: _bench.Report, out_of_time) -> None:
+    """The rows of ``variants`` at one size, saved after each; failures and skips become rows too."""
+    for variant in variants:
         if out_of_time():
             run.render_rows.append([variant.name, "skipped (time budget)", "", "", ""])
             continue
@@ -236,6 +231,23 @@ def bench_size(base: LatentImageAnimator, args: argparse.Namespace, device: torc
         except Exception as exc:  # a failing fast path (say, a compiler error) must not lose the other rows
             run.render_rows.append([variant.name, f"failed: {type(exc).__name__}: {str(exc)[:120]}", "", "", ""])
         report.save(args.out)
+
+
+def bench_sizes(args: argparse.Namespace, device: torch.device, report: _bench.Report, out_of_time) -> None:
+    """Every size's eager rows first, then the compile rows (compiling takes longest: under a time budget
+    it is what gets skipped)."""
+    chosen = [v for v in VARIANTS if v.name in args.variants]
+    runs = []
+    for size in args.sizes:
+        base = LatentImageAnimator(size, style_dim=args.style_dim, channel_max=args.channel_max).eval()
+        run = start_size(base, args, device, report)
+        if args.per_frame_frames > 0:
+            official_row(base, run, min(args.per_frame_frames, args.batch), device)
+        run_variants(base, run, [v for v in chosen if not v.compile], args, report, out_of_time)
+        runs.append((base, run))
+    for base, run in runs:
+        if base.config.size in args.compile_sizes:
+            run_variants(base, run, [v for v in chosen if v.compile], args, report, out_of_time)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -255,9 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     device = _bench.setup(args)
     report = _bench.Report("render", "LIA animator: rendering and motion transfer (issue 9, item 1)", device)
     with _bench.budget_guard(args.budget) as out_of_time, _bench.interruptible(report):
-        for size in args.sizes:
-            base = LatentImageAnimator(size, style_dim=args.style_dim, channel_max=args.channel_max).eval()
-            bench_size(base, args, device, report, out_of_time)
+        bench_sizes(args, device, report, out_of_time)
     report.notes.append("Random weights; fp32 rows with TF32 off. 'first call' includes cuDNN autotuning and, "
                         "for compile rows, compilation. Mean |Δ| is against the fp32 row of the same table.")
     report.write(args.out)
