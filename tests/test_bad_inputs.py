@@ -16,8 +16,8 @@ stderr that names the input, no traceback, no output file, and an existing outpu
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import struct
 import zlib
 from fractions import Fraction
@@ -51,12 +51,12 @@ def moving_frames(num: int = T, width: int = W, height: int = H, channels: int =
 
 
 def write_av(path: Path, codec: str, pix_fmt: str, frames: np.ndarray, *, rotation: int | None = None,
-             pts_ms: list[int] | None = None, fmt: str | None = None) -> Path:
+             pts_ms: list[int] | None = None) -> Path:
     """Encode ``frames`` (T, H, W, 3|4) uint8 with PyAV: any codec/pixel format, rotation, timestamps."""
     import av
 
     source_format = "rgba" if frames.shape[-1] == 4 else "rgb24"
-    with av.open(str(path), mode="w", format=fmt) as container:
+    with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=10)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         if rotation is not None:
@@ -96,8 +96,8 @@ def png_bomb(path: Path, side: int = 50_000) -> Path:
     return path
 
 
-#: video name -> (builder(folder) -> path, expected: "ok" or the error's words)
 def build_videos(folder: Path) -> dict[str, Path]:
+    """Broken videos and unusual valid ones (``VALID_VIDEOS``), by name."""
     folder.mkdir(parents=True, exist_ok=True)
     good = write_av(folder / "good.mp4", "libx264", "yuv420p", moving_frames())
     png = io.BytesIO()
@@ -215,6 +215,21 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))  # temp files of atomic writes
 
 
+def command_argv(command: str, models: dict, video: Path, lia: Path | None = None, source: Path | None = None) -> list:
+    """A command on the tiny models (without --out); ``lia`` / ``source`` replace the good ones."""
+    lia, source = lia or models["lia"], source or models["source"]
+    return {
+        "animate": ["animate", "--checkpoint", lia, "--source", source, "--driving", video],
+        "edit": ["edit", "--lia", lia, "--edited-first-frame", source, "--video", video],
+        "reconstruct": ["reconstruct", "--checkpoint", lia, "--video", video],
+        "generate": ["generate", "--lia", lia, "--lmdm", models["lmdm"], "--source", source, "--frames", "4",
+                     "--steps", "1"],
+        "manipulate": ["manipulate", "--checkpoint", lia, "--source", source, "--steps", "2"],
+        "encode-motion": ["encode-motion", "--checkpoint", lia, "--data", video.parent],
+        "export": ["export", "--checkpoint", lia],
+    }[command]  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 # Videos
 
@@ -242,12 +257,7 @@ def test_video_commands(name, command, corpus, models, tmp_path, run_cli):
     video = corpus["videos"][name]
     out = tmp_path / "out.mp4"
     before = None if name in VALID_VIDEOS else precious(out)
-    argv = {
-        "animate": ["--checkpoint", models["lia"], "--source", models["source"], "--driving", video],
-        "edit": ["--lia", models["lia"], "--edited-first-frame", models["source"], "--video", video],
-        "reconstruct": ["--checkpoint", models["lia"], "--video", video],
-    }[command]
-    code, stdout, err = run_cli(command, *argv, "--out", out, "--overwrite", "--device", "cpu")
+    code, stdout, err = run_cli(*command_argv(command, models, video), "--out", out, "--overwrite", "--device", "cpu")
     if name in VALID_VIDEOS:
         assert code == 0, err
         assert probe_video(out).frames == T
@@ -322,12 +332,7 @@ def test_image_commands(name, command, corpus, models, tmp_path, run_cli):
     video = corpus["videos"]["vfr"]
     out = tmp_path / "out.mp4"
     before = None if name in VALID_IMAGES else precious(out)
-    argv = {
-        "animate": ["animate", "--checkpoint", models["lia"], "--source", image, "--driving", video],
-        "edit": ["edit", "--lia", models["lia"], "--edited-first-frame", image, "--video", video],
-        "generate": ["generate", "--lia", models["lia"], "--lmdm", models["lmdm"], "--source", image, "--frames", "4",
-                     "--steps", "1"],
-    }[command]  # fmt: skip
+    argv = command_argv(command, models, video, source=image)
     code, _, err = run_cli(*argv, "--out", out, "--overwrite", "--device", "cpu")
     if name in VALID_IMAGES:
         assert code == 0, err
@@ -377,12 +382,7 @@ def test_huge_image_is_shrunk_early_and_matches_a_direct_resize(corpus, tmp_path
 @pytest.mark.parametrize("command", ["animate", "edit", "generate"])
 def test_huge_image_commands(command, corpus, models, tmp_path, run_cli):
     image = corpus["images"]["huge"]
-    argv = {
-        "animate": ["animate", "--checkpoint", models["lia"], "--source", image, "--driving", corpus["videos"]["vfr"]],
-        "edit": ["edit", "--lia", models["lia"], "--edited-first-frame", image, "--video", corpus["videos"]["vfr"]],
-        "generate": ["generate", "--lia", models["lia"], "--lmdm", models["lmdm"], "--source", image, "--frames", "4",
-                     "--steps", "1"],
-    }[command]  # fmt: skip
+    argv = command_argv(command, models, corpus["videos"]["vfr"], source=image)
     code, _, err = run_cli(*argv, "--out", tmp_path / "out.mp4", "--device", "cpu")
     assert code == 0, err
 
@@ -407,17 +407,9 @@ def test_wrong_lia_checkpoints(bad, command, corpus, models, tmp_path, run_cli):
     checkpoint = models.get(bad, tmp_path / "missing.pt")
     video = corpus["videos"]["vfr"]
     out = tmp_path / ("out" if command in ("encode-motion", "export") else "out.mp4")
-    argv = {
-        "animate": ["--checkpoint", checkpoint, "--source", models["source"], "--driving", video],
-        "reconstruct": ["--checkpoint", checkpoint, "--video", video],
-        "edit": ["--lia", checkpoint, "--edited-first-frame", models["source"], "--video", video],
-        "encode-motion": ["--checkpoint", checkpoint, "--data", video.parent],
-        "generate": ["--lia", checkpoint, "--lmdm", models["lmdm"], "--source", models["source"], "--frames", "4"],
-        "export": ["--checkpoint", checkpoint],
-    }[command]
     overwrite = [] if command == "encode-motion" else ["--overwrite"]  # encode-motion resumes an existing store
     before = precious(out) if out.suffix else None
-    code, _, err = run_cli(command, *argv, "--out", out, *overwrite)
+    code, _, err = run_cli(*command_argv(command, models, video, lia=checkpoint), "--out", out, *overwrite)
     assert_one_line_error(code, err, checkpoint.name)
     assert (EXPORT_ERRORS.get(bad, BAD_LIA[bad]) if command == "export" else BAD_LIA[bad]) in err
     assert out.read_bytes() == before if before else not out.exists()
@@ -487,14 +479,8 @@ def nan_lia(models, tmp_path_factory) -> Path:
 def test_nan_model_exits_3_and_writes_nothing(command, nan_lia, models, corpus, tmp_path, run_cli):
     video, out = corpus["videos"]["vfr"], tmp_path / "out.mp4"
     before = precious(out)
-    argv = {
-        "animate": ["--checkpoint", nan_lia, "--source", models["source"], "--driving", video],
-        "edit": ["--lia", nan_lia, "--edited-first-frame", models["source"], "--video", video],
-        "reconstruct": ["--checkpoint", nan_lia, "--video", video],
-        "generate": ["--lia", nan_lia, "--lmdm", models["lmdm"], "--source", models["source"], "--frames", "4",
-                     "--steps", "1"],
-    }[command]  # fmt: skip
-    code, _, err = run_cli(command, *argv, "--out", out, "--overwrite", "--device", "cpu")
+    argv = command_argv(command, models, video, lia=nan_lia)
+    code, _, err = run_cli(*argv, "--out", out, "--overwrite", "--device", "cpu")
     assert_one_line_error(code, err, "nan_lia")
     assert code == 3 and "NaN or inf" in err
     assert out.read_bytes() == before and leftovers(tmp_path) == []
@@ -575,13 +561,6 @@ def test_existing_outputs_are_kept_without_overwrite(command, corpus, models, tm
     out = tmp_path / ("sheet" if command == "manipulate" else "out.mp4")
     target = out / "contact_sheet.png" if command == "manipulate" else out
     before = precious(target)
-    argv = {
-        "animate": ["--checkpoint", models["lia"], "--source", models["source"], "--driving", video],
-        "edit": ["--lia", models["lia"], "--edited-first-frame", models["source"], "--video", video],
-        "reconstruct": ["--checkpoint", models["lia"], "--video", video],
-        "generate": ["--lia", models["lia"], "--lmdm", models["lmdm"], "--source", models["source"], "--frames", "4"],
-        "manipulate": ["--checkpoint", models["lia"], "--source", models["source"], "--steps", "2"],
-    }[command]
-    code, _, err = run_cli(command, *argv, "--out", out, "--device", "cpu")
+    code, _, err = run_cli(*command_argv(command, models, video), "--out", out, "--device", "cpu")
     assert_one_line_error(code, err, str(out))
     assert "--overwrite" in err and target.read_bytes() == before
