@@ -18,7 +18,7 @@ import torch
 from reference.lia_functional import random_lia_state, seeded_images
 
 from leo_video.models.lia import LatentImageAnimator
-from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, shared_to
+from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, same_layout, shared_to
 from leo_video.utils.device import autocast
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -178,6 +178,14 @@ def test_shared_to_keeps_broadcast_views_and_values():
     assert torch.equal(converted, expanded.float())
     dense = torch.randn(3, 4, 8, 8, dtype=torch.bfloat16)
     assert torch.equal(shared_to(dense, torch.float32), dense.float())
+
+
+def test_same_layout_converts_layout_and_dtype_in_one_copy():
+    nchw = torch.randn(2, 4, 8, 8)  # e.g. grid_sample's float32 output
+    nhwc = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    out = same_layout(nchw, nhwc, torch.bfloat16)
+    assert is_channels_last(out) and out.dtype == torch.bfloat16 and torch.equal(out, nchw.bfloat16())
+    assert same_layout(nchw, nchw) is nchw and not is_channels_last(same_layout(nchw, nchw, torch.bfloat16))
 
 
 # ----------------------------------------------------------------------------- GPU

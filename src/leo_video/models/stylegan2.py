@@ -434,7 +434,7 @@ class ToFlow(nn.Module):
         warped = F.grid_sample(shared_to(feature, work), grid, mode="bilinear", padding_mode="zeros",
                                align_corners=False)  # (B, C, r, r)
         mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
-        warped = same_layout(warped.to(feature.dtype), x) * mask  # (B, C, r, r)
+        warped = same_layout(warped, x, feature.dtype) * mask  # (B, C, r, r)
         return warped, warped + x * (1 - mask), logits
 
 
@@ -459,10 +459,11 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return one.is_contiguous(memory_format=torch.channels_last) and not one.is_contiguous()
 
 
-def same_layout(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """x in channels-last memory if ``like`` is (a copy only then): ops such as ``grid_sample``
-    return NCHW whatever their input, and one NCHW tensor in an NHWC network makes the next
-    convolutions fall back to NCHW kernels. Values are unchanged."""
+def same_layout(x: torch.Tensor, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x.to(dtype)`` in channels-last memory if ``like`` is: ops such as ``grid_sample`` return NCHW
+    whatever their input, and one NCHW tensor in an NHWC network makes the next convolutions fall
+    back to NCHW kernels. Layout and dtype change in one copy; values are those of ``x.to(dtype)``."""
+    dtype = x.dtype if dtype is None else dtype
     if is_channels_last(like) and not is_channels_last(x):
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+        return torch.empty_like(x, dtype=dtype, memory_format=torch.channels_last).copy_(x)
+    return x.to(dtype)
