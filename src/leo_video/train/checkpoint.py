@@ -19,7 +19,6 @@ with a warning and falls back to the previous one.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, LeoError
-from ..utils.atomic import atomic_path
+from ..utils.atomic import atomic_path, is_disk_full
 from ..utils.serialization import safe_torch_load
 
 logger = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
                     handle.flush()
                     time.sleep(delay / 2)
     except (OSError, RuntimeError, LeoError) as exc:
-        if not _is_disk_full(exc):
+        if not is_disk_full(exc):
             raise
         previous = [p for _, p in list_checkpoints(path.parent.parent) if p != path]
         kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
@@ -187,14 +186,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-def _is_disk_full(exc: BaseException | None) -> bool:
-    """Whether ENOSPC/EDQUOT is anywhere in the exception chain (torch wraps write errors)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False

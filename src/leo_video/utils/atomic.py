@@ -51,13 +51,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         _fsync_file(tmp_path)
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
+        if is_disk_full(exc):
             raise InputError(f"{path}: no space left on device; nothing was written") from exc
-        raise
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
         raise
 
 
@@ -78,8 +75,10 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         elif path.exists():
             path.unlink()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise InputError(f"{path}: no space left on device; nothing was written") from exc
         raise
 
 
@@ -99,6 +98,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ENOSPC/EDQUOT (disk full, over quota) is anywhere in the exception chain (torch,
+    safetensors and FFmpeg wrappers re-raise write errors as other exceptions)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _umask() -> int:
