@@ -396,3 +396,24 @@ def test_nan_in_a_code_store_is_reported_before_training(codes, tmp_path, run_cl
     code, _, err = run_cli(*train_prior_argv(damaged, tmp_path / "run"))
     assert code == 3 and f"{shard}: the codes of " in err and "contain NaN or inf" in err, err
     assert not ckpt.list_checkpoints(tmp_path / "run")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_full_disk_during_the_final_export_says_so_and_a_rerun_exports(codes, tmp_path, run_cli, monkeypatch):
+    import safetensors.torch
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = tmp_path / "run"
+    argv = train_prior_argv(codes, run_dir)
+    monkeypatch.setattr(safetensors.torch, "save_file", no_space)  # diffusers' save_pretrained writes through it
+    code, _, err = run_cli(*argv)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (f"leo-video train alpha-prior: error: {run_dir / 'export'}: no space left "
+                                            "on device; nothing was written")  # fmt: skip
+    assert not (run_dir / "export").exists() and not list(run_dir.glob(".export.tmp-*"))
+    assert assert_every_checkpoint_complete(run_dir)[-1] == 12  # training itself was saved
+    monkeypatch.undo()
+    code, out, err = run_cli(*argv)  # space freed: the same command only exports
+    assert code == 0 and "trained 12 steps" in out and (run_dir / "export" / "config.json").is_file(), err
