@@ -193,9 +193,10 @@ def test_same_layout_converts_layout_and_dtype_in_one_copy():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last):
+def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last, monkeypatch):
     """fp32 on CUDA (TF32 off) within fp32 rounding of float64; bf16 within the bf16 bound; compiled too."""
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     cuda = [x.cuda() for x in images]
     model = copy.deepcopy(lia).cuda().optimize_for_inference(channels_last=channels_last)
     err = (transfer(model, *cuda).double().cpu() - truth).abs().max().item()
