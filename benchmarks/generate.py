@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     fast = " + ".join(n for n, on in (("animator compiled", args.compile), ("channels_last", args.channels_last),
                                       ("U-Net compiled (CUDA graphs)", args.compile_lmdm)) if on)
     report = _bench.Report(args.name, "LEO generation from a still (issue 9, item 2)", device)
+    report.data["setting"] = {"size": args.size, "frames": args.frames}
     rows: list[list[str]] = []
     precision = args.dtype if args.dtype == "fp32" else f"{args.dtype} autocast"
     report.table(f"{args.frames} frames at {args.size}², {precision}{', ' + fast if fast else ''}; "

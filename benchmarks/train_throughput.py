@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = _bench.setup(args)
     report = _bench.Report(args.name, "Training throughput (issue 9, item 3)", device)
+    report.data["setting"] = {"size": args.size, "batch": args.batch, "channel_max": args.channel_max}
     report.notes.append(f"Mean of {args.steps} steps after {args.warmup} warm-up steps; inputs already on the device.")
     main_process = os.environ.get("RANK", "0") == "0"  # under accelerate launch only rank 0 writes
     with _bench.interruptible(report):
