@@ -55,6 +55,10 @@ def targets(out: Path) -> list[list[str]]:
     rows.append(["rendering 256², bf16: >= 3,000 frames/s", shown(fps, name), verdict(fps, 3000)])
     fps, name = best({k: v for k, v in render.items() if "official" not in k}, "transfer/")
     rows.append(["motion transfer 256²: >= 1,500 frames/s", shown(fps, name), verdict(fps, 1500)])
+    official = render.get("transfer/official", {}).get("frames_per_s")
+    speedup = fps / official if fps and official else None
+    rows.append(["motion transfer 256² vs LIA's per-frame pattern: >= 20x (issue 3)",
+                 "—" if speedup is None else f"{speedup:.1f}x", verdict(speedup, 20)])
     singles = {k: v["end_to_end_s"] for k, v in generate.items() if "/1 " in k}
     key = min(singles, key=singles.get) if singles else None
     rows.append(["128-frame 256² video from a still: < 1 s", f"{singles[key]:.2f} s ({key})" if key else "—",

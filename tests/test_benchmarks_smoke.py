@@ -122,6 +122,7 @@ def test_summary_verdicts_at_target_settings(bench_modules, tmp_path):
     rows = {row[0].split(":")[0]: row[1:] for row in bench_modules["summarize"].targets(tmp_path)}
     assert rows["rendering 256², bf16"] == ["1,500 frames/s (bf16 weights)", "**missed** (0.50x of the target)"]
     assert rows["motion transfer 256²"] == ["1,600 frames/s (fp32)", "met"]  # the official pattern never counts
+    assert rows["motion transfer 256² vs LIA's per-frame pattern"] == ["0.3x", "**missed** (0.02x of the target)"]
     assert rows["128-frame 256² video from a still"] == ["2.00 s (ddim:50/1 (eager))", "**missed** (0.50x of the target)"]
     assert rows["LIA training 256², bf16, batch 32"] == ["40.0%", "met"]
     assert rows["LIA training on two GPUs"] == ["1.70x", "**missed** (0.94x of the target)"]
