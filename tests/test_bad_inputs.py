@@ -126,6 +126,7 @@ def build_videos(folder: Path) -> dict[str, Path]:
 
 
 VALID_VIDEOS = {"odd_size", "rotated", "vfr", "10bit", "alpha_qtrle", "alpha_vp9"}
+BROKEN_VIDEOS = ["empty", "truncated", "text", "video_named_png", "zero_frames"]
 
 
 def build_images(folder: Path) -> dict[str, Path]:
@@ -194,8 +195,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     (root / "lia_torn" / "config.json").write_text((root / "lia" / "config.json").read_text())
     weights = next((root / "lia").glob("*.safetensors"))
     (root / "lia_torn" / weights.name).write_bytes(weights.read_bytes()[:400])  # a torn copy
-    return {"lia": root / "lia", "lmdm": root / "lmdm", "lmdm_other_dims": root / "lmdm_other_dims",
-            "source": root / "source.png", **{p.stem: p for p in root.glob("*.pt")}, "lia_torn": root / "lia_torn"}  # fmt: skip
+    folders = {name: root / name for name in ("lia", "lmdm", "lmdm_other_dims", "lia_torn")}
+    return {**folders, "source": root / "source.png", **{p.stem: p for p in root.glob("*.pt")}}
 
 
 def assert_one_line_error(code: int, err: str, named: str) -> None:
@@ -234,8 +235,7 @@ def command_argv(command: str, models: dict, video: Path, lia: Path | None = Non
 # Videos
 
 
-@pytest.mark.parametrize("name", sorted(VALID_VIDEOS) + ["empty", "truncated", "text", "image_named_mp4",
-                                                         "video_named_png", "zero_frames"])  # fmt: skip
+@pytest.mark.parametrize("name", sorted(VALID_VIDEOS) + BROKEN_VIDEOS + ["image_named_mp4"])
 def test_probe(name, corpus, run_cli):
     path = corpus["videos"][name]
     code, out, err = run_cli("probe", path)
@@ -250,7 +250,7 @@ def test_probe(name, corpus, run_cli):
 
 
 @pytest.mark.parametrize("command", ["animate", "edit", "reconstruct"])
-@pytest.mark.parametrize("name", sorted(VALID_VIDEOS) + ["empty", "truncated", "text", "video_named_png", "zero_frames"])
+@pytest.mark.parametrize("name", sorted(VALID_VIDEOS) + BROKEN_VIDEOS)
 def test_video_commands(name, command, corpus, models, tmp_path, run_cli):
     from leo_video.media.video import probe_video
 
@@ -493,8 +493,8 @@ def test_non_finite_motion_codes_are_refused(value, models, tmp_path, run_cli):
     codes = torch.randn(8, M)
     codes[3, 1] = value
     save_file({"codes": codes}, tmp_path / "codes.safetensors")
-    code, _, err = run_cli("generate", "--lia", models["lia"], "--lmdm", models["lmdm"], "--source", models["source"],
-                           "--motion-from", tmp_path / "codes.safetensors", "--frames", "8", "--out", tmp_path / "o.mp4")  # fmt: skip
+    argv = command_argv("generate", models, video=tmp_path)
+    code, _, err = run_cli(*argv, "--motion-from", tmp_path / "codes.safetensors", "--out", tmp_path / "o.mp4")
     assert_one_line_error(code, err, "codes.safetensors")
     assert code == 3 and "NaN or inf" in err and not (tmp_path / "o.mp4").exists()
 

@@ -344,8 +344,9 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_says_so(
     code, out, err = run_cli(*argv)
     lines = err.strip().splitlines()  # the training progress bar, then the error
     assert code == 2 and "Traceback" not in err and sum("error" in line for line in lines) == 1, err
-    assert lines[-1] == (f"leo-video train alpha-prior: error: {ckpt.checkpoint_path(run_dir, 6)}: no space left on "
-                        f"device while saving; the previous checkpoint {ckpt.checkpoint_path(run_dir, 3)} is intact")  # fmt: skip
+    new, previous = ckpt.checkpoint_path(run_dir, 6), ckpt.checkpoint_path(run_dir, 3)
+    assert lines[-1] == (f"leo-video train alpha-prior: error: {new}: no space left on device while saving; "
+                         f"the previous checkpoint {previous} is intact")
     assert assert_every_checkpoint_complete(run_dir) == [3] and temp_files(run_dir) == []
     assert not (run_dir / "export").exists()
     # space freed: the same command resumes from step 3 and ends as the uninterrupted run did

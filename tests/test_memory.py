@@ -97,7 +97,8 @@ def peaks(models, tmp_path_factory) -> dict[int, dict[str, dict]]:
         root = tmp_path_factory.mktemp(f"frames{num_frames}")
         (root / "data").mkdir()
         write_driving_video(root / "data" / "drive.mp4", num_frames)
-        argv = {name: [str(a) for a in line] for name, line in command_lines(models, root / "data", root, num_frames).items()}
+        lines = command_lines(models, root / "data", root, num_frames)
+        argv = {name: [str(a) for a in line] for name, line in lines.items()}
         env = {**os.environ, "OMP_NUM_THREADS": "1", "LEO_PROGRESS": "0", "MALLOC_MMAP_THRESHOLD_": "65536"}
         proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(argv)], capture_output=True, text=True,
                               env=env, timeout=300)  # fmt: skip

@@ -38,7 +38,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
         ) from exc
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes make the unpickler raise KeyError, IndexError ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        detail = first if isinstance(exc, (RuntimeError, EOFError, ValueError, OSError)) else f"{type(exc).__name__} {first}"
+        usual = isinstance(exc, (RuntimeError, EOFError, ValueError, OSError))  # their text says enough
+        detail = first if usual else f"{type(exc).__name__} {first}"
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail.strip()[:160]})") from exc
 
 
