@@ -190,18 +190,6 @@ def test_make_synthetic_cli_rejects_bad_size(tmp_path, run_cli):
     assert not (tmp_path / "x").exists()
 
 
-def test_demo_writes_its_files(tmp_path, run_cli):
-    out = tmp_path / "demo"
-    for _ in range(2):  # rerunning replaces the demo's own files
-        code, stdout, _ = run_cli("demo", "--out", out, "--size", 32)
-        assert code == 0
-    for name in ("preview.mp4", "preview.gif", "contact_sheet.png"):
-        assert (out / name).stat().st_size > 0 and str(out / name) in stdout
-    preview = probe_video(out / "preview.mp4")
-    assert preview.frames == 32 and preview.width > 3 * 32
-    assert json.loads((out / "dataset" / "dataset.json").read_text())["num_videos"] == 6
-
-
 def test_video_dataset_reads_a_synthetic_dataset(tmp_path):
     from leo_video.data.video_dataset import VideoDataset
 

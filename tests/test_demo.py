@@ -1,0 +1,103 @@
+"""`leo-video demo` and the embedded demo pipeline it runs (CPU)."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.media.video import probe_video
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
+
+DEMO_FILES = ("unconditional.mp4", "conditional.mp4", "infinite.mp4", "transfer.mp4", "edit.mp4", "demo.gif",
+              "contact_sheet.png")
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    pipe = LEOPipeline(
+        animator=LatentImageAnimator(size=64, style_dim=32, motion_dim=6, channel_max=16),
+        lmdm=MotionDiffusion.from_preset("tiny", motion_dim=6, sequence_length=8),
+        prior=AlphaPrior.from_preset("tiny", motion_dim=6),
+        cddpm=StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=6),
+        defaults=GenerationDefaults(steps=2, cddpm_steps=2),
+    )
+    folder = tmp_path_factory.mktemp("pipe") / "pipeline"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def test_demo_writes_every_use_and_rerunning_replaces_them(tiny_pipeline_dir, tmp_path, run_cli):
+    out = tmp_path / "demo"
+    for _ in range(2):
+        code, stdout, stderr = run_cli("demo", "--pipeline", tiny_pipeline_dir, "--out", out, "--frames", 6,
+                                       "--infinite-frames", 13, "--steps", 2, "--device", "cpu")
+        assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(DEMO_FILES)  # no temp files left behind
+    for name in DEMO_FILES:
+        assert (out / name).stat().st_size > 0 and str(out / name) in stdout
+    assert probe_video(out / "conditional.mp4").frames == 6
+    assert probe_video(out / "infinite.mp4").frames == 13  # longer than the model's window of 8
+    transfer = probe_video(out / "transfer.mp4")
+    assert transfer.frames == 6 and 3 * transfer.height <= transfer.width < 3.2 * transfer.height  # driving | source | result
+    assert "contact_sheet.png" in stdout.splitlines()[-1]
+
+
+def test_demo_bad_arguments_are_one_line(tiny_pipeline_dir, tmp_path, run_cli):
+    code, _, stderr = run_cli("demo", "--pipeline", tiny_pipeline_dir, "--out", tmp_path / "d", "--frames", 1)
+    assert code != 0 and len(stderr.strip().splitlines()) == 1 and "--frames" in stderr
+    code, _, stderr = run_cli("demo", "--pipeline", tmp_path / "nothing", "--out", tmp_path / "d")
+    assert code != 0 and len(stderr.strip().splitlines()) == 1 and "nothing" in stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_missing_demo_model_names_what_to_do(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr("leo_video.pipelines.demo.DEMO_PIPELINE_NAME", "absent")
+    code, _, stderr = run_cli("demo", "--out", tmp_path / "d")
+    assert code != 0 and len(stderr.strip().splitlines()) == 1
+    assert "demo model is missing" in stderr and "train_demo.sh" in stderr
+
+
+# ------------------------------------------------------------------------------ the shipped model
+
+
+def test_the_demo_model_ships_in_the_package_small_and_in_fp16():
+    from leo_video.pipelines.demo import demo_pipeline_dir
+
+    folder = demo_pipeline_dir()  # raises (fails) when the package lacks it
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert total < 16 * 2**20, f"demo pipeline is {total / 2**20:.1f} MiB"
+    components = json.loads((folder / "pipeline.json").read_text())["components"]
+    assert sorted(components) == ["animator", "cddpm", "lmdm", "prior"]
+    weights = list(folder.rglob("*.safetensors"))
+    assert len(weights) >= 4
+    for path in weights:
+        with safe_open(str(path), "pt") as f:
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+        assert "F16" in dtypes, f"{path}: {dtypes}"
+
+
+def test_the_demo_model_generates_and_transfers_motion():
+    """The shipped model is trained, not random: motion transfer reconstructs a held-out person's video
+    from its first frame far better than the still first frame does, and generated videos move."""
+    from leo_video.pipelines.animate import AnimateOptions, transfer_motion
+    from leo_video.pipelines.demo import load_demo_pipeline, make_demo_inputs
+    from leo_video.media.image import from_uint8
+
+    torch.set_num_threads(1)
+    pipe = load_demo_pipeline("cpu")
+    inputs = make_demo_inputs(pipe.size, 16)
+    video = from_uint8(torch.from_numpy(inputs.original)).permute(0, 3, 1, 2)  # (T, 3, S, S) in [-1, 1]
+    recon = torch.cat(list(transfer_motion(pipe.animator, video[0], inputs.original, AnimateOptions(relative=True))))
+    still_error = (video - video[:1]).abs().mean().item()
+    recon_error = (recon - video).abs().mean().item()
+    assert recon_error < 0.6 * still_error, (recon_error, still_error)
+
+    generated = pipe(video[0], 16, 1, torch.Generator().manual_seed(0), steps=10)[0]  # (T, 3, S, S)
+    assert generated.shape == video.shape and torch.isfinite(generated).all()
+    motion = (generated[1:] - generated[:-1]).abs().mean().item()
+    assert motion > 1e-3, "generated video does not move"
