@@ -3,19 +3,30 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.leo-installed
+# The end-to-end UI test drives Debian's Chromium through Playwright (tests/test_ui_browser.py).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# A plain `torch` requirement would pull a multi-GB CUDA build: install the CPU wheel first.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ui,edit]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Chromium for the browser test: installed with apt when missing and we may (root); otherwise the
+# test says what is missing (it skips outside CI and fails under CI=true).
+browser:
+	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  echo "installing chromium (apt-get) for the browser test ..." && \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)) ; } || \
+	  echo "note: no $(CHROMIUM); tests/test_ui_browser.py will say so"
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not gpu" --timeout=900
 
 demo: $(STAMP)

@@ -116,7 +116,7 @@ def test_upload_generate_and_play_in_chromium(served_app, tmp_path):
             moved = page.locator("#motion-frame img")
             moved.wait_for(timeout=20_000)
             still = moved.get_attribute("src")
-            slider = page.get_by_label("number input for direction 1")
+            slider = page.get_by_label("number input for direction 1", exact=True)  # not 10, 11, ... (20 directions)
             slider.fill("2.5")
             slider.press("Enter")
             page.wait_for_function(f"() => document.querySelector('#motion-frame img').src != {still!r}",
