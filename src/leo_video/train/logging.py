@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -66,7 +67,8 @@ class RunLogger:
         self._jsonl = self.run_dir / "metrics.jsonl"
         _truncate_jsonl(self._jsonl, start_step)
         self.bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                        file=sys.stderr, desc="train")  # fmt: skip
+                        file=sys.stderr, desc="train",
+                        disable=os.environ.get("LEO_PROGRESS", "1") == "0")  # fmt: skip
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """Log named scalars (``"loss/l1"``, ``"lr/generator"``, ``"items_per_s"``) at ``step``."""
