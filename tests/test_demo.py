@@ -81,10 +81,11 @@ def test_the_demo_model_ships_in_the_package_small_and_in_fp16():
         assert "F16" in dtypes, f"{path}: {dtypes}"
 
 
-def test_the_demo_model_is_trained_and_generates():
-    """The shipped model is trained, not random: it reconstructs a held-out person (L1 0.03 on [-1, 1];
-    a random animator of the same shape gives 0.5), and its generated videos are finite and move.
-    (Its animator moves little - benchmarks/RESULTS.md, "Demo model" - so no stronger motion check yet.)"""
+def test_the_demo_model_is_trained_and_moves():
+    """The shipped model is trained, not random, and follows motion: from its first frame it reconstructs
+    a held-out person's video better than repeating that frame (L1 0.028 vs 0.038 on [-1, 1]) and far better
+    than when driven by the same video played backwards (0.083); a random animator gives 0.5 on frame 0.
+    Videos it generates from a still move."""
     from leo_video.media.image import from_uint8
     from leo_video.pipelines.animate import AnimateOptions, transfer_motion
     from leo_video.pipelines.demo import load_demo_pipeline, make_demo_inputs
@@ -93,11 +94,15 @@ def test_the_demo_model_is_trained_and_generates():
     pipe = load_demo_pipeline("cpu")
     inputs = make_demo_inputs(pipe.size, 16)
     video = from_uint8(torch.from_numpy(inputs.original)).permute(0, 3, 1, 2)  # (T, 3, S, S) in [-1, 1]
-    recon = torch.cat(list(transfer_motion(pipe.animator, video[0], inputs.original, AnimateOptions(relative=True))))
-    assert (recon[0] - video[0]).abs().mean() < 0.06
-    assert (recon - video).abs().mean() < 0.1
+    options = AnimateOptions(relative=True)
+    recon = torch.cat(list(transfer_motion(pipe.animator, video[0], inputs.original, options)))
+    backwards = torch.cat(list(transfer_motion(pipe.animator, video[0], inputs.original[::-1].copy(), options)))
+    error, still_error = (recon - video).abs().mean(), (video - video[:1]).abs().mean()
+    assert (recon[0] - video[0]).abs().mean() < 0.03
+    assert error < 0.85 * still_error
+    assert (backwards - video).abs().mean() > 2 * error
 
     generated = pipe(video[0], 16, 1, torch.Generator().manual_seed(0), steps=10)[0]  # (T, 3, S, S)
     assert generated.shape == video.shape and torch.isfinite(generated).all()
-    assert (generated[0] - video[0]).abs().mean() < 0.06  # the first frame is the still, rendered
-    assert (generated[1:] - generated[:-1]).abs().mean() > 1e-5
+    assert (generated[0] - video[0]).abs().mean() < 0.03  # the first frame is the still, rendered
+    assert (generated[1:] - generated[:-1]).abs().mean() > 5e-4  # it moves (the first demo model: 7e-5)

@@ -2,7 +2,8 @@
 
 The demo pipeline (animator, cLMDM, start-code prior, cDDPM at 64x64, fp16 weights, about 13 MB) was
 trained on the synthetic humans of :mod:`leo_video.data.synthetic` by ``scripts/train_demo.sh`` with
-the configs in ``configs/demo/``; anyone can retrain it with that script. It is what ``leo-video demo``,
+the configs in ``configs/demo/`` (the shipped weights' exact history: ``configs/demo/README.md``); anyone
+can retrain it with that script. It is what ``leo-video demo``,
 ``leo-video generate`` without ``--pipeline`` and ``leo-video ui`` load when given no model.
 
 :func:`write_demo` renders every use of LEO on people the model never saw (synthetic seeds disjoint
@@ -25,7 +26,7 @@ from ..errors import MissingWeightsError
 
 DEMO_PIPELINE_PACKAGE = "leo_video.assets"
 DEMO_PIPELINE_NAME = "demo_pipeline"
-DEMO_INPUT_SEED = 9001  # synthetic people for the demo inputs; training used seed 0 (configs/demo/README)
+DEMO_INPUT_SEED = 9001  # synthetic people for the demo inputs; training used seed 0 (configs/demo/README.md)
 DEMO_FPS = 15.0
 
 
