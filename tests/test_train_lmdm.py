@@ -119,6 +119,7 @@ def test_train_alpha_prior(store, tmp_path, run_cli):
     code, out, err = run_cli("train", "alpha-prior", "--codes", store, "--run-dir", run,
                              *[a for s in sets for a in ("--set", s)])  # fmt: skip
     assert code == 0, err
+    assert "step/s" not in err  # LEO_PROGRESS=0 (set by conftest) hides the training progress bar
     losses = logged_losses(run)
     assert sum(losses[-5:]) < sum(losses[:5]), losses
     prior = AlphaPrior.from_pretrained(run / "export")
@@ -128,6 +129,14 @@ def test_train_alpha_prior(store, tmp_path, run_cli):
     first = torch.stack([store_.codes(n)[0] for n in select_split(store_, "train")]).double()  # (10, M)
     torch.testing.assert_close(prior.code_mean, first.mean(0).float())
     torch.testing.assert_close(prior.code_std, first.std(0, unbiased=False).float())
+
+
+def test_training_progress_bar_shows_unless_leo_progress_is_0(store, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("LEO_PROGRESS", "1")
+    sets = ["model.preset=tiny", "train.max_steps=2", "train.batch_size=4", "train.cpu=true"]
+    code, _, err = run_cli("train", "alpha-prior", "--codes", store, "--run-dir", tmp_path / "p",
+                           *[a for s in sets for a in ("--set", s)])  # fmt: skip
+    assert code == 0 and "step/s" in err and "2/2" in err
 
 
 def test_alpha_prior_codes_switch(store):
