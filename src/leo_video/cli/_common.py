@@ -20,9 +20,8 @@ def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
 
 def progress(total: int | None, desc: str, unit: str = "frame"):
     """A tqdm progress bar on stderr (hidden when stderr is not a terminal and LEO_PROGRESS=0)."""
-    import os
-
     from tqdm.auto import tqdm
 
-    disable = os.environ.get("LEO_PROGRESS", "1") == "0"
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable)
+    from ..utils.progress import progress_enabled
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=not progress_enabled())

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..metrics.evaluate import folder_acd
-    from .eval_fvd import progress_enabled
+    from ..utils.progress import progress_enabled
 
     for option in ("max_frames", "max_videos", "resolution"):
         value = getattr(args, option)

@@ -88,7 +88,7 @@ def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any
 def acd_metrics(args: argparse.Namespace, protocol: Any, embedder: Any) -> list[dict[str, Any]]:
     """ACD of the real and the generated videos (same embedder, frames and video count)."""
     from ..metrics.evaluate import folder_acd
-    from .eval_fvd import progress_enabled
+    from ..utils.progress import progress_enabled
 
     frames = args.acd_max_frames or protocol.num_frames
     entries = []

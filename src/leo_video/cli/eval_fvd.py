@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..utils.progress import progress_enabled
 from ._common import add_device_args
 
 PARENT = "eval"
@@ -91,11 +91,6 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
     detector = load_i3d(path, device=str(resolve_device(args.device)))
     return VideoDistanceSetup(detector, str(path), file_sha256(path), protocol, args.batch_size,
                               args.cache_dir, progress_enabled())
-
-
-def progress_enabled() -> bool:
-    """Progress bars on stderr unless ``LEO_PROGRESS=0`` (as ``_common.progress``)."""
-    return os.environ.get("LEO_PROGRESS", "1") != "0"
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:

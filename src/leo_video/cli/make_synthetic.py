@@ -37,12 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from ..data.synthetic import SyntheticHumanConfig, make_synthetic_dataset, split_counts
+    from ..utils.progress import progress_enabled
 
     config = SyntheticHumanConfig(fps=args.fps, motion_speed=args.motion_speed)
-    progress = not args.no_progress and os.environ.get("LEO_PROGRESS", "1") != "0"
+    progress = not args.no_progress and progress_enabled()
     out = make_synthetic_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.test_fraction,
                                  args.format, progress, overwrite=args.overwrite, config=config)
     train, test = split_counts(args.videos, args.test_fraction)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from ..errors import CheckpointError, InputError, LeoError, MissingWeightsError
 from ..media.image import frames_to_numpy, numpy_to_frames, resize_center_crop
 from ..utils.device import resolve_device, resolve_dtype
+from ..utils.progress import progress_enabled
 from .canny import canny_edges
 from .config import DEFAULT_BASE_MODEL, DEFAULT_CONTROLNET, ControlNetEditorConfig
 
@@ -172,7 +172,7 @@ def load_controlnet_img2img(config: ControlNetEditorConfig, device: torch.device
         controlnet = _from_pretrained(ControlNetModel, config.controlnet, CONTROLNET, **{dtype_key: extra[dtype_key]})
         pipe = _from_pretrained(StableDiffusionControlNetImg2ImgPipeline, config.base_model, BASE,
                                 controlnet=controlnet, **extra)
-    pipe.set_progress_bar_config(disable=os.environ.get("LEO_PROGRESS", "1") == "0", desc="edit first frame")
+    pipe.set_progress_bar_config(disable=not progress_enabled(), desc="edit first frame")
     return pipe.to(device)
 
 

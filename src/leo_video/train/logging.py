@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
 from einops import rearrange
+
+from ..utils.progress import progress_enabled
 
 
 class MeanTracker:
@@ -68,7 +70,7 @@ class RunLogger:
         _truncate_jsonl(self._jsonl, start_step)
         self.bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True,
                         file=sys.stderr, desc="train",
-                        disable=os.environ.get("LEO_PROGRESS", "1") == "0")  # fmt: skip
+                        disable=not progress_enabled())  # fmt: skip
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """Log named scalars (``"loss/l1"``, ``"lr/generator"``, ``"items_per_s"``) at ``step``."""

@@ -1,1 +1,1 @@
-"""Small shared utilities (atomic file writes, devices, seeding)."""
+"""Small shared utilities (atomic file writes, devices, seeding, the progress-bar switch)."""
