@@ -6,11 +6,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
-from leo_video.diffusion.start_frame import StartFrameDiffusion
+from tiny_models import tiny_pipeline
+
 from leo_video.media.video import probe_video
-from leo_video.models.lia import LatentImageAnimator
-from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
 
 DEMO_FILES = ("unconditional.mp4", "conditional.mp4", "infinite.mp4", "transfer.mp4", "edit.mp4", "demo.gif",
               "contact_sheet.png")
@@ -18,16 +16,8 @@ DEMO_FILES = ("unconditional.mp4", "conditional.mp4", "infinite.mp4", "transfer.
 
 @pytest.fixture(scope="module")
 def tiny_pipeline_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    pipe = LEOPipeline(
-        animator=LatentImageAnimator(size=64, style_dim=32, motion_dim=6, channel_max=16),
-        lmdm=MotionDiffusion.from_preset("tiny", motion_dim=6, sequence_length=8),
-        prior=AlphaPrior.from_preset("tiny", motion_dim=6),
-        cddpm=StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=6),
-        defaults=GenerationDefaults(steps=2, cddpm_steps=2),
-    )
     folder = tmp_path_factory.mktemp("pipe") / "pipeline"
-    pipe.save_pretrained(folder)
+    tiny_pipeline().save_pretrained(folder)
     return folder
 
 

@@ -25,29 +25,16 @@ from PIL import Image
 
 pytest.importorskip("gradio")
 
-from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion  # noqa: E402
-from leo_video.diffusion.start_frame import StartFrameDiffusion  # noqa: E402
 from leo_video.errors import InputError  # noqa: E402
 from leo_video.media.image import save_image  # noqa: E402
 from leo_video.media.video import VideoReader, probe_video, write_video  # noqa: E402
-from leo_video.models.lia import LatentImageAnimator  # noqa: E402
-from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline  # noqa: E402
+from leo_video.pipelines.leo import LEOPipeline  # noqa: E402
 from leo_video.ui import handlers  # noqa: E402
 from leo_video.ui.handlers import AppContext, UIModels  # noqa: E402
 from leo_video.ui.validation import UploadError, UploadLimits, check_video, is_loopback  # noqa: E402
+from tiny_models import M, tiny_pipeline  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-M = 6
-
-
-def tiny_pipeline(with_start_models: bool = True) -> LEOPipeline:
-    """Random 64² LEO with M = 6 and 3 denoising steps (seeded: the same weights every call)."""
-    torch.manual_seed(0)
-    animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16)
-    lmdm = MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8)
-    prior = AlphaPrior.from_preset("tiny", motion_dim=M) if with_start_models else None
-    cddpm = StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M) if with_start_models else None
-    return LEOPipeline(animator, lmdm, prior, cddpm, defaults=GenerationDefaults(steps=3, cddpm_steps=3, fps=10))
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def _browser_or_skip():
 @pytest.fixture
 def served_app(tmp_path, monkeypatch):
     """(URL, models) of the app on a free loopback port: a tiny random LEO, or the demo model for the README."""
-    from test_ui import tiny_pipeline
+    from tiny_models import tiny_pipeline
 
     from leo_video.ui.app import build_ui, launch
     from leo_video.ui.handlers import AppContext, UIModels

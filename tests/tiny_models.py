@@ -1,0 +1,22 @@
+"""Tiny random LEO pipelines shared by tests (CPU, seeded: the same weights every call)."""
+
+from __future__ import annotations
+
+import torch
+
+from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.models.lia import LatentImageAnimator
+from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
+
+M = 6  # motion dimension of the tiny models
+
+
+def tiny_pipeline(with_start_models: bool = True) -> LEOPipeline:
+    """Random 64² LEO with M = 6 and 3 denoising steps; without start models it is conditional only."""
+    torch.manual_seed(0)
+    animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16)
+    lmdm = MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8)
+    prior = AlphaPrior.from_preset("tiny", motion_dim=M) if with_start_models else None
+    cddpm = StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M) if with_start_models else None
+    return LEOPipeline(animator, lmdm, prior, cddpm, defaults=GenerationDefaults(steps=3, cddpm_steps=3, fps=10))
