@@ -6,8 +6,12 @@
 #   bash scripts/train_demo.sh --install       # ... then copy the pipeline into src/leo_video/assets/
 #   SMOKE=1 bash scripts/train_demo.sh         # a few steps of everything on a CPU (checks the wiring)
 #
-# Configs: configs/demo/*.yaml. Outputs under $RUNS (default runs/demo): the dataset, each stage's run
-# folder and export, pipeline/ (what ships), metrics.json and train_demo.log.
+# The same recipe on a dataset of your own (a `leo-video prepare` folder with train/ and test/):
+#   DATA=runs/faces128 CONFIGS=configs/real_faces RUNS=runs/faces bash scripts/train_demo.sh
+#
+# Configs: $CONFIGS/*.yaml (default configs/demo). Outputs under $RUNS (default runs/demo): the dataset
+# (synthetic, unless DATA is given), each stage's run folder and export, pipeline/ (what ships),
+# metrics.json and train_demo.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +19,15 @@ RUNS=${RUNS:-runs/demo}
 LEO=${LEO:-leo-video}
 VIDEOS=${VIDEOS:-400}
 FRAMES=${FRAMES:-64}
+CONFIGS=${CONFIGS:-configs/demo}
 INSTALL=0
 [[ "${1:-}" == "--install" ]] && INSTALL=1
 export LEO_PROGRESS=${LEO_PROGRESS:-0}
 
-DATA=$RUNS/data
+MAKE_SYNTHETIC=0
+[[ -z "${DATA:-}" ]] && { DATA=$RUNS/data; MAKE_SYNTHETIC=1; }
+[[ -d "$DATA/train" && -d "$DATA/test" ]] || [[ $MAKE_SYNTHETIC == 1 ]] || {
+  echo "train_demo.sh: DATA=$DATA needs train/ and test/ folders (leo-video prepare writes them)" >&2; exit 2; }
 declare -a LIA_SET=() LMDM_SET=() PRIOR_SET=() CDDPM_SET=()
 if [[ "${SMOKE:-0}" == "1" ]]; then  # tiny everything, CPU: proves that the stages fit together
   VIDEOS=10; FRAMES=24
@@ -35,11 +43,15 @@ log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 t0=$(date +%s)
 mkdir -p "$RUNS"
 
-log "synthetic humans: $VIDEOS videos x $FRAMES frames at 64x64 -> $DATA"
-$LEO make-synthetic --out "$DATA" --videos "$VIDEOS" --frames "$FRAMES" --size 64 --seed 0 --overwrite --no-progress
+if [[ $MAKE_SYNTHETIC == 1 ]]; then
+  log "synthetic humans: $VIDEOS videos x $FRAMES frames at 64x64 -> $DATA"
+  $LEO make-synthetic --out "$DATA" --videos "$VIDEOS" --frames "$FRAMES" --size 64 --seed 0 --overwrite --no-progress
+else
+  log "dataset $DATA: $(ls "$DATA/train" | wc -l) training and $(ls "$DATA/test" | wc -l) held-out videos"
+fi
 
 log "stage 1: LIA"
-$LEO train lia --config configs/demo/lia.yaml --run-dir "$RUNS/lia" \
+$LEO train lia --config $CONFIGS/lia.yaml --run-dir "$RUNS/lia" \
   --set data.root="$DATA/train" ${LIA_SET[@]+"${LIA_SET[@]}"}
 $LEO export --checkpoint "$RUNS/lia" --out "$RUNS/lia-export" --ema --overwrite
 t_lia=$(date +%s)
@@ -49,13 +61,13 @@ $LEO encode-motion --checkpoint "$RUNS/lia-export" --data "$DATA" --out "$RUNS/c
 $LEO encode-motion --checkpoint "$RUNS/lia-export" --data "$DATA/test" --out "$RUNS/codes-test"
 
 log "stage 2 and start models, in parallel: cLMDM, start-code prior, cDDPM"
-$LEO train lmdm --config configs/demo/lmdm.yaml --codes "$RUNS/codes" --run-dir "$RUNS/lmdm" \
+$LEO train lmdm --config $CONFIGS/lmdm.yaml --codes "$RUNS/codes" --run-dir "$RUNS/lmdm" \
   ${LMDM_SET[@]+"${LMDM_SET[@]}"} > "$RUNS/lmdm.log" 2>&1 &
 p1=$!
-$LEO train alpha-prior --config configs/demo/alpha_prior.yaml --codes "$RUNS/codes" --run-dir "$RUNS/alpha-prior" \
+$LEO train alpha-prior --config $CONFIGS/alpha_prior.yaml --codes "$RUNS/codes" --run-dir "$RUNS/alpha-prior" \
   ${PRIOR_SET[@]+"${PRIOR_SET[@]}"} > "$RUNS/alpha-prior.log" 2>&1 &
 p2=$!
-$LEO train cddpm --config configs/demo/cddpm.yaml --data "$DATA" --lia "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
+$LEO train cddpm --config $CONFIGS/cddpm.yaml --data "$DATA" --lia "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
   ${CDDPM_SET[@]+"${CDDPM_SET[@]}"} > "$RUNS/cddpm.log" 2>&1 &
 p3=$!
 status=0

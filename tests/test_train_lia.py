@@ -60,6 +60,7 @@ def test_training_lowers_l1_logs_and_exports(data_root, tmp_path, run_cli):
                                          data__test_root=data_root))  # fmt: skip
     assert code == 0, err
     assert f"checkpoints in {run_dir / 'checkpoints'}" in out and str(run_dir / "tb") in out
+    assert "training on 1 process (cpu), mixed precision no, batch 4 = 1 x 4, 30 steps" in err
     assert (run_dir / "config.yaml").is_file() and list((run_dir / "tb").glob("events.out.tfevents.*"))
     l1 = list(logged(run_dir, "loss/l1").values())
     assert len(l1) == 30
@@ -166,5 +167,6 @@ def test_two_process_ddp_training(data_root, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(logged(run_dir, "loss/l1")) == [1, 2, 3]
+    assert proc.stderr.count("training on 2 processes (cpu)") == 1, proc.stderr[-3000:]  # rank 0 alone says it
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 3))
     assert state["world_size"] == 2

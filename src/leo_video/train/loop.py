@@ -256,9 +256,19 @@ class Trainer:
         start = self._resume()
         batches = self._batches(task.dataset(), micro_batch, start)
         with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, _StopSignals() as stop:
+            log.write(self._start_line(start, micro_batch))
             result = self._run(batches, start, log, stop)
         _end_distributed(acc)
         return result
+
+    def _start_line(self, start: int, micro_batch: int) -> str:
+        """One line saying where and how the run trains, e.g. ``2 processes on cuda, bf16, batch 64 = 2 x 32 …``."""
+        acc, loop = self.accelerator, self.loop
+        processes = f"{acc.num_processes} process{'es' if acc.num_processes > 1 else ''}"
+        accumulation = f" x {loop.grad_accum_steps} accumulated" if loop.grad_accum_steps > 1 else ""
+        steps = f"steps {start} -> {loop.max_steps}" if start else f"{loop.max_steps} steps"
+        return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}, batch "
+                f"{loop.batch_size} = {acc.num_processes} x {micro_batch}{accumulation}, {steps}, run {self.run_dir}")
 
     # ---- the loop ----
 
