@@ -305,6 +305,23 @@ def test_reading_a_truncated_file_is_an_input_error(tmp_path):
         read_video(tmp_path / "cut.mp4")
 
 
+def test_a_file_removed_after_indexing_is_an_input_error(tmp_path):
+    """A dataset indexes its videos once; a file deleted or replaced later (a sync, a carried copy) must give
+    a one-line error naming it — also when a read that skips to a later keyframe reopens it mid-iteration
+    (that path once masked the error with an AttributeError from closing the old decoder twice)."""
+    path = tmp_path / "gone.mp4"
+    with VideoWriter(path, fps=10, keyframe_interval=8) as writer:
+        writer.write(moving_frames(30, 32, 32))
+    reader = VideoReader(path)
+    frames = reader.iter_frames(0, 30, 20)  # frame 20 after frame 0: seek to keyframe 16, a new decoder
+    next(frames)
+    path.unlink()
+    with pytest.raises(InputError, match="gone.mp4: no such file"):
+        next(frames)
+    with pytest.raises(InputError, match="gone.mp4: no such file"):
+        reader.read([3])
+
+
 def test_every_real_clip_probes_and_decodes(shared_data):
     clips = sorted(p for p in (shared_data / "videos").rglob("*") if p.is_file())
     assert len(clips) >= 30

@@ -137,6 +137,8 @@ def _open_container(path: Path):
 
     try:
         container = av.open(str(path), mode="r")
+    except FileNotFoundError as exc:  # e.g. deleted or replaced while a dataset was reading it
+        raise InputError(f"{path}: no such file (it was there when the video was indexed)") from exc
     except av.FFmpegError as exc:
         raise InputError(f"{path}: {_describe_open_failure(path, exc)}") from exc
     if not container.streams.video:
@@ -243,6 +245,7 @@ class _FileSource:
                 if cursor is None or cursor.should_seek(target):
                     if cursor is not None:
                         cursor.close()
+                        cursor = None  # a failed reopen below must not close this one twice
                     cursor = _Cursor(self, target)
                 yield _frame_to_rgb(cursor.advance_to(target), size)
         finally:
