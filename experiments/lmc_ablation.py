@@ -75,6 +75,7 @@ class AblationConfig:
     samples_per_start: int = 2
     window: int = 8  # codes per Fréchet window
     lia_steps: int = 200  # LIA training steps (``--codes-from lia`` only)
+    lia: str | None = None  # an existing LIA to encode with instead of training one (``--codes-from lia``)
     lia_size: int = 64
     device: str = "cpu"
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -112,6 +113,9 @@ def parse_args(argv: Sequence[str] | None = None) -> AblationConfig:
                    help="generated sequences per held-out start code")
     p.add_argument("--window", type=int, default=d.window, help="codes per Fréchet window (stride window // 2)")
     p.add_argument("--lia-steps", type=int, default=d.lia_steps, help="LIA training steps (--codes-from lia)")
+    p.add_argument("--lia", default=d.lia, metavar="CHECKPOINT",
+                   help="--codes-from lia: encode with this trained LIA (a checkpoint or exported folder, e.g. "
+                        "the demo model's src/leo_video/assets/demo_pipeline/animator) instead of training one")
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="torch CPU threads (default 0: torch's choice; 1 is faster on a busy machine)")
@@ -153,16 +157,24 @@ def joint_code_store(c: AblationConfig, root: Path) -> Path:
 
 
 def lia_code_store(c: AblationConfig, work: Path) -> Path:
-    """Render the synthetic humans, train LIA for ``lia_steps``, export it and encode every video."""
+    """Render the synthetic humans, train LIA for ``lia_steps`` (or take ``c.lia``), encode every video."""
     data, run = work / "synthetic", work / "lia"
-    cli("make-synthetic", "--out", data, "--videos", c.videos, "--frames", c.frames, "--size", c.lia_size,
+    size = c.lia_size
+    if c.lia:
+        from leo_video.models.loading import load_lia
+
+        size = load_lia(c.lia).config.size  # render at the size the given animator works at
+    cli("make-synthetic", "--out", data, "--videos", c.videos, "--frames", c.frames, "--size", size,
         "--seed", c.seed, "--fps", c.fps, "--test-fraction", c.test_fraction, "--overwrite", "--no-progress")
-    cli("train", "lia", "--config", "synthetic64", "--run-dir", run, *sets(
-        f"data.root={data}", f"model.size={c.lia_size}", f"train.max_steps={c.lia_steps}", f"train.seed={c.seed}",
-        f"train.checkpoint_every={c.lia_steps}", "train.image_every=0", f"train.cpu={c.device == 'cpu'}"))
-    cli("export", "--checkpoint", run, "--out", run / "export", "--overwrite")
-    cli("encode-motion", "--checkpoint", run / "export", "--data", data, "--out", work / "codes",
-        "--device", c.device)
+    if c.lia:
+        lia = Path(c.lia)
+    else:
+        cli("train", "lia", "--config", "synthetic64", "--run-dir", run, *sets(
+            f"data.root={data}", f"model.size={size}", f"train.max_steps={c.lia_steps}", f"train.seed={c.seed}",
+            f"train.checkpoint_every={c.lia_steps}", "train.image_every=0", f"train.cpu={c.device == 'cpu'}"))
+        cli("export", "--checkpoint", run, "--out", run / "export", "--overwrite")
+        lia = run / "export"
+    cli("encode-motion", "--checkpoint", lia, "--data", data, "--out", work / "codes", "--device", c.device)
     return work / "codes"
 
 

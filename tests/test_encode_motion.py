@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from leo_video.data.motion_codes import MotionCodeStore
+from leo_video.data.motion_codes import MotionCodeStore, sha256_checkpoint
 from leo_video.data.synthetic import make_synthetic_dataset
 from leo_video.media.video import VideoReader
 from leo_video.models.lia import LatentImageAnimator
@@ -38,6 +38,9 @@ def test_encode_motion_stores_every_video_and_resumes(run_cli, tiny_lia, dataset
     assert summary["videos"] == 4 and summary["motion_dim"] == 6 and summary["skipped"] == 0
     store = MotionCodeStore(out)
     assert sorted(store.info(n)["split"] for n in store.names) == ["test", "train", "train", "train"]
+    # an exported folder is identified too: the hash of its files' names and hashes
+    assert summary["lia_checkpoint_sha256"] == store.checkpoint_sha256 == sha256_checkpoint(ckpt)
+    assert len(store.checkpoint_sha256) == 64
     name = store.names[0]
     info = store.info(name)
     assert info["frame_indices"] == [0, 2, 4, 6, 8] and info["fps"] > 0

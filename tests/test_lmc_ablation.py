@@ -71,3 +71,20 @@ def test_main_micro_run_writes_results_table_and_plot(ablation, tmp_path, capsys
     assert Image.open(out / "results.png").size == (1260, 300)
     with pytest.raises(InputError, match="--overwrite"):
         ablation.main(argv)  # an earlier run's results are never silently replaced
+
+
+def test_lia_codes_from_a_given_animator_skip_training(ablation, tmp_path):
+    """``--codes-from lia --lia CKPT``: the videos are encoded with that animator (at its size and motion
+    dimension); no LIA is trained."""
+    from leo_video.data.motion_codes import MotionCodeStore
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.models.loading import export_lia
+
+    torch.manual_seed(0)
+    export_lia(LatentImageAnimator(size=64, style_dim=32, motion_dim=7, channel_max=16), tmp_path / "lia")
+    config = ablation.parse_args(["--out", str(tmp_path / "out"), "--codes-from", "lia", "--lia", str(tmp_path / "lia"),
+                                  "--videos", "4", "--frames", "16", "--sequence-length", "8", "--window", "4"])
+    store = MotionCodeStore(ablation.lia_code_store(config, tmp_path / "work"))
+    assert not (tmp_path / "work" / "lia").exists()
+    assert len(store.names) == 4 and all(store.codes(n).shape == (16, 7) for n in store.names)
+    assert sorted(store.info(n)["split"] for n in store.names) == ["test", "train", "train", "train"]

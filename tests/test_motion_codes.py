@@ -15,6 +15,7 @@ from leo_video.data.motion_codes import (
     code_normalization,
     compute_code_stats,
     compute_residual_stats,
+    sha256_checkpoint,
     sha256_file,
     select_split,
 )
@@ -25,6 +26,19 @@ M = 3
 
 def make_codes(T: int, seed: int) -> torch.Tensor:
     return torch.randn(T, M, generator=torch.Generator().manual_seed(seed))
+
+
+def test_checkpoint_hash_of_a_file_and_of_a_folder(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"weights")
+    assert sha256_checkpoint(tmp_path / "ckpt.pt") == sha256_file(tmp_path / "ckpt.pt")
+    folder = tmp_path / "export"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "model.safetensors").write_bytes(b"abc")
+    first = sha256_checkpoint(folder)
+    assert len(first) == 64 and first == sha256_checkpoint(folder)
+    (folder / "sub" / "model.safetensors").write_bytes(b"abd")  # other weights, another hash
+    assert sha256_checkpoint(folder) != first
 
 
 def write_store(root, lengths: dict[str, int], shard_size: int = 2, **kwargs) -> dict[str, torch.Tensor]:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from accelerate import PartialState
 
-    from ..data.motion_codes import MotionCodeStore, MotionCodeWriter, sha256_file
+    from ..data.motion_codes import MotionCodeStore, MotionCodeWriter, sha256_checkpoint
     from ..errors import InputError, LeoError
     from ..media.video import VideoReader
     from ..models.loading import load_lia
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu")
     device = state.device if state.num_processes > 1 else resolve_device(args.device)
     dtype = resolve_dtype(args.dtype)
-    sha = sha256_file(args.checkpoint) if Path(args.checkpoint).is_file() else None
     animator = load_lia(args.checkpoint, device=device)
+    sha = sha256_checkpoint(args.checkpoint)  # a file's hash, or an exported folder's (its files')
     rank_out = out if state.num_processes == 1 else out / f"rank-{state.process_index}"
     done = set(MotionCodeStore(out).names) if (out / "index.json").exists() else set()
     mine = [v for v in videos[state.process_index :: state.num_processes] if v.name not in done]

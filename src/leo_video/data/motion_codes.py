@@ -50,6 +50,17 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def sha256_checkpoint(path: str | os.PathLike) -> str:
+    """Hex sha256 identifying a LIA checkpoint: a file's own hash, or for an exported folder the hash of
+    ``name:file-sha256`` lines of every file in it (sorted, sub-folders included), so that any change of
+    weights or config changes it."""
+    root = Path(path)
+    if root.is_file():
+        return sha256_file(root)
+    lines = [f"{f.relative_to(root).as_posix()}:{sha256_file(f)}\n" for f in sorted(root.rglob("*")) if f.is_file()]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
 def _pack_indices(indices: Sequence[int]) -> list[int] | dict:
     """Frame indices as JSON: an arithmetic progression is stored as {start, step, count}."""
     idx = [int(i) for i in indices]
