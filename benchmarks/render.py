@@ -46,11 +46,13 @@ VARIANTS = [
     Variant("fp32"),
     Variant("bf16 autocast", autocast=torch.bfloat16),
     Variant("bf16 weights", weights=torch.bfloat16),
+    Variant("bf16 weights + compile", weights=torch.bfloat16, compile=True),
     Variant("bf16 weights + channels_last", weights=torch.bfloat16, channels_last=True),
     Variant("bf16 weights + channels_last + compile", weights=torch.bfloat16, channels_last=True, compile=True),
 ]
 PROFILED = "bf16 weights + channels_last"  # the row whose batch --profile-size profiles
-TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 weights + channels_last", "bf16 weights + channels_last + compile")
+TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 weights", "bf16 weights + compile", "bf16 weights + channels_last",
+                     "bf16 weights + channels_last + compile")
 
 
 def build(base: LatentImageAnimator, variant: Variant, device: torch.device) -> LatentImageAnimator:
