@@ -183,3 +183,19 @@ def test_cli_helpers_parse_config_set_and_print():
     assert "synthetic64" in parser.format_help() and "--set KEY=VALUE" in parser.format_help()
     with pytest.raises(SystemExit):
         parser.parse_args([])  # --config is required when no default is given
+
+
+@pytest.mark.parametrize("bundle", ["demo", "real_faces"])
+def test_recipe_bundles_for_train_demo_sh_are_valid(bundle):
+    """``scripts/train_demo.sh`` reads ``CONFIGS/{lia,lmdm,alpha_prior,cddpm}.yaml``: each must resolve
+    (known keys, values in range) and the stages must agree on what they share."""
+    from leo_video.config import preset_dir
+
+    folder = preset_dir("lia").parent / bundle
+    lia = resolve_config("lia", str(folder / "lia.yaml"))
+    lmdm = resolve_config("lmdm", str(folder / "lmdm.yaml"))
+    resolve_config("alpha_prior", str(folder / "alpha_prior.yaml"))
+    cddpm = resolve_config("cddpm", str(folder / "cddpm.yaml"))
+    assert cddpm.model.sample_size == lia.model.size  # the start frame is drawn at the animator's size
+    assert lia.loss.gan_weight == 0.0 and lia.loss.perceptual_weight == 0.0  # trainable without downloads
+    assert lmdm.model.use_lmc and lmdm.model.prediction_type == "v_prediction"
