@@ -51,7 +51,7 @@ else
 fi
 
 log "stage 1: LIA"
-$LEO train lia --config $CONFIGS/lia.yaml --run-dir "$RUNS/lia" \
+$LEO train lia --config "$CONFIGS/lia.yaml" --run-dir "$RUNS/lia" \
   --set data.root="$DATA/train" ${LIA_SET[@]+"${LIA_SET[@]}"}
 $LEO export --checkpoint "$RUNS/lia" --out "$RUNS/lia-export" --ema --overwrite
 t_lia=$(date +%s)
@@ -61,13 +61,13 @@ $LEO encode-motion --checkpoint "$RUNS/lia-export" --data "$DATA" --out "$RUNS/c
 $LEO encode-motion --checkpoint "$RUNS/lia-export" --data "$DATA/test" --out "$RUNS/codes-test"
 
 log "stage 2 and start models, in parallel: cLMDM, start-code prior, cDDPM"
-$LEO train lmdm --config $CONFIGS/lmdm.yaml --codes "$RUNS/codes" --run-dir "$RUNS/lmdm" \
+$LEO train lmdm --config "$CONFIGS/lmdm.yaml" --codes "$RUNS/codes" --run-dir "$RUNS/lmdm" \
   ${LMDM_SET[@]+"${LMDM_SET[@]}"} > "$RUNS/lmdm.log" 2>&1 &
 p1=$!
-$LEO train alpha-prior --config $CONFIGS/alpha_prior.yaml --codes "$RUNS/codes" --run-dir "$RUNS/alpha-prior" \
+$LEO train alpha-prior --config "$CONFIGS/alpha_prior.yaml" --codes "$RUNS/codes" --run-dir "$RUNS/alpha-prior" \
   ${PRIOR_SET[@]+"${PRIOR_SET[@]}"} > "$RUNS/alpha-prior.log" 2>&1 &
 p2=$!
-$LEO train cddpm --config $CONFIGS/cddpm.yaml --data "$DATA" --lia "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
+$LEO train cddpm --config "$CONFIGS/cddpm.yaml" --data "$DATA" --lia "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
   ${CDDPM_SET[@]+"${CDDPM_SET[@]}"} > "$RUNS/cddpm.log" 2>&1 &
 p3=$!
 status=0

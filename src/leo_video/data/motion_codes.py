@@ -81,7 +81,8 @@ class MotionCodeWriter:
     Args:
         out_dir: the store folder (created if missing; an existing store is resumed).
         shard_size: videos per safetensors shard.
-        lia_checkpoint: path of the LIA checkpoint the codes come from (hashed with sha256), or
+        lia_checkpoint: the LIA checkpoint (file or exported folder) the codes come from, hashed with
+            :func:`sha256_checkpoint`, or
         checkpoint_sha256: that hash directly. A resumed store must match it.
         motion_dim: M; taken from the first video (or the existing index) when not given.
     """
@@ -99,7 +100,7 @@ class MotionCodeWriter:
         self.root = Path(out_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
-        sha = sha256_file(lia_checkpoint) if lia_checkpoint is not None else checkpoint_sha256
+        sha = sha256_checkpoint(lia_checkpoint) if lia_checkpoint is not None else checkpoint_sha256
         self._index = self._load_or_new(sha, motion_dim)
         self._names = {v["name"] for v in self._index["videos"]}
         self._pending: list[tuple[dict, torch.Tensor]] = []
