@@ -245,7 +245,6 @@ class _FileSource:
                 if cursor is None or cursor.should_seek(target):
                     if cursor is not None:
                         cursor.close()
-                        cursor = None  # a failed reopen below must not close this one twice
                     cursor = _Cursor(self, target)
                 yield _frame_to_rgb(cursor.advance_to(target), size)
         finally:
@@ -313,11 +312,18 @@ class _Cursor:
         raise InputError(f"{self.source.path}: frame {target} could not be decoded (truncated or corrupt video)")
 
     def close(self) -> None:
+        """Idempotent: a cursor whose reopen failed (file gone, see ``advance_to``) is closed again by
+        its owner."""
         # Drop the decode generator first: it holds the codec context (and FFmpeg's decoder threads),
         # which would otherwise live on in a reference cycle until the garbage collector runs.
-        self.frames.close()
-        self.frames = iter(())
+        frames, self.frames = self.frames, _closed_frames()
+        frames.close()
         self.container.close()
+
+
+def _closed_frames() -> Iterator[tuple[int, object]]:
+    """An exhausted generator: what a closed cursor decodes from (and can be closed again)."""
+    yield from ()
 
 
 class _SeekFailed(Exception):
