@@ -39,6 +39,8 @@ def test_checkpoint_hash_of_a_file_and_of_a_folder(tmp_path):
     assert len(first) == 64 and first == sha256_checkpoint(folder)
     (folder / "sub" / "model.safetensors").write_bytes(b"abd")  # other weights, another hash
     assert sha256_checkpoint(folder) != first
+    with pytest.raises(InputError, match="nowhere: no such LIA checkpoint"):
+        sha256_checkpoint(tmp_path / "nowhere")
 
 
 def write_store(root, lengths: dict[str, int], shard_size: int = 2, **kwargs) -> dict[str, torch.Tensor]:

@@ -57,6 +57,8 @@ def sha256_checkpoint(path: str | os.PathLike) -> str:
     root = Path(path)
     if root.is_file():
         return sha256_file(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such LIA checkpoint (file or exported folder)")
     lines = [f"{f.relative_to(root).as_posix()}:{sha256_file(f)}\n" for f in sorted(root.rglob("*")) if f.is_file()]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
