@@ -3,8 +3,8 @@
 The demo pipeline (animator, cLMDM, start-code prior, cDDPM at 64x64, fp16 weights, about 13 MB) was
 trained on the synthetic humans of :mod:`leo_video.data.synthetic` by ``scripts/train_demo.sh`` with
 the configs in ``configs/demo/`` (the shipped weights' exact history: ``configs/demo/README.md``); anyone
-can retrain it with that script. It is what ``leo-video demo``,
-``leo-video generate`` without ``--pipeline`` and ``leo-video ui`` load when given no model.
+can retrain it with that script. It is what ``leo-video demo``, ``leo-video generate`` without
+``--pipeline`` and ``leo-video ui`` load when given no model.
 
 :func:`write_demo` renders every use of LEO on people the model never saw (synthetic seeds disjoint
 from the training set's): unconditional videos, videos from a still, an infinite-length video, motion

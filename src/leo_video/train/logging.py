@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-
 from einops import rearrange
 
 from ..utils.progress import progress_enabled

@@ -262,7 +262,8 @@ class Trainer:
         return result
 
     def _start_line(self, start: int, micro_batch: int) -> str:
-        """One line saying where and how the run trains, e.g. ``2 processes on cuda, bf16, batch 64 = 2 x 32 …``."""
+        """One line saying where and how the run trains, e.g. ``training on 2 processes (cuda), mixed precision
+        bf16, batch 64 = 2 x 32, 30 steps, run runs/lia``."""
         acc, loop = self.accelerator, self.loop
         processes = f"{acc.num_processes} process{'es' if acc.num_processes > 1 else ''}"
         accumulation = f" x {loop.grad_accum_steps} accumulated" if loop.grad_accum_steps > 1 else ""
