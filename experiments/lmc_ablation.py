@@ -390,4 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from leo_video.errors import LeoError
+
+    try:
+        sys.exit(main())
+    except LeoError as exc:  # a user error (bad option, missing checkpoint): one line, no traceback
+        print(f"lmc_ablation.py: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -88,3 +88,13 @@ def test_lia_codes_from_a_given_animator_skip_training(ablation, tmp_path):
     assert not (tmp_path / "work" / "lia").exists()
     assert len(store.names) == 4 and all(store.codes(n).shape == (16, 7) for n in store.names)
     assert sorted(store.info(n)["split"] for n in store.names) == ["test", "train", "train", "train"]
+
+
+def test_script_user_errors_are_one_line(tmp_path):
+    import subprocess
+
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "out"), "--codes-from", "lia",
+           "--lia", str(tmp_path / "missing.pt")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"lmc_ablation.py: {tmp_path / 'missing.pt'}: no such file"
