@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 if [ "${SMOKE:-0}" = 1 ]; then
   RENDER=(--device cpu --threads 1 --sizes 64 --batch 2 --channel-max 16 --style-dim 32 --compile-sizes --profile-size 64
-          --per-frame-frames 1 --repeats 1 --variants fp32 "bf16 weights + channels_last")
+          --profile-variant "bf16 weights + channels_last" --per-frame-frames 1 --repeats 1 --variants fp32 "bf16 weights + channels_last")
   GENERATE=(--device cpu --threads 1 --size 64 --frames 8 --videos 1 --samplers ddim:2 --channel-max 16 --style-dim 32
             --lmdm-preset tiny --sequence-length 4 --repeats 1)
   TRAIN=(--device cpu --threads 1 --size 64 --batch 2 --channel-max 16 --style-dim 32 --no-vgg --precisions fp32

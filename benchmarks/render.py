@@ -7,7 +7,7 @@ row is one fast-path combination: fp32, bf16 autocast (fp32 weights), bf16 weigh
 driving frame, source re-encoded every frame, LIA's literal per-sample grouped ops, fp32) is measured
 in the same run. FLOPs per frame come from ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and
 convolutions, 2 FLOPs per multiply-add); "of peak" is achieved FLOP/s over the card's dense bf16 peak.
-``--profile-size`` adds a ``torch.profiler`` summary (top-15 kernels) of one bf16 channels_last batch.
+``--profile-size`` adds a ``torch.profiler`` summary (top-15 kernels) of one batch of ``--profile-variant``.
 
     python benchmarks/render.py --device cuda --sizes 128 256 --batch 64 --compile-sizes 256 --profile-size 256
     python benchmarks/render.py --device cpu --sizes 64 --batch 4 --channel-max 32   # smoke size
@@ -50,7 +50,6 @@ VARIANTS = [
     Variant("bf16 weights + channels_last", weights=torch.bfloat16, channels_last=True),
     Variant("bf16 weights + channels_last + compile", weights=torch.bfloat16, channels_last=True, compile=True),
 ]
-PROFILED = "bf16 weights + channels_last"  # the row whose batch --profile-size profiles
 TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 weights", "bf16 weights + compile", "bf16 weights + channels_last",
                      "bf16 weights + channels_last + compile")
 
@@ -214,10 +213,10 @@ def variant_rows(base: LatentImageAnimator, variant: Variant, run: SizeRun, args
         fps = B / _bench.best_time(transfer(model, variant, run.source, run.driving), device, args.repeats)
         run.transfer_rows.append([variant.name, _bench.fmt(fps), run.share(fps, run.dec_flops + run.enc_flops)])
         run.data[f"transfer/{variant.name}"] = {"frames_per_s": fps}
-    if S == args.profile_size and variant.name == PROFILED:
+    if S == args.profile_size and variant.name == args.profile_variant:
         table, ms = profile_batch(model, variant, run.source, run.codes)
         what = "kernels" if device.type == "cuda" else "CPU ops"
-        report.table(f"{S}²: profile of one render batch ({B} frames, {variant.name}, eager; {ms:.1f} ms of {what})",
+        report.table(f"{S}²: profile of one render batch ({B} frames, {variant.name}; {ms:.1f} ms of {what})",
                      ["kernel / op", "calls", "self ms", "share"], table)
 
 
@@ -259,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=64, help="frames per render call")
     parser.add_argument("--compile-sizes", type=int, nargs="*", default=[256], help="sizes that get the compile row")
     parser.add_argument("--profile-size", type=int, default=None, help="profile one batch at this size")
+    parser.add_argument("--profile-variant", default="bf16 weights", metavar="NAME", help="the row profiled")
     parser.add_argument("--per-frame-frames", type=int, default=16, help="frames timed for the official pattern")
     parser.add_argument("--channel-max", type=int, default=512, help="smaller values: tiny models (smoke tests)")
     parser.add_argument("--style-dim", type=int, default=512)

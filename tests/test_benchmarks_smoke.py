@@ -45,6 +45,7 @@ def _report(out: Path, name: str) -> tuple[str, dict]:
 def test_render_benchmark_cpu(bench_modules, out):
     bench_modules["render"].main([*TINY, "--out", str(out), "--sizes", "64", "--batch", "2", "--channel-max", "16",
                                   "--style-dim", "32", "--compile-sizes", "--profile-size", "64",
+                                  "--profile-variant", "bf16 weights + channels_last",
                                   "--per-frame-frames", "1", "--variants", "fp32", "bf16 weights + channels_last"])
     text, data = _report(out, "render")
     assert "| fp32 |" in text and "| bf16 weights + channels_last |" in text

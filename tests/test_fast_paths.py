@@ -114,7 +114,10 @@ def test_render_and_encoders_trace_without_graph_breaks(lia, images, truth, fp32
         codes = encode_motion(driving)
         out = render(appearance, codes, codes[:1], 4)
         eager = transfer(model, source, driving)
-    assert torch.allclose(out, eager, atol=1e-6, rtol=0)
+    # traced, the blurs run as sums of shifted taps (fir_by_taps) instead of depthwise convolutions:
+    # the same sums in another order: equal to eager within fp32 rounding, which the flow chain amplifies
+    # (measured max |Δ| 4.5e-5 on an output of mean |x| 0.28; fp32 eager vs float64: 3.8e-5)
+    assert (out - eager).abs().max().item() <= 2 * fp32_error
     assert_fp32_accurate(out, truth, fp32_error)
     # a symbolic batch (what automatic dynamic shapes recompile to for a second chunk size) traces too
     decode = torch.compile(model.dec, fullgraph=True, dynamic=True, backend="aot_eager")
@@ -122,7 +125,7 @@ def test_render_and_encoders_trace_without_graph_breaks(lia, images, truth, fp32
         for n in (3, 5):
             latent = model.latent_from_motion(appearance, codes[:n], codes[:1])
             features = appearance.expand(n).features
-            assert torch.allclose(decode(latent, features), model.dec(latent, features), atol=1e-6, rtol=0)
+            assert (decode(latent, features) - model.dec(latent, features)).abs().max().item() <= 2 * fp32_error
 
 
 def test_inductor_compiled_decoder_block_matches_eager():

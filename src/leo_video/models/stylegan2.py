@@ -52,19 +52,20 @@ def make_fir_kernel(taps: Sequence[float] = FIR_TAPS, gain: float = 1.0) -> torc
 
 def biased_leaky_relu(
     x: torch.Tensor, bias: torch.Tensor, slope: float = LEAKY_SLOPE, gain: float = LEAKY_GAIN,
-    inplace: bool = False,
+    scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """StyleGAN2's fused activation ``leaky_relu(x + bias, slope) * gain``.
+    """StyleGAN2's fused activation ``leaky_relu(x * scale + bias, slope) * gain``.
 
-    x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1.
-    ``inplace``: x may be overwritten when autograd is off (callers pass their own fresh conv output).
-    Without autograd the same three ops run in place, so the result is bitwise the same.
+    x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1;
+    scale: None or per-(sample, channel) factors (B, C, 1, ...) — the demodulation of a modulated conv,
+    folded in here so that it costs no pass of its own.
+    Evaluated as ``leaky_relu(gain * x * scale + gain * bias)`` (gain > 0 commutes with the leaky ReLU):
+    one multiply-add over x and one in-place activation instead of four passes. Without autograd the
+    activation runs in place on the fresh sum; values are the same either way.
     """
-    bias = bias.reshape(1, -1, *([1] * (x.ndim - 2)))
-    if _needs_grad(x, bias):
-        return F.leaky_relu(x + bias, slope) * gain
-    out = x.add_(bias) if inplace else x + bias
-    return F.leaky_relu_(out, slope).mul_(gain)
+    bias = bias.reshape(1, -1, *([1] * (x.ndim - 2))) * gain
+    out = torch.add(bias, x, alpha=gain) if scale is None else torch.addcmul(bias, x, scale * gain)
+    return F.leaky_relu(out, slope) if _needs_grad(out) else F.leaky_relu_(out, slope)
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -84,6 +85,26 @@ def _per_channel(op, x: torch.Tensor, kernel: torch.Tensor, **kwargs) -> torch.T
         out = op(x.reshape(B * C, 1, H, W), weight, **kwargs)
         return out.reshape(B, C, *out.shape[2:])
     return op(x, weight.expand(C, 1, *kernel.shape), groups=C, **kwargs)
+
+
+def fir_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Tensor:
+    """The depthwise FIR of :class:`Blur` as a weighted sum of k*k shifted views of the padded input.
+
+    Same sums as the convolution. Used under ``torch.compile`` only: Inductor turns it (and the
+    pointwise ops around it: demodulation, bias, leaky ReLU, the next layer's modulation) into one
+    kernel, while a depthwise convolution stays a separate cuDNN call with its own pass over memory.
+    Eager, it would cost k*k passes. x: (B, C, H, W) -> (B, C, H + 2 padding - k + 1, ...).
+    """
+    k = kernel.shape[0]
+    x = F.pad(x, (padding,) * 4)
+    H, W = x.shape[2] - k + 1, x.shape[3] - k + 1
+    taps = kernel.flip(0, 1).to(x.dtype)  # correlation weights (conv2d semantics)
+    out = x[:, :, :H, :W] * taps[0, 0]
+    for i in range(k):
+        for j in range(k):
+            if i or j:
+                out = out + x[:, :, i : i + H, j : j + W] * taps[i, j]
+    return out
 
 
 def upfirdn2d(
@@ -121,6 +142,8 @@ class Blur(nn.Module):
         self.register_buffer("kernel", make_fir_kernel(taps, gain))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return fir_by_taps(x, self.kernel, self.padding)
         # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p)).
         return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=self.padding)
 
@@ -200,24 +223,22 @@ class EqualLinear(nn.Module):
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activate:
             out = F.linear(x, self.weight * self.scale)
-            return out if bias is None else biased_leaky_relu(out, bias, inplace=True)
+            return out if bias is None else biased_leaky_relu(out, bias)
         return F.linear(x, self.weight * self.scale, bias)
 
 
 class FusedLeakyReLU(nn.Module):
     """Biased leaky ReLU with a learned per-channel ``bias`` of shape (1, C, 1, 1) (LIA's layout).
 
-    ``inplace=True`` lets it overwrite its input when autograd is off; only for inputs that are a
-    preceding layer's own fresh output (as in :class:`ConvLayer` and :class:`StyledConv`).
+    ``scale`` (B, C, 1, 1), optional: multiplies x first (a modulated conv's demodulation).
     """
 
-    def __init__(self, channels: int, inplace: bool = False):
+    def __init__(self, channels: int):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        self.inplace = inplace
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return biased_leaky_relu(x, self.bias, inplace=self.inplace)
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return biased_leaky_relu(x, self.bias, scale=scale)
 
 
 class ConvLayer(nn.Sequential):
@@ -243,7 +264,7 @@ class ConvLayer(nn.Sequential):
         layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
                                   bias=bias and not activate))
         if activate:
-            layers.append(FusedLeakyReLU(out_channels, inplace=True))  # input: the conv's fresh output
+            layers.append(FusedLeakyReLU(out_channels))
         super().__init__(*layers)
 
 
@@ -299,23 +320,45 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample = demodulate, upsample
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        style = self.modulation(latent)  # (B, in)
-        out = self._fast(x, style) if self.fast else self._grouped(x, style)
-        return self.blur(out) if self.upsample else out
+        out, demod = self.modulated(x, latent)
+        if demod is None:
+            return out
+        return out * demod if _needs_grad(out) else out.mul_(demod)
 
-    def _fast(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def modulated(self, x: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The layer with its demodulation left to the caller: ``(out, d)`` where the output is ``out * d``.
+
+        d: (B, out, 1, 1), or None when ``out`` is the output already (no demodulation, or the grouped
+        reference, which demodulates its weights). :class:`StyledConv` folds d into its activation.
+        Demodulation is a per-channel scale, so it commutes with the upsampling blur.
+        """
+        style = self.modulation(latent)  # (B, in)
+        if not self.fast:
+            out = self._grouped(x, style)
+            return (self.blur(out) if self.upsample else out), None
+        out = self._shared_weight(x, style)
+        if self.upsample:
+            out = self.blur(out)
+        return out, (self._demodulation(style) if self.demodulate else None)
+
+    def _shared_weight(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """conv(x * s_b, W): modulated, not demodulated; (B, out, 2H+1, 2W+1) before the blur when upsampling."""
         weight = self.weight[0] * self.scale  # (out, in, k, k)
+        if weight.shape[-1] == 1 and not self.upsample:
+            # 1x1: one batched matmul with per-sample (out, in) weights reads x once (no modulated copy of x)
+            B, _, H, W = x.shape
+            per_sample = weight[None, :, :, 0, 0] * style[:, None, :]  # (B, out, in)
+            return torch.matmul(per_sample, x.flatten(2)).view(B, -1, H, W)  # (B, out, H, W)
         x = x * style[:, :, None, None]  # (B, in, H, W)
         if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # (B, out, 2H+1, 2W+1)
-        else:
-            out = F.conv2d(x, weight, padding=weight.shape[-1] // 2)  # (B, out, H, W)
-        if self.demodulate:
-            # sum_{i,kh,kw} (W[o,i] s_i)^2 = sum_i s_i^2 * |W[o,i]|^2
-            energy = style.square() @ weight.square().sum((2, 3)).t()  # (B, out)
-            demod = torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
-            out = out * demod if _needs_grad(out) else out.mul_(demod)
-        return out
+            return F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # (B, out, 2H+1, 2W+1)
+        return F.conv2d(x, weight, padding=weight.shape[-1] // 2)  # (B, out, H, W)
+
+    def _demodulation(self, style: torch.Tensor) -> torch.Tensor:
+        """d_b[o] = 1 / sqrt(sum_{i,kh,kw} (W[o,i] s_b[i])^2 + eps), (B, out, 1, 1)."""
+        weight = self.weight[0] * self.scale
+        energy = style.square() @ weight.square().sum((2, 3)).t()  # sum_i s_i^2 |W[o,i]|^2: (B, out)
+        return torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
 
     def _grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         B, Cin, H, W = x.shape
@@ -358,10 +401,13 @@ class StyledConv(nn.Module):
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels, inplace=True)  # input: the conv's fresh output
+        self.activate = FusedLeakyReLU(out_channels)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, latent), noise))
+        if noise is not None:
+            return self.activate(self.noise(self.conv(x, latent), noise))
+        out, demod = self.conv.modulated(x, latent)
+        return self.activate(out, scale=demod)  # demodulation, bias and activation in one pass
 
 
 class ToRGB(nn.Module):
@@ -369,6 +415,8 @@ class ToRGB(nn.Module):
 
     Note the leaky ReLU *before* the output ``bias`` (LIA's layout: ``conv.0.weight``,
     ``conv.1.bias``, ``bias``, ``upsample.kernel``). x: (B, C, H, W), skip: (B, 3, H/2, W/2) -> (B, 3, H, W).
+    ``mask`` (B, 1, H, W), optional: the result for input ``x * mask``, computed as ``mask * conv(x)``
+    (the 1x1 conv has no bias) on 3 channels instead of a masked copy of x.
     """
 
     def __init__(self, in_channels: int, upsample: bool = True):
@@ -378,8 +426,11 @@ class ToRGB(nn.Module):
             self.upsample = Upsample()
         self.conv = ConvLayer(in_channels, 3, 1)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x) + self.bias  # (B, 3, H, W)
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        conv, activate = self.conv
+        out = conv(x)  # (B, 3, H, W)
+        out = activate(out if mask is None else out * mask) + self.bias
         return out if skip is None else out + self.upsample(skip)
 
 
@@ -423,6 +474,14 @@ class ToFlow(nn.Module):
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
                 skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sampled, mask, logits = self.sample(x, latent, feature, skip)
+        warped = sampled * mask  # (B, C, r, r)
+        return warped, warped + x * (1 - mask), logits
+
+    def sample(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
+               skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The unmasked warp: grid-sampled features (B, C, r, r) in ``feature``'s dtype and x's layout,
+        the mask (B, 1, r, r) and the logits (B, 3, r, r). ``forward`` = LIA's masking and inpainting."""
         logits = self.conv(x, latent) + self.bias  # (B, 3, r, r)
         if skip is not None:
             logits = logits + self.upsample(skip)
@@ -431,11 +490,10 @@ class ToFlow(nn.Module):
         # Sample in >= float32: bf16/fp16 coordinates would be off by up to ~r/256 pixels.
         work = torch.promote_types(feature.dtype, torch.float32)
         grid = identity_grid(H, work, x.device) + offsets.to(work)  # (B, r, r, 2)
-        warped = F.grid_sample(shared_to(feature, work), grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=False)  # (B, C, r, r)
+        sampled = F.grid_sample(shared_to(feature, work), grid, mode="bilinear", padding_mode="zeros",
+                                align_corners=False)  # (B, C, r, r)
         mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
-        warped = same_layout(warped, x, feature.dtype) * mask  # (B, C, r, r)
-        return warped, warped + x * (1 - mask), logits
+        return same_layout(sampled, x, feature.dtype), mask, logits
 
 
 def shared_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
