@@ -24,9 +24,12 @@ from leo_video.models.stylegan2 import (
     ToRGB,
     Upsample,
     biased_leaky_relu,
+    fir_by_taps,
     identity_grid,
     make_fir_kernel,
     upfirdn2d,
+    per_source,
+    warp,
 )
 
 G = torch.Generator().manual_seed(0)
@@ -72,6 +75,14 @@ def test_blur_and_upsample_fast_paths_equal_upfirdn():
     blur = Blur(padding=2, taps=taps).double()
     assert blur(x).shape == (2, 3, 9, 9)
     assert torch.allclose(blur(x), upfirdn2d(x, blur.kernel, pad=(2, 2)), atol=1e-14)
+
+
+def test_fir_by_taps_equals_blur():
+    """The torch.compile form of Blur (shifted taps) against upfirdn2d, asymmetric taps."""
+    x, taps = randn(2, 3, 8, 8), (1.0, 2.0, 5.0, 3.0)
+    blur = Blur(padding=2, taps=taps).double()
+    out = fir_by_taps(x, blur.kernel, 2)
+    assert out.shape == (2, 3, 9, 9) and torch.allclose(out, upfirdn2d(x, blur.kernel, pad=(2, 2)), atol=1e-14)
 
 
 def test_biased_leaky_relu_formula():
@@ -178,6 +189,33 @@ def test_to_rgb_leaky_relu_before_output_bias():
     expected = biased_leaky_relu(conv, head.conv[1].bias) - 5.0 + upfirdn2d(skip, head.upsample.kernel, up=2, pad=(2, 1))
     assert torch.allclose(head(x, skip), expected, atol=1e-13)
     assert list(ToRGB(4, upsample=False).state_dict()) == ["bias", "conv.0.weight", "conv.1.bias"]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_to_rgb_from_warp_equals_warping_then_projecting(shared):
+    """conv1x1(grid_sample(F) * mask) = grid_sample(conv1x1(F)) * mask: the fast decoder's RGB head."""
+    head = ToRGB(4).double()
+    with torch.no_grad():
+        head.bias.fill_(0.3)
+    feature = randn(1, 4, 8, 8).expand(3, -1, -1, -1) if shared else randn(3, 4, 8, 8)
+    grid = identity_grid(8, torch.float64, feature.device) + 0.3 * randn(3, 8, 8, 2)  # some samples fall outside
+    mask, skip = torch.sigmoid(randn(3, 1, 8, 8)), randn(3, 3, 4, 4)
+    expected = head(warp(feature, grid, feature) * mask, skip)
+    assert torch.allclose(head.from_warp(feature, grid, mask, skip), expected, atol=1e-12)
+
+
+def test_per_source_computes_a_broadcast_batch_once():
+    seen = []
+
+    def fn(t):
+        seen.append(t.shape[0])
+        return t * 2
+
+    one = randn(1, 2, 3, 3)
+    out = per_source(fn, one.expand(5, -1, -1, -1))
+    assert seen == [1] and out.shape == (5, 2, 3, 3) and out.stride(0) == 0 and torch.equal(out[4], one[0] * 2)
+    dense = randn(4, 2, 3, 3)
+    assert torch.equal(per_source(fn, dense), dense * 2) and seen == [1, 4]
 
 
 def test_identity_grid_layout_and_cache():

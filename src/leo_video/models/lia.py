@@ -23,7 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .stylegan2 import ConvLayer, EqualConv2d, EqualLinear, ResDownBlock, StyledConv, ToFlow, ToRGB, same_layout
+from .stylegan2 import ConvLayer, EqualConv2d, EqualLinear, ResDownBlock, StyledConv, ToFlow, ToRGB, same_layout, warp
 
 # resolution -> channels; entries >= 64 are multiplied by channel_multiplier
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
@@ -142,8 +142,9 @@ class Synthesis(nn.Module):
     ``to_rgb1`` exists only for checkpoint compatibility: LIA never applies it.
 
     ``fast`` (default): warp-and-inpaint regrouped to touch each feature map less often — the inpainted
-    map as one ``lerp(x, sampled, mask)``, the RGB head on ``mask * conv1x1(sampled)`` (3 channels)
-    instead of a masked copy, and no inpainting after the last scale (LIA computes it and drops it).
+    map as one ``lerp(x, warped, mask)``, the RGB head on the warp of the source's features projected
+    to 3 channels (:meth:`ToRGB.from_warp`), and no warp or inpainting of C channels after the last
+    scale (LIA computes them and keeps only the RGB).
     Same function; ``fast = False`` runs LIA's order (:meth:`ToFlow.forward`).
     """
 
@@ -179,11 +180,11 @@ class Synthesis(nn.Module):
                 warped, x, logits = to_flow(x, latent, features[k], logits)  # warp-and-inpaint
                 rgb = to_rgb(warped, rgb)  # (B, 3, r, r)
                 continue
-            sampled, mask, logits = to_flow.sample(x, latent, features[k], logits)  # (B, C_r, r, r), (B, 1, r, r)
+            grid, mask, logits = to_flow.flow(x, latent, logits)  # (B, r, r, 2), (B, 1, r, r)
             mask = mask.to(x.dtype)
-            rgb = to_rgb(sampled, rgb, mask=mask)  # the RGB of the warped map sampled * mask: (B, 3, r, r)
-            if k < last:
-                x = torch.lerp(x, sampled.to(x.dtype), mask)  # inpaint: sampled * mask + x * (1 - mask)
+            rgb = to_rgb.from_warp(features[k], grid, mask, rgb)  # RGB of the warped map: (B, 3, r, r)
+            if k < last:  # inpaint: warped * mask + x * (1 - mask)
+                x = torch.lerp(x, warp(features[k], grid, x).to(x.dtype), mask)
         return rgb
 
 

@@ -94,6 +94,10 @@ def fir_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Te
     pointwise ops around it: demodulation, bias, leaky ReLU, the next layer's modulation) into one
     kernel, while a depthwise convolution stays a separate cuDNN call with its own pass over memory.
     Eager, it would cost k*k passes. x: (B, C, H, W) -> (B, C, H + 2 padding - k + 1, ...).
+
+    Not used for :class:`Upsample`: the RGB and flow-logit skips chain ``Upsample`` across scales, and
+    Inductor inlined the whole chain into the last scale's kernel, recomputing every coarser scale per
+    pixel (measured: one 10 ms kernel, rendering 40 % slower); the cuDNN call keeps each scale a buffer.
     """
     k = kernel.shape[0]
     x = F.pad(x, (padding,) * 4)
@@ -107,6 +111,15 @@ def fir_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Te
     return out
 
 
+def zero_insert(x: torch.Tensor, up: int) -> torch.Tensor:
+    """Sample (i, j) moves to (up*i, up*j), zeros elsewhere: (B, C, H, W) -> (B, C, up*H, up*W)."""
+    if up == 1:
+        return x
+    B, C, H, W = x.shape
+    x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
+    return x.reshape(B, C, H * up, W * up)
+
+
 def upfirdn2d(
     x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
 ) -> torch.Tensor:
@@ -115,11 +128,7 @@ def upfirdn2d(
     The same padding is used on both axes; negative pads crop. The kernel is applied as a true
     convolution (flipped). x: (B, C, H, W) -> (B, C, (H*up + pad0 + pad1 - k) // down + 1, ...).
     """
-    B, C, H, W = x.shape
-    if up > 1:  # sample (i, j) goes to (up*i, up*j), zeros elsewhere
-        x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
-        x = x.reshape(B, C, H * up, W * up)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    x = F.pad(zero_insert(x, up), (pad[0], pad[1], pad[0], pad[1]))
     x = _per_channel(F.conv2d, x, kernel.flip(0, 1))
     return x[:, :, ::down, ::down]
 
@@ -415,8 +424,6 @@ class ToRGB(nn.Module):
 
     Note the leaky ReLU *before* the output ``bias`` (LIA's layout: ``conv.0.weight``,
     ``conv.1.bias``, ``bias``, ``upsample.kernel``). x: (B, C, H, W), skip: (B, 3, H/2, W/2) -> (B, 3, H, W).
-    ``mask`` (B, 1, H, W), optional: the result for input ``x * mask``, computed as ``mask * conv(x)``
-    (the 1x1 conv has no bias) on 3 channels instead of a masked copy of x.
     """
 
     def __init__(self, in_channels: int, upsample: bool = True):
@@ -426,11 +433,22 @@ class ToRGB(nn.Module):
             self.upsample = Upsample()
         self.conv = ConvLayer(in_channels, 3, 1)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x) + self.bias  # (B, 3, H, W)
+        return out if skip is None else out + self.upsample(skip)
+
+    def from_warp(self, feature: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
+                  skip: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(warp(feature, grid) * mask, skip)`` without warping C channels.
+
+        The 1x1 conv (no bias) is linear per pixel and bilinear sampling is linear in the values, so
+        conv(grid_sample(F)) = grid_sample(conv(F)), and conv(s * mask) = mask * conv(s): the conv runs
+        once on the source's features (once per source for batch-broadcast features, see ``per_source``)
+        and only 3 channels are warped. feature (B, C, H, W), grid (B, H, W, 2), mask (B, 1, H, W).
+        """
         conv, activate = self.conv
-        out = conv(x)  # (B, 3, H, W)
-        out = activate(out if mask is None else out * mask) + self.bias
+        projected = per_source(conv, feature)  # (B, 3, H, W)
+        out = activate(warp(projected, grid, projected) * mask) + self.bias
         return out if skip is None else out + self.upsample(skip)
 
 
@@ -474,26 +492,39 @@ class ToFlow(nn.Module):
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
                 skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        sampled, mask, logits = self.sample(x, latent, feature, skip)
-        warped = sampled * mask  # (B, C, r, r)
+        grid, mask, logits = self.flow(x, latent, skip)
+        warped = warp(feature, grid, x) * mask  # (B, C, r, r)
         return warped, warped + x * (1 - mask), logits
 
-    def sample(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
-               skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The unmasked warp: grid-sampled features (B, C, r, r) in ``feature``'s dtype and x's layout,
-        the mask (B, 1, r, r) and the logits (B, 3, r, r). ``forward`` = LIA's masking and inpainting."""
+    def flow(self, x: torch.Tensor, latent: torch.Tensor,
+             skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sampling grid (B, r, r, 2) in float32 or wider, the mask (B, 1, r, r) and the logits (B, 3, r, r)."""
         logits = self.conv(x, latent) + self.bias  # (B, 3, r, r)
         if skip is not None:
             logits = logits + self.upsample(skip)
         H = logits.shape[2]
         offsets = torch.tanh(logits[:, :2]).permute(0, 2, 3, 1)  # (B, r, r, 2) = (dx, dy)
         # Sample in >= float32: bf16/fp16 coordinates would be off by up to ~r/256 pixels.
-        work = torch.promote_types(feature.dtype, torch.float32)
+        work = torch.promote_types(x.dtype, torch.float32)
         grid = identity_grid(H, work, x.device) + offsets.to(work)  # (B, r, r, 2)
-        sampled = F.grid_sample(shared_to(feature, work), grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=False)  # (B, C, r, r)
-        mask = torch.sigmoid(logits[:, 2:3])  # (B, 1, r, r)
-        return same_layout(sampled, x, feature.dtype), mask, logits
+        return grid, torch.sigmoid(logits[:, 2:3]), logits
+
+
+def warp(feature: torch.Tensor, grid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """LIA's warp: bilinear ``grid_sample`` (zero padding, align_corners=False) at the grid's precision,
+    returned in ``feature``'s dtype and ``like``'s memory layout. feature (B, C, H, W), grid (B, H, W, 2)."""
+    sampled = F.grid_sample(shared_to(feature, grid.dtype), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)  # (B, C, H, W)
+    return same_layout(sampled, like, feature.dtype)
+
+
+def per_source(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` for a per-sample op; a batch-broadcast view (``render``'s one source expanded over the
+    frames, batch stride 0) is computed on one sample and expanded back, not B times."""
+    if x.shape[0] > 1 and x.stride(0) == 0:
+        one = fn(x[:1])
+        return one.expand(x.shape[0], *one.shape[1:])
+    return fn(x)
 
 
 def shared_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
