@@ -45,13 +45,14 @@ class Variant:
 VARIANTS = [
     Variant("fp32"),
     Variant("bf16 autocast", autocast=torch.bfloat16),
+    Variant("bf16 autocast + compile", autocast=torch.bfloat16, compile=True),  # the CLI's --dtype bf16 --compile
     Variant("bf16 weights", weights=torch.bfloat16),
     Variant("bf16 weights + compile", weights=torch.bfloat16, compile=True),
     Variant("bf16 weights + channels_last", weights=torch.bfloat16, channels_last=True),
     Variant("bf16 weights + channels_last + compile", weights=torch.bfloat16, channels_last=True, compile=True),
 ]
-TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 weights", "bf16 weights + compile", "bf16 weights + channels_last",
-                     "bf16 weights + channels_last + compile")
+TRANSFER_VARIANTS = ("fp32", "bf16 autocast", "bf16 autocast + compile", "bf16 weights", "bf16 weights + compile",
+                     "bf16 weights + channels_last", "bf16 weights + channels_last + compile")
 
 
 def build(base: LatentImageAnimator, variant: Variant, device: torch.device) -> LatentImageAnimator:
