@@ -29,7 +29,8 @@ from leo_video.config import resolve_config
 from leo_video.configs import LoopConfig
 from leo_video.train.loop import Trainer, TrainingTask
 
-PRECISIONS = {"fp32": "no", "bf16": "bf16", "bf16-channels_last": "bf16"}  # row name -> accelerate's setting
+# row name -> accelerate's mixed precision; "-compile" rows also set train.dynamo_backend=inductor
+PRECISIONS = {"fp32": "no", "bf16": "bf16", "bf16-channels_last": "bf16", "bf16-compile": "bf16"}
 
 
 class RandomPairs(Dataset):
@@ -60,7 +61,8 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
     sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
             "train.mixed_precision": PRECISIONS[precision], "train.batch_size": args.batch * world,
             "train.cpu": device.type == "cpu", "loss.vgg_random_init": "true",
-            "loss.perceptual_weight": 0 if args.no_vgg else 10}  # fmt: skip
+            "loss.perceptual_weight": 0 if args.no_vgg else 10,
+            "train.dynamo_backend": "inductor" if precision.endswith("compile") else "no"}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
     task = _accelerate(LIATrainingTask(), config)
     with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="LIA images per GPU")
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"],
-                        help="LIA rows; bf16-channels_last: bf16 with NHWC weights and activations (one process)")
+                        help="LIA rows; bf16-channels_last: bf16 with NHWC weights and activations (one process); "
+                             "bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")

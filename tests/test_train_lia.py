@@ -170,3 +170,24 @@ def test_two_process_ddp_training(data_root, tmp_path):
     assert proc.stderr.count("training on 2 processes (cpu)") == 1, proc.stderr[-3000:]  # rank 0 alone says it
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(run_dir, 3))
     assert state["world_size"] == 2
+
+
+def test_compiled_training_keeps_plain_checkpoint_keys(data_root, tmp_path, run_cli):
+    """``train.dynamo_backend``: accelerate compiles G and D; the checkpoint holds the unwrapped modules'
+    keys (no ``_orig_mod.``) and the losses match the eager run's (aot_eager: traced, not compiled)."""
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    assert run_cli(*train_args(data_root, eager, train__max_steps=2))[0] == 0
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    code, out, err = run_cli(*train_args(data_root, compiled, train__max_steps=2, train__dynamo_backend="aot_eager"))
+    assert code == 0, err
+    assert "torch.compile (aot_eager)" in out + err
+    assert counters["stats"]["unique_graphs"] >= 2  # G and D went through dynamo
+    a, b = (ckpt.load_checkpoint(ckpt.list_checkpoints(run)[-1][1]) for run in (eager, compiled))
+    for name in ("generator", "discriminator"):
+        assert list(b["task"]["models"][name]) == list(a["task"]["models"][name])
+    for key in ("loss/l1", "loss/d_gan"):
+        got, want = logged(compiled, key), logged(eager, key)
+        assert list(got) == [1, 2] and all(abs(got[s] - want[s]) <= 1e-4 * (1 + abs(want[s])) for s in got), key

@@ -32,6 +32,8 @@ class LoopConfig:
     batch_size: int = param(64, ge=1, doc="global images per optimizer step")
     grad_accum_steps: int = param(1, ge=1, le=1024)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    dynamo_backend: Literal["no", "inductor", "aot_eager"] = param(
+        "no", doc="torch.compile the trained networks through accelerate: inductor (GPU speed), aot_eager (traces without compiling: tests)")
     cpu: bool = param(False, doc="run on CPU even when a GPU is present")
     num_workers: int = param(4, ge=0, le=128, doc="DataLoader worker processes per rank")
     checkpoint_every: int = param(5000, ge=1)

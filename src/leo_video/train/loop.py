@@ -226,7 +226,7 @@ class Trainer:
         config: the resolved config dataclass (saved as ``run_dir/config.yaml`` and in every
             checkpoint); its ``train`` section drives the loop.
         accelerator: an existing ``accelerate.Accelerator``; by default one is made from
-            ``train.mixed_precision``, ``train.grad_accum_steps`` and ``train.cpu``.
+            ``train.mixed_precision``, ``train.grad_accum_steps``, ``train.cpu`` and ``train.dynamo_backend``.
     """
 
     def __init__(self, task: TrainingTask, config: Any, accelerator: Any = None) -> None:
@@ -268,7 +268,8 @@ class Trainer:
         processes = f"{acc.num_processes} process{'es' if acc.num_processes > 1 else ''}"
         accumulation = f" x {loop.grad_accum_steps} accumulated" if loop.grad_accum_steps > 1 else ""
         steps = f"steps {start} -> {loop.max_steps}" if start else f"{loop.max_steps} steps"
-        return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}, batch "
+        compiled = f", torch.compile ({loop.dynamo_backend})" if loop.dynamo_backend != "no" else ""
+        return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}{compiled}, batch "
                 f"{loop.batch_size} = {acc.num_processes} x {micro_batch}{accumulation}, {steps}, run {self.run_dir}")
 
     # ---- the loop ----
@@ -450,7 +451,7 @@ def _make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) ->
         AcceleratorState._reset_state(reset_partial_state=True)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
     acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
-                      cpu=cpu, log_with=None, kwargs_handlers=[ddp])  # fmt: skip
+                      cpu=cpu, log_with=None, kwargs_handlers=[ddp], dynamo_backend=loop.dynamo_backend)  # fmt: skip
     if acc.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
     return acc
