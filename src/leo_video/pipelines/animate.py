@@ -25,6 +25,8 @@ class AnimateOptions:
 
     ``compile`` / ``channels_last``: the animator's inference fast paths
     (:meth:`~leo_video.models.lia.LatentImageAnimator.optimize_for_inference`), applied to it in place.
+    Compiled, a last chunk shorter than ``batch_frames`` is padded with its last frame (the extra renderings
+    are dropped), so every call has the batch size the first one compiled for: no second compilation.
     """
 
     relative: bool = True
@@ -76,12 +78,15 @@ def transfer_motion_chunks(
         appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
     start_motion = None
     for chunk in batched(driving_frames, options.batch_frames):
+        n = len(chunk)
         driving = frames_to_batch(chunk, size, device)  # (n, 3, S, S)
+        if options.compile and n < options.batch_frames:
+            driving = torch.cat([driving, driving[-1:].expand(options.batch_frames - n, -1, -1, -1)])
         with autocast(device, options.dtype):
-            codes = animator.encode_motion(driving)  # (n, M)
+            codes = animator.encode_motion(driving)  # (batch_frames or n, M)
             if options.relative and start_motion is None:
                 start_motion = codes[:1]  # (1, M): the first driving frame
-            frames = animator.render(appearance, codes, start_motion=start_motion)
+            frames = animator.render(appearance, codes, start_motion=start_motion)[:n]
         yield chunk, frames.float()
 
 
