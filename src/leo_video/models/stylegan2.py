@@ -12,11 +12,13 @@ Conventions (StyleGAN2, Karras et al. 2020):
 * **FIR filters**: the separable [1, 3, 3, 1] low-pass ``K`` (sum 1); upsampling by 2 uses ``4 K``
   so the zero-inserted signal keeps its DC gain. :func:`upfirdn2d` is the general reference operation;
   :class:`Blur` and :class:`Upsample` run the exact same arithmetic as single (transposed) depthwise
-  convolutions.
+  convolutions; under ``torch.compile`` Blur runs as shifted taps (:func:`fir_by_taps`), which Inductor
+  fuses with the pointwise ops around it.
 * **Modulated convolution**: a per-sample style scales the input channels of a shared weight,
   optionally followed by demodulation (unit output variance per sample). The fast path modulates
   activations instead of weights (``conv(x * s, W) * d``), which is the same function without
   materialising B weight tensors; ``fast = False`` selects the per-sample grouped-weight reference.
+  :class:`StyledConv` folds the demodulation ``d`` into its activation (one ``addcmul``).
 
 Building blocks for the discriminator: :class:`ConvLayer` (optionally blur + stride-2 downsampling,
 optional biased leaky ReLU), :class:`ResDownBlock` (two ConvLayers + blurred 1x1 skip, scaled by
