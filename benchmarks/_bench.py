@@ -95,6 +95,28 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
+def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15) -> tuple[list[list[str]], float]:
+    """Top ``rows`` CUDA kernels (or CPU ops) by self time in one call of ``fn()`` (already warmed up):
+    rows [name, calls, self ms, share], and the total ms of all kernels (ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    if cuda:  # kernels only: ops' self device time is their kernels', counted once
+        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    total = sum(getattr(e, key) for e in events)
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    table = [[e.key[:90].replace("|", "/"), str(e.count), f"{getattr(e, key) / 1e3:.2f}",
+              f"{100 * getattr(e, key) / max(total, 1):.1f}%"] for e in events[:rows]]  # fmt: skip
+    return table, total / 1e3
+
+
 @contextlib.contextmanager
 def budget_guard(seconds: float | None):
     """Yields a callable telling whether ``seconds`` have passed (never, for None)."""

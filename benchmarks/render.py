@@ -114,25 +114,9 @@ def flops_per_frame(base: LatentImageAnimator, size: int, device: torch.device) 
 def profile_batch(model: LatentImageAnimator, variant: Variant, source: torch.Tensor, codes: torch.Tensor,
                   rows: int = 15) -> tuple[list[list[str]], float]:
     """Top ``rows`` kernels (CUDA) or ops (CPU) by self time in one render batch; and the batch's total ms."""
-    from torch.profiler import ProfilerActivity, profile
-
     run = renderer(model, variant, source, codes)
     run()
-    _bench.sync(source.device)
-    cuda = source.device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
-        run()
-        _bench.sync(source.device)
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
-    if cuda:  # kernels only: ops' self device time is their kernels', counted once
-        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-    total = sum(getattr(e, key) for e in events)
-    events.sort(key=lambda e: getattr(e, key), reverse=True)
-    table = [[e.key[:90].replace("|", "/"), str(e.count), f"{getattr(e, key) / 1e3:.2f}",
-              f"{100 * getattr(e, key) / max(total, 1):.1f}%"] for e in events[:rows]]  # fmt: skip
-    return table, total / 1e3
+    return _bench.profile_table(run, source.device, rows)
 
 
 def measure_render(base: LatentImageAnimator, variant: Variant, source: torch.Tensor, codes: torch.Tensor,

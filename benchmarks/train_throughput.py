@@ -86,8 +86,10 @@ def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True) -> dict:
-    """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only)."""
+def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True,
+              profile: bool = False) -> dict:
+    """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only),
+    and with ``profile`` the top kernels of one step (``_bench.profile_table``)."""
     task = lia_task(args, precision, device)
     device = task.accelerator.device
     g = torch.Generator().manual_seed(task.accelerator.process_index)
@@ -98,11 +100,12 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, co
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
     flops = _bench.count_flops(step) if count and task.accelerator.num_processes == 1 else None
+    kernels = _bench.profile_table(step, device) if profile else None
     world = task.accelerator.num_processes
     del task, batch, step
     release_memory()
     return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
-            "gpus": world}
+            "gpus": world, "profile": kernels}
 
 
 def release_memory() -> None:
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"],
                         help="LIA rows; bf16-channels_last: bf16 with NHWC weights and activations (one process); "
                              "bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
+    parser.add_argument("--profile", nargs="*", default=[], metavar="PRECISION",
+                        help="LIA rows whose step is profiled (torch.profiler top-15 kernels)")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
@@ -203,7 +208,13 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
                      ["precision", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
         flops = None  # the same arithmetic in every row: counted once
         for precision in args.precisions:
-            r = bench_lia(args, device, precision, count=flops is None)
+            r = bench_lia(args, device, precision, count=flops is None, profile=precision in args.profile)
+            kernels = r.pop("profile")
+            if kernels:
+                table, ms = kernels
+                what = "kernels" if device.type == "cuda" else "CPU ops"
+                report.table(f"LIA training step at {args.size}²: profile of one {precision} step ({ms:.0f} ms of {what})",
+                             ["kernel / op", "calls", "self ms", "share"], table)
             flops = r["flops_per_step"] = r["flops_per_step"] or flops
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"

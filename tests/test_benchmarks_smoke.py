@@ -75,8 +75,9 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--precisions", "fp32", "bf16-channels_last", "--lmdm-preset", "tiny",
                                             "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
-                                            "--cddpm-batch", "2", "--warmup", "1", "--steps", "1"])
+                                            "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32"])
     text, data = _report(out, "train")
+    assert "profile of one fp32 step" in text and "aten::" in text  # CPU ops table
     lia = data["lia/fp32/1gpu"]
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
     assert data["lia/bf16-channels_last/1gpu"]["images_per_s"] > 0
