@@ -146,6 +146,25 @@ def test_inductor_compiled_decoder_block_matches_eager():
         assert torch.allclose(got, want, atol=2e-5, rtol=1e-5)
 
 
+def test_compiled_render_pads_short_chunks_and_compiles_once(lia, images, fp32_error):
+    """6 codes in chunks of 4: the second chunk (2 codes) is padded to 4, so dynamo traces one graph."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = copy.deepcopy(lia)
+    model.dec.compile(backend="aot_eager")
+    source, driving = images
+    with torch.no_grad():
+        appearance = model.encode_appearance(source)
+        codes = model.encode_motion(driving)  # (6, M)
+        out = model.render(appearance, codes, codes[:1], chunk_size=4)
+        eager = lia.render(appearance, codes, codes[:1], chunk_size=4)
+    assert out.shape == (6, 3, 64, 64) and model._compiled_batch == 4
+    assert counters["stats"]["unique_graphs"] == 1  # no second compilation for the short chunk
+    assert (out - eager).abs().max().item() <= 2 * fp32_error
+
+
 def test_optimize_for_inference_compiles_in_place_keeping_keys(lia):
     model = copy.deepcopy(lia).train().optimize_for_inference(compile=True, channels_last=True)
     assert not model.training and model.memory_format == torch.channels_last

@@ -203,6 +203,8 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
 
     #: layout of the images entering the encoder (``to(memory_format=...)`` / ``optimize_for_inference``)
     memory_format: torch.memory_format = torch.contiguous_format
+    #: batch size of the first render through a compiled decoder (later, smaller chunks are padded to it)
+    _compiled_batch: int | None = None
 
     @register_to_config
     def __init__(self, size: int = 256, style_dim: int = 512, motion_dim: int = 20, channel_multiplier: int = 1,
@@ -271,12 +273,20 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
             raise ValueError(f"render needs an appearance of batch 1, got {appearance.batch_size}")
         n = motion_codes.shape[0]
         step = chunk_size or n
-        frames = []
-        for i in range(0, n, step):
-            codes = motion_codes[i : i + step]  # (n_chunk, M)
-            latent = self.latent_from_motion(appearance, codes, start_motion)  # broadcast over the chunk
-            frames.append(self.decode(latent, appearance.expand(codes.shape[0]).features))
+        frames = [self._render_chunk(appearance, motion_codes[i : i + step], start_motion) for i in range(0, n, step)]
         return torch.cat(frames)
+
+    def _render_chunk(self, appearance: Appearance, codes: torch.Tensor, start_motion: torch.Tensor | None) -> torch.Tensor:
+        """codes (n, M) -> frames (n, 3, S, S). With a compiled decoder, a chunk smaller than the first one
+        rendered is padded to that size (its last code repeated, the extra frames dropped): every call has
+        the batch size the decoder was compiled for, so a short last chunk does not compile it again."""
+        n = codes.shape[0]
+        if self.dec._compiled_call_impl is not None:
+            self._compiled_batch = self._compiled_batch or n
+            if n < self._compiled_batch:
+                codes = torch.cat([codes, codes[-1:].expand(self._compiled_batch - n, -1)])
+        latent = self.latent_from_motion(appearance, codes, start_motion)  # broadcast over the chunk
+        return self.decode(latent, appearance.expand(codes.shape[0]).features)[:n]
 
     def use_reference_ops(self, enabled: bool = True) -> LatentImageAnimator:
         """Switch every layer between the fast batched ops (default) and LIA's literal computation order."""
@@ -314,8 +324,8 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         ``channels_last``: NHWC activations (measured slower than the default for LIA on H100/H200, where the
         depthwise FIR and modulation ops pay for the layout changes; kept for other hardware).
         ``compile``: ``torch.compile`` the appearance encoder and the decoder in place (``Module.compile``:
-        the state dict keeps its keys). The first batch size compiles static kernels, a second one
-        recompiles with a dynamic batch (torch's default), so chunked rendering compiles at most twice;
+        the state dict keeps its keys). ``render`` pads chunks smaller than its first one to that size, so
+        chunked rendering compiles once (any other batch size would recompile with a dynamic batch);
         ``mode`` is passed through (e.g. ``"max-autotune"``). On one H100 at 256², bf16, compiling takes about a
         minute and then renders 2.9x the eager frames/s (``benchmarks/RESULTS.md``). Puts the model in eval mode.
         """
