@@ -262,9 +262,12 @@ def test_animate_options_and_leo_pipeline_apply_fast_paths(lia, images):
     torch.testing.assert_close(video(pipe), plain, atol=1e-3, rtol=0)  # fp32 rounding; measured 1.5e-4
 
 
-def test_compiled_transfer_pads_the_last_chunk_to_the_compiled_batch(lia, images, monkeypatch):
-    """With ``compile`` every render call gets ``batch_frames`` frames (a shorter last chunk would recompile);
-    the padding frames are dropped, so the output equals the unpadded run."""
+def test_compiled_transfer_compiles_encoder_and_decoder_once(lia, images, monkeypatch):
+    """With ``compile`` every encoder and render call gets ``batch_frames`` frames: the source is encoded in
+    a full batch and a shorter last chunk is padded (extra frames dropped), and the identity grid is no
+    cache lookup in the graph. One graph each for encoder and decoder (4 without these); output unchanged."""
+    from torch._dynamo.utils import counters
+
     from leo_video.media.image import to_uint8
     from leo_video.pipelines.animate import AnimateOptions, transfer_motion
 
@@ -272,7 +275,11 @@ def test_compiled_transfer_pads_the_last_chunk_to_the_compiled_batch(lia, images
     frames = [to_uint8(f).permute(1, 2, 0).numpy() for f in driving]  # 6 frames: chunks of 4 and 2
     plain = torch.cat(list(transfer_motion(lia, source[0], iter(frames), AnimateOptions(batch_frames=4))))
     model = copy.deepcopy(lia)
-    monkeypatch.setattr(model, "optimize_for_inference", lambda **kwargs: model)  # no real compile here
+    for module in (model.enc.net_app, model.dec):
+        module.compile(backend="aot_eager")  # traced like inductor would, without compiling kernels
+    monkeypatch.setattr(model, "optimize_for_inference", lambda **kwargs: model)  # compiled above
+    torch._dynamo.reset()
+    counters.clear()
     sizes = []
     render = model.render
     monkeypatch.setattr(model, "render", lambda appearance, codes, **kw: sizes.append(len(codes)) or render(
@@ -280,6 +287,7 @@ def test_compiled_transfer_pads_the_last_chunk_to_the_compiled_batch(lia, images
     padded = torch.cat(list(transfer_motion(model, source[0], iter(frames), AnimateOptions(batch_frames=4,
                                                                                          compile=True))))
     assert sizes == [4, 4] and padded.shape == plain.shape == (6, 3, 64, 64)
+    assert counters["stats"]["unique_graphs"] == 2
     torch.testing.assert_close(padded, plain, atol=1e-4, rtol=0)  # batch-size-dependent fp32 rounding: 1.2e-5
 
 

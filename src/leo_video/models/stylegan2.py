@@ -462,15 +462,23 @@ def identity_grid(size: int, dtype: torch.dtype, device: torch.device) -> torch.
 
     Built as LIA does (float64 linspace rounded to float32, even for float64 runs), then cast to
     ``dtype``; cached per (size, dtype, device). Treat the result as read-only.
+    Under ``torch.compile`` it is built inside the graph (a constant to Inductor) instead: a cache lookup
+    would guard on the dict, and the first call, which fills it, would fail that guard and recompile.
     """
+    if torch.compiler.is_compiling():
+        return _make_identity_grid(size, dtype, device)
     key = (size, dtype, torch.device(device))
     if key not in _GRID_CACHE:
-        import numpy as np
-
-        xs = torch.from_numpy(np.linspace(-1.0, 1.0, size)).float()  # (size,) float32, as LIA
-        ys, xs = torch.meshgrid(xs, xs, indexing="ij")  # rows vary y, columns vary x
-        _GRID_CACHE[key] = torch.stack((xs, ys), dim=-1)[None].to(device=device, dtype=dtype)
+        _GRID_CACHE[key] = _make_identity_grid(size, dtype, device)
     return _GRID_CACHE[key]
+
+
+def _make_identity_grid(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    import numpy as np
+
+    xs = torch.from_numpy(np.linspace(-1.0, 1.0, size)).float()  # (size,) float32, as LIA (torch.linspace differs)
+    ys, xs = torch.meshgrid(xs, xs, indexing="ij")  # rows vary y, columns vary x
+    return torch.stack((xs, ys), dim=-1)[None].to(device=device, dtype=dtype)  # (1, size, size, 2)
 
 
 class ToFlow(nn.Module):

@@ -16,6 +16,7 @@ import torch
 from einops import rearrange
 
 from ..media.image import from_uint8, resize_center_crop
+from ..models.lia import Appearance
 from ..utils.device import autocast
 
 
@@ -34,6 +35,18 @@ class AnimateOptions:
     dtype: torch.dtype = torch.float32
     compile: bool = False
     channels_last: bool = False
+
+
+def encode_source(animator, source: torch.Tensor, options: AnimateOptions) -> Appearance:
+    """The source (3, S, S) encoded once: an :class:`Appearance` of batch 1.
+
+    With ``compile`` it is encoded in a batch of ``batch_frames`` copies and the first kept: the encoder is
+    then compiled for the batch size the driving chunks use, not a second time for a batch of one.
+    """
+    if not options.compile:
+        return animator.encode_appearance(source[None])
+    full = animator.encode_appearance(source[None].expand(options.batch_frames, -1, -1, -1))
+    return Appearance(full.latent[:1], [f[:1] for f in full.features], full.motion[:1])
 
 
 def frames_to_batch(frames: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -75,7 +88,7 @@ def transfer_motion_chunks(
     if options.compile or options.channels_last:
         animator.optimize_for_inference(compile=options.compile, channels_last=options.channels_last)
     with autocast(device, options.dtype):
-        appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
+        appearance = encode_source(animator, source.to(device), options)
     start_motion = None
     for chunk in batched(driving_frames, options.batch_frames):
         n = len(chunk)
