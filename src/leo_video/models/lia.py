@@ -38,6 +38,14 @@ def lia_channels(resolution: int, channel_multiplier: int = 1, channel_max: int 
     return channels if channel_max is None else min(channels, channel_max)
 
 
+def pad_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """x (n, ...) -> (max(n, size), ...), its last entry repeated: keeps a compiled module at one batch size
+    (callers drop the extra outputs)."""
+    if x.shape[0] >= size:
+        return x
+    return torch.cat([x, x[-1:].expand(size - x.shape[0], *x.shape[1:])])
+
+
 @dataclass
 class Appearance:
     """An encoded source image, computed once and reused for every rendered frame.
@@ -283,8 +291,7 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         n = codes.shape[0]
         if self.dec._compiled_call_impl is not None:
             self._compiled_batch = self._compiled_batch or n
-            if n < self._compiled_batch:
-                codes = torch.cat([codes, codes[-1:].expand(self._compiled_batch - n, -1)])
+            codes = pad_batch(codes, self._compiled_batch)
         latent = self.latent_from_motion(appearance, codes, start_motion)  # broadcast over the chunk
         return self.decode(latent, appearance.expand(codes.shape[0]).features)[:n]
 

@@ -113,15 +113,6 @@ def fir_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Te
     return out
 
 
-def zero_insert(x: torch.Tensor, up: int) -> torch.Tensor:
-    """Sample (i, j) moves to (up*i, up*j), zeros elsewhere: (B, C, H, W) -> (B, C, up*H, up*W)."""
-    if up == 1:
-        return x
-    B, C, H, W = x.shape
-    x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
-    return x.reshape(B, C, H * up, W * up)
-
-
 def upfirdn2d(
     x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
 ) -> torch.Tensor:
@@ -130,7 +121,11 @@ def upfirdn2d(
     The same padding is used on both axes; negative pads crop. The kernel is applied as a true
     convolution (flipped). x: (B, C, H, W) -> (B, C, (H*up + pad0 + pad1 - k) // down + 1, ...).
     """
-    x = F.pad(zero_insert(x, up), (pad[0], pad[1], pad[0], pad[1]))
+    B, C, H, W = x.shape
+    if up > 1:  # sample (i, j) goes to (up*i, up*j), zeros elsewhere
+        x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(B, C, H * up, W * up)
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
     x = _per_channel(F.conv2d, x, kernel.flip(0, 1))
     return x[:, :, ::down, ::down]
 
@@ -347,14 +342,15 @@ class ModulatedConv2d(nn.Module):
         if not self.fast:
             out = self._grouped(x, style)
             return (self.blur(out) if self.upsample else out), None
-        out = self._shared_weight(x, style)
+        weight = self.weight[0] * self.scale  # (out, in, k, k)
+        out = self._shared_weight(x, style, weight)
         if self.upsample:
             out = self.blur(out)
-        return out, (self._demodulation(style) if self.demodulate else None)
+        return out, (self._demodulation(style, weight) if self.demodulate else None)
 
-    def _shared_weight(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """conv(x * s_b, W): modulated, not demodulated; (B, out, 2H+1, 2W+1) before the blur when upsampling."""
-        weight = self.weight[0] * self.scale  # (out, in, k, k)
+    def _shared_weight(self, x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """conv(x * s_b, W): modulated, not demodulated; (B, out, 2H+1, 2W+1) before the blur when upsampling.
+        weight: the scaled W (out, in, k, k)."""
         if weight.shape[-1] == 1 and not self.upsample:
             # 1x1: one batched matmul with per-sample (out, in) weights reads x once (no modulated copy of x)
             B, _, H, W = x.shape
@@ -365,9 +361,9 @@ class ModulatedConv2d(nn.Module):
             return F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # (B, out, 2H+1, 2W+1)
         return F.conv2d(x, weight, padding=weight.shape[-1] // 2)  # (B, out, H, W)
 
-    def _demodulation(self, style: torch.Tensor) -> torch.Tensor:
-        """d_b[o] = 1 / sqrt(sum_{i,kh,kw} (W[o,i] s_b[i])^2 + eps), (B, out, 1, 1)."""
-        weight = self.weight[0] * self.scale
+    @staticmethod
+    def _demodulation(style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """d_b[o] = 1 / sqrt(sum_{i,kh,kw} (W[o,i] s_b[i])^2 + eps), (B, out, 1, 1); weight the scaled W."""
         energy = style.square() @ weight.square().sum((2, 3)).t()  # sum_i s_i^2 |W[o,i]|^2: (B, out)
         return torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
 
@@ -543,9 +539,7 @@ def shared_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     ``render`` expands one source's features over every frame; a plain ``.to`` would materialise B
     copies (for B = 64 at 256², about 2 GB per decoder pass). Same values either way.
     """
-    if x.dtype == dtype or x.shape[0] == 1 or x.stride(0) != 0:
-        return x.to(dtype)
-    return x[:1].to(dtype).expand_as(x)
+    return per_source(lambda sample: sample.to(dtype), x)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

@@ -16,7 +16,7 @@ import torch
 from einops import rearrange
 
 from ..media.image import from_uint8, resize_center_crop
-from ..models.lia import Appearance
+from ..models.lia import Appearance, pad_batch
 from ..utils.device import autocast
 
 
@@ -93,8 +93,8 @@ def transfer_motion_chunks(
     for chunk in batched(driving_frames, options.batch_frames):
         n = len(chunk)
         driving = frames_to_batch(chunk, size, device)  # (n, 3, S, S)
-        if options.compile and n < options.batch_frames:
-            driving = torch.cat([driving, driving[-1:].expand(options.batch_frames - n, -1, -1, -1)])
+        if options.compile:
+            driving = pad_batch(driving, options.batch_frames)  # (batch_frames, 3, S, S)
         with autocast(device, options.dtype):
             codes = animator.encode_motion(driving)  # (batch_frames or n, M)
             if options.relative and start_motion is None:
