@@ -95,17 +95,24 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15) -> tuple[list[list[str]], float]:
+def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15,
+                  dump: str | os.PathLike | None = None) -> tuple[list[list[str]], float]:
     """Top ``rows`` CUDA kernels (or CPU ops) by self time in one call of ``fn()`` (already warmed up):
-    rows [name, calls, self ms, share], and the total ms of all kernels (ops)."""
+    rows [name, calls, self ms, share], and the total ms of all kernels (ops). ``dump``: also write
+    torch.profiler's own table of the top 100 ops and kernels, grouped by input shape, to that file."""
     from torch.profiler import ProfilerActivity, profile
 
     sync(device)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=dump is not None) as prof:
         fn()
         sync(device)
+    if dump is not None:
+        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        text = prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=100, max_name_column_width=70)
+        Path(dump).parent.mkdir(parents=True, exist_ok=True)
+        Path(dump).write_text(text)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, key) > 0]
     if cuda:  # kernels only: ops' self device time is their kernels', counted once

@@ -19,6 +19,7 @@ import argparse
 import os
 import time
 from types import SimpleNamespace
+from typing import Callable
 from unittest import mock
 
 import _bench
@@ -100,12 +101,74 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, co
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
     flops = _bench.count_flops(step) if count and task.accelerator.num_processes == 1 else None
-    kernels = _bench.profile_table(step, device) if profile else None
+    dump = os.path.join(args.out, f"{args.name}_profile_{precision}.txt")
+    kernels = _bench.profile_table(step, device, rows=25, dump=dump) if profile else None
     world = task.accelerator.num_processes
     del task, batch, step
     release_memory()
     return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
             "gpus": world, "profile": kernels}
+
+
+def breakdown_parts(task: TrainingTask, batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], object]]:
+    """The parts of one LIA training step as separate calls, to time and count each: G forward + backward
+    (loss = mean of the reconstruction), the perceptual loss forward + backward to the image, D's GAN term
+    of the G step (forward + backward to the image, D frozen), the D step (real + fake, its Adam step), and
+    G's Adam step. Their sum is close to a whole step (which also runs the L1 term and casts)."""
+    from leo_video.train.losses import generator_gan_loss
+
+    acc, source, driving = task.accelerator, batch["source"], batch["driving"]
+    with torch.no_grad(), acc.autocast():
+        fake = task.models["generator"](source, driving).float()
+    image = fake.detach().requires_grad_(True)
+
+    def generator():
+        with acc.autocast():
+            recon = task.models["generator"](source, driving)
+        acc.backward(recon.float().mean())
+
+    def perceptual():
+        with acc.autocast():
+            loss = task.recon_loss(image, driving.float())["total"]
+        loss.backward()
+
+    def gan_term():
+        critic = task.unwrap("discriminator").requires_grad_(False)
+        with acc.autocast():
+            loss = generator_gan_loss(critic(image).float())
+        loss.backward()
+
+    parts = {"G forward + backward (encode source and driving, decode)": generator}
+    if task.recon_loss.perceptual is not None:
+        parts["perceptual loss (VGG19 pyramid), forward + backward to the image"] = perceptual
+    if "discriminator" in task.models:
+        parts["D in the G step (forward + backward to the image)"] = gan_term
+        parts["D step (real + fake forward, backward, Adam)"] = lambda: task._discriminator_step(driving, fake, 1)
+    parts["G's Adam step"] = task.optimizers["generator"].step  # on the gradients the G part left
+    return parts
+
+
+def bench_breakdown(args: argparse.Namespace, device: torch.device, precision: str, peak: float | None) -> list[list[str]]:
+    """Rows [part, ms, share of the step, GFLOP, TFLOP/s, % of peak] of :func:`breakdown_parts`, and the
+    whole step, each part timed alone (``args.warmup`` + ``args.steps`` calls)."""
+    task = lia_task(args, precision, device)
+    device = task.accelerator.device
+    g = torch.Generator().manual_seed(0)
+    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
+             for k in ("source", "driving")}  # fmt: skip
+    parts = breakdown_parts(task, batch)
+    parts["whole step (train_step)"] = lambda: task.train_step(batch, 1)
+    measured = {name: (time_steps(fn, device, args.warmup, args.steps), _bench.count_flops(fn))
+                for name, fn in parts.items()}  # fmt: skip
+    whole = measured["whole step (train_step)"][0]
+    rows = []
+    for name, (seconds, flops) in measured.items():
+        rate = flops / seconds
+        rows.append([name, f"{1000 * seconds:.1f}", f"{100 * seconds / whole:.0f}%", f"{flops / 1e9:,.0f}",
+                     f"{rate / 1e12:.0f}", f"{100 * rate / peak:.1f}%" if peak else "—"])  # fmt: skip
+    del task, batch, parts
+    release_memory()
+    return rows
 
 
 def release_memory() -> None:
@@ -175,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
                              "bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
     parser.add_argument("--profile", nargs="*", default=[], metavar="PRECISION",
                         help="LIA rows whose step is profiled (torch.profiler top-15 kernels)")
+    parser.add_argument("--breakdown", nargs="*", default=[], metavar="PRECISION",
+                        help="LIA rows whose step is also timed part by part (G, perceptual loss, D, Adam)")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
@@ -215,6 +280,10 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
                 what = "kernels" if device.type == "cuda" else "CPU ops"
                 report.table(f"LIA training step at {args.size}²: profile of one {precision} step ({ms:.0f} ms of {what})",
                              ["kernel / op", "calls", "self ms", "share"], table)
+            if precision in args.breakdown:
+                report.table(f"LIA training step at {args.size}², {precision}: each part timed alone",
+                             ["part", "ms", "share of the step", "GFLOP", "TFLOP/s", "of the bf16 peak"],
+                             bench_breakdown(args, device, precision, peak))
             flops = r["flops_per_step"] = r["flops_per_step"] or flops
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"

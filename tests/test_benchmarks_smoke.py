@@ -75,8 +75,11 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--precisions", "fp32", "bf16-channels_last", "--lmdm-preset", "tiny",
                                             "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
-                                            "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32"])
+                                            "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
+                                            "--breakdown", "fp32"])
     text, data = _report(out, "train")
+    parts = text.split("each part timed alone")[1].split("###")[0]
+    assert "| G forward + backward" in parts and "| D step" in parts and "| whole step (train_step) |" in parts
     assert "profile of one fp32 step" in text and "aten::" in text  # CPU ops table
     lia = data["lia/fp32/1gpu"]
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
