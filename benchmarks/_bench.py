@@ -87,10 +87,17 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int, warm
 
 
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs (2 x multiply-adds) of matmuls and convolutions in ``fn()`` (forward and any backward it runs)."""
+    """Model FLOPs (2 x multiply-adds) of matmuls and convolutions in ``fn()`` (forward and any backward it
+    runs). FIR filters count as the depthwise convolutions they are: their banded-matmul form on CUDA does
+    more arithmetic (dense rows) for less time, which would inflate a utilisation figure."""
+    from unittest import mock
+
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    from leo_video.models.stylegan2 import Blur, Upsample
+
+    with FlopCounterMode(display=False) as counter, mock.patch.object(Blur, "fast", False), \
+            mock.patch.object(Upsample, "fast", False):  # fmt: skip
         fn()
     return counter.get_total_flops()
 

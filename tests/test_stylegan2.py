@@ -24,7 +24,9 @@ from leo_video.models.stylegan2 import (
     ToRGB,
     Upsample,
     biased_leaky_relu,
+    fir_by_matmul,
     fir_by_taps,
+    fir_matrix,
     identity_grid,
     make_fir_kernel,
     upfirdn2d,
@@ -83,6 +85,40 @@ def test_fir_by_taps_equals_blur():
     blur = Blur(padding=2, taps=taps).double()
     out = fir_by_taps(x, blur.kernel, 2)
     assert out.shape == (2, 3, 9, 9) and torch.allclose(out, upfirdn2d(x, blur.kernel, pad=(2, 2)), atol=1e-14)
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (2, 2)), (1, 2, (1, 1)), (2, 1, (2, 1)), (1, 1, (-1, 3)), (2, 2, (1, 2))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fir_by_matmul_equals_upfirdn(up, down, pad, channels_last):
+    """The banded-matmul form (Blur and Upsample on CUDA), asymmetric taps, non-square input, gain, crops."""
+    taps, gain = (1.0, 2.0, 4.0, 1.0), 4.0  # sum 8: the float32 kernel of upfirdn2d is exact
+    x = randn(2, 3, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = fir_by_matmul(x, taps, gain, up=up, down=down, pad=pad)
+    expected = upfirdn2d(x.contiguous(), make_fir_kernel(taps, gain).double(), up=up, down=down, pad=pad)
+    assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-13)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last  # the layout is kept
+
+
+def test_fir_matrix_rows():
+    m = fir_matrix(4, (1.0, 3.0, 3.0, 1.0), pad=(2, 2), dtype=torch.float64)  # blur of 4 samples: 5 outputs
+    assert m.shape == (5, 4) and torch.equal(m[0], torch.tensor([3.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+    assert torch.equal(m[2], torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64))
+
+
+def test_blur_down_keeps_every_other_output():
+    x = randn(2, 3, 8, 8)
+    full = Blur(padding=1).double()
+    down = Blur(padding=1, down=2).double()
+    assert torch.equal(down(x), full(x)[:, :, ::2, ::2])
+
+
+def test_blur_refuses_a_different_kernel_on_load():
+    blur = Blur(padding=2)
+    blur.load_state_dict({"kernel": make_fir_kernel()})  # LIA's kernel loads
+    with pytest.raises(RuntimeError, match="kernel is not the FIR kernel"):
+        blur.load_state_dict({"kernel": make_fir_kernel((1.0, 2.0, 1.0, 0.0))})
 
 
 def test_biased_leaky_relu_formula():

@@ -12,8 +12,9 @@ Conventions (StyleGAN2, Karras et al. 2020):
 * **FIR filters**: the separable [1, 3, 3, 1] low-pass ``K`` (sum 1); upsampling by 2 uses ``4 K``
   so the zero-inserted signal keeps its DC gain. :func:`upfirdn2d` is the general reference operation;
   :class:`Blur` and :class:`Upsample` run the exact same arithmetic as single (transposed) depthwise
-  convolutions; under ``torch.compile`` Blur runs as shifted taps (:func:`fir_by_taps`), which Inductor
-  fuses with the pointwise ops around it.
+  convolutions on CPU, as two banded matmuls on CUDA (:func:`fir_by_matmul`: tensor cores) and, Blur
+  under ``torch.compile``, as shifted taps (:func:`fir_by_taps`), which Inductor fuses with the
+  pointwise ops around it.
 * **Modulated convolution**: a per-sample style scales the input channels of a shared weight,
   optionally followed by demodulation (unit output variance per sample). The fast path modulates
   activations instead of weights (``conv(x * s, W) * d``), which is the same function without
@@ -27,6 +28,7 @@ optional biased leaky ReLU), :class:`ResDownBlock` (two ConvLayers + blurred 1x1
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -65,8 +67,9 @@ def biased_leaky_relu(
     one multiply-add over x and one in-place activation instead of four passes. Without autograd the
     activation runs in place on the fresh sum; values are the same either way.
     """
-    bias = bias.reshape(1, -1, *([1] * (x.ndim - 2))) * gain
-    out = torch.add(bias, x, alpha=gain) if scale is None else torch.addcmul(bias, x, scale * gain)
+    bias = bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))) * gain  # x's dtype: a float32 bias would
+    # promote a bf16 map (autocast) to float32, doubling this pass's traffic and adding a cast before the next conv
+    out = torch.add(bias, x, alpha=gain) if scale is None else torch.addcmul(bias, x, (scale * gain).to(x.dtype))
     return F.leaky_relu(out, slope) if _needs_grad(out) else F.leaky_relu_(out, slope)
 
 
@@ -113,6 +116,51 @@ def fir_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Te
     return out
 
 
+@functools.lru_cache(maxsize=128)
+def fir_matrix(length: int, taps: tuple[float, ...], up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0),
+               dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
+    """1-D ``upfirdn`` along an axis of ``length`` samples as a (length_out, length) matrix M (y = M x).
+
+    The same steps as :func:`upfirdn2d` on one axis: zero-insert ``up``, pad ``pad`` (negative crops),
+    convolve with ``taps`` (a true convolution), keep every ``down``-th sample. Each row holds at most
+    ``len(taps)`` non-zeros. Cached (treat as read-only).
+    """
+    k = len(taps)
+    weights = torch.tensor(taps, dtype=torch.float64).flip(0)  # correlation weights
+    out_len = (length * up + pad[0] + pad[1] - k) // down + 1
+    rows = torch.arange(out_len) * down - pad[0]  # first tap's position in the zero-inserted signal
+    matrix = torch.zeros(out_len, length, dtype=torch.float64)
+    for m in range(k):
+        q = rows + m
+        valid = (q >= 0) & (q < length * up) & (q % up == 0)
+        matrix[torch.arange(out_len)[valid], q[valid] // up] += weights[m]
+    return matrix.to(dtype=dtype, device=device)
+
+
+def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up: int = 1, down: int = 1,
+                  pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """:func:`upfirdn2d` with the separable kernel ``outer(taps, taps) / sum**2 * gain``, as two banded matmuls.
+
+    ``M_h x M_w^T``: both passes run on the tensor cores, where the depthwise convolution runs on CUDA
+    cores (measured on an H100 in bf16, forward + backward of a (32, 64, 256, 256) blur: depthwise
+    5.5 ms, a memory-bound elementwise op 0.8 ms). Dense rows cost ``2 * length`` FLOPs per output
+    sample instead of ``2 * len(taps)``: a win on GPUs, not on CPUs (:class:`Blur` uses it on CUDA only).
+    Both memory formats are kept: NCHW maps multiply their rows, channels_last maps (B, H, W, C)
+    batches of (W, C) and (H, W * C) matrices, without a transpose. x: (B, C, H, W) -> upfirdn2d's shape.
+    """
+    B, C, H, W = x.shape
+    total = float(sum(taps))
+    norm = tuple(t / total for t in taps)
+    m_h = fir_matrix(H, tuple(t * gain for t in norm), up, down, tuple(pad), x.dtype, x.device)  # (H', H)
+    m_w = fir_matrix(W, norm, up, down, tuple(pad), x.dtype, x.device)  # (W', W)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        y = torch.matmul(m_w, x.permute(0, 2, 3, 1))  # (B, H, W', C)
+        y = torch.matmul(m_h, y.reshape(B, H, -1))  # (B, H', W' * C)
+        return y.view(B, m_h.shape[0], m_w.shape[0], C).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+    y = torch.matmul(x, m_w.t())  # (B, C, H, W')
+    return torch.matmul(m_h, y)  # (B, C, H', W')
+
+
 def upfirdn2d(
     x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
 ) -> torch.Tensor:
@@ -139,20 +187,37 @@ class Blur(nn.Module):
     """Depthwise FIR low-pass with symmetric zero padding: (B, C, H, W) -> (B, C, H + 2p - k + 1, ...).
 
     ``gain`` is 1 for the encoder's anti-aliasing blur and ``factor**2 = 4`` after a stride-2
-    transposed conv (the zero-inserted signal has 1/4 of the energy).
+    transposed conv (the zero-inserted signal has 1/4 of the energy). ``down``: keep every ``down``-th
+    output sample (for a stride-``down`` 1x1 conv after it, which reads no others).
+
+    Three forms of the same sums: a depthwise convolution (CPU), two banded matmuls on CUDA
+    (:func:`fir_by_matmul`) and shifted taps under ``torch.compile`` (:func:`fir_by_taps`). The matmul
+    and tap forms use the taps given here; loading a different ``kernel`` buffer is refused.
+    ``fast = False``: the depthwise convolution on every device (the reference; benchmarks count FLOPs so).
     """
 
-    def __init__(self, padding: int, gain: float = 1.0, taps: Sequence[float] = FIR_TAPS):
+    fast: bool = True
+
+    def __init__(self, padding: int, gain: float = 1.0, taps: Sequence[float] = FIR_TAPS, down: int = 1):
         super().__init__()
-        self.padding = padding
+        self.padding, self.gain, self.taps, self.down = padding, gain, tuple(float(t) for t in taps), down
         self.register_buffer("kernel", make_fir_kernel(taps, gain))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, down = self.padding, self.down
         if torch.compiler.is_compiling():
-            return fir_by_taps(x, self.kernel, self.padding)
-        # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p)).
-        return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=self.padding)
+            out = fir_by_taps(x, self.kernel, p)
+            return out if down == 1 else out[:, :, ::down, ::down]
+        if x.is_cuda and self.fast:
+            return fir_by_matmul(x, self.taps, self.gain, down=down, pad=(p, p))
+        # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p))[..., ::down, ::down].
+        return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=p, stride=down)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        expected = make_fir_kernel(self.taps, self.gain)
+        if not torch.allclose(self.kernel.detach().cpu().float(), expected, rtol=1e-5, atol=1e-7):
+            args[-1].append(f"{prefix}kernel is not the FIR kernel of taps {self.taps} with gain {self.gain}")
 
 class Upsample(nn.Module):
     """2x FIR upsampling (zero insertion, then ``4 K`` with pads (2, 1)): (B, C, H, W) -> (B, C, 2H, 2W).
@@ -165,7 +230,7 @@ class Upsample(nn.Module):
 
     def __init__(self, taps: Sequence[float] = FIR_TAPS, factor: int = 2):
         super().__init__()
-        self.factor = factor
+        self.factor, self.taps = factor, tuple(float(t) for t in taps)
         self.register_buffer("kernel", make_fir_kernel(taps, factor**2))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)  # (2, 1) for 4 taps, factor 2
@@ -173,6 +238,8 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fast:
             return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+        if x.is_cuda and not torch.compiler.is_compiling():  # tensor cores, see fir_by_matmul
+            return fir_by_matmul(x, self.taps, self.factor**2, up=self.factor, pad=self.pad)
         k = self.kernel.shape[0]
         pad0, pad1 = self.pad
         # A transposed conv is zero insertion ((H-1)s+1 samples), padding k-1-P before and k-1-P+op after,
@@ -263,8 +330,11 @@ class ConvLayer(nn.Sequential):
         layers: list[nn.Module] = []
         if downsample:
             p = (len(FIR_TAPS) - 2) + (kernel_size - 1)
-            layers.append(Blur(padding=p // 2))  # p is even for odd kernel sizes: pads (p/2, p/2)
-            stride, padding = 2, 0
+            # p is even for odd kernel sizes: pads (p/2, p/2). A 1x1 stride-2 conv reads every other blurred
+            # sample only: the blur keeps just those (down=2) and the conv runs at stride 1, the same sums.
+            pointwise = kernel_size == 1
+            layers.append(Blur(padding=p // 2, down=2 if pointwise else 1))
+            stride, padding = (1 if pointwise else 2), 0
         else:
             stride, padding = 1, kernel_size // 2
         layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
@@ -288,7 +358,8 @@ class ResDownBlock(nn.Module):
         self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)
+        return torch.add(self.conv2(self.conv1(x)), self.skip(x)).mul_(1 / math.sqrt(2.0))  # in place: add's
+        # backward needs neither input nor output
 
 
 # --------------------------------------------------------------------------------------------- #
