@@ -29,7 +29,8 @@ else
           --variants fp32 "bf16 autocast" "bf16 weights" "bf16 weights + channels_last" "bf16 weights + compile"
           "bf16 autocast + compile" --profile-variant "bf16 weights + compile" --budget 190)
   GENERATE=(--size 256 --frames 128 --videos 1 64 --samplers ddim:50 dpm++:20 --repeats 2 --budget 38)
-  TRAIN=(--size 256 --batch 32 --precisions bf16 fp32 bf16-compile --profile bf16 --warmup 3 --steps 8)
+  TRAIN=(--size 256 --batch 32 --precisions bf16 bf16-contiguous fp32 bf16-compile --profile bf16 --breakdown bf16
+         --warmup 3 --steps 8)
   FAST=(--size 256 --frames 128 --videos 1 --samplers ddim:50 dpm++:20 --channels-last --compile-lmdm --repeats 2
         --budget 30)
   LIMIT=(230 60 200 50 60)  # seconds per part: 10 minutes in all, most often less (compiles: two in render, one in train)

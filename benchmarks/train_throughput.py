@@ -30,8 +30,14 @@ from leo_video.config import resolve_config
 from leo_video.configs import LoopConfig
 from leo_video.train.loop import Trainer, TrainingTask
 
-# row name -> accelerate's mixed precision; "-compile" rows also set train.dynamo_backend=inductor
-PRECISIONS = {"fp32": "no", "bf16": "bf16", "bf16-channels_last": "bf16", "bf16-compile": "bf16"}
+# row name -> config settings (train.memory_format "auto": channels_last on CUDA with bf16, as `train lia` runs)
+PRECISIONS = {
+    "fp32": {"train.mixed_precision": "no"},
+    "bf16": {"train.mixed_precision": "bf16"},
+    "bf16-contiguous": {"train.mixed_precision": "bf16", "train.memory_format": "contiguous"},
+    "bf16-channels_last": {"train.mixed_precision": "bf16", "train.memory_format": "channels_last"},
+    "bf16-compile": {"train.mixed_precision": "bf16", "train.dynamo_backend": "inductor"},
+}
 
 
 class RandomPairs(Dataset):
@@ -60,18 +66,13 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
-            "train.mixed_precision": PRECISIONS[precision], "train.batch_size": args.batch * world,
-            "train.cpu": device.type == "cpu", "loss.vgg_random_init": "true",
-            "loss.perceptual_weight": 0 if args.no_vgg else 10,
-            "train.dynamo_backend": "inductor" if precision.endswith("compile") else "no"}  # fmt: skip
+            "train.batch_size": args.batch * world, "train.cpu": device.type == "cpu",
+            "loss.vgg_random_init": "true", "loss.perceptual_weight": 0 if args.no_vgg else 10,
+            **PRECISIONS[precision]}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
     task = _accelerate(LIATrainingTask(), config)
     with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
         task.setup()
-    if precision.endswith("channels_last") and task.accelerator.num_processes == 1:  # NHWC G, D and VGG19
-        for module in (task.unwrap("generator"), task.models.get("discriminator"), task.recon_loss):
-            if module is not None:
-                module.to(memory_format=torch.channels_last)
     return task
 
 
@@ -94,9 +95,8 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, co
     task = lia_task(args, precision, device)
     device = task.accelerator.device
     g = torch.Generator().manual_seed(task.accelerator.process_index)
-    layout = torch.channels_last if precision.endswith("channels_last") else torch.contiguous_format
-    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device, memory_format=layout)
-             for k in ("source", "driving")}  # fmt: skip
+    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
+             for k in ("source", "driving")}  # fmt: skip  # NCHW, as the data loader gives them
     counter = iter(range(1, 1 << 30))
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
@@ -183,7 +183,8 @@ def release_memory() -> None:
 def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device) -> TrainingTask:
     from leo_video.train.common import AdamWConfig, adamw_with_warmup
 
-    config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision], cpu=device.type == "cpu"))
+    config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision]["train.mixed_precision"],
+                                              cpu=device.type == "cpu"))
     task = _accelerate(TrainingTask(), config)
     optimizer, _ = adamw_with_warmup(model.parameters(), AdamWConfig(warmup_steps=0))
     task.models["model"], task.optimizers["model"] = task.accelerator.prepare(model, optimizer)
@@ -234,8 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="LIA images per GPU")
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"],
-                        help="LIA rows; bf16-channels_last: bf16 with NHWC weights and activations (one process); "
-                             "bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
+                        help="LIA rows; bf16 runs train.memory_format=auto (channels_last on CUDA); -contiguous and "
+                             "-channels_last set it; bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
     parser.add_argument("--profile", nargs="*", default=[], metavar="PRECISION",
                         help="LIA rows whose step is profiled (torch.profiler top-15 kernels)")
     parser.add_argument("--breakdown", nargs="*", default=[], metavar="PRECISION",

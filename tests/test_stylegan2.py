@@ -300,3 +300,30 @@ def test_inference_in_place_ops_leave_inputs_alone_and_match_autograd_path():
     assert torch.equal(x, keep) and torch.equal(y, y_keep)
     assert torch.equal(fast, styled(layer(x), latent).detach())  # autograd path: same ops, new buffers
     assert torch.equal(act, biased_leaky_relu(y_keep, torch.zeros(3)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_fir_matmul_matches_cpu_depthwise(channels_last):
+    """On CUDA, Blur (plain and down=2) and Upsample run as banded matmuls: values and input gradients as the
+    CPU depthwise convolutions give them, in float32 (TF32 off) and within bf16 rounding in bfloat16."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = randn(2, 8, 13, 13)
+    for module in (Blur(2), Blur(1, down=2), Blur(1, gain=4.0), Upsample()):
+        module = module.double()
+        ref_in = x.clone().requires_grad_(True)
+        ref = module(ref_in)
+        ref.square().sum().backward()
+        for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 3e-2)):
+            gpu = x.cuda().to(dtype)
+            if channels_last:
+                gpu = gpu.contiguous(memory_format=torch.channels_last)
+            gpu.requires_grad_(True)
+            out = module.cuda().to(dtype)(gpu)
+            out.float().square().sum().backward()
+            scale = ref.abs().max().item()
+            assert (out.double().cpu() - ref).abs().max().item() <= tol * scale, (module, dtype)
+            assert (gpu.grad.double().cpu() - ref_in.grad).abs().max().item() <= 2 * tol * ref_in.grad.abs().max().item()
+            module.cpu().double()

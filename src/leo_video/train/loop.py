@@ -151,6 +151,10 @@ class TrainingTask:
     def log_images(self, step: int, logger: RunLogger) -> None:
         """Optional image logging (main process)."""
 
+    def start_note(self) -> str:
+        """Optional task settings for the run's first line (e.g. ``", channels_last"``)."""
+        return ""
+
     # ---- helpers ----
 
     def unwrap(self, name: str) -> torch.nn.Module:
@@ -269,6 +273,7 @@ class Trainer:
         accumulation = f" x {loop.grad_accum_steps} accumulated" if loop.grad_accum_steps > 1 else ""
         steps = f"steps {start} -> {loop.max_steps}" if start else f"{loop.max_steps} steps"
         compiled = f", torch.compile ({loop.dynamo_backend})" if loop.dynamo_backend != "no" else ""
+        compiled += self.task.start_note()
         return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}{compiled}, batch "
                 f"{loop.batch_size} = {acc.num_processes} x {micro_batch}{accumulation}, {steps}, run {self.run_dir}")
 
