@@ -37,6 +37,8 @@ PRECISIONS = {
     "bf16-contiguous": {"train.mixed_precision": "bf16", "train.memory_format": "contiguous"},
     "bf16-channels_last": {"train.mixed_precision": "bf16", "train.memory_format": "channels_last"},
     "bf16-compile": {"train.mixed_precision": "bf16", "train.dynamo_backend": "inductor"},
+    "bf16-contiguous-compile": {"train.mixed_precision": "bf16", "train.memory_format": "contiguous",
+                                "train.dynamo_backend": "inductor"},
 }
 
 
