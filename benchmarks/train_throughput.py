@@ -174,9 +174,14 @@ def bench_breakdown(args: argparse.Namespace, device: torch.device, precision: s
 
 
 def release_memory() -> None:
-    """Free the previous benchmark's tensors before the next one builds its models."""
+    """Free the previous benchmark's tensors, and dynamo's graphs, before the next one builds its models.
+
+    Without the reset, compiled rows share dynamo's per-code-object cache (the accelerate forward wrapper of
+    every model): past its limit dynamo stops compiling those frames and compiles their callees one by one
+    (measured: a compiled row after another ran at eager speed)."""
     import gc
 
+    torch._dynamo.reset()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

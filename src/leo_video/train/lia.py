@@ -223,6 +223,8 @@ class LIATrainingTask(TrainingTask):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         source, driving = batch["source"], batch["driving"]  # (B, 3, S, S) each, [-1, 1]
+        if self.channels_last:  # D sees real frames in the layout of G's reconstructions (a compiled D: one graph)
+            source, driving = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving))
         losses, recon = self._generator_step(source, driving)
         if "discriminator" in self.models:
             losses.update(self._discriminator_step(driving, recon.detach(), step))
