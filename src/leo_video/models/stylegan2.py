@@ -145,6 +145,8 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
     cores (measured on an H100 in bf16, forward + backward of a (32, 64, 256, 256) blur: depthwise
     5.5 ms, a memory-bound elementwise op 0.8 ms). Dense rows cost ``2 * length`` FLOPs per output
     sample instead of ``2 * len(taps)``: a win on GPUs, not on CPUs (:class:`Blur` uses it on CUDA only).
+    Used for every map size: on 9x9 maps a lone depthwise call can be faster, but keeping maps under 32 px
+    on it made the whole LIA training step slower (H100, bf16, same run: 159-163 vs 154 ms).
     Both memory formats are kept: NCHW maps multiply their rows, channels_last maps (B, H, W, C)
     batches of (W, C) and (H, W * C) matrices, without a transpose. x: (B, C, H, W) -> upfirdn2d's shape.
     """
