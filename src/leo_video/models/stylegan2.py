@@ -163,17 +163,6 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
     return torch.matmul(m_h, y)  # (B, C, H', W')
 
 
-#: smallest map side that takes the matmul FIR on CUDA: below it the depthwise convolution was as fast or
-#: faster (H100, bf16, fwd + bwd: 9x9 maps of 512 channels 0.31 ms vs 0.40; keeping every other sample
-#: 0.25 vs 2.2 ms), from 33x33 on the matmuls win (0.42-0.62 vs 0.88-1.64 ms)
-FIR_MATMUL_MIN_SIZE = 32
-
-
-def _fir_by_matmul_here(x: torch.Tensor) -> bool:
-    """Whether eager FIR filtering of ``x`` runs as banded matmuls: CUDA maps of side >= FIR_MATMUL_MIN_SIZE."""
-    return x.is_cuda and min(x.shape[-2:]) >= FIR_MATMUL_MIN_SIZE and not torch.compiler.is_compiling()
-
-
 def upfirdn2d(
     x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
 ) -> torch.Tensor:
@@ -203,9 +192,8 @@ class Blur(nn.Module):
     transposed conv (the zero-inserted signal has 1/4 of the energy). ``down``: keep every ``down``-th
     output sample (for a stride-``down`` 1x1 conv after it, which reads no others).
 
-    Three forms of the same sums: a depthwise convolution (CPU, small maps), two banded matmuls on CUDA
-    (:func:`fir_by_matmul`, maps of side >= ``FIR_MATMUL_MIN_SIZE``) and shifted taps under
-    ``torch.compile`` (:func:`fir_by_taps`). The matmul
+    Three forms of the same sums: a depthwise convolution (CPU), two banded matmuls on CUDA
+    (:func:`fir_by_matmul`) and shifted taps under ``torch.compile`` (:func:`fir_by_taps`). The matmul
     and tap forms use the taps given here; loading a different ``kernel`` buffer is refused.
     ``fast = False``: the depthwise convolution on every device (the reference; benchmarks count FLOPs so).
     """
@@ -222,7 +210,7 @@ class Blur(nn.Module):
         if torch.compiler.is_compiling():
             out = fir_by_taps(x, self.kernel, p)
             return out if down == 1 else out[:, :, ::down, ::down]
-        if self.fast and _fir_by_matmul_here(x):
+        if x.is_cuda and self.fast:
             return fir_by_matmul(x, self.taps, self.gain, down=down, pad=(p, p))
         # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p))[..., ::down, ::down].
         return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=p, stride=down)
@@ -252,7 +240,7 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fast:
             return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
-        if _fir_by_matmul_here(x):  # tensor cores, see fir_by_matmul
+        if x.is_cuda and not torch.compiler.is_compiling():  # tensor cores, see fir_by_matmul
             return fir_by_matmul(x, self.taps, self.factor**2, up=self.factor, pad=self.pad)
         k = self.kernel.shape[0]
         pad0, pad1 = self.pad
