@@ -41,10 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:
     """``--compile`` and ``--channels-last``: the animator's inference fast paths (same output within rounding)."""
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the animator: with --dtype bf16 about 2.4x the frames/s on a GPU (H100, 256²: "
-                        "1,821 vs 768), after about a minute of compiling; pays off on long videos")
+                   help="torch.compile the animator: with --dtype bf16 about 1.4x the frames/s on a GPU (H100, 256²: "
+                        "1,842 vs 1,297), after about a minute of compiling; pays off on long videos")
     p.add_argument("--channels-last", action="store_true",
-                   help="NHWC memory layout (for LIA slower than the default on H100/H200: benchmarks/RESULTS.md)")
+                   help="NHWC memory layout: eager motion transfer about 1.3x faster on a GPU (H100, 256², bf16: "
+                        "1,783 vs 1,339 frames/s; benchmarks/RESULTS.md)")
 
 
 def run(args: argparse.Namespace) -> int:
