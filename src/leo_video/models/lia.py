@@ -23,7 +23,18 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .stylegan2 import ConvLayer, EqualConv2d, EqualLinear, ResDownBlock, StyledConv, ToFlow, ToRGB, same_layout, warp
+from .stylegan2 import (
+    ConvLayer,
+    EqualConv2d,
+    EqualLinear,
+    ResDownBlock,
+    StyledConv,
+    ToFlow,
+    ToRGB,
+    same_layout,
+    set_memory_format,
+    warp,
+)
 
 # resolution -> channels; entries >= 64 are multiplied by channel_multiplier
 _BASE_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
@@ -318,10 +329,7 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         return model
 
     def _set_memory_format(self, memory_format: torch.memory_format) -> None:
-        with torch.no_grad():
-            for tensor in [*self.parameters(), *self.buffers()]:
-                if tensor.dim() == 4:
-                    tensor.data = tensor.data.contiguous(memory_format=memory_format)
+        set_memory_format(self, memory_format)
         self.memory_format = memory_format
 
     def optimize_for_inference(self, compile: bool = False, channels_last: bool = False,

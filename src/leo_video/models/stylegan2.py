@@ -523,6 +523,21 @@ class ToRGB(nn.Module):
         return out if skip is None else out + self.upsample(skip)
 
 
+def set_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """Lay out ``module``'s 4-D parameters and buffers in ``memory_format`` (in place); returns the module.
+
+    Unlike ``Module.to(memory_format=...)``: 5-D tensors (modulated weights) are left alone, and so are
+    per-channel vectors stored as (1, C, 1, 1) (biases): channels_last would give them strides
+    (C, 1, C, C) that describe the same memory, but their gradients arrive with (C, 1, 1, 1) and DDP warns
+    that they do not match its bucket views (and copies them).
+    """
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if tensor.dim() == 4 and not (tensor.shape[0] == 1 and tensor.shape[2:] == (1, 1)):
+                tensor.data = tensor.data.contiguous(memory_format=memory_format)
+    return module
+
+
 _GRID_CACHE: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
 

@@ -149,9 +149,12 @@ class LIATrainingTask(TrainingTask):
         self.recon_loss = ReconstructionLoss.from_config(cfg.loss).to(acc.device)  # VGG19 missing: fails here
         generator, discriminator = self._build_networks()
         if self.channels_last:  # NHWC weights; the maps follow (the animator converts the images it encodes)
-            for module in (generator, discriminator, self.recon_loss):
+            from ..models.stylegan2 import set_memory_format
+
+            generator.to(memory_format=torch.channels_last)  # also sets the layout of the images it encodes
+            for module in (discriminator, self.recon_loss):
                 if module is not None:
-                    module.to(memory_format=torch.channels_last)
+                    set_memory_format(module, torch.channels_last)
         o = cfg.optim
         g_lr, g_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.g_reg_every)
         trainable = [p for p in generator.parameters() if p.requires_grad]
