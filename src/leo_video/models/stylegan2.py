@@ -67,8 +67,9 @@ def biased_leaky_relu(
     one multiply-add over x and one in-place activation instead of four passes. Without autograd the
     activation runs in place on the fresh sum; values are the same either way.
     """
-    bias = bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))) * gain  # x's dtype: a float32 bias would
-    # promote a bf16 map (autocast) to float32, doubling this pass's traffic and adding a cast before the next conv
+    # In x's dtype: a float32 bias would promote a bf16 map (autocast) to float32, doubling this pass's
+    # memory traffic and adding a cast before the next convolution.
+    bias = bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))) * gain
     out = torch.add(bias, x, alpha=gain) if scale is None else torch.addcmul(bias, x, (scale * gain).to(x.dtype))
     return F.leaky_relu(out, slope) if _needs_grad(out) else F.leaky_relu_(out, slope)
 
@@ -155,7 +156,7 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
     norm = tuple(t / total for t in taps)
     m_h = fir_matrix(H, tuple(t * gain for t in norm), up, down, tuple(pad), x.dtype, x.device)  # (H', H)
     m_w = fir_matrix(W, norm, up, down, tuple(pad), x.dtype, x.device)  # (W', W)
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         y = torch.matmul(m_w, x.permute(0, 2, 3, 1))  # (B, H, W', C)
         y = torch.matmul(m_h, y.reshape(B, H, -1))  # (B, H', W' * C)
         return y.view(B, m_h.shape[0], m_w.shape[0], C).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
@@ -215,11 +216,14 @@ class Blur(nn.Module):
         # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p))[..., ::down, ::down].
         return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=p, stride=down)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:  # fmt: skip
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)  # fmt: skip
         expected = make_fir_kernel(self.taps, self.gain)
         if not torch.allclose(self.kernel.detach().cpu().float(), expected, rtol=1e-5, atol=1e-7):
-            args[-1].append(f"{prefix}kernel is not the FIR kernel of taps {self.taps} with gain {self.gain}")
+            error_msgs.append(f"{prefix}kernel is not the FIR kernel of taps {self.taps} with gain {self.gain}")
+
 
 class Upsample(nn.Module):
     """2x FIR upsampling (zero insertion, then ``4 K`` with pads (2, 1)): (B, C, H, W) -> (B, C, 2H, 2W).
@@ -360,8 +364,8 @@ class ResDownBlock(nn.Module):
         self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.add(self.conv2(self.conv1(x)), self.skip(x)).mul_(1 / math.sqrt(2.0))  # in place: add's
-        # backward needs neither input nor output
+        # scaled in place: the sum is fresh, and add's backward needs neither its inputs nor its output
+        return torch.add(self.conv2(self.conv1(x)), self.skip(x)).mul_(1 / math.sqrt(2.0))
 
 
 # --------------------------------------------------------------------------------------------- #

@@ -272,9 +272,9 @@ class Trainer:
         processes = f"{acc.num_processes} process{'es' if acc.num_processes > 1 else ''}"
         accumulation = f" x {loop.grad_accum_steps} accumulated" if loop.grad_accum_steps > 1 else ""
         steps = f"steps {start} -> {loop.max_steps}" if start else f"{loop.max_steps} steps"
-        compiled = f", torch.compile ({loop.dynamo_backend})" if loop.dynamo_backend != "no" else ""
-        compiled += self.task.start_note()
-        return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}{compiled}, batch "
+        extras = f", torch.compile ({loop.dynamo_backend})" if loop.dynamo_backend != "no" else ""
+        extras += self.task.start_note()
+        return (f"training on {processes} ({acc.device.type}), mixed precision {acc.mixed_precision}{extras}, batch "
                 f"{loop.batch_size} = {acc.num_processes} x {micro_batch}{accumulation}, {steps}, run {self.run_dir}")
 
     # ---- the loop ----
