@@ -90,15 +90,21 @@ def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def random_pairs(args: argparse.Namespace, device: torch.device, seed: int) -> dict[str, torch.Tensor]:
+    """A batch ``{"source", "driving"}`` (args.batch, 3, S, S) in [-1, 1] on ``device``, NCHW as the data
+    loader gives them."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
+            for k in ("source", "driving")}  # fmt: skip
+
+
 def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True,
               profile: bool = False) -> dict:
     """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only),
     and with ``profile`` the top kernels of one step (``_bench.profile_table``)."""
     task = lia_task(args, precision, device)
     device = task.accelerator.device
-    g = torch.Generator().manual_seed(task.accelerator.process_index)
-    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
-             for k in ("source", "driving")}  # fmt: skip  # NCHW, as the data loader gives them
+    batch = random_pairs(args, device, task.accelerator.process_index)
     counter = iter(range(1, 1 << 30))
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
@@ -155,9 +161,7 @@ def bench_breakdown(args: argparse.Namespace, device: torch.device, precision: s
     whole step, each part timed alone (``args.warmup`` + ``args.steps`` calls)."""
     task = lia_task(args, precision, device)
     device = task.accelerator.device
-    g = torch.Generator().manual_seed(0)
-    batch = {k: (torch.rand(args.batch, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
-             for k in ("source", "driving")}  # fmt: skip
+    batch = random_pairs(args, device, 0)
     parts = breakdown_parts(task, batch)
     parts["whole step (train_step)"] = lambda: task.train_step(batch, 1)
     measured = {name: (time_steps(fn, device, args.warmup, args.steps), _bench.count_flops(fn))
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="LIA rows; bf16 runs train.memory_format=auto (channels_last on CUDA); -contiguous and "
                              "-channels_last set it; bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
     parser.add_argument("--profile", nargs="*", default=[], metavar="PRECISION",
-                        help="LIA rows whose step is profiled (torch.profiler top-15 kernels)")
+                        help="LIA rows whose step is profiled (torch.profiler top-25 kernels, and the full table "
+                             "by input shape in <out>/<name>_profile_<row>.txt)")
     parser.add_argument("--breakdown", nargs="*", default=[], metavar="PRECISION",
                         help="LIA rows whose step is also timed part by part (G, perceptual loss, D, Adam)")
     parser.add_argument("--channel-max", type=int, default=512)

@@ -114,11 +114,15 @@ def test_blur_down_keeps_every_other_output():
     assert torch.equal(down(x), full(x)[:, :, ::2, ::2])
 
 
-def test_blur_refuses_a_different_kernel_on_load():
+def test_fir_filters_refuse_a_different_kernel_on_load():
     blur = Blur(padding=2)
     blur.load_state_dict({"kernel": make_fir_kernel()})  # LIA's kernel loads
     with pytest.raises(RuntimeError, match="kernel is not the FIR kernel"):
         blur.load_state_dict({"kernel": make_fir_kernel((1.0, 2.0, 1.0, 0.0))})
+    up = Upsample()
+    up.load_state_dict({"kernel": make_fir_kernel(gain=4.0)})
+    with pytest.raises(RuntimeError, match="kernel is not the FIR kernel"):
+        up.load_state_dict({"kernel": make_fir_kernel()})  # gain 1 where 4 belongs
 
 
 def test_biased_leaky_relu_formula():

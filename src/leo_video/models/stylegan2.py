@@ -156,7 +156,7 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
     norm = tuple(t / total for t in taps)
     m_h = fir_matrix(H, tuple(t * gain for t in norm), up, down, tuple(pad), x.dtype, x.device)  # (H', H)
     m_w = fir_matrix(W, norm, up, down, tuple(pad), x.dtype, x.device)  # (W', W)
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+    if is_channels_last(x):
         y = torch.matmul(m_w, x.permute(0, 2, 3, 1))  # (B, H, W', C)
         y = torch.matmul(m_h, y.reshape(B, H, -1))  # (B, H', W' * C)
         return y.view(B, m_h.shape[0], m_w.shape[0], C).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
@@ -186,7 +186,26 @@ def upfirdn2d(
 # --------------------------------------------------------------------------------------------- #
 
 
-class Blur(nn.Module):
+class FIRFilter(nn.Module):
+    """What :class:`Blur` and :class:`Upsample` share: the taps, the gain and the (k, k) ``kernel`` buffer
+    ``outer(taps, taps) / sum**2 * gain`` (the official checkpoints' key). The matmul and tap forms run from
+    the taps, so loading a ``kernel`` that is not this one is refused rather than silently ignored."""
+
+    def __init__(self, taps: Sequence[float], gain: float):
+        super().__init__()
+        self.taps, self.gain = tuple(float(t) for t in taps), gain
+        self.register_buffer("kernel", make_fir_kernel(taps, gain))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:  # fmt: skip
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)  # fmt: skip
+        expected = make_fir_kernel(self.taps, self.gain)
+        if not torch.allclose(self.kernel.detach().cpu().float(), expected, rtol=1e-5, atol=1e-7):
+            error_msgs.append(f"{prefix}kernel is not the FIR kernel of taps {self.taps} with gain {self.gain}")
+
+
+class Blur(FIRFilter):
     """Depthwise FIR low-pass with symmetric zero padding: (B, C, H, W) -> (B, C, H + 2p - k + 1, ...).
 
     ``gain`` is 1 for the encoder's anti-aliasing blur and ``factor**2 = 4`` after a stride-2
@@ -194,17 +213,15 @@ class Blur(nn.Module):
     output sample (for a stride-``down`` 1x1 conv after it, which reads no others).
 
     Three forms of the same sums: a depthwise convolution (CPU), two banded matmuls on CUDA
-    (:func:`fir_by_matmul`) and shifted taps under ``torch.compile`` (:func:`fir_by_taps`). The matmul
-    and tap forms use the taps given here; loading a different ``kernel`` buffer is refused.
+    (:func:`fir_by_matmul`) and shifted taps under ``torch.compile`` (:func:`fir_by_taps`).
     ``fast = False``: the depthwise convolution on every device (the reference; benchmarks count FLOPs so).
     """
 
     fast: bool = True
 
     def __init__(self, padding: int, gain: float = 1.0, taps: Sequence[float] = FIR_TAPS, down: int = 1):
-        super().__init__()
-        self.padding, self.gain, self.taps, self.down = padding, gain, tuple(float(t) for t in taps), down
-        self.register_buffer("kernel", make_fir_kernel(taps, gain))
+        super().__init__(taps, gain)
+        self.padding, self.down = padding, down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p, down = self.padding, self.down
@@ -216,16 +233,8 @@ class Blur(nn.Module):
         # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p))[..., ::down, ::down].
         return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=p, stride=down)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs) -> None:  # fmt: skip
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)  # fmt: skip
-        expected = make_fir_kernel(self.taps, self.gain)
-        if not torch.allclose(self.kernel.detach().cpu().float(), expected, rtol=1e-5, atol=1e-7):
-            error_msgs.append(f"{prefix}kernel is not the FIR kernel of taps {self.taps} with gain {self.gain}")
 
-
-class Upsample(nn.Module):
+class Upsample(FIRFilter):
     """2x FIR upsampling (zero insertion, then ``4 K`` with pads (2, 1)): (B, C, H, W) -> (B, C, 2H, 2W).
 
     Fast path: one depthwise transposed conv (stride 2, padding 1), the same sums as
@@ -235,9 +244,8 @@ class Upsample(nn.Module):
     fast: bool = True
 
     def __init__(self, taps: Sequence[float] = FIR_TAPS, factor: int = 2):
-        super().__init__()
-        self.factor, self.taps = factor, tuple(float(t) for t in taps)
-        self.register_buffer("kernel", make_fir_kernel(taps, factor**2))
+        super().__init__(taps, factor**2)
+        self.factor = factor
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)  # (2, 1) for 4 taps, factor 2
 
@@ -245,7 +253,7 @@ class Upsample(nn.Module):
         if not self.fast:
             return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
         if x.is_cuda and not torch.compiler.is_compiling():  # tensor cores, see fir_by_matmul
-            return fir_by_matmul(x, self.taps, self.factor**2, up=self.factor, pad=self.pad)
+            return fir_by_matmul(x, self.taps, self.gain, up=self.factor, pad=self.pad)
         k = self.kernel.shape[0]
         pad0, pad1 = self.pad
         # A transposed conv is zero insertion ((H-1)s+1 samples), padding k-1-P before and k-1-P+op after,
