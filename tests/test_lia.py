@@ -306,6 +306,12 @@ def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match=r"wrong\.pt: key 'enc\.net_app\.convs\.0\.0\.weight' has shape \(1,\), "
                        r"expected \(256, 3, 1, 1\)"):
         load_lia(wrong)
+    fir = tmp_path / "fir.pt"  # keys and shapes right, a blur kernel that is not LIA's (only loading sees it)
+    state = LatentImageAnimator(64, style_dim=8, motion_dim=2).state_dict()
+    state["dec.convs.0.conv.blur.kernel"] = state["dec.convs.0.conv.blur.kernel"] * 2
+    torch.save({"gen": state}, fir)
+    with pytest.raises(CheckpointError, match=r"^\S*fir\.pt: dec\.convs\.0\.conv\.blur\.kernel is not the FIR kernel"):
+        load_lia(fir)
     with pytest.raises(CheckpointError, match="no such file"):
         load_lia(tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match="no config.json"):

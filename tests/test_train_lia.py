@@ -141,6 +141,12 @@ def test_user_errors_are_one_line(data_root, tmp_path, run_cli):
     assert not ckpt.list_checkpoints(tmp_path / "run")  # stopped before the first step
     code, _, err = run_cli("train", "lia", "--config", "synthetic64", "--init", tmp_path / "none.pt")
     assert code != 0 and "none.pt: init checkpoint not found" in err
+    state = LatentImageAnimator(64, style_dim=32, channel_max=16).state_dict()
+    state["dec.convs.0.conv.blur.kernel"] = state["dec.convs.0.conv.blur.kernel"] * 2  # not LIA's FIR kernel
+    torch.save({"gen": state}, tmp_path / "badfir.pt")
+    code, _, err = run_cli(*train_args(data_root, tmp_path / "run"), "--init", tmp_path / "badfir.pt")
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "badfir.pt: dec.convs.0.conv.blur.kernel is not the FIR kernel" in err
     code, _, err = run_cli("export", "--checkpoint", tmp_path / "missing", "--out", tmp_path / "x")
     assert code != 0 and "no such run folder or checkpoint" in err
     code, _, err = run_cli("export", "--checkpoint", tmp_path / "empty", "--out", tmp_path / "x")

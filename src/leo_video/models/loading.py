@@ -96,6 +96,22 @@ def check_lia_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path
             )
 
 
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """``module.load_state_dict(state, strict=True)``, its errors as a one-line CheckpointError naming the file
+    (what only loading finds: a buffer whose values a layer refuses, e.g. a FIR ``kernel`` that is not LIA's)."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        problem = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: {problem}") from exc
+
+
+def load_lia_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """:func:`check_lia_state` (keys and shapes, named), then :func:`load_strict`."""
+    check_lia_state(model, state, path)
+    load_strict(model, state, path)
+
+
 def extract_generator_state(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The generator state dict inside a loaded checkpoint object (``obj['gen']`` or obj itself)."""
     if isinstance(obj, dict) and "gen" in obj:
@@ -133,9 +149,7 @@ def _load_export(folder: Path) -> LatentImageAnimator:
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder}: invalid LIA config ({exc})") from exc
     weights = _export_weights_file(folder)
-    state = read_safetensors(weights)
-    check_lia_state(model, state, weights)
-    model.load_state_dict(state, strict=True)
+    load_lia_state(model, read_safetensors(weights), weights)
     return model
 
 
@@ -153,8 +167,7 @@ def load_lia(path: str | os.PathLike, device: str | torch.device = "cpu",
     else:
         state = _read_state(path)
         model = LatentImageAnimator(**infer_lia_config(state, path))
-        check_lia_state(model, state, path)
-        model.load_state_dict(state, strict=True)
+        load_lia_state(model, state, path)
     # nn.Module.to: diffusers' ModelMixin.to warns about fp32-kept modules on every dtype cast (we have none)
     return torch.nn.Module.to(model, device=device, dtype=dtype).eval()
 

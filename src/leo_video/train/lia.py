@@ -103,7 +103,9 @@ def _load_discriminator(discriminator: torch.nn.Module, state: dict[str, torch.T
         if state is not None:
             logger.warning("%s: its discriminator ('dis') does not fit this run's; D starts from scratch", path)
         return False
-    discriminator.load_state_dict(state)
+    from ..models.loading import load_strict
+
+    load_strict(discriminator, state, path)
     return True
 
 
@@ -195,7 +197,7 @@ class LIATrainingTask(TrainingTask):
         return generator, discriminator
 
     def _init_from(self, path: str, generator: torch.nn.Module, discriminator: torch.nn.Module | None) -> None:
-        from ..models.loading import check_lia_state, infer_lia_config
+        from ..models.loading import infer_lia_config, load_lia_state
 
         gen, dis = read_init_checkpoint(path)
         found = infer_lia_config(gen, path)
@@ -203,8 +205,7 @@ class LIATrainingTask(TrainingTask):
         if found != wanted:
             diff = ", ".join(f"model.{k}={found[k]}" for k in ARCHITECTURE_KEYS if found[k] != wanted[k])
             raise ConfigError(f"{path}: init checkpoint's architecture differs from the config; set {diff}")
-        check_lia_state(generator, gen, path)
-        generator.load_state_dict(gen)
+        load_lia_state(generator, gen, path)
         loaded_d = discriminator is not None and _load_discriminator(discriminator, dis, path)
         logger.info("initialised from %s (generator%s)", path, " and discriminator" if loaded_d else "")
 
