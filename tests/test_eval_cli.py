@@ -29,6 +29,13 @@ from leo_video.metrics import (
 NUM_VIDEOS, FRAMES, SIZE = 10, 16, 32
 
 
+# Tolerance for numbers computed from float32 features (the detector, the stand-in embedder, rendered frames)
+# by two different code paths: the CLI and the library batch clips differently (--batch-size, defaults), and
+# BLAS / thread count change the summation order, so features agree to ~1e-7 relative (6e-8 measured on an
+# FVD) and the distances built from them to ~1e-6. 1e-5 relative is float32 rounding with margin; the
+# commands' real bugs (wrong clips, ddof, seeds, a missing video) move these numbers by percent.
+FLOAT32_REL = 1e-5
+
 FEATURE_DIM = 24  # I3D's is 400; the commands work for any D, and sqrtm of 400x400 takes seconds on 2 cores
 
 
@@ -102,7 +109,7 @@ def test_eval_fvd_and_kvd_match_library_and_cache(folders, run_cli):
     real = _library_features(detector, root / "real", 8, seed=3)
     fake = _library_features(detector, root / "fake", 8)
     expected = frechet_distance_from_stats(*feature_stats(real, ddof=0), *feature_stats(fake, ddof=0))
-    assert result["fvd"] == pytest.approx(expected, rel=1e-9)
+    assert result["fvd"] == pytest.approx(expected, rel=FLOAT32_REL)
     assert result["fvd"] > 0.1  # the folders differ (brightness shift)
     assert (result["num_real"], result["num_fake"]) == (NUM_VIDEOS, NUM_VIDEOS)
     assert result["protocol"]["num_frames"] == 8 and result["protocol"]["seed"] == 3
@@ -112,10 +119,10 @@ def test_eval_fvd_and_kvd_match_library_and_cache(folders, run_cli):
     code, out, _ = run_cli("eval", "fvd", *args)
     again = _json(out)
     assert again["real_from_cache"] is True and again["real_cache"] == result["real_cache"]
-    assert again["fvd"] == result["fvd"]
+    assert again["fvd"] == result["fvd"]  # the same features from the cache, same process: bit for bit
     code, out, err = run_cli("eval", "kvd", *args)
     assert code == 0, err
-    assert _json(out)["kvd"] == pytest.approx(kernel_distance(real, fake), rel=1e-9, abs=1e-12)
+    assert _json(out)["kvd"] == pytest.approx(kernel_distance(real, fake), rel=FLOAT32_REL)
 
 
 def test_eval_fvd_identical_folders_is_zero(folders, run_cli):
@@ -132,7 +139,7 @@ def test_eval_fvd_identical_folders_is_zero(folders, run_cli):
                            "--frames", FRAMES)
     # The unbiased MMD² of a set with itself is not 0 but -2 (mean k(x, x) - mean k(x, y)) / (n - 1) < 0.
     feats = _library_features(detector, root / "real", FRAMES)
-    assert _json(out)["kvd"] == pytest.approx(kernel_distance(feats, feats), rel=1e-9)
+    assert _json(out)["kvd"] == pytest.approx(kernel_distance(feats, feats), rel=FLOAT32_REL)
 
 
 def test_eval_fvd_reads_gifs_and_frame_folders(folders, tmp_path, run_cli):
@@ -154,7 +161,8 @@ def test_eval_fvd_reads_gifs_and_frame_folders(folders, tmp_path, run_cli):
     real = _library_features(detector, root / "real", 8, seed=0)
     fake = _library_features(detector, mixed, 8)
     expected = frechet_distance_from_stats(*feature_stats(real, ddof=0), *feature_stats(fake, ddof=0))
-    assert result["fvd"] == pytest.approx(expected, rel=1e-9)
+    # The CLI's detector batch is 4, the library's its default: float32 features differ in the last bits.
+    assert result["fvd"] == pytest.approx(expected, rel=FLOAT32_REL)
 
 
 def test_eval_fvd_on_real_clips_of_mixed_sizes(folders, shared_data, run_cli):
@@ -177,7 +185,7 @@ def test_eval_acd_mean_colour_matches_library(folders, run_cli):
     assert code == 0, err
     result = _json(out)
     frames = [r.read(range(12)) for r in _videos(root / "fake")]
-    assert result["acd"] == pytest.approx(video_acd(frames), rel=1e-12)
+    assert result["acd"] == pytest.approx(video_acd(frames), rel=1e-12)  # float64 from uint8 both sides
     assert (result["num_videos"], result["num_frames"], result["embedder"]) == (NUM_VIDEOS, NUM_VIDEOS * 12, "mean-colour")
 
 
@@ -209,7 +217,7 @@ def test_eval_acd_facenet_passes_weights_and_frames(folders, tmp_path, run_cli, 
     result = _json(out)
     assert calls == [(str(weights), "cpu")]
     frames = [numpy_to_frames(r.read(range(5))) for r in _videos(root / "real")[:3]]  # (5, 3, H, W) in [-1, 1]
-    assert result["acd"] == pytest.approx(video_acd(frames, embedder), rel=1e-9)
+    assert result["acd"] == pytest.approx(video_acd(frames, embedder), rel=FLOAT32_REL)  # float32 embedder
     assert (result["num_videos"], result["num_frames"], result["embedder"]) == (3, 15, "facenet")
 
 
@@ -235,6 +243,7 @@ def test_eval_motion_from_files_and_store(tmp_path, run_cli):
         assert code == 0, err
         result = _json(out)
         for key, value in expected.items():
+            # float64 on the same float32 codes (the CLI casts as the test does): reference parity stays tight
             assert result[key] == pytest.approx(value, rel=1e-9), key
     assert expected["jitter_ratio"] == pytest.approx(3.0, rel=0.15)
 
@@ -273,8 +282,9 @@ def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monk
                                  "--device", "cpu")
         assert code == 0, err
         singles.append(_json(out)["l1"])
-    assert list(result["per_video"].values()) == pytest.approx(singles, rel=1e-6)
-    assert result["l1"] == pytest.approx(np.mean(singles), rel=1e-6) and 0 < result["l1"] < 1
+    # float32 sums over batches of 3 (eval recon) and 16 (reconstruct) frames
+    assert list(result["per_video"].values()) == pytest.approx(singles, rel=FLOAT32_REL)
+    assert result["l1"] == pytest.approx(np.mean(singles), rel=FLOAT32_REL) and 0 < result["l1"] < 1
     # A dataset folder with train/test splits is evaluated on its test split only.
     for split, count in (("train", 3), ("test", 2)):
         for path in sorted((root / "real").glob("*.mp4"))[:count]:
@@ -303,9 +313,12 @@ def test_eval_all_writes_report(folders, tmp_path, run_cli):
     for seed in (5, 6):  # --runs 2: seeds 5 and 6 for the real clips
         _, out, _ = run_cli("eval", "fvd", *common[:-1], seed)
         fvd_runs.append(_json(out)["fvd"])
-    assert by_key["fvd"]["values"] == pytest.approx(fvd_runs, rel=1e-9)
-    assert by_key["fvd"]["mean"] == pytest.approx(np.mean(fvd_runs), rel=1e-9)
-    assert by_key["fvd"]["std"] == pytest.approx(np.std(fvd_runs, ddof=1), rel=1e-6)
+    # eval all and eval fvd may batch the detector differently: float32 features
+    assert by_key["fvd"]["values"] == pytest.approx(fvd_runs, rel=FLOAT32_REL)
+    assert by_key["fvd"]["mean"] == pytest.approx(np.mean(fvd_runs), rel=FLOAT32_REL)
+    # the std of two close FVDs cancels: its error is the FVDs' absolute error, not relative to the std
+    assert by_key["fvd"]["std"] == pytest.approx(np.std(fvd_runs, ddof=1), rel=FLOAT32_REL,
+                                                 abs=FLOAT32_REL * np.mean(fvd_runs))
     assert by_key["code_window_fd"]["value"] == pytest.approx(0.0, abs=1e-6)  # same codes on both sides
     assert report["protocol"]["hash"] and report["protocol"]["runs"] == 2
     md = (report_dir / "report.md").read_text()
