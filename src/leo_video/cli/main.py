@@ -12,6 +12,11 @@ from ``GROUP_HELP``.
 
 User errors (:class:`leo_video.errors.LeoError`) are printed as one line on stderr with a non-zero
 exit code and no traceback; set ``LEO_DEBUG=1`` to see the traceback anyway.
+
+SIGTERM, SIGINT and SIGHUP stop a command cleanly: the temporary outputs it was writing are removed
+(:func:`leo_video.utils.atomic.remove_live_temps`), the open writers unwind, and the exit status is
+128 + the signal's number (143, 130, 129). Training replaces the SIGTERM/SIGINT handlers with its
+own while it runs (save a checkpoint, then stop).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from .. import __version__
@@ -74,6 +81,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+
+
+class Stopped(BaseException):
+    """Raised by the stop-signal handler (a BaseException, so ``except Exception`` does not swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopHandlers:
+    """Install the stop-signal handlers for one command (main thread only) and restore the old ones.
+
+    First signal: remove the live temporary outputs, then raise :class:`Stopped` so that writers and
+    context managers unwind. A second signal while unwinding exits at once (temps removed again).
+    Forked children (DataLoader workers) inherit the handler but leave the parent's files alone.
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[int, object] = {}
+        self.pid = os.getpid()
+        self.stopping = False
+
+    def __enter__(self) -> "_StopHandlers":
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                if hasattr(signal, name):  # no SIGHUP on Windows
+                    signum = getattr(signal, name)
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        from ..utils.atomic import remove_live_temps
+
+        if os.getpid() != self.pid:  # a forked worker: die as the signal's default would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        remove_live_temps()
+        if self.stopping:
+            os._exit(128 + signum)
+        self.stopping = True
+        raise Stopped(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -81,7 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "_group", parser).print_help()
         return 2
     try:
-        code = args.func(args)
+        with _StopHandlers():
+            code = args.func(args)
+    except Stopped as stop:
+        print(f"{_command_name(args)}: stopped by {stop}; unfinished outputs were removed", file=sys.stderr)
+        return 128 + stop.signum
     except LeoError as exc:
         if os.environ.get("LEO_DEBUG"):
             raise

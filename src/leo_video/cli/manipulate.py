@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..media.grid import save_contact_sheet
     from ..media.image import load_image
-    from ..media.video import write_video
+    from ..media.video import VideoWriter
     from ..models.loading import load_lia
     from ..pipelines.animate import manipulation_codes
     from ..utils.atomic import check_output_path
@@ -59,14 +59,28 @@ def run(args: argparse.Namespace) -> int:
     videos = []
     for k in directions:
         with torch.no_grad():
-            codes = manipulation_codes(animator, source, k, values)
-            frames = animator.render(appearance, codes).float().cpu()  # (steps, 3, S, S)
-        write_video(check_output_path(out / f"direction_{k:02d}.mp4", args.overwrite), frames, fps=args.fps)
-        videos.append(frames)
+            codes = manipulation_codes(animator, source, k, values)  # (steps, M)
+        path = check_output_path(out / f"direction_{k:02d}.mp4", args.overwrite)
+        with VideoWriter(path, fps=args.fps) as writer:  # rendered and written in batches
+            frames = [_render(animator, appearance, batch, writer) for batch in codes.split(RENDER_BATCH)]
+        videos.append(torch.cat(frames))  # (steps, 3, S, S)
     sheet = check_output_path(out / "contact_sheet.png", args.overwrite)
     save_contact_sheet(sheet, videos, num_frames=min(args.steps, 9), labels=[f"dir {k}" for k in directions])
     print(f"wrote {len(directions)} videos and {sheet}")
     return 0
+
+
+RENDER_BATCH = 16  # frames rendered at once
+
+
+def _render(animator, appearance, codes, writer):
+    """Render ``codes`` (n, M) on ``appearance``, append them to ``writer``; returns the frames (n, 3, S, S) on the CPU."""
+    import torch
+
+    with torch.no_grad():
+        frames = animator.render(appearance, codes).float().cpu()
+    writer.write(frames)
+    return frames
 
 
 def _parse_directions(text: str, count: int) -> list[int]:

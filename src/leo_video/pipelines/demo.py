@@ -110,7 +110,7 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     """
     from ..media.grid import make_grid, save_contact_sheet
     from ..media.image import from_uint8
-    from ..media.video import write_video
+    from ..media.video import VideoWriter, write_video
     from .animate import AnimateOptions, transfer_motion
 
     out = Path(out)
@@ -132,8 +132,10 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     paths["conditional"] = write_video(out / "conditional.mp4", make_grid(list(cond), ncols=2), fps=DEMO_FPS)
 
     report(f"generating an infinite-length video ({settings.infinite_frames} frames) ...")
-    frames = torch.cat(list(pipe.stream(still, settings.infinite_frames, 1, generator(2), **sample)), dim=1)[0]
-    paths["infinite"] = write_video(out / "infinite.mp4", frames, fps=DEMO_FPS)
+    with VideoWriter(out / "infinite.mp4", fps=DEMO_FPS) as writer:  # streamed: memory flat in the length
+        for chunk in pipe.stream(still, settings.infinite_frames, 1, generator(2), **sample):  # (1, n, 3, S, S)
+            writer.write(chunk[0].float().cpu())
+    paths["infinite"] = out / "infinite.mp4"
 
     report("transferring a driving video's motion to the still ...")
     options = AnimateOptions(relative=True)

@@ -1,7 +1,9 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A crash, a full disk or a SIGKILL mid-write leaves either the old file or the new one, never a
-half-written file under the final name.
+half-written file under the final name. Every temporary path still open is listed in a registry, so
+that a stop signal's handler (``leo-video``'s, in :mod:`leo_video.cli.main`) can remove them all
+before the process exits (:func:`remove_live_temps`); only SIGKILL can leave a hidden ``.NAME.tmp-*``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,25 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, LeoError
+
+
+# Temporary outputs not yet renamed or removed: path -> whether it is a folder. Plain dict operations
+# (atomic under the GIL), no lock: the signal handler runs on the main thread, maybe inside a write.
+_LIVE_TEMPS: dict[Path, bool] = {}
+
+
+def remove_live_temps() -> int:
+    """Delete every temporary output still being written (from a stop-signal handler); returns how many."""
+    removed = 0
+    for tmp, is_folder in list(_LIVE_TEMPS.items()):
+        _LIVE_TEMPS.pop(tmp, None)
+        if is_folder:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        removed += 1
+    return removed
 
 
 class OutputExistsError(LeoError):
@@ -45,6 +66,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    _LIVE_TEMPS[tmp_path] = False
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
@@ -56,6 +78,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if is_disk_full(exc):
             raise InputError(f"{path}: no space left on device; nothing was written") from exc
         raise
+    finally:
+        _LIVE_TEMPS.pop(tmp_path, None)
 
 
 @contextlib.contextmanager
@@ -68,6 +92,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """
     path = check_output_path(path, overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    _LIVE_TEMPS[tmp] = True
     try:
         yield tmp
         if path.is_dir():
@@ -80,6 +105,8 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         if is_disk_full(exc):
             raise InputError(f"{path}: no space left on device; nothing was written") from exc
         raise
+    finally:
+        _LIVE_TEMPS.pop(tmp, None)
 
 
 def save_pretrained_atomic(model, folder: str | os.PathLike, overwrite: bool = False) -> Path:
