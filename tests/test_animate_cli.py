@@ -83,6 +83,9 @@ def test_reconstruct_prints_l1(run_cli, lia, clip, tmp_path):
     assert code == 0, err
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["frames"] == 11 and 0 < result["l1"] < 1
+    with VideoReader(clip) as reader:
+        frames = frames_to_batch(list(reader.iter_frames()), 64, torch.device("cpu"))  # (T, 3, 64, 64)
+    assert result["still_l1"] == pytest.approx(float((frames - frames[:1]).abs().mean() / 2), rel=1e-5)
     assert probe_video(tmp_path / "r.mp4").frames == 11
 
 

@@ -276,14 +276,17 @@ def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monk
     assert code == 0, err
     result = _json(out)
     assert (result["num_videos"], result["num_frames"]) == (3, 21)
-    singles = []
+    singles, stills = [], []
     for path in sorted((root / "real").glob("*.mp4"))[:3]:
         code, out, err = run_cli("reconstruct", "--checkpoint", tmp_path / "lia", "--video", path, "--max-frames", 7,
                                  "--device", "cpu")
         assert code == 0, err
         singles.append(_json(out)["l1"])
+        stills.append(_json(out)["still_l1"])
     # float32 sums over batches of 3 (eval recon) and 16 (reconstruct) frames
     assert list(result["per_video"].values()) == pytest.approx(singles, rel=FLOAT32_REL)
+    assert list(result["still_per_video"].values()) == pytest.approx(stills, rel=FLOAT32_REL)
+    assert result["still_l1"] == pytest.approx(np.mean(stills), rel=FLOAT32_REL) and result["still_l1"] != result["l1"]
     assert result["l1"] == pytest.approx(np.mean(singles), rel=FLOAT32_REL) and 0 < result["l1"] < 1
     # A dataset folder with train/test splits is evaluated on its test split only.
     for split, count in (("train", 3), ("test", 2)):

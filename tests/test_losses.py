@@ -158,3 +158,18 @@ def test_lazy_regularization_scaling():
     lr, (b1, b2) = lazy_regularization(2e-3, (0.0, 0.99), every=16)
     assert lr == pytest.approx(2e-3 * 16 / 17) and b1 == 0.0 and b2 == pytest.approx(0.99 ** (16 / 17))
     assert lazy_regularization(2e-3, (0.0, 0.99), every=0) == (2e-3, (0.0, 0.99))
+
+
+def test_l1_pyramid_sums_l1_at_every_scale():
+    from leo_video.train.losses import image_pyramid
+
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    single = ReconstructionLoss(l1_weight=2.0, perceptual_weight=0.0)(pred, target)
+    assert "l1_pyramid" not in single and single["total"] == pytest.approx(2 * (pred - target).abs().mean().item(), rel=1e-6)
+    terms = ReconstructionLoss(l1_weight=2.0, perceptual_weight=0.0, l1_scales=(1.0, 0.5, 0.25))(pred, target)
+    expected = sum((p - t).abs().mean().item() for p, t in zip(image_pyramid(pred, (1, 0.5, 0.25)),
+                                                               image_pyramid(target, (1, 0.5, 0.25))))
+    assert terms["l1_pyramid"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["total"].item() == pytest.approx(2 * expected, rel=1e-5)
+    assert terms["l1"].item() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)  # still full-size L1

@@ -217,3 +217,31 @@ def test_channels_last_training_matches_contiguous(data_root, tmp_path, run_cli)
     for key in ("loss/l1", "loss/g_gan", "loss/d_gan"):
         got, want = logged(nhwc, key), logged(plain, key)
         assert list(got) == [1, 2] and all(abs(got[s] - want[s]) <= 1e-4 * (1 + abs(want[s])) for s in got), key
+
+
+def test_motion_spread_is_logged_and_a_collapse_stops_the_run(data_root, tmp_path, run_cli, monkeypatch):
+    import leo_video.train.lia as lia_task
+    from leo_video.train.lia import motion_spread, probe_clips
+
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(*train_args(data_root, run_dir, train__max_steps=3, loss__l1_scales="[1,0.5,0.25]"))
+    assert code == 0, err
+    spreads = logged(run_dir, "monitor/motion_spread")
+    assert sorted(spreads) == [1, 2, 3] and all(0 < v < 10 for v in spreads.values())
+    assert set(logged(run_dir, "loss/l1_pyramid")) == {1, 2, 3}
+    # a frozen code (every frame of a clip encodes alike) has spread 0; the probe is the same clips each time
+    model = LatentImageAnimator(size=64, style_dim=32, motion_dim=5, channel_max=16)
+    from leo_video.data.video_dataset import VideoDataset
+
+    dataset = VideoDataset(data_root, size=64)
+    clips = probe_clips(dataset, 2, 4)
+    assert clips.shape == (2, 4, 3, 64, 64) and torch.equal(clips, probe_clips(dataset, 2, 4))
+    assert motion_spread(model, clips[:, :1].expand(-1, 4, -1, -1, -1)) == pytest.approx(0.0, abs=1e-6)
+    assert motion_spread(model, clips) > 1e-4
+    # a spread that falls below 10% of its peak at two log steps in a row stops the run with a warning
+    values = iter([0.2, 0.3, 0.02, 0.01, 0.01, 0.01])
+    monkeypatch.setattr(lia_task, "motion_spread", lambda generator, clips: next(values))
+    code, out, err = run_cli(*train_args(data_root, tmp_path / "collapse", train__max_steps=6))
+    assert code == 3 and "motion code collapsed" in err and "at step 4" in err
+    assert sorted(logged(tmp_path / "collapse", "monitor/motion_spread")) == [1, 2, 3, 4]
+    assert ckpt.list_checkpoints(tmp_path / "collapse")  # the collapsed weights are kept for inspection

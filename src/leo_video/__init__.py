@@ -40,6 +40,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "render_synthetic_video": "leo_video.data.synthetic",
     "make_synthetic_dataset": "leo_video.data.synthetic",
     "SyntheticHumanConfig": "leo_video.data.synthetic",
+    "render_transfer_pair": "leo_video.data.synthetic",
+    "make_transfer_pairs": "leo_video.data.synthetic",
     # metrics
     "frechet_distance": "leo_video.metrics.frechet",
     "kernel_distance": "leo_video.metrics.frechet",
@@ -48,6 +50,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "average_content_distance": "leo_video.metrics.acd",
     "motion_report": "leo_video.metrics.motion",
     "reconstruction_l1": "leo_video.metrics.recon",
+    "transfer_errors": "leo_video.metrics.transfer",
     "video_distances": "leo_video.metrics.evaluate",
     "generated_clip_features": "leo_video.metrics.evaluate",
     "write_report": "leo_video.metrics.report",

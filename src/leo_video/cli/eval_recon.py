@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "For every video: the first frame is the source and every frame drives it with its absolute "
             "motion code; L1 on [0, 1] between rendering and frame, averaged over frames, then over videos "
-            "(each video weighs the same), as LIA's protocol. Prints one JSON line."
+            "(each video weighs the same), as LIA's protocol. Beside it the still baseline (the first frame "
+            "repeated) on the same frames: an animator that ignores its driver scores that. Prints one JSON line."
         ),
     )
     p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
                          progress: bool = True) -> dict[str, Any]:
-    """``{"data", "l1", "l1_std", "num_videos", "num_frames", "per_video"}`` of ``checkpoint`` on ``data``'s videos.
+    """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
+    "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated).
 
     ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
     ``test`` split. ``per_video`` maps each video's path to its L1.
@@ -48,7 +50,7 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
     from ..errors import InputError
     from ..media.video import VideoReader
     from ..metrics.evaluate import list_videos
-    from ..metrics.recon import self_reenactment_l1
+    from ..metrics.recon import self_reenactment_errors
     from ..models.loading import load_lia
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import progress as progress_bar
@@ -59,17 +61,18 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
     folder = split_folder(Path(data), "test")  # DATASET/test when given a dataset with split folders
     paths = list_videos(folder, "--data")[:max_videos]
     animator = load_lia(checkpoint, device=resolve_device(device))
-    per_video, total = {}, 0
+    per_video, still_per_video, total = {}, {}, 0
     with progress_bar(len(paths), "eval recon", unit="video") as bar:
         for path in paths:
             with VideoReader(path) as reader:
-                l1, n = self_reenactment_l1(animator, reader, frames, batch_frames, resolve_dtype(dtype))
-            per_video[str(path)] = l1
-            total += n
+                errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype))
+            per_video[str(path)], still_per_video[str(path)] = errors["l1"], errors["still_l1"]
+            total += errors["frames"]
             bar.update(1)
-    values = np.array(list(per_video.values()))
+    values, still = np.array(list(per_video.values())), np.array(list(still_per_video.values()))
     return {"data": str(folder), "l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "num_videos": len(values), "num_frames": total, "per_video": per_video}
+            "still_l1": float(still.mean()), "l1_over_still": float(values.mean() / still.mean()),
+            "num_videos": len(values), "num_frames": total, "per_video": per_video, "still_per_video": still_per_video}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="mp4 (H.264) files or folders of PNG frames (lossless); default mp4")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of videos in test/ (default 0.2; at least one when > 0)")
+    parser.add_argument("--pairs", type=int, default=None, metavar="N",
+                        help="instead of a dataset, write N ground-truth motion-transfer pairs to OUT/pairs/: "
+                             "person 2i performing person 2i+1's motion (target) and 2i+1's own video (driving), "
+                             "for `leo-video eval transfer --data OUT`")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier synthetic dataset in DIR")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -42,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     config = SyntheticHumanConfig(fps=args.fps, motion_speed=args.motion_speed)
     progress = not args.no_progress and progress_enabled()
+    if args.pairs is not None:
+        from ..data.synthetic import make_transfer_pairs
+
+        out = make_transfer_pairs(args.out, args.pairs, args.frames, args.size, args.seed, args.format, progress,
+                                  overwrite=args.overwrite, config=config)  # fmt: skip
+        print(f"wrote {args.pairs} transfer pairs ({args.frames} frames, {args.size}x{args.size}) to {out / 'pairs'}")
+        return 0
     out = make_synthetic_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.test_fraction,
                                  args.format, progress, overwrite=args.overwrite, config=config)
     train, test = split_counts(args.videos, args.test_fraction)

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Self-reenactment: the first frame is the source, every frame of the same video drives it "
             "(absolute codes, as in LIA training and evaluation). Prints the mean L1 between "
-            "reconstruction and original on [0, 1]."
+            "reconstruction and original on [0, 1], and beside it the still baseline (the first frame repeated): "
+            "an L1 above still_l1 means the animator does worse than not moving."
         ),
     )
     p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
@@ -48,16 +49,20 @@ def run(args: argparse.Namespace) -> int:
     animator = load_lia(args.checkpoint, device=device)
     reader = VideoReader(args.video)
     total = len(reader) if args.max_frames is None else min(len(reader), args.max_frames)
-    abs_error, count = 0.0, 0
+    abs_error, still_error, count, source = 0.0, 0.0, 0, None
     writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
     with writer as sink, progress(total, "reconstruct") as bar:
         for result, target in iter_self_reenactment(animator, reader, total, args.batch_frames, dtype):
             if not torch.isfinite(result).all():
                 raise NumericalError(f"{args.checkpoint}: rendered frames contain NaN or inf (check the weights)")
+            source = target[:1] if source is None else source  # the first frame: the still baseline
             abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
+            still_error += ((source - target).abs() / 2).sum().item()
             count += target.numel()
             if sink is not None:
                 sink.write(make_grid([target.cpu(), result.cpu()], ncols=2))
             bar.update(len(result))
-    print(json.dumps({"video": str(args.video), "frames": total, "l1": abs_error / max(count, 1)}))
+    count = max(count, 1)
+    print(json.dumps({"video": str(args.video), "frames": total, "l1": abs_error / count,
+                      "still_l1": still_error / count}))  # fmt: skip
     return 0

@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from ..config import dump_yaml, resolve_config
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if not trainer.accelerator.is_main_process:
         return 0
+    if result.stop_reason:
+        print(f"leo-video train lia: warning: stopped at step {result.step}: {result.stop_reason}; "
+              f"checkpoint {result.checkpoint}", file=sys.stderr)  # fmt: skip
+        return 3
     if result.interrupted:
         print(f"stopped at step {result.step}; checkpoint {result.checkpoint}; rerun the same command to resume")
     else:

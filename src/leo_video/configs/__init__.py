@@ -95,6 +95,9 @@ class LIALossConfig:
     """Loss weights; a weight of 0 skips building that loss's network (VGG19, discriminator)."""
 
     l1_weight: float = param(1.0, ge=0.0)
+    l1_scales: list[float] = param(
+        default_factory=lambda: [1.0], gt=0.0, le=1.0,
+        doc="image-pyramid scales of the L1 term, summed with equal weights ([1.0]: LIA's single L1)")
     perceptual_weight: float = param(10.0, ge=0.0, doc="weight of each (scale, VGG layer) L1 term")
     perceptual_scales: list[float] = param(
         default_factory=lambda: [1.0, 0.5, 0.25, 0.125], gt=0.0, le=1.0
@@ -116,6 +119,21 @@ class LIAOptimConfig:
     d_reg_every: int = param(16, ge=0, doc="R1 interval and k for D's scaling (0: none); LIA used 16")
 
 
+@dataclasses.dataclass
+class LIAMonitorConfig:
+    """The motion code's spread over a video, measured every ``train.log_every`` steps on fixed training clips.
+
+    ``monitor/motion_spread`` = RMS distance of a clip's codes from their mean, over the appearance latent's
+    norm (the share of the latent that motion moves). When it falls below ``collapse_fraction`` of its peak
+    at two log steps in a row the run stops with a warning: the encoder has collapsed (renderings stop
+    following the driver; configs/demo/README.md, run A).
+    """
+
+    videos: int = param(4, ge=0, le=64, doc="training videos probed (0: no monitor)")
+    frames: int = param(8, ge=2, le=64, doc="frames per probed video, evenly spaced")
+    collapse_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="stop below this share of the peak spread (0: never)")
+
+
 @register_config("lia")
 @dataclasses.dataclass
 class LIAConfig:
@@ -125,6 +143,7 @@ class LIAConfig:
     model: LIAModelConfig = section(LIAModelConfig)
     loss: LIALossConfig = section(LIALossConfig)
     optim: LIAOptimConfig = section(LIAOptimConfig)
+    monitor: LIAMonitorConfig = section(LIAMonitorConfig)
     train: LoopConfig = section(LoopConfig)
 
     def cross_check(self) -> str | None:

@@ -10,6 +10,7 @@ bit-identical frames on any machine, at any resolution from 32 to 512 pixels.
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import json
 import math
 import os
@@ -194,6 +195,70 @@ def render_synthetic_video(seed: int, num_frames: int = 32, size: int = 64, *, i
     return render_person(person, num_frames, size, config.fps, config.motion_speed, config.sway, start_frame)
 
 
+def render_transfer(seed: int, identity: int, motion: int, num_frames: int = 32, size: int = 64, *,
+                    config: SyntheticHumanConfig | None = None) -> np.ndarray:
+    """Person ``identity`` of the dataset drawn with ``seed`` performing person ``motion``'s routine.
+
+    Body, look and scene (background, framing) come from ``identity``, joint trajectories (and sway) from
+    ``motion``: the ground truth of motion transfer. ``identity == motion`` is exactly
+    :func:`render_synthetic_video` of that index. Returns ``(T, size, size, 3)`` uint8.
+    """
+    config = SyntheticHumanConfig(**{**_config_dict(config), "size": size, "frames": num_frames}).validate()
+    if min(seed, identity, motion) < 0:
+        raise ConfigError(f"seed/identity/motion: {seed}/{identity}/{motion} must be >= 0")
+    person = sample_person(np.random.default_rng([seed, identity]), config)
+    mover = sample_person(np.random.default_rng([seed, motion]), config)
+    person = dataclasses.replace(person, motion=mover.motion)
+    return render_person(person, num_frames, size, config.fps, config.motion_speed, config.sway)
+
+
+def render_transfer_pair(seed: int, index: int, num_frames: int = 32, size: int = 64, *,
+                         config: SyntheticHumanConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Transfer pair ``index`` of ``seed``: ``(driving, target)``, each ``(T, size, size, 3)`` uint8.
+
+    Person A = index ``2 * index``, person B = ``2 * index + 1`` of the dataset drawn with ``seed``;
+    ``driving`` is B's own video, ``target`` is A performing B's motion (:func:`render_transfer`).
+    Animating ``target[0]`` (A in B's first pose) with ``driving`` should give ``target``.
+    """
+    a, b = 2 * index, 2 * index + 1
+    driving = render_synthetic_video(seed, num_frames, size, index=b, config=config)
+    return driving, render_transfer(seed, a, b, num_frames, size, config=config)
+
+
+def make_transfer_pairs(out_dir: str | os.PathLike, num_pairs: int, num_frames: int = 32, size: int = 64,
+                        seed: int = 9001, fmt: str = "mp4", progress: bool = True, *, overwrite: bool = False,
+                        config: SyntheticHumanConfig | None = None) -> Path:
+    """Write ``num_pairs`` ground-truth motion-transfer pairs: ``out/pairs/pair_XXXXX/{driving,target}``.
+
+    Each pair is :func:`render_transfer_pair` ``(seed, index)`` (``.mp4`` or, with ``fmt="frames"``, PNG
+    folders), read back by :func:`leo_video.metrics.transfer.list_transfer_pairs`. ``out/dataset.json``
+    records the parameters. The same refusal rules as :func:`make_synthetic_dataset`. Returns ``out_dir``.
+    """
+    from tqdm.auto import tqdm
+
+    config = SyntheticHumanConfig(**{**_config_dict(config), "size": size, "frames": num_frames}).validate()
+    if num_pairs < 1:
+        raise ConfigError(f"pairs: {num_pairs} must be >= 1")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if seed < 0:
+        raise ConfigError(f"seed: {seed} must be >= 0")
+    out = _prepare_output(Path(out_dir), overwrite, splits=("pairs",))
+    meta = {"kind": DATASET_KIND, "complete": False, "generator_version": GENERATOR_VERSION, "seed": seed,
+            "num_pairs": num_pairs, "format": fmt, "config": _config_dict(config),
+            "pairs": "pair i: target = person 2i performing the motion of person 2i+1 (driving)"}
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")
+    for index in tqdm(range(num_pairs), desc="transfer pairs", unit="pair", disable=not progress):
+        driving, target = render_transfer_pair(seed, index, num_frames, size, config=config)
+        folder = out / "pairs" / f"pair_{index:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_video(folder / "driving", driving, fmt, config.fps)
+        _write_video(folder / "target", target, fmt, config.fps)
+    meta.update(complete=True)
+    atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")
+    return out
+
+
 def _config_dict(config: SyntheticHumanConfig | None) -> dict:
     return asdict(config or SyntheticHumanConfig())
 
@@ -255,7 +320,7 @@ def is_synthetic_dataset(path: str | os.PathLike) -> bool:
         return False
 
 
-def _prepare_output(out: Path, overwrite: bool) -> Path:
+def _prepare_output(out: Path, overwrite: bool, splits: tuple[str, ...] = ("train", "test")) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -265,9 +330,9 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
             raise OutputExistsError(f"{out}: not empty and not a synthetic dataset (no dataset.json of ours); "
                                     "choose another output folder")
         (out / "dataset.json").unlink()
-        for split in ("train", "test"):
+        for split in ("train", "test", "pairs"):
             shutil.rmtree(out / split, ignore_errors=True)
-    for split in ("train", "test"):
+    for split in splits:
         (out / split).mkdir(parents=True, exist_ok=True)
     return out
 

@@ -5,7 +5,8 @@
 * :mod:`.protocol` — the FVD protocol (clip sampling, presets, real-statistics cache).
 * :mod:`.acd` — average content distance (:mod:`.facenet`: the face-identity network);
   :mod:`.motion` — motion-code statistics;
-  :mod:`.recon` — reconstruction L1;
+  :mod:`.recon` — reconstruction L1 (with the still baseline);
+  :mod:`.transfer` — ground-truth motion transfer on synthetic pairs, against still / wrong-identity baselines;
 * :mod:`.evaluate` — folders of videos / code files → the metrics above (what ``leo-video eval`` runs);
   :mod:`.report` — ``report.json`` / ``report.md`` / PNG plots of ``eval all``.
 
@@ -55,7 +56,12 @@ _EXPORTS: dict[str, str] = {
     "motion_report": "motion",
     "ReconstructionL1": "recon",
     "reconstruction_l1": "recon",
+    "self_reenactment_errors": "recon",
     "self_reenactment_l1": "recon",
+    "TransferErrors": "transfer",
+    "list_transfer_pairs": "transfer",
+    "pair_transfer_errors": "transfer",
+    "transfer_errors": "transfer",
     "GeneratedClips": "evaluate",
     "RealFeatures": "evaluate",
     "folder_acd": "evaluate",

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from .frechet import to_numpy
 
-__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenactment_l1"]
+__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenactment_errors", "self_reenactment_l1"]
 
 
 @dataclass
@@ -78,12 +78,27 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
 
     The L1 is the mean over frames, channels and pixels.
     """
-    abs_error, count, frames = 0.0, 0, 0
+    errors = self_reenactment_errors(animator, reader, max_frames, batch_frames, dtype)
+    return errors["l1"], errors["frames"]
+
+
+def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
+                            dtype: Any = None) -> dict[str, Any]:
+    """``{"l1", "still_l1", "frames"}`` of one video: the animator's self-reenactment L1 on [0, 1] and that of
+    the still baseline (the source frame repeated) on the same frames.
+
+    The still baseline is what an animator that ignores the driver scores: an L1 is only meaningful below
+    it. Both are means over frames, channels and pixels.
+    """
+    abs_error, still_error, count, frames, source = 0.0, 0.0, 0, 0, None
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
+        source = target[:1] if source is None else source  # (1, 3, S, S): frame 0, as the animator saw it
         abs_error += ((result - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
+        still_error += ((source - target).abs() / 2).sum().item()
         count += target.numel()
         frames += len(target)
-    return abs_error / max(count, 1), frames
+    count = max(count, 1)
+    return {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames}
 
 
 def _as_video_list(x: Any, name: str) -> list[np.ndarray]:

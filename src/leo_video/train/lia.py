@@ -168,6 +168,8 @@ class LIATrainingTask(TrainingTask):
             self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
         self.track_ema("generator")
         self.preview = self._preview_batch()
+        self.probe = probe_clips(self._dataset, cfg.monitor.videos, cfg.monitor.frames)  # (V, T, 3, S, S) or None
+        self._spread_peak, self._low_spread = 0.0, 0
 
     @property
     def channels_last(self) -> bool:
@@ -274,6 +276,24 @@ class LIATrainingTask(TrainingTask):
     # ---- monitoring ----
 
     @torch.no_grad()
+    def monitor(self, step: int) -> dict[str, float]:
+        """``motion_spread`` of the probe clips (see :class:`~leo_video.configs.LIAMonitorConfig`); sets
+        ``stop_reason`` when it collapses. Same weights and clips on every rank, so every rank agrees."""
+        if self.probe is None:
+            return {}
+        spread = motion_spread(self.unwrap("generator"), self.probe.to(self.accelerator.device))
+        cfg = self.config.monitor
+        if spread > self._spread_peak:
+            self._spread_peak = spread
+        self._low_spread = self._low_spread + 1 if spread < cfg.collapse_fraction * self._spread_peak else 0
+        if self._low_spread >= 2:
+            self.stop_reason = (f"the motion code collapsed: its spread over a video fell to {spread:.3g}, "
+                                f"{spread / self._spread_peak:.0%} of its peak {self._spread_peak:.3g} "
+                                "(renderings no longer follow the driver; with a GAN, lower loss.gan_weight; "
+                                "docs/TRAINING.md)")  # fmt: skip
+        return {"motion_spread": spread}
+
+    @torch.no_grad()
     def log_images(self, step: int, logger: RunLogger) -> None:
         """source | driving | reconstruction (EMA weights when kept) of the fixed preview pairs."""
         device = self.accelerator.device
@@ -296,6 +316,38 @@ class LIATrainingTask(TrainingTask):
                 with VideoReader(path) as reader:
                     errors.append(self_reenactment_l1(generator, reader, self.eval_frames)[0])
         return {"recon_l1": sum(errors) / len(errors)}
+
+
+def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
+    """``frames`` evenly spaced frames of ``videos`` evenly spaced videos of a pairs dataset, un-augmented:
+    (V, T, 3, S, S) in [-1, 1], or None when ``videos`` is 0."""
+    import numpy as np
+
+    from ..media.image import numpy_to_frames
+
+    readers = dataset.readers
+    if videos == 0:
+        return None
+    chosen = np.linspace(0, len(readers) - 1, min(videos, len(readers))).round().astype(int)
+    clips = [numpy_to_frames(readers[v].read(np.linspace(0, len(readers[v]) - 1, frames).round().astype(int)))
+             for v in chosen]  # fmt: skip
+    return torch.stack(clips)
+
+
+@torch.no_grad()
+def motion_spread(generator: Any, clips: torch.Tensor) -> float:
+    """How much the motion code moves over a video, relative to the latent it displaces.
+
+    ``clips`` (V, T, 3, S, S). Per clip: RMS over frames of ``||Q alpha_t - mean_t Q alpha_t||`` (Q is
+    orthonormal, so this is the distance in alpha) over the mean appearance-latent norm ``||w_t||``; averaged
+    over clips. 0 = a frozen code: every frame renders the source's pose.
+    """
+    V, T = clips.shape[:2]
+    appearance = generator.encode_appearance(clips.flatten(0, 1))
+    codes = appearance.motion.float().view(V, T, -1)  # (V, T, M)
+    latent_norm = appearance.latent.float().norm(dim=-1).view(V, T).mean(1)  # (V,)
+    rms = (codes - codes.mean(1, keepdim=True)).pow(2).sum(-1).mean(1).sqrt()  # (V,)
+    return float((rms / latent_norm.clamp_min(1e-8)).mean())
 
 
 def list_test_videos(root: str | os.PathLike) -> list[Path]:
@@ -353,7 +405,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, ema:
 
 
 __all__ = ["LIATrainingTask", "adopt_init_architecture", "export_generator", "generator_from_checkpoint",
-           "pairs_dataset", "read_init_checkpoint"]  # fmt: skip
+           "motion_spread", "pairs_dataset", "probe_clips", "read_init_checkpoint"]  # fmt: skip
 
 
 def freeze_unused_parameters(generator: torch.nn.Module) -> None:

@@ -123,6 +123,7 @@ class TrainingTask:
     find_unused_parameters: bool = False
 
     def __init__(self) -> None:
+        self.stop_reason: str | None = None  # set by monitor(): the run stops, saying why
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
@@ -146,6 +147,12 @@ class TrainingTask:
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Optional periodic evaluation (every rank); returns metrics by name."""
+        return {}
+
+    def monitor(self, step: int) -> dict[str, float]:
+        """Optional cheap health numbers, every ``train.log_every`` steps on every rank (logged as
+        ``monitor/NAME`` and in the log line). Setting ``self.stop_reason`` here stops the run after a
+        checkpoint, with that reason as a warning (e.g. LIA's collapsed motion code)."""
         return {}
 
     def log_images(self, step: int, logger: RunLogger) -> None:
@@ -220,6 +227,7 @@ class TrainResult:
     interrupted: bool  # stopped by SIGTERM/SIGINT (a checkpoint was saved)
     checkpoint: Path | None  # the newest checkpoint written or resumed from
     resumed_from: int | None  # the step resumed from, or None for a fresh run
+    stop_reason: str | None = None  # the task stopped the run (TrainingTask.stop_reason): why
 
 
 class Trainer:
@@ -294,8 +302,11 @@ class Trainer:
             tracker.add(losses)
             self._log(step, tracker, log)
             self._periodic(step, log)
-            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up:
+            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up or task.stop_reason:
                 self._save(step)
+            if task.stop_reason:
+                log.write(f"WARNING: stopped at step {step}: {task.stop_reason}; checkpoint {self.last_checkpoint}")
+                return TrainResult(step, False, self.last_checkpoint, self._resumed_from, task.stop_reason)
             if stop_now:
                 log.write(f"stopped by signal at step {step}; checkpoint {self.last_checkpoint}; rerun to resume")
                 return TrainResult(step, True, self.last_checkpoint, self._resumed_from)
@@ -313,9 +324,10 @@ class Trainer:
         now = time.perf_counter()
         since, since_step = self._clock
         rate = (step - since_step) * loop.batch_size / max(now - since, 1e-9)
-        means = tracker.pop()
-        log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **self._lrs(), "items_per_s": rate}, step)
-        log.progress(step, means)
+        means, health = tracker.pop(), self.task.monitor(step)
+        log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **{f"monitor/{k}": v for k, v in health.items()},
+                     **self._lrs(), "items_per_s": rate}, step)  # fmt: skip
+        log.progress(step, {**means, **health})
         self._clock = (now, step)
 
     def _optimizer_step(self, batches: Iterator, step: int) -> dict[str, float]:

@@ -8,7 +8,8 @@
 * :func:`r1_penalty` - the R1 gradient penalty (Mescheder et al. 2018), applied lazily every k
   discriminator steps (StyleGAN2, Karras et al. 2020, Appendix B); :func:`lazy_regularization`
   gives the matching Adam lr and betas.
-* :class:`ReconstructionLoss` - L1 + perceptual by config weights; a weight of 0 builds nothing.
+* :class:`ReconstructionLoss` - L1 (optionally on an image pyramid) + perceptual by config weights; a
+  weight of 0 builds nothing.
 """
 
 from __future__ import annotations
@@ -126,9 +127,10 @@ class ReconstructionLoss(nn.Module):
 
     def __init__(self, l1_weight: float = 1.0, perceptual_weight: float = 10.0,
                  perceptual_scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
-                 vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False) -> None:  # fmt: skip
+                 vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False,
+                 l1_scales: Sequence[float] = (1.0,)) -> None:  # fmt: skip
         super().__init__()
-        self.l1_weight = l1_weight
+        self.l1_weight, self.l1_scales = l1_weight, tuple(l1_scales)
         self.perceptual = (
             PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init)
             if perceptual_weight > 0
@@ -140,15 +142,25 @@ class ReconstructionLoss(nn.Module):
         """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
         ``vgg_weights``, ``vgg_random_init`` (e.g. :class:`leo_video.config.LIALossConfig`)."""
         return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
-                   loss.vgg_random_init)  # fmt: skip
+                   loss.vgg_random_init, getattr(loss, "l1_scales", (1.0,)))  # fmt: skip
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Terms by name (``l1`` unweighted, ``perceptual`` with its per-term weights) and ``total``."""
+        """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are
+        several, ``perceptual`` with its per-term weights) and ``total``.
+
+        The L1 pyramid sums ``l1_weight * L1`` at every scale: the coarse terms still pull a limb that the
+        rendering put a limb-width away from the truth, where the full-size L1 has no gradient left but blur.
+        """
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())
         if self.l1_weight > 0:
             terms["l1"] = l1_loss(pred, target)
-            total = total + self.l1_weight * terms["l1"]
+            if self.l1_scales == (1.0,):
+                total = total + self.l1_weight * terms["l1"]
+            else:
+                pairs = zip(image_pyramid(pred, self.l1_scales), image_pyramid(target, self.l1_scales))
+                terms["l1_pyramid"] = sum(l1_loss(p, t) for p, t in pairs)
+                total = total + self.l1_weight * terms["l1_pyramid"]
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(pred, target)
             total = total + terms["perceptual"]
