@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, add_overwrite_arg, progress
+from ._common import FRAMES_WITHOUT_YES, add_device_args, add_overwrite_arg, add_steps_arg, add_yes_arg, progress
 from .animate import add_fast_path_args
 
 ORDER = 40
@@ -30,16 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--cddpm", help="exported cDDPM folder (unconditional only)")
     p.add_argument("--source", help="start image; omit for unconditional generation")
     p.add_argument("--motion-from", help="use this motion instead of sampling: a video, a code store folder or a .safetensors of (T, M) codes")
-    p.add_argument("--frames", type=int, default=64, help="frames per video (default 64; any length)")
+    p.add_argument("--frames", type=int, default=64,
+                   help=f"frames per video (default 64; any length, over {FRAMES_WITHOUT_YES:,} in all with --yes)")
     p.add_argument("--num-videos", type=int, default=1, help="videos to generate (OUT_000.mp4, ... when > 1)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="default: the pipeline's (ddim)")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's, 50)")
+    add_steps_arg(p, None, "denoising steps, at least 1 (default: the pipeline's, 50)")
     p.add_argument("--fps", type=float, default=None, help="output frame rate (default: the pipeline's)")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
     add_fast_path_args(p)
     add_device_args(p)
     add_overwrite_arg(p)
+    add_yes_arg(p)
     p.set_defaults(func=run)
 
 
@@ -54,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from ..media.video import VideoWriter
     from ..utils.atomic import check_output_path
     from ..utils.device import autocast, resolve_device, resolve_dtype
+    from ._common import TimeEstimate, check_frame_count, format_seconds, progress_note
 
     if args.frames < 1 or args.num_videos < 1:
         raise InputError("--frames and --num-videos must be at least 1")
+    check_frame_count("--frames", args.frames, args.frames * args.num_videos, args.yes)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     outs = _output_paths(Path(args.out), args.num_videos)
     for out in outs:
@@ -66,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     motion = _load_motion(args.motion_from, pipe) if args.motion_from else None
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     fps = args.fps or pipe.defaults.fps
+    videos = f"{args.num_videos} videos x " if args.num_videos > 1 else ""
+    progress_note(f"generate: {videos}{args.frames:,} frames ({format_seconds(args.frames / fps)} of video at "
+                  f"{fps:g} fps)")
     stream = pipe.stream(image, args.frames, args.num_videos, generator, args.sampler, args.steps, motion)
+    estimate = TimeEstimate("generate", args.frames)
     try:
         with contextlib.ExitStack() as stack, progress(args.frames, "generate") as bar:
             writers = [stack.enter_context(VideoWriter(out, fps=fps)) for out in outs]
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     for writer, video in zip(writers, chunk.float().cpu()):
                         writer.write(video)
                     bar.update(chunk.shape[1])
+                    estimate.update(chunk.shape[1])
     except NumericalError as exc:  # the pipeline does not know the paths: name the models (no file was written)
         raise NumericalError(f"{args.pipeline or ' + '.join(filter(None, (args.lia, args.lmdm))) or 'demo pipeline'}: "
                              f"{exc}") from exc  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, add_overwrite_arg
+from ._common import add_device_args, add_overwrite_arg, int_at_least
 
 ORDER = 22
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", default="all", help="direction index K (0-based) or 'all' (default)")
     p.add_argument("--range", nargs=2, type=float, default=(-3.0, 3.0), metavar=("LOW", "HIGH"),
                    help="range of the magnitude v (default -3 3)")
-    p.add_argument("--steps", type=int, default=16, help="frames per direction (default 16)")
+    p.add_argument("--steps", type=int_at_least(2), default=16, help="frames per direction, at least 2 (default 16)")
     p.add_argument("--fps", type=float, default=8.0)
     p.add_argument("--out", required=True, help="output folder")
     add_device_args(p, dtype=False)
@@ -45,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device
 
-    if args.steps < 2:
-        raise InputError(f"--steps {args.steps}: must be at least 2")
     device = resolve_device(args.device)
     animator = load_lia(args.checkpoint, device=device)
     num_directions = animator.config.motion_dim

@@ -1,0 +1,102 @@
+"""Options every command reads the same way (issue 24): --steps, --frames bounds and estimates."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _usage_error(capsys, *argv) -> str:
+    """Run the CLI on arguments argparse must refuse; returns its stderr."""
+    from leo_video.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+STEPS_COMMANDS = {  # each command's --steps with the other required arguments (never reached)
+    "generate": ["generate", "--out", "x.mp4"],
+    "demo": ["demo"],
+    "assemble": ["assemble", "--lia", "l", "--lmdm", "m", "--out", "p"],
+    "eval fvd": ["eval", "fvd", "--real", "r", "--fake", "f", "--detector", "d"],
+}
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+@pytest.mark.parametrize("command", list(STEPS_COMMANDS))
+def test_steps_below_one_is_refused_the_same_way_everywhere(command, value, capsys):
+    err = _usage_error(capsys, *STEPS_COMMANDS[command], "--steps", value)
+    assert f"argument --steps: {value}: must be at least 1" in err.splitlines()[-1], err
+
+
+def test_manipulate_steps_are_frames_and_need_two(capsys):
+    err = _usage_error(capsys, "manipulate", "--checkpoint", "c", "--source", "s", "--out", "o", "--steps", "1")
+    assert "argument --steps: 1: must be at least 2" in err.splitlines()[-1], err
+    err = _usage_error(capsys, "generate", "--out", "x.mp4", "--steps", "many")
+    assert "argument --steps: 'many': not an integer" in err.splitlines()[-1], err
+
+
+def test_pipeline_refuses_zero_steps_instead_of_using_the_default():
+    """The library too: steps=0 used to mean "the pipeline's default" (``steps or default``)."""
+    import torch
+
+    from leo_video.errors import InputError
+    from leo_video.pipelines.demo import load_demo_pipeline
+
+    pipe = load_demo_pipeline()
+    image = torch.zeros(3, pipe.size, pipe.size)
+    for name in ("steps", "cddpm_steps"):
+        with pytest.raises(InputError, match=f"{name} 0: must be at least 1"):
+            next(pipe.stream(image, 4, **{name: 0}))
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Loading any pipeline fails the test: a refusal must come before the model."""
+    import leo_video.pipelines.demo as demo
+    import leo_video.pipelines.leo as leo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(demo, "load_demo_pipeline", refuse)
+    monkeypatch.setattr(leo.LEOPipeline, "from_pretrained", classmethod(refuse))
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "--frames", "100000000"],
+    ["generate", "--frames", "2000", "--num-videos", "6"],  # 12,000 in all
+    ["demo", "--infinite-frames", "20000"],
+    ["demo", "--frames", "2000"],  # eight videos of --frames frames
+])
+def test_absurd_frame_counts_need_yes(argv, tmp_path, run_cli, no_model_loads):
+    code, _, err = run_cli(*argv, "--out", tmp_path / ("x.mp4" if argv[0] == "generate" else "demo"))
+    lines = err.strip().splitlines()
+    option, value = argv[1], argv[2]
+    assert code == 2 and len(lines) == 1 and f"{option} {value}:" in lines[0] and "10,000-frame limit" in lines[0], err
+    assert "pass --yes" in lines[0] and not list(tmp_path.iterdir())
+
+
+def test_generate_says_the_length_up_front_and_the_time_after_the_first_chunk(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("LEO_PROGRESS", "1")
+    code, out, err = run_cli("generate", "--frames", 40, "--steps", 1, "--source", _still(tmp_path),
+                             "--out", tmp_path / "v.mp4", "--device", "cpu")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("generate: ") and "%|" not in line]
+    assert notes[0] == "generate: 40 frames (3 s of video at 15 fps)", err  # the demo model's 15 fps
+    assert re.fullmatch(r"generate: first 16 frames in [0-9.]+ s; about [0-9]+ s for the other 24", notes[1]), err
+    assert "generate: 100%" in err  # the tqdm bar (with its ETA while running)
+
+
+def _still(folder):
+    import numpy as np
+    from PIL import Image
+
+    path = folder / "still.png"
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(path)
+    return path
