@@ -100,3 +100,71 @@ def _still(folder):
     path = folder / "still.png"
     Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(path)
     return path
+
+
+# ----------------------------------------------------------------------------- the animator of every command
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """A still and a 4-frame driving video (64x64), and a folder holding the video."""
+    import numpy as np
+
+    from leo_video.media.video import write_video
+
+    root = tmp_path_factory.mktemp("media")
+    frames = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3)).astype(np.uint8)
+    write_video(root / "videos" / "clip.mp4", frames, fps=10)
+    return {"still": _still(root), "video": root / "videos" / "clip.mp4", "videos": root / "videos"}
+
+
+def _animator_argv(command: str, media: dict, out) -> list:
+    still, video = media["still"], media["video"]
+    return {
+        "animate": ["animate", "--source", still, "--driving", video, "--out", out / "a.mp4"],
+        "reconstruct": ["reconstruct", "--video", video],
+        "manipulate": ["manipulate", "--source", still, "--out", out / "m"],
+        "encode-motion": ["encode-motion", "--data", media["videos"], "--out", out / "codes"],
+        "eval recon": ["eval", "recon", "--data", media["videos"]],
+        "edit": ["edit", "--video", video, "--edited-first-frame", still, "--out", out / "e.mp4"],
+    }[command]
+
+
+ANIMATOR_COMMANDS = ["animate", "reconstruct", "manipulate", "encode-motion", "eval recon", "edit"]
+
+
+@pytest.mark.parametrize("given", ["nothing", "pipeline folder"])
+@pytest.mark.parametrize("command", ANIMATOR_COMMANDS)
+def test_every_animator_command_takes_a_pipeline_folder_and_defaults_to_the_demo_model(
+        command, given, media, tmp_path, run_cli, monkeypatch):
+    """Which file each command hands to load_lia (stopped there: the models themselves are tested elsewhere)."""
+    import leo_video.models.loading as loading
+    from leo_video.errors import CheckpointError
+    from leo_video.pipelines.demo import demo_pipeline_dir
+
+    loaded = []
+
+    def spy(path, device="cpu", dtype=None):
+        loaded.append(path)
+        raise CheckpointError("stopped by the test after choosing the animator")
+
+    monkeypatch.setattr(loading, "load_lia", spy)
+    pipeline = demo_pipeline_dir()  # a LEO pipeline folder like any other
+    flag = "--pipeline" if command == "edit" else "--checkpoint"
+    extra = [flag, pipeline] if given == "pipeline folder" else []
+    code, _, err = run_cli(*_animator_argv(command, media, tmp_path), *extra, "--device", "cpu")
+    assert code != 0 and "stopped by the test" in err, err
+    assert [str(p) for p in loaded][:1] == [str(pipeline / "animator")]
+    if command == "edit" and given == "pipeline folder":  # --lia takes a pipeline folder too
+        loaded.clear()
+        run_cli(*_animator_argv(command, media, tmp_path), "--lia", pipeline, "--device", "cpu")
+        assert [str(p) for p in loaded] == [str(pipeline / "animator")]
+
+
+def test_animate_runs_on_the_demo_model_by_default(media, tmp_path, run_cli):
+    from leo_video.media.video import VideoReader
+
+    code, out, err = run_cli(*_animator_argv("animate", media, tmp_path), "--device", "cpu")
+    assert code == 0, err
+    reader = VideoReader(tmp_path / "a.mp4")
+    assert len(reader) == 4 and reader.info.width == 64 and reader.info.fps == pytest.approx(10)

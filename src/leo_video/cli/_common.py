@@ -39,6 +39,29 @@ def add_steps_arg(parser: argparse.ArgumentParser, default: int | None, help: st
     parser.add_argument("--steps", type=positive_int, default=default, help=help)
 
 
+ANIMATOR_HELP = ("LIA checkpoint (.pt: taichi.pt, vox.pt, ted.pt), exported animator folder, or LEO pipeline "
+                 "folder (its animator is used); default: the embedded demo model (64x64, synthetic people)")
+
+
+def add_animator_arg(parser: argparse.ArgumentParser, flag: str = "--checkpoint") -> None:
+    """The animator option of every command that needs one (optional: the demo model by default)."""
+    parser.add_argument(flag, default=None, metavar="MODEL", help=ANIMATOR_HELP)
+
+
+def load_animator(path: str | None, device):
+    """The LIA animator of ``path`` (:func:`~leo_video.pipelines.leo.animator_path`: checkpoint, export,
+    pipeline folder, or None for the demo model) on ``device``."""
+    from ..models.loading import load_lia
+    from ..pipelines.leo import animator_path
+
+    return load_lia(animator_path(path), device=device)
+
+
+def model_name(path: str | None) -> str:
+    """How messages name the model: its path, or "the demo model"."""
+    return str(path) if path else "the demo model"
+
+
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 

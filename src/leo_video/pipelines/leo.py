@@ -229,11 +229,22 @@ def _with_parameter_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.
     return copied
 
 
+def animator_path(path: str | os.PathLike | None) -> Path:
+    """Where an animator is: a LEO pipeline folder's ``animator/`` (a folder with ``pipeline.json``),
+    ``path`` itself otherwise (a LIA checkpoint or exported folder); None: the embedded demo model's."""
+    if path is None:
+        from .demo import demo_pipeline_dir
+
+        path = demo_pipeline_dir()
+    path = Path(path)
+    return path / "animator" if (path / "pipeline.json").is_file() else path
+
+
 def load_component(name: str, path: str | os.PathLike) -> torch.nn.Module:
-    """Load one pipeline component from its folder (or, for the animator, any LIA checkpoint)."""
+    """Load one pipeline component from its folder (or, for the animator, any LIA checkpoint or pipeline)."""
     path = Path(path)
     if name == "animator":
-        return load_lia(path)
+        return load_lia(animator_path(path))
     cls = COMPONENTS[name]
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: not an exported {cls.__name__} folder (no config.json)")
