@@ -168,3 +168,89 @@ def test_animate_runs_on_the_demo_model_by_default(media, tmp_path, run_cli):
     assert code == 0, err
     reader = VideoReader(tmp_path / "a.mp4")
     assert len(reader) == 4 and reader.info.width == 64 and reader.info.fps == pytest.approx(10)
+
+
+# ----------------------------------------------------------------------------- outputs, probe, help, --motion-from
+
+
+@pytest.mark.parametrize("command", ["generate", "animate", "edit", "reconstruct"])
+def test_video_output_suffix_is_checked_before_any_model_loads(command, media, tmp_path, run_cli, monkeypatch,
+                                                               no_model_loads):
+    import leo_video.models.loading as loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the animator was loaded before --out was checked")
+
+    monkeypatch.setattr(loading, "load_lia", refuse)
+    argv = ["generate", "--out", tmp_path / "a.mp4"] if command == "generate" else _animator_argv(command, media, tmp_path)
+    if command == "reconstruct":
+        argv += ["--out", tmp_path / "a.mp4"]
+    argv = [tmp_path / "video.txt" if str(a).endswith(".mp4") and a != media["video"] else a for a in argv]
+    code, _, err = run_cli(*argv, "--device", "cpu")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"{tmp_path / 'video.txt'}: unsupported video suffix" in lines[0], err
+
+
+def test_probe_on_a_folder_of_videos_probes_each(media, tmp_path, run_cli):
+    import json
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    shutil.copy(media["video"], tmp_path / "b.mp4")
+    shutil.copy(media["video"], tmp_path / "a.mp4")
+    (tmp_path / "test" / "frames").mkdir(parents=True)
+    for t in range(3):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "test" / "frames" / f"{t}.png")
+    code, out, err = run_cli("probe", tmp_path)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["path"], r["frames"]) for r in rows] == [
+        (str(tmp_path / "a.mp4"), 4), (str(tmp_path / "b.mp4"), 4), (str(tmp_path / "test" / "frames"), 3)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli("probe", empty)
+    assert code == 2 and f"{empty}: folder holds no png/jpg frames" in err
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from leo_video.cli.main import build_parser
+
+    def undocumented(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    yield from undocumented(child, f"{name} {sub}")
+            elif not action.help:
+                yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(undocumented(build_parser(), "leo-video")) == []
+
+
+def test_eval_motion_help_names_the_encode_motion_command(capsys):
+    from leo_video.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "motion", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(leo-video encode-motion)" in text
+
+
+def test_motion_from_a_shorter_clip_warns_and_keeps_its_fps(media, tmp_path, run_cli):
+    from leo_video.media.video import VideoReader
+
+    code, _, err = run_cli("generate", "--source", media["still"], "--motion-from", media["video"], "--frames", 10,
+                           "--out", tmp_path / "v.mp4", "--device", "cpu")
+    assert code == 0, err
+    assert (f"leo-video generate: warning: --motion-from {media['video']}: 4 frames of motion, fewer than --frames 10; "
+            "the video has 4 frames") in err.splitlines()
+    reader = VideoReader(tmp_path / "v.mp4")
+    assert len(reader) == 4 and reader.info.fps == pytest.approx(10)  # the clip's 10 fps, not the demo's 15
+    code, _, err = run_cli("generate", "--source", media["still"], "--motion-from", media["video"], "--frames", 3,
+                           "--fps", 5, "--out", tmp_path / "w.mp4", "--device", "cpu")
+    assert code == 0 and "warning" not in err, err
+    reader = VideoReader(tmp_path / "w.mp4")
+    assert len(reader) == 3 and reader.info.fps == pytest.approx(5)

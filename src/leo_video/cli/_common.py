@@ -62,6 +62,28 @@ def model_name(path: str | None) -> str:
     return str(path) if path else "the demo model"
 
 
+def check_video_output(path, overwrite: bool):
+    """:func:`~leo_video.utils.atomic.check_output_path` plus a suffix the video writer knows, checked
+    before any model loads (a ``.txt`` output used to be refused only after generation had started)."""
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..media.video_writer import H264_SUFFIXES
+    from ..utils.atomic import check_output_path
+
+    suffix = Path(path).suffix.lower()
+    if suffix != ".gif" and suffix not in H264_SUFFIXES:
+        raise InputError(f"{path}: unsupported video suffix (use .mp4, .mov, .mkv or .gif)")
+    return check_output_path(path, overwrite)
+
+
+def warn(command: str, text: str) -> None:
+    """One warning line on stderr: ``leo-video COMMAND: warning: TEXT`` (always shown)."""
+    import sys
+
+    print(f"leo-video {command}: warning: {text}", file=sys.stderr, flush=True)
+
+
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 

@@ -51,13 +51,12 @@ def add_fast_path_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..media.image import load_image
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import load_animator, model_name
+    from ._common import check_video_output, load_animator, model_name
 
     if args.batch_frames < 1:
         raise InputError(f"--batch-frames {args.batch_frames}: must be at least 1")
-    out = check_output_path(args.out, args.overwrite)
+    out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     animator = load_animator(args.checkpoint, device)
     size = animator.config.size

@@ -31,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     first.add_argument("--editor", choices=("controlnet",),
                        help="make the edited first frame from --prompt with a Canny ControlNet (needs leo-video[edit])")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
-    p.add_argument("--batch-frames", type=int, default=16)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of --video (default: all)")
     p.add_argument("--side-by-side", action="store_true", help="write edited first frame | original | edited")
     add_controlnet_args(p)
     add_device_args(p)
@@ -46,13 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from ..editing.arguments import check_controlnet_args, controlnet_first_frame
     from ..errors import CheckpointError
     from ..media.image import load_image
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import load_animator, model_name
+    from ._common import check_video_output, load_animator, model_name
     from .animate import write_transfer
 
     check_controlnet_args(args)
-    out = check_output_path(args.out, args.overwrite)
+    out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     if args.pipeline and not (Path(args.pipeline) / "pipeline.json").is_file():
         raise CheckpointError(f"{args.pipeline}: not a LEO pipeline folder (no pipeline.json)")

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--range", nargs=2, type=float, default=(-3.0, 3.0), metavar=("LOW", "HIGH"),
                    help="range of the magnitude v (default -3 3)")
     p.add_argument("--steps", type=int_at_least(2), default=16, help="frames per direction, at least 2 (default 16)")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of the videos (default 8)")
     p.add_argument("--out", required=True, help="output folder")
     add_device_args(p, dtype=False)
     add_overwrite_arg(p)

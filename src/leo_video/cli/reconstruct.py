@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_animator_arg(p)
     p.add_argument("--video", required=True, help="video or frame folder")
     p.add_argument("--out", default=None, help="optional output video: original | reconstruction")
-    p.add_argument("--batch-frames", type=int, default=16)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (default: all)")
     add_device_args(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)
@@ -39,11 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
     from ..metrics.recon import iter_self_reenactment
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import load_animator, model_name
+    from ._common import check_video_output, load_animator, model_name
 
-    out = check_output_path(args.out, args.overwrite) if args.out else None
+    out = check_video_output(args.out, args.overwrite) if args.out else None
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     animator = load_animator(args.checkpoint, device)
     reader = VideoReader(args.video)
