@@ -48,14 +48,14 @@ def _argv(command: str, inputs: dict[str, Path], out: Path) -> list[str]:
     animator = str(demo_pipeline_dir() / "animator")
     still, driving = str(inputs["still"]), str(inputs["driving"])
     return {
-        "generate": ["generate", "--frames", "100000", "--steps", "2", "--out", f"{out}/video.mp4"],
+        "generate": ["generate", "--frames", "100000", "--yes", "--steps", "2", "--out", f"{out}/video.mp4"],
         "animate": ["animate", "--checkpoint", animator, "--source", still, "--driving", driving,
                     "--out", f"{out}/video.mp4"],
         "edit": ["edit", "--lia", animator, "--edited-first-frame", still, "--video", driving, "--out", f"{out}/video.mp4"],
         "reconstruct": ["reconstruct", "--checkpoint", animator, "--video", driving, "--out", f"{out}/video.mp4"],
         "manipulate": ["manipulate", "--checkpoint", animator, "--source", still, "--direction", "0",
                        "--steps", "2000", "--out", str(out)],
-        "demo": ["demo", "--frames", "8", "--steps", "2", "--infinite-frames", "100000", "--out", str(out)],
+        "demo": ["demo", "--frames", "8", "--steps", "2", "--infinite-frames", "100000", "--yes", "--out", str(out)],
         "encode-motion": ["encode-motion", "--checkpoint", animator, "--data", str(inputs["dataset"]),
                           "--batch-frames", "8", "--out", f"{out}/codes"],
     }[command] + ["--device", "cpu"]

@@ -250,6 +250,29 @@ def test_gradio_errors_carry_the_one_line_message(ctx):
     assert info.value.message == "frames: 999 is outside 1..128"
 
 
+@pytest.mark.parametrize("content", [b"", b"not an image at all"], ids=["zero-byte", "garbage"])
+def test_every_upload_component_checks_the_file_before_gradio_opens_it(ctx, content):
+    """A broken upload is our one-line message naming the input, not Gradio's "Could not preprocess" with temp paths."""
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from leo_video.ui.app import build_ui
+
+    app = build_ui(ctx)
+    uploads = [b for b in app.blocks.values() if isinstance(b, (gr.Image, gr.Video)) and b.interactive is not False
+               and b.get_config().get("sources") == ["upload"]]
+    labels = sorted(b.label for b in uploads)
+    assert labels == ["driving video", "edited first frame", "source image", "source image", "start image", "video"]
+    for block in uploads:
+        suffix = ".png" if isinstance(block, gr.Image) else ".mp4"
+        bad = ctx.upload_dirs[0] / f"broken{suffix}"
+        bad.write_bytes(content)
+        with pytest.raises(gr.Error) as info:
+            block.preprocess(FileData(path=str(bad), orig_name=bad.name))
+        message = info.value.message
+        assert message.startswith(f"{block.label}: ") and str(bad) not in message and "\n" not in message, message
+
+
 # ----------------------------------------------------------------------------- the `ui` command
 
 

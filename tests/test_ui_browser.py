@@ -3,7 +3,8 @@
 Starts the app on 127.0.0.1 with a tiny random LEO, uploads a start image, clicks Generate and waits
 until a playable video is in the page (decoded by the browser: ``readyState`` >= 2, the expected
 duration and size, no media error); then checks that a user error shows up as readable text in the
-page and that a Motion slider re-renders the source. A screenshot is saved as a test artifact (``$LEO_TEST_ARTIFACTS`` or the test's tmp folder).
+page and that a Motion slider re-renders the source; a zero-byte upload shows our one-line message.
+A screenshot is saved as a test artifact (``$LEO_TEST_ARTIFACTS`` or the test's tmp folder).
 
 ``LEO_README_SCREENSHOT=1`` runs the same test on the embedded demo model instead and also writes the
 README's ``docs/images/ui_screenshot.png``.
@@ -121,6 +122,33 @@ def test_upload_generate_and_play_in_chromium(served_app, tmp_path):
             slider.press("Enter")
             page.wait_for_function(f"() => document.querySelector('#motion-frame img').src != {still!r}",
                                    timeout=20_000)
+        finally:
+            browser.close()
+
+
+def test_broken_uploads_show_our_one_line_message(served_app, tmp_path):
+    """A zero-byte PNG in Generate and in Motion: our "start image: file is empty", never Gradio's
+    "Could not preprocess input component ..." with a temp path (issue 24)."""
+    sync_playwright = _browser_or_skip()
+    url, _, _ = served_app
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            generate = page.get_by_role("button", name="Generate", exact=True)
+            generate.wait_for(timeout=20_000)
+            page.locator("#generate-image input[type=file]").set_input_files(str(empty))
+            generate.click()
+            page.get_by_text("start image: file is empty").first.wait_for(timeout=20_000)
+
+            page.get_by_role("tab", name="Motion").click()  # the upload itself runs the model here
+            page.locator("#motion-source input[type=file]").set_input_files(str(empty))
+            page.get_by_text("source image: file is empty").first.wait_for(timeout=20_000)
+            text = page.locator("body").inner_text()
+            assert "preprocess" not in text and "UnidentifiedImageError" not in text and str(tmp_path) not in text
         finally:
             browser.close()
 

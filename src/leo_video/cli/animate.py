@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, add_overwrite_arg, progress
+from ._common import add_animator_arg, add_device_args, add_overwrite_arg, progress
 
 ORDER = 20
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "The output keeps the driving video's fps."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="official LIA .pt (taichi.pt, vox.pt, ted.pt) or an exported folder")
+    add_animator_arg(p)
     p.add_argument("--source", required=True, help="source image (any size or mode; centre-cropped to a square)")
     p.add_argument("--driving", required=True, help="driving video or frame folder")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
@@ -51,22 +51,21 @@ def add_fast_path_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..media.image import load_image
-    from ..models.loading import load_lia
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
+    from ._common import check_video_output, load_animator, model_name
 
     if args.batch_frames < 1:
         raise InputError(f"--batch-frames {args.batch_frames}: must be at least 1")
-    out = check_output_path(args.out, args.overwrite)
+    out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    animator = load_lia(args.checkpoint, device=device)
+    animator = load_animator(args.checkpoint, device)
     size = animator.config.size
     if args.size is not None and args.size != size:
-        raise InputError(f"--size {args.size}: the checkpoint {args.checkpoint} is a {size}x{size} model")
+        raise InputError(f"--size {args.size}: {model_name(args.checkpoint)} is a {size}x{size} model")
     source = load_image(args.source, size=size)  # (3, S, S)
     write_transfer(animator, source, args.driving, out, args.relative, args.batch_frames, dtype,
                    args.side_by_side, args.max_frames, "animate", compile=args.compile,
-                   channels_last=args.channels_last, model=args.checkpoint)  # fmt: skip
+                   channels_last=args.channels_last, model=model_name(args.checkpoint))  # fmt: skip
     return 0
 
 

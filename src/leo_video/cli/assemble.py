@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite_arg
+from ._common import add_overwrite_arg, add_steps_arg
 
 ORDER = 41
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", help="exported start-code prior folder (for unconditional generation)")
     p.add_argument("--cddpm", help="exported cDDPM folder (for unconditional generation)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default="ddim", help="default sampler stored with the pipeline")
-    p.add_argument("--steps", type=int, default=50, help="default denoising steps stored with the pipeline")
+    add_steps_arg(p, 50, "default denoising steps stored with the pipeline, at least 1 (default 50)")
     p.add_argument("--fps", type=float, default=25.0, help="default output fps stored with the pipeline")
     p.add_argument("--weights-dtype", choices=("fp32", "fp16"), default="fp32",
                    help="storage dtype of the weights (fp16 halves the folder; loading casts to fp32)")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args
+from ._common import FRAMES_WITHOUT_YES, add_device_args, add_steps_arg, add_yes_arg
 
 ORDER = 1
+DEMO_VIDEOS = 8  # videos of --frames frames the demo renders (see write_demo)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed (default 0)")
     parser.add_argument("--frames", type=int, default=defaults.num_frames, help="frames per video (default 40)")
     parser.add_argument("--infinite-frames", type=int, default=defaults.infinite_frames,
-                        help="frames of the infinite-length video (default 320)")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="denoising steps (default 25)")
+                        help=f"frames of the infinite-length video (default 320; over {FRAMES_WITHOUT_YES:,} with --yes)")
+    add_steps_arg(parser, defaults.steps, "denoising steps, at least 1 (default 25)")
     add_device_args(parser, dtype=False)
+    add_yes_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,15 +49,19 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.demo import DemoSettings, load_demo_pipeline, write_demo
     from ..pipelines.leo import LEOPipeline
     from ..utils.device import resolve_device
+    from ._common import check_frame_count, progress
 
-    if args.frames < 2 or args.infinite_frames < 2 or args.steps < 1:
-        raise InputError("--frames and --infinite-frames must be at least 2, --steps at least 1")
+    if args.frames < 2 or args.infinite_frames < 2:
+        raise InputError("--frames and --infinite-frames must be at least 2")
+    # --frames: 4 unconditional + 2 conditional videos, transfer and edit (each held whole for the grids)
+    check_frame_count("--frames", args.frames, DEMO_VIDEOS * args.frames, args.yes)
+    check_frame_count("--infinite-frames", args.infinite_frames, args.infinite_frames, args.yes)
     device = resolve_device(args.device)
     pipe = LEOPipeline.from_pretrained(args.pipeline, device=device) if args.pipeline else load_demo_pipeline(device)
     settings = DemoSettings(num_frames=args.frames, infinite_frames=args.infinite_frames, seed=args.seed,
                             steps=args.steps)
     started = time.perf_counter()
-    paths = write_demo(pipe, args.out, settings, report=lambda line: print(line, file=sys.stderr))
+    paths = write_demo(pipe, args.out, settings, report=lambda line: print(line, file=sys.stderr), progress=progress)
     for label, path in paths.items():
         print(f"{label + ':':15} {path}")
     print(f"done in {time.perf_counter() - started:.1f} s; open {paths['contact sheet']} for an overview")

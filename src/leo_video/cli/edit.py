@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..editing.arguments import add_controlnet_args
-from ._common import add_device_args, add_overwrite_arg
+from ._common import add_animator_arg, add_device_args, add_overwrite_arg
 
 ORDER = 42
 
@@ -21,16 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Give the edited frame (--edited-first-frame) or let --editor controlnet make it from --prompt."
         ),
     )
-    p.add_argument("--pipeline", help="LEO pipeline folder (its animator is used)")
-    p.add_argument("--lia", help="LIA checkpoint (.pt) or exported folder (instead of --pipeline)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--pipeline", help="LEO pipeline folder (its animator is used); "
+                                          "without --pipeline and --lia: the embedded demo model")
+    add_animator_arg(model, "--lia")
     p.add_argument("--video", required=True, help="the original video or frame folder")
     first = p.add_mutually_exclusive_group(required=True)
     first.add_argument("--edited-first-frame", help="the edited first frame (any image; centre-cropped)")
     first.add_argument("--editor", choices=("controlnet",),
                        help="make the edited first frame from --prompt with a Canny ControlNet (needs leo-video[edit])")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
-    p.add_argument("--batch-frames", type=int, default=16)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of --video (default: all)")
     p.add_argument("--side-by-side", action="store_true", help="write edited first frame | original | edited")
     add_controlnet_args(p)
     add_device_args(p)
@@ -39,29 +41,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..editing.arguments import check_controlnet_args, controlnet_first_frame
-    from ..errors import InputError
+    from ..errors import CheckpointError
     from ..media.image import load_image
-    from ..models.loading import load_lia
-    from ..pipelines.leo import LEOPipeline
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
+    from ._common import check_video_output, load_animator, model_name
     from .animate import write_transfer
 
-    if bool(args.pipeline) == bool(args.lia):
-        raise InputError("give exactly one of --pipeline DIR and --lia CHECKPOINT")
     check_controlnet_args(args)
-    out = check_output_path(args.out, args.overwrite)
+    out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    if args.pipeline:
-        animator = LEOPipeline.from_pretrained(args.pipeline, device=device).animator
-    else:
-        animator = load_lia(args.lia, device=device)
+    if args.pipeline and not (Path(args.pipeline) / "pipeline.json").is_file():
+        raise CheckpointError(f"{args.pipeline}: not a LEO pipeline folder (no pipeline.json)")
+    animator = load_animator(args.pipeline or args.lia, device)  # a pipeline's animator only
     if args.editor == "controlnet":  # the edited frame from a prompt, then the same path as a given one
         edited = controlnet_first_frame(args, size=animator.config.size)  # (3, S, S)
     else:
         edited = load_image(args.edited_first_frame, size=animator.config.size)  # (3, S, S)
     # relative transfer with the original first frame as the start: latent_i = w(edited) + Q(α_i − α_1) + Q E(edited)
     write_transfer(animator, edited, args.video, out, True, args.batch_frames, dtype,
-                   args.side_by_side, args.max_frames, "edit", model=args.pipeline or args.lia)
+                   args.side_by_side, args.max_frames, "edit", model=model_name(args.pipeline or args.lia))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, progress
+from ._common import add_animator_arg, add_device_args, progress
 
 ORDER = 30
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "N-th video; the main process merges)."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    add_animator_arg(p)
     p.add_argument("--data", required=True, help="dataset folder (with train/ and test/, or a flat folder)")
     p.add_argument("--out", required=True, help="output store folder (created; resumed if it exists)")
     p.add_argument("--frame-stride", type=int, default=1, help="encode every k-th frame (default 1)")
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..media.video import VideoReader
     from ..models.loading import load_lia
     from ..pipelines.encode import encode_video, list_dataset_videos
+    from ..pipelines.leo import animator_path
     from ..utils.device import resolve_device, resolve_dtype
 
     if args.frame_stride < 1 or args.batch_frames < 1:
@@ -60,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu")
     device = state.device if state.num_processes > 1 else resolve_device(args.device)
     dtype = resolve_dtype(args.dtype)
-    animator = load_lia(args.checkpoint, device=device)
-    sha = sha256_checkpoint(args.checkpoint)  # a file's hash, or an exported folder's (its files')
+    checkpoint = animator_path(args.checkpoint)  # a pipeline folder's animator/, the demo model's by default
+    animator = load_lia(checkpoint, device=device)
+    sha = sha256_checkpoint(checkpoint)  # a file's hash, or an exported folder's (its files')
     rank_out = out if state.num_processes == 1 else out / f"rank-{state.process_index}"
     done = set(MotionCodeStore(out).names) if (out / "index.json").exists() else set()
     mine = [v for v in videos[state.process_index :: state.num_processes] if v.name not in done]

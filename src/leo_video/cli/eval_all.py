@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_motion_args(p)
     p.add_argument("--checkpoint", default=None, help="LIA checkpoint: also report self-reenactment L1")
     p.add_argument("--recon-data", default=None, help="test videos for the reconstruction L1")
-    p.add_argument("--recon-max-videos", type=int, default=None)
+    p.add_argument("--recon-max-videos", type=int, default=None, help="only the first N videos of --recon-data")
     p.add_argument("--sheet-videos", type=int, default=4, help="videos per contact sheet (default 4)")
     p.add_argument("--sheet-frames", type=int, default=8, help="frames per contact-sheet row (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")

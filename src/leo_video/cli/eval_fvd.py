@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..utils.progress import progress_enabled
-from ._common import add_device_args
+from ._common import add_device_args, add_steps_arg
 
 PARENT = "eval"
 ORDER = 60
@@ -27,7 +27,7 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-batch", type=int, default=8, help="videos generated at once with --pipeline (default 8)")
     p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="--pipeline sampler (default: the pipeline's)")
-    p.add_argument("--steps", type=int, default=None, help="--pipeline denoising steps (default: the pipeline's)")
+    add_steps_arg(p, None, "--pipeline denoising steps, at least 1 (default: the pipeline's)")
     p.add_argument("--detector", default=None, metavar="PATH",
                    help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
     p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "On motion-code sequences (T, M): the Fréchet distance between windows of consecutive codes "
             "(flattened) of the real and generated sets, and the mean ||alpha_{i+1} - alpha_i|| of each set "
-            "with their ratio (1 is ideal). CODES is a motion-code store folder (leo-video encode) or a "
+            "with their ratio (1 is ideal). CODES is a motion-code store folder (leo-video encode-motion) or a "
             ".safetensors / .pt file of (N, T, M) or (T, M) tensors. Prints one JSON line."
         ),
     )

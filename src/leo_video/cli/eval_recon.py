@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ._common import add_device_args
+from ._common import add_animator_arg, add_device_args
 
 PARENT = "eval"
 ORDER = 64
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "repeated) on the same frames: an animator that ignores its driver scores that. Prints one JSON line."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    add_animator_arg(p)
     p.add_argument("--data", required=True,
                    help="folder of test videos (DATASET/test; a dataset with train/test folders means its test split)")
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos")
@@ -33,14 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = None, frames: int | None = None,
+def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
                          progress: bool = True) -> dict[str, Any]:
     """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
     "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated).
 
     ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
-    ``test`` split. ``per_video`` maps each video's path to its L1.
+    ``test`` split. ``per_video`` maps each video's path to its L1. ``checkpoint``: a LIA checkpoint,
+    exported folder or LEO pipeline folder; None is the embedded demo model.
     """
     from pathlib import Path
 
@@ -52,6 +53,7 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
     from ..metrics.evaluate import list_videos
     from ..metrics.recon import self_reenactment_errors
     from ..models.loading import load_lia
+    from ..pipelines.leo import animator_path
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import progress as progress_bar
 
@@ -60,7 +62,7 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
             raise InputError(f"{option} {value}: must be at least 1")
     folder = split_folder(Path(data), "test")  # DATASET/test when given a dataset with split folders
     paths = list_videos(folder, "--data")[:max_videos]
-    animator = load_lia(checkpoint, device=resolve_device(device))
+    animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
     per_video, still_per_video, total = {}, {}, 0
     with progress_bar(len(paths), "eval recon", unit="video") as bar:
         for path in paths:
@@ -78,5 +80,7 @@ def reconstruction_error(checkpoint: str, data: str, max_videos: int | None = No
 def run(args: argparse.Namespace) -> int:
     result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
                                   args.device, args.dtype)
-    print(json.dumps({"metric": "recon_l1", "checkpoint": args.checkpoint, **result}))
+    from ..pipelines.leo import animator_path
+
+    print(json.dumps({"metric": "recon_l1", "checkpoint": str(animator_path(args.checkpoint)), **result}))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, add_overwrite_arg
+from ._common import add_animator_arg, add_device_args, add_overwrite_arg, int_at_least
 
 ORDER = 22
 
@@ -18,13 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rendered for each chosen direction k. Writes OUT/direction_KK.mp4 and OUT/contact_sheet.png."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    add_animator_arg(p)
     p.add_argument("--source", required=True, help="source image")
     p.add_argument("--direction", default="all", help="direction index K (0-based) or 'all' (default)")
     p.add_argument("--range", nargs=2, type=float, default=(-3.0, 3.0), metavar=("LOW", "HIGH"),
                    help="range of the magnitude v (default -3 3)")
-    p.add_argument("--steps", type=int, default=16, help="frames per direction (default 16)")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--steps", type=int_at_least(2), default=16, help="frames per direction, at least 2 (default 16)")
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of the videos (default 8)")
     p.add_argument("--out", required=True, help="output folder")
     add_device_args(p, dtype=False)
     add_overwrite_arg(p)
@@ -40,15 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from ..media.grid import save_contact_sheet
     from ..media.image import load_image
     from ..media.video import VideoWriter
-    from ..models.loading import load_lia
     from ..pipelines.animate import manipulation_codes
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device
+    from ._common import load_animator
 
-    if args.steps < 2:
-        raise InputError(f"--steps {args.steps}: must be at least 2")
     device = resolve_device(args.device)
-    animator = load_lia(args.checkpoint, device=device)
+    animator = load_animator(args.checkpoint, device)
     num_directions = animator.config.motion_dim
     directions = _parse_directions(args.direction, num_directions)
     out = Path(args.out)

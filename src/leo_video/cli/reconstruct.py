@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args, add_overwrite_arg, progress
+from ._common import add_animator_arg, add_device_args, add_overwrite_arg, progress
 
 ORDER = 21
 
@@ -20,11 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "an L1 above still_l1 means the animator does worse than not moving."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    add_animator_arg(p)
     p.add_argument("--video", required=True, help="video or frame folder")
     p.add_argument("--out", default=None, help="optional output video: original | reconstruction")
-    p.add_argument("--batch-frames", type=int, default=16)
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (default: all)")
     add_device_args(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)
@@ -40,13 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from ..media.grid import make_grid
     from ..media.video import VideoReader, VideoWriter
     from ..metrics.recon import iter_self_reenactment
-    from ..models.loading import load_lia
-    from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device, resolve_dtype
+    from ._common import check_video_output, load_animator, model_name
 
-    out = check_output_path(args.out, args.overwrite) if args.out else None
+    out = check_video_output(args.out, args.overwrite) if args.out else None
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    animator = load_lia(args.checkpoint, device=device)
+    animator = load_animator(args.checkpoint, device)
     reader = VideoReader(args.video)
     total = len(reader) if args.max_frames is None else min(len(reader), args.max_frames)
     abs_error, still_error, count, source = 0.0, 0.0, 0, None
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     with writer as sink, progress(total, "reconstruct") as bar:
         for result, target in iter_self_reenactment(animator, reader, total, args.batch_frames, dtype):
             if not torch.isfinite(result).all():
-                raise NumericalError(f"{args.checkpoint}: rendered frames contain NaN or inf (check the weights)")
+                raise NumericalError(f"{model_name(args.checkpoint)}: rendered frames contain NaN or inf (check the weights)")
             source = target[:1] if source is None else source  # the first frame: the still baseline
             abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
             still_error += ((source - target).abs() / 2).sum().item()

@@ -164,7 +164,7 @@ class LEOPipeline:
             raise InputError(f"unconditional generation needs a start-code prior and a cDDPM; this pipeline has no {absent}"
                              " (give a start image instead)")
         alpha1 = self.prior.sample(num_videos, self.defaults.sampler, self.defaults.steps, generator)  # (B, M)
-        x1 = self.cddpm.sample(alpha1, self.defaults.sampler, cddpm_steps or self.defaults.cddpm_steps,
+        x1 = self.cddpm.sample(alpha1, self.defaults.sampler, self.defaults.cddpm_steps if cddpm_steps is None else cddpm_steps,
                                generator=generator)  # (B, 3, s, s)
         if x1.shape[-1] != self.size:
             x1 = F.interpolate(x1, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
@@ -180,7 +180,11 @@ class LEOPipeline:
         motion: optional code sequence (T, M) to use instead of sampling (the same movement on
         another person); rendered relative to its own first code.
         """
-        sampler, steps = sampler or self.defaults.sampler, steps or self.defaults.steps
+        sampler = sampler or self.defaults.sampler
+        steps = self.defaults.steps if steps is None else steps  # 0 is refused, never read as "the default"
+        for name, value in (("steps", steps), ("cddpm_steps", cddpm_steps)):
+            if value is not None and value < 1:
+                raise InputError(f"{name} {value}: must be at least 1")
         x1, alpha1 = self.start(image, num_videos, generator, cddpm_steps)  # (B, 3, S, S), (B, M)
         appearances = [self._appearance(x1[b : b + 1]) for b in range(len(x1))]
         if motion is not None:
@@ -225,11 +229,22 @@ def _with_parameter_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.
     return copied
 
 
+def animator_path(path: str | os.PathLike | None) -> Path:
+    """Where an animator is: a LEO pipeline folder's ``animator/`` (a folder with ``pipeline.json``),
+    ``path`` itself otherwise (a LIA checkpoint or exported folder); None: the embedded demo model's."""
+    if path is None:
+        from .demo import demo_pipeline_dir
+
+        path = demo_pipeline_dir()
+    path = Path(path)
+    return path / "animator" if (path / "pipeline.json").is_file() else path
+
+
 def load_component(name: str, path: str | os.PathLike) -> torch.nn.Module:
-    """Load one pipeline component from its folder (or, for the animator, any LIA checkpoint)."""
+    """Load one pipeline component from its folder (or, for the animator, any LIA checkpoint or pipeline)."""
     path = Path(path)
     if name == "animator":
-        return load_lia(path)
+        return load_lia(animator_path(path))
     cls = COMPONENTS[name]
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: not an exported {cls.__name__} folder (no config.json)")

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import LeoError
 from . import handlers
 from .handlers import AppContext
-from .validation import UploadLimits
+from .validation import UploadLimits, check_image, check_video
 
 TITLE = "LEO: latent image animator + latent motion diffusion"
 MODEL_QUEUE = "model"
@@ -46,6 +46,29 @@ def shown_in_page(fn: Callable) -> Callable:
     return wrapper
 
 
+def checked_upload(component: gr.Image | gr.Video, check: Callable[[str], object]) -> gr.Image | gr.Video:
+    """Run ``check(path)`` on every upload before the component's own preprocessing; returns ``component``.
+
+    Gradio's preprocessing opens images with PIL and would show a zero-byte or corrupt upload as a raw
+    "Could not preprocess input component ..." error with temp paths; ``check`` raises a
+    :class:`LeoError` instead, shown in the page as our one-line message. (The instance's ``preprocess``
+    is wrapped: a subclass of a Gradio component makes Gradio write a ``.pyi`` stub beside our module.)
+    """
+    preprocess = component.preprocess
+
+    @functools.wraps(preprocess)
+    def checked(payload):
+        if payload is not None:
+            try:
+                check(payload.path)
+            except LeoError as exc:
+                raise gr.Error(str(exc), print_exception=False) from exc
+        return preprocess(payload)
+
+    component.preprocess = checked
+    return component
+
+
 def build_ui(ctx: AppContext, max_queue: int = 16) -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` (queue configured; not launched)."""
     gradio_uploads = Path(gr.utils.get_upload_folder())
@@ -68,12 +91,14 @@ def build_ui(ctx: AppContext, max_queue: int = 16) -> gr.Blocks:
     return app
 
 
-def _image_input(label: str, elem_id: str) -> gr.Image:
-    return gr.Image(label=label, type="filepath", sources=["upload"], format="png", height=256, elem_id=elem_id)
+def _image_input(ctx: AppContext, label: str, elem_id: str) -> gr.Image:
+    image = gr.Image(label=label, type="filepath", sources=["upload"], format="png", height=256, elem_id=elem_id)
+    return checked_upload(image, lambda path: check_image(path, label, ctx.limits, ctx.roots))
 
 
-def _video_input(label: str, elem_id: str) -> gr.Video:
-    return gr.Video(label=label, sources=["upload"], height=256, elem_id=elem_id)
+def _video_input(ctx: AppContext, label: str, elem_id: str) -> gr.Video:
+    video = gr.Video(label=label, sources=["upload"], height=256, elem_id=elem_id)
+    return checked_upload(video, lambda path: check_video(path, label, ctx.limits, ctx.roots))
 
 
 def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
@@ -86,7 +111,7 @@ def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
                 f"Another seed on the same image gives another motion.{hint}")
     with gr.Row():
         with gr.Column():
-            image = _image_input("start image", "generate-image")
+            image = _image_input(ctx, "start image", "generate-image")
             gr.Examples([[str(p)] for p in examples.stills], inputs=[image], label="pick a start image")
             frames = gr.Slider(1, limits.max_generate_frames, value=limits.default_generate_frames, step=1,
                                label="frames")
@@ -113,7 +138,8 @@ def _animate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("LIA motion transfer: the driving video's motion on the source image "
                 "(output: source | driving | result).")
     with gr.Row():
-        inputs = [_image_input("source image", "animate-source"), _video_input("driving video", "animate-driving")]
+        inputs = [_image_input(ctx, "source image", "animate-source"),
+                  _video_input(ctx, "driving video", "animate-driving")]
     _transfer_run(ctx, handlers.animate, inputs, examples.animate, "Animate", "source | driving | result")
 
 
@@ -121,7 +147,7 @@ def _edit_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     gr.Markdown("Edit a video by editing its first frame: the original motion is re-rendered on the edited "
                 "frame (output: edited first frame | original | edited video).")
     with gr.Row():
-        inputs = [_video_input("video", "edit-video"), _image_input("edited first frame", "edit-first-frame")]
+        inputs = [_video_input(ctx, "video", "edit-video"), _image_input(ctx, "edited first frame", "edit-first-frame")]
     _transfer_run(ctx, handlers.edit, inputs, examples.edit, "Edit", "edited first frame | original | edited")
 
 
@@ -145,7 +171,7 @@ def _motion_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     M, bound = ctx.models.motion_dim, handlers.MOTION_RANGE
     with gr.Row():
         with gr.Column():
-            source = _image_input("source image", "motion-source")
+            source = _image_input(ctx, "source image", "motion-source")
             gr.Examples([[str(p)] for p in examples.stills], inputs=[source], label="pick a source image")
             reset = gr.Button("Reset sliders")
         frame = gr.Image(label="moved source", interactive=False, type="numpy", format="png", height=256,
