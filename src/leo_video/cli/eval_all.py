@@ -79,7 +79,8 @@ def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any
         {"name": f"KVD ({setup.protocol.name})", "key": "kvd", **mean_std([r["kvd"] for r in runs]),
          "samples": samples, "num_real": num_real, "num_fake": num_fake, "note": "unbiased MMD², not x1000"},
     ]
-    info = {"detector": setup.detector_path, "detector_sha256": setup.detector_sha256,
+    info = {"detector": setup.detector_info.name, "detector_path": setup.detector_info.path,
+            "detector_sha256": setup.detector_info.sha256,
             "num_real_videos": runs[0]["num_real_videos"], "real_eligible_videos": runs[0]["real_eligible_videos"],
             **counts}
     return entries, setup.protocol, info
@@ -201,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
         "leo_video_version": __version__,
         "inputs": {"real": f"{args.real} ({info['num_real_videos']} videos, {info['real_eligible_videos']} long enough)",
                    "generated": f"{args.fake} ({info['num_fake_videos']} videos)",
-                   "detector": f"{info['detector']} (sha256 {info['detector_sha256']}, call {I3D_KWARGS})"},
+                   "detector": f"{info['detector']} ({info['detector_path']}, sha256 {info['detector_sha256']}, "
+                               f"call {I3D_KWARGS})"},
         "protocol": {**protocol.to_dict(), "hash": protocol_hash(protocol), "runs": args.runs},
         "metrics": metrics,
         "details": {"motion": motion, **info},

