@@ -20,10 +20,16 @@ ORDER = 60
 def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     """Options of every I3D-based command (fvd, kvd, all)."""
     p.add_argument("--real", required=True, metavar="DIR", help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
+    p.add_argument("--real-split", choices=("train", "test"), default="train",
+                   help="when --real has train/ and test/ folders, the split to measure (default train, as StyleGAN-V "
+                        "and the published tables)")
     fake = p.add_mutually_exclusive_group(required=True)
     fake.add_argument("--fake", metavar="DIR", help="folder of generated videos")
     fake.add_argument("--pipeline", metavar="PIPE", help="generate the fake videos now with this LEO pipeline "
-                      "(unconditional: needs its prior and cDDPM)")
+                      "(unconditional: needs its prior and cDDPM; see --condition)")
+    p.add_argument("--condition", choices=("none", "first-frame"), default="none",
+                   help="with --pipeline: first-frame = conditional FVD, each video generated from the first frame "
+                        "of a real clip and compared with those clips (default none: unconditional)")
     p.add_argument("--gen-batch", type=int, default=8, help="videos generated at once with --pipeline (default 8)")
     p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="--pipeline sampler (default: the pipeline's)")
@@ -63,6 +69,8 @@ class VideoDistanceSetup:
 
     detector: Any
     detector_info: Any  # DetectorInfo: name, weights path, sha256
+    real_dir: Any  # Path: --real, or its --real-split folder
+    real_split: str  # "train", "test", or "as given" (a folder without split folders)
     protocol: Any  # FVDProtocol
     batch_size: int
     cache_dir: str | None
@@ -82,14 +90,31 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise InputError(f"--{option.replace('_', '-')} {value}: must be at least 1")
-    list_videos(args.real, "--real")  # bad folders fail before any work
+    real_dir, real_split = real_folder(args.real, args.real_split)
+    list_videos(real_dir, "--real")  # bad folders fail before any work
+    if args.condition != "none" and not args.pipeline:
+        raise InputError(f"--condition {args.condition}: needs --pipeline (videos of --fake are already made)")
     if args.fake:
         list_videos(args.fake, "--fake")
     info = resolve_detector(args.detector)
     protocol = make_protocol(args.protocol, num_videos=args.num_videos, num_frames=args.frames,
                              seed=args.seed, resolution=args.resolution, detector=info.name)
     detector = load_i3d(info, device=str(resolve_device(args.device)))
-    return VideoDistanceSetup(detector, info, protocol, args.batch_size, args.cache_dir, progress_enabled())
+    return VideoDistanceSetup(detector, info, real_dir, real_split, protocol, args.batch_size, args.cache_dir,
+                              progress_enabled())
+
+
+def real_folder(real: str, split: str) -> tuple[Any, str]:
+    """The folder the real clips come from and its split: ``real/split`` when ``real`` has split folders."""
+    from pathlib import Path
+
+    from ..data.video_dataset import SPLITS, split_folder
+
+    root = Path(real)
+    chosen = split_folder(root, split)
+    if chosen != root:
+        return chosen, split
+    return root, root.name if root.name in SPLITS else "as given"
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -101,37 +126,37 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
     from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
 
     if getattr(args, "pipeline", None):
-        videos = pipeline_videos(args, setup.protocol)
+        condition = getattr(args, "condition", "none")
+        videos = pipeline_videos(args, setup, args.pipeline, condition)
         feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
                                         what=f"--pipeline {args.pipeline}")
-        return feats, {"num_fake_videos": len(feats), "fake_source": f"pipeline {args.pipeline}"}
+        return feats, {"num_fake_videos": len(feats), "fake_source": f"pipeline {args.pipeline}", "condition": condition}
     videos = generated_clips_from_folder(args.fake, setup.protocol)
     feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
                                     what=f"--fake {args.fake}")
     return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
 
 
-def pipeline_videos(args: argparse.Namespace, protocol: Any):
-    """Unconditional LEO samples, one float video (span, 3, S, S) in [-1, 1] at a time, seeded by --gen-seed.
+def pipeline_videos(args: argparse.Namespace, setup: VideoDistanceSetup, pipeline: str, condition: str):
+    """LEO samples of ``pipeline``, one float video (span, 3, S, S) in [-1, 1] at a time, seeded by --gen-seed:
+    unconditional, or (``condition="first-frame"``) each from the first frame of a real clip of the protocol.
 
     Videos come at the pipeline's size S; ``generated_clip_features`` applies ``--resolution`` as for real clips.
     """
     import torch
 
     from ..errors import InputError
+    from ..metrics.generated import conditional_videos, unconditional_videos
     from ..pipelines.leo import LEOPipeline
     from ..utils.device import resolve_device
 
     if args.gen_batch < 1:
         raise InputError(f"--gen-batch {args.gen_batch}: must be at least 1")
-    pipe = LEOPipeline.from_pretrained(args.pipeline, device=resolve_device(args.device))
+    pipe = LEOPipeline.from_pretrained(pipeline, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.gen_seed)
-    made = 0
-    while made < protocol.num_videos:
-        count = min(args.gen_batch, protocol.num_videos - made)
-        batch = pipe(None, protocol.span, count, generator, args.sampler, args.steps).cpu()  # (B, T, 3, S, S)
-        yield from batch
-        made += count
+    if condition == "first-frame":
+        return conditional_videos(pipe, setup.real_dir, setup.protocol, args.gen_batch, generator, args.sampler, args.steps)
+    return unconditional_videos(pipe, setup.protocol, args.gen_batch, generator, args.sampler, args.steps)
 
 
 def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int,
@@ -142,7 +167,7 @@ def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake
     from ..metrics.evaluate import real_clip_features, video_distances
 
     protocol = dataclasses.replace(setup.protocol, seed=seed)
-    real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_info.sha256,
+    real = real_clip_features(setup.detector, setup.real_dir, protocol, setup.cache_dir, setup.detector_info.sha256,
                               setup.batch_size, setup.progress)
     result = video_distances(real.features, fake, protocol, which)
     result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
@@ -156,8 +181,8 @@ def compute(args: argparse.Namespace, metric: str) -> dict[str, Any]:
     fake, fake_counts = fake_features(setup, args)
     result = distances_for_seed(setup, args, fake, setup.protocol.seed, which=(metric,))
     info = setup.detector_info
-    return {"metric": metric, **result, **fake_counts, "detector": info.name, "detector_path": info.path,
-            "detector_sha256": info.sha256}
+    return {"metric": metric, **result, **fake_counts, "real_folder": str(setup.real_dir), "real_split": setup.real_split,
+            "detector": info.name, "detector_path": info.path, "detector_sha256": info.sha256}
 
 
 def run(args: argparse.Namespace) -> int:
