@@ -25,7 +25,8 @@ def bench_modules():
     threads, tf32 = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
     sys.path.insert(0, str(BENCH))
     try:
-        yield {name: importlib.import_module(name) for name in ("render", "generate", "train_throughput", "summarize")}
+        yield {name: importlib.import_module(name)
+               for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput")}
     finally:
         sys.path.remove(str(BENCH))
         torch.set_num_threads(threads)
@@ -54,6 +55,20 @@ def test_render_benchmark_cpu(bench_modules, out):
     assert section["decoder_flops"] > 0 and section["encoder_flops"] > 0
     assert section["render/fp32"]["mean_abs_diff_vs_fp32"] == 0.0
     assert 0 < section["render/bf16 weights + channels_last"]["mean_abs_diff_vs_fp32"] < 0.2  # bf16 rounding only
+
+
+def test_i3d_throughput_benchmark_cpu(bench_modules, out):
+    from leo_video.errors import MissingWeightsError
+    from leo_video.metrics.i3d_k400 import i3d_k400_weights_path
+
+    try:
+        i3d_k400_weights_path()
+    except MissingWeightsError as exc:
+        pytest.skip(str(exc))
+    bench_modules["i3d_throughput"].main([*TINY, "--out", str(out), "--clips", "1", "--batch", "1", "--frames", "9",
+                                          "--size", "32", "--dtypes", "fp32"])
+    text, data = _report(out, "i3d_throughput")
+    assert "| fp32 | 1 | 1 |" in text and data["rows"][0]["max_abs_delta"] == 0.0
 
 
 @pytest.mark.parametrize("name,extra", [("generate", []), ("generate_fast", ["--channels-last"])])

@@ -345,7 +345,8 @@ def test_eval_errors_are_one_line(folders, tmp_path, run_cli, monkeypatch):
     cases = [
         (["fvd", "--real", root / "real", "--fake", root / "fake", "--detector", tmp_path / "missing.pt"],
          str(tmp_path / "missing.pt")),
-        (["kvd", "--real", root / "real", "--fake", root / "fake"], "i3d_torchscript.pt"),
+        (["kvd", "--real", root / "real", "--fake", root / "fake", "--detector", tmp_path / "gone.pt"],
+         str(tmp_path / "gone.pt")),
         (["fvd", "--real", root / "empty", "--fake", root / "fake", "--detector", detector], str(root / "empty")),
         (["fvd", "--real", root / "real", "--fake", tmp_path / "nope", "--detector", detector], str(tmp_path / "nope")),
         (["fvd", "--real", root / "real", "--fake", root / "fake", "--detector", detector, "--frames", 17],

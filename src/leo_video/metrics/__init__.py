@@ -1,13 +1,15 @@
 """Evaluation metrics: FVD, KVD, ACD, reconstruction and motion statistics.
 
 * :mod:`.frechet` — :func:`frechet_distance`, :func:`kernel_distance` on feature sets ``(N, D)``.
-* :mod:`.i3d` — the StyleGAN-V TorchScript I3D detector and :func:`i3d_features`.
+* :mod:`.i3d` — choosing and loading the I3D detector, :func:`i3d_features`;
+  :mod:`.i3d_k400` — the Kinetics-400 I3D in PyTorch (the default); :mod:`.resize` — TF1 bilinear.
 * :mod:`.protocol` — the FVD protocol (clip sampling, presets, real-statistics cache).
 * :mod:`.acd` — average content distance (:mod:`.facenet`: the face-identity network);
   :mod:`.motion` — motion-code statistics;
   :mod:`.recon` — reconstruction L1 (with the still baseline);
   :mod:`.transfer` — ground-truth motion transfer on synthetic pairs, against still / wrong-identity baselines;
 * :mod:`.evaluate` — folders of videos / code files → the metrics above (what ``leo-video eval`` runs);
+  :mod:`.generated` — generated clips made on the fly (unconditional, conditional, reconstruction FVD);
   :mod:`.report` — ``report.json`` / ``report.md`` / PNG plots of ``eval all``.
 
 Names are imported lazily so that ``import leo_video.metrics`` does not import torch.
@@ -26,9 +28,16 @@ _EXPORTS: dict[str, str] = {
     "frechet_distance_from_stats": "frechet",
     "kernel_distance": "frechet",
     "polynomial_kernel": "frechet",
+    "I3D_DEFAULT": "i3d",
     "I3D_URL": "i3d",
     "I3D_FILENAME": "i3d",
-    "file_sha256": "i3d",
+    "DetectorInfo": "i3d",
+    "resolve_detector": "i3d",
+    "sha256_file": "i3d",
+    "InceptionI3d": "i3d_k400",
+    "load_i3d_k400": "i3d_k400",
+    "clip_at_resolution": "resize",
+    "tf1_resize_bilinear": "resize",
     "i3d_features": "i3d",
     "i3d_features_of_clips": "i3d",
     "load_i3d": "i3d",
@@ -70,6 +79,10 @@ _EXPORTS: dict[str, str] = {
     "list_videos": "evaluate",
     "load_code_sequences": "evaluate",
     "make_protocol": "evaluate",
+    "protocol_clip": "evaluate",
+    "conditional_videos": "generated",
+    "reconstructed_videos": "generated",
+    "unconditional_videos": "generated",
     "real_clip_features": "evaluate",
     "video_distances": "evaluate",
     "bar_plot": "report",

@@ -37,6 +37,7 @@ __all__ = [
     "list_videos",
     "load_code_sequences",
     "make_protocol",
+    "protocol_clip",
     "real_clip_features",
     "video_distances",
 ]
@@ -67,12 +68,13 @@ def make_protocol(
     subsample: int | None = None,
     seed: int | None = None,
     resolution: int | None = None,
+    detector: str | None = None,
 ) -> FVDProtocol:
     """A preset of :data:`PROTOCOLS` with the given fields replaced (None keeps the preset's value)."""
     if name not in PROTOCOLS:
         raise InputError(f"--protocol {name}: choose one of {', '.join(PROTOCOLS)}")
     changes = {"num_videos": num_videos, "num_frames": num_frames, "subsample": subsample,
-               "seed": seed, "resolution": resolution}
+               "seed": seed, "resolution": resolution, "detector": detector}
     return dataclasses.replace(PROTOCOLS[name], **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -85,6 +87,28 @@ class RealFeatures:
     num_eligible: int  # videos at least one clip span long
     cache_path: str | None = None
     from_cache: bool = False
+
+
+def protocol_clip(clip: Any, protocol: FVDProtocol) -> np.ndarray:
+    """Any clip as the detector gets it: uint8 ``(T, H, W, 3)``, at ``protocol.resolution`` if set.
+
+    A float clip ``(T, 3, H, W)`` in [-1, 1] (a pipeline's output) is quantised as if saved
+    (:func:`leo_video.media.image.to_uint8`). Real and generated clips both pass here, so they are
+    resized by the same code (:func:`leo_video.metrics.resize.clip_at_resolution`), and the detector
+    then brings both to 224x224 the same way.
+    """
+    import torch
+
+    if isinstance(clip, torch.Tensor) and clip.is_floating_point():
+        from ..media.image import to_uint8
+
+        clip = to_uint8(clip.cpu()).permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
+    clip = np.asarray(clip)
+    if protocol.resolution is None:
+        return clip
+    from .resize import clip_at_resolution
+
+    return clip_at_resolution(clip, protocol.resolution)  # (T, R, R, 3)
 
 
 def _same_shape(clips: Iterable[Any], what: str) -> Iterator[Any]:
@@ -122,7 +146,7 @@ def real_clip_features(
 
     root = Path(real_dir)
     paths = list_videos(root, "--real")
-    readers = [VideoReader(p, size=protocol.resolution) for p in paths]  # indexed (demuxed), not decoded
+    readers = [VideoReader(p) for p in paths]  # indexed (demuxed), not decoded; frames as stored
     lengths = [len(r) for r in readers]
     eligible = sum(length >= protocol.span for length in lengths)
     if eligible == 0:
@@ -131,6 +155,7 @@ def real_clip_features(
 
     def compute() -> np.ndarray:
         clips = iter_real_clips(readers, protocol.num_videos, protocol.num_frames, protocol.seed, protocol.subsample)
+        clips = (protocol_clip(clip, protocol) for clip in clips)
         return i3d_features_of_clips(detector, _same_shape(clips, f"--real {root}"), batch_size, num, progress)
 
     if cache_dir is None:
@@ -151,8 +176,8 @@ def _size_of(path: Path) -> int:
 class GeneratedClips:
     """The generated videos of a folder, as an iterable of uint8 videos ``(T, H, W, 3)``.
 
-    Each video gives the frames of its first clip only (``0, subsample, …``, ``num_frames`` of them, at
-    ``protocol.resolution``); after iteration ``skipped`` lists the videos shorter than a clip span.
+    Each video gives the frames of its first clip only (``0, subsample, …``, ``num_frames`` of them, as
+    stored: :func:`generated_clip_features` applies ``protocol.resolution``); after iteration ``skipped`` lists the videos shorter than a clip span.
     """
 
     paths: list[Path]
@@ -167,7 +192,7 @@ class GeneratedClips:
 
         p = self.protocol
         for path in self.paths:  # opened one at a time: only the videos actually measured are indexed
-            with VideoReader(path, size=p.resolution) as reader:
+            with VideoReader(path) as reader:
                 if len(reader) < p.span:
                     self.skipped.append(str(path))
                     continue
@@ -192,8 +217,8 @@ def generated_clip_features(
     ``videos`` is any iterable of generated videos: uint8 ``(T, H, W, 3)`` (files) or float
     ``(T, 3, H, W)`` in [-1, 1] (a pipeline's output, quantised as if saved; see
     :func:`leo_video.metrics.i3d.videos_to_i3d_input`). Each gives one clip, frames
-    ``0, subsample, …`` (``num_frames`` of them); videos already that short pass unchanged. With a
-    ``protocol.resolution`` a float video must already be that size (generate at the right size).
+    ``0, subsample, …`` (``num_frames`` of them); videos already that short pass unchanged. Each clip
+    then goes through :func:`protocol_clip`, as the real ones do.
     """
     from .i3d import i3d_features_of_clips
 
@@ -203,7 +228,8 @@ def generated_clip_features(
                 return
             if len(video) < protocol.span and len(video) != protocol.num_frames:
                 raise InputError(f"{what}: a generated video has {len(video)} frames, fewer than the {protocol.span} a clip spans")
-            yield video if len(video) == protocol.num_frames else video[0 : protocol.span : protocol.subsample]
+            clip = video if len(video) == protocol.num_frames else video[0 : protocol.span : protocol.subsample]
+            yield protocol_clip(clip, protocol)
 
     total = min(protocol.num_videos, len(videos)) if hasattr(videos, "__len__") else protocol.num_videos
     feats = i3d_features_of_clips(detector, _same_shape(clips(), what), batch_size, total, progress, allow_empty=True)

