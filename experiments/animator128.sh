@@ -14,6 +14,7 @@
 #
 #   REAL=runs/real128 bash experiments/animator128.sh          # ~9 minutes on one H100
 #   SMOKE=1 REAL=runs/real128 bash experiments/animator128.sh  # a few CPU steps of everything (wiring check)
+#   SHIPPED=src/leo_video/assets/demo_pipeline/animator ...      # also score the animator shipped before
 #
 # Outputs in OUTDIR (default $RUNS/out): results.jsonl (one JSON line per evaluation), logs.tar.gz (each run's
 # log, config and metrics.jsonl), demo_lia.tar (the demo animator's export), *.png contact sheets and
@@ -74,6 +75,11 @@ $LEO eval recon --checkpoint "$RUNS/real128/export" --data "$REAL" >> "$OUTDIR/r
 $LEO eval recon --checkpoint "$RUNS/demo64/export" --data "$RUNS/syn64" --max-videos $EVAL_VIDEOS >> "$OUTDIR/results.jsonl"
 $LEO eval transfer --checkpoint "$RUNS/demo64/export" --pairs $PAIRS --seed 9001 --frames 32 \
   --sheet "$OUTDIR/demo64_transfer.png" --overwrite >> "$OUTDIR/results.jsonl"
+
+if [[ -n "${SHIPPED:-}" ]]; then  # the animator shipped before, on the same held-out data (the "before")
+  $LEO eval recon --checkpoint "$SHIPPED" --data "$RUNS/syn64" --max-videos $EVAL_VIDEOS >> "$OUTDIR/results.jsonl"
+  $LEO eval transfer --checkpoint "$SHIPPED" --pairs $PAIRS --seed 9001 --frames 32 >> "$OUTDIR/results.jsonl"
+fi
 
 log "held-out real faces, side by side: original | reconstruction"
 first=$(find "$REAL/test" -maxdepth 1 -type f | sort | head -n 1)
