@@ -5,6 +5,7 @@
 #   bash scripts/train_demo.sh                 # one GPU, about 15 minutes on an H100
 #   bash scripts/train_demo.sh --install       # ... then copy the pipeline into src/leo_video/assets/
 #   SMOKE=1 bash scripts/train_demo.sh         # a few steps of everything on a CPU (checks the wiring)
+#   LIA=runs/x/export bash scripts/train_demo.sh  # stage 1 already trained (an exported animator): skip it
 #
 # The same recipe on a dataset of your own (a `leo-video prepare` folder with train/ and test/):
 #   DATA=runs/faces128 CONFIGS=configs/real_faces RUNS=runs/faces bash scripts/train_demo.sh
@@ -50,10 +51,15 @@ else
   log "dataset $DATA: $(ls "$DATA/train" | wc -l) training and $(ls "$DATA/test" | wc -l) held-out videos"
 fi
 
-log "stage 1: LIA"
-$LEO train lia --config "$CONFIGS/lia.yaml" --run-dir "$RUNS/lia" \
-  --set data.root="$DATA/train" ${LIA_SET[@]+"${LIA_SET[@]}"}
-$LEO export --checkpoint "$RUNS/lia" --out "$RUNS/lia-export" --ema --overwrite
+if [[ -n "${LIA:-}" ]]; then
+  log "stage 1: the exported animator $LIA"
+  rm -rf "$RUNS/lia-export" && cp -r "$LIA" "$RUNS/lia-export"
+else
+  log "stage 1: LIA"
+  $LEO train lia --config "$CONFIGS/lia.yaml" --run-dir "$RUNS/lia" \
+    --set data.root="$DATA/train" ${LIA_SET[@]+"${LIA_SET[@]}"}
+  $LEO export --checkpoint "$RUNS/lia" --out "$RUNS/lia-export" --ema --overwrite
+fi
 t_lia=$(date +%s)
 
 log "motion codes of every video (train + test)"

@@ -1,0 +1,85 @@
+"""Why an animator fails (issue 23, docs/TRAINING.md): numbers about the training pairs and about a trained animator.
+
+    python experiments/lia_diagnosis.py pairs --data runs/demo/data --size 64              # what training sees
+    python experiments/lia_diagnosis.py animator --checkpoint EXPORT --data runs/demo/data  # where the error is
+
+``pairs``: frame gaps of LIA training pairs (``VideoDataset(mode="pairs")``, as ``train lia`` draws them) and the
+L1 on [0, 1] between source and driving frame: what copying the source scores on training pairs, i.e. the
+loss the still-frame shortcut reaches without learning any motion.
+
+``animator``: on held-out videos, the self-reenactment L1 split into the *identity* error (frame 0 driven by
+itself: pure encode/decode blur) and the rest, next to the still baseline, and the motion code's spread
+(``train.lia.motion_spread``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+
+def pairs(args: argparse.Namespace) -> dict:
+    from leo_video.data.video_dataset import VideoDataset
+
+    dataset = VideoDataset(args.data, split="train", size=args.size, seed=0, repeats=args.samples)  # indexes only
+    gaps, l1 = [], []
+    for index in range(min(args.samples, len(dataset))):
+        item = dataset[index]
+        gaps.append(abs(int(item["frames"][1]) - int(item["frames"][0])))
+        l1.append(float((item["source"] - item["driving"]).abs().mean() / 2))
+    lengths = [len(r) for r in dataset.readers]
+    return {"data": args.data, "videos": len(lengths), "frames_per_video_median": float(np.median(lengths)),
+            "gap_median": float(np.median(gaps)), "gap_below_5_share": float(np.mean(np.array(gaps) < 5)),
+            "source_vs_driving_l1": float(np.mean(l1)), "pairs": len(gaps)}  # fmt: skip
+
+
+@torch.no_grad()
+def animator(args: argparse.Namespace) -> dict:
+    from leo_video.data.video_dataset import VideoDataset
+    from leo_video.media.video import VideoReader
+    from leo_video.metrics.evaluate import list_videos
+    from leo_video.metrics.recon import self_reenactment_errors
+    from leo_video.models.loading import load_lia
+    from leo_video.data.video_dataset import split_folder
+    from leo_video.train.lia import motion_spread, probe_clips
+    from pathlib import Path
+
+    model = load_lia(args.checkpoint, device="cpu")
+    size = model.config.size
+    rows = []
+    for path in list_videos(split_folder(Path(args.data), "test"))[: args.videos]:
+        with VideoReader(path) as reader:
+            errors = self_reenactment_errors(model, reader, args.frames)
+            first = torch.from_numpy(reader.read([0])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        first = torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
+        identity = float((model(first, first) - first).abs().mean() / 2)
+        rows.append({**errors, "identity_l1": identity})
+    test = VideoDataset(args.data, split="test", size=size)
+    spread = motion_spread(model, probe_clips(test, args.videos, 8))
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("l1", "still_l1", "identity_l1")}
+    return {"checkpoint": args.checkpoint, **mean, "l1_over_still": mean["l1"] / mean["still_l1"],
+            "motion_spread_test": spread, "videos": len(rows)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("pairs")
+    p.add_argument("--data", required=True)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--samples", type=int, default=400)
+    a = sub.add_parser("animator")
+    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--data", required=True)
+    a.add_argument("--videos", type=int, default=8)
+    a.add_argument("--frames", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(json.dumps(pairs(args) if args.what == "pairs" else animator(args)))
+
+
+if __name__ == "__main__":
+    main()
