@@ -238,7 +238,7 @@ def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last, mo
 
 
 def test_animate_options_and_leo_pipeline_apply_fast_paths(lia, images):
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
     from leo_video.media.image import to_uint8
     from leo_video.pipelines.animate import AnimateOptions, transfer_motion
     from leo_video.pipelines.leo import LEOPipeline
