@@ -13,12 +13,16 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+# the literal reference of LIA's ops lives with the tests (tests/reference/): importable as ``reference``
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -90,14 +94,11 @@ def count_flops(fn: Callable[[], object]) -> int:
     """Model FLOPs (2 x multiply-adds) of matmuls and convolutions in ``fn()`` (forward and any backward it
     runs). FIR filters count as the depthwise convolutions they are: their banded-matmul form on CUDA does
     more arithmetic (dense rows) for less time, which would inflate a utilisation figure."""
-    from unittest import mock
-
     from torch.utils.flop_counter import FlopCounterMode
 
-    from leo_video.models.stylegan2 import Blur, Upsample
+    from reference.lia_functional import literal_fir_forwards
 
-    with FlopCounterMode(display=False) as counter, mock.patch.object(Blur, "fast", False), \
-            mock.patch.object(Upsample, "fast", False):  # fmt: skip
+    with FlopCounterMode(display=False) as counter, literal_fir_forwards():
         fn()
     return counter.get_total_flops()
 

@@ -19,7 +19,7 @@ import time
 import _bench
 import torch
 
-from leo_video.diffusion.lmdm import MotionDiffusion
+from leo_video.diffusion.motion import MotionDiffusion
 from leo_video.models.lia import LatentImageAnimator
 from leo_video.pipelines.leo import LEOPipeline
 from leo_video.utils.device import autocast
@@ -33,7 +33,7 @@ def build_pipeline(args: argparse.Namespace, device: torch.device) -> LEOPipelin
     pipe = LEOPipeline(animator, lmdm).to(device)
     pipe.optimize_for_inference(compile=args.compile, channels_last=args.channels_last)
     if args.compile_lmdm:  # the sampler loop is launch-bound at small batches: CUDA graphs on GPUs
-        pipe.lmdm.unet.compile(mode="reduce-overhead" if device.type == "cuda" else None)
+        pipe.motion.unet.compile(mode="reduce-overhead" if device.type == "cuda" else None)
     return pipe
 
 
@@ -59,7 +59,7 @@ def bench(pipe: LEOPipeline, args: argparse.Namespace, device: torch.device, sam
     def sampling():
         alpha1 = torch.zeros(videos, pipe.animator.config.motion_dim, device=device)
         with torch.no_grad(), autocast(device, dtype):
-            return pipe.lmdm.generate_long(alpha1, args.frames, sampler=sampler, steps=steps, generator=gen())
+            return pipe.motion.generate_long(alpha1, args.frames, sampler=sampler, steps=steps, generator=gen())
 
     with autocast(device, dtype):  # warm-up: one chunk (cuDNN autotuning, compilation, allocator)
         pipe(image, num_frames=min(args.frames, args.sequence_length), num_videos=videos, generator=gen(),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import _bench
 import torch
+from reference.lia_functional import ReferenceGenerator
 
 from leo_video.models.lia import LatentImageAnimator
 from leo_video.utils.device import autocast
@@ -89,7 +90,7 @@ def transfer(model: LatentImageAnimator, variant: Variant, source: torch.Tensor,
     return run
 
 
-def per_frame_lia(model: LatentImageAnimator, source: torch.Tensor, driving: torch.Tensor):
+def per_frame_lia(model: LatentImageAnimator | ReferenceGenerator, source: torch.Tensor, driving: torch.Tensor):
     """LIA's demo: ``h_start`` once, then the whole generator per driving frame (source re-encoded)."""
 
     def run() -> torch.Tensor:
@@ -176,7 +177,7 @@ def start_size(base: LatentImageAnimator, args: argparse.Namespace, device: torc
 
 def official_row(base: LatentImageAnimator, run: SizeRun, frames: int, device: torch.device) -> None:
     """The LIA demo pattern on ``frames`` driving frames (fp32, LIA's literal ops)."""
-    lia = build(base, VARIANTS[0], device).use_reference_ops(True)
+    lia = ReferenceGenerator(build(base, VARIANTS[0], device))
     seconds = _bench.best_time(per_frame_lia(lia, run.source, run.driving[:frames]), device, 1)
     run.transfer_rows.append(["official LIA pattern (per frame, source re-encoded, fp32, LIA's ops)",
                               _bench.fmt(frames / seconds),

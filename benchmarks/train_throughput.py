@@ -219,7 +219,7 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
 
 
 def bench_lmdm(args: argparse.Namespace, device: torch.device) -> dict:
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion.from_preset(args.lmdm_preset, sequence_length=args.sequence_length)
     task = _single_model_task(model, "bf16", device)

@@ -232,7 +232,7 @@ def start_codes(test: list[torch.Tensor], k: int) -> torch.Tensor:
 
 def generate(c: AblationConfig, export: Path, alpha1: torch.Tensor, length: int) -> torch.Tensor:
     """Sequences ``(N, length, M)`` from a trained cLMDM, starting at ``alpha1 (N, M)`` (same seed for every model)."""
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion.from_pretrained(export).to(c.device).eval()
     generator = torch.Generator(c.device).manual_seed(c.seed)

@@ -55,15 +55,15 @@ def main() -> None:
     real = [store.codes(name).float() for name in store.names]  # each (T, M)
     alpha1 = torch.stack([codes[0] for codes in real]).to(device)  # (N, M)
     length = min(len(codes) for codes in real)
-    fake = pipe.lmdm.generate_long(alpha1, length, sampler="ddim", steps=args.steps, generator=generator).cpu()
+    fake = pipe.motion.generate_long(alpha1, length, sampler="ddim", steps=args.steps, generator=generator).cpu()
     rng = np.random.default_rng(0)
     shuffled = [codes[torch.from_numpy(rng.permutation(len(codes)))] for codes in real]
     still = [codes[:1].expand(len(codes), -1) for codes in real]
-    prior = pipe.prior.sample(len(real) * 8, "ddim", args.steps, generator).cpu() if pipe.prior else None
+    prior = pipe.start_code.sample(len(real) * 8, "ddim", args.steps, generator).cpu() if pipe.start_code else None
 
     report = {
         "pipeline": str(args.pipeline),
-        "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in pipe.components().items()},
+        "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in pipe.parts().items()},
         "held_out_videos": len(real),
         "recon_l1": recon_l1,
         "motion": motion_report(real, list(fake)),

@@ -174,7 +174,7 @@ M = 5
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """A tiny LIA (export folder and official .pt), a matching cLMDM, and checkpoints that are wrong."""
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
     from leo_video.media.image import save_image
     from leo_video.models.lia import LatentImageAnimator
 

@@ -61,8 +61,9 @@ def test_the_demo_model_ships_in_the_package_small_and_in_fp16():
     folder = demo_pipeline_dir()  # raises (fails) when the package lacks it
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total < 16 * 2**20, f"demo pipeline is {total / 2**20:.1f} MiB"
-    components = json.loads((folder / "pipeline.json").read_text())["components"]
-    assert sorted(components) == ["animator", "cddpm", "lmdm", "prior"]
+    index = json.loads((folder / "model_index.json").read_text())
+    assert sorted(name for name in index if not name.startswith("_") and name != "defaults") == [
+        "animator", "motion", "start_code", "start_frame"]
     weights = list(folder.rglob("*.safetensors"))
     assert len(weights) >= 4
     for path in weights:

@@ -18,7 +18,7 @@ import torch
 from reference.lia_functional import random_lia_state, seeded_images
 
 from leo_video.models.lia import LatentImageAnimator
-from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, same_layout, shared_to
+from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, same_layout, shared_to, warp
 from leo_video.utils.device import autocast
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -132,13 +132,15 @@ def test_render_and_encoders_trace_without_graph_breaks(lia, images, truth, fp32
 
 
 def test_inductor_compiled_decoder_block_matches_eager():
-    """One upsampling StyledConv + ToFlow (warp-and-inpaint on expanded features) through inductor."""
+    """One upsampling StyledConv + ToFlow + warp-and-inpaint on expanded features, through inductor."""
     torch._dynamo.reset()
     torch.manual_seed(0)
     conv, flow = StyledConv(8, 8, 3, 16, upsample=True).eval(), ToFlow(8, 16).eval()
 
     def block(x, latent, feature, skip):
-        return flow(conv(x, latent), latent, feature, skip)
+        h = conv(x, latent)
+        grid, mask, logits = flow(h, latent, skip)
+        return torch.lerp(h, warp(feature, grid, h), mask), logits
 
     x, latent, skip = torch.randn(2, 8, 8, 8), torch.randn(2, 16), torch.randn(2, 3, 8, 8)
     feature = torch.randn(1, 8, 16, 16).expand(2, -1, -1, -1)  # one source, two frames
@@ -238,7 +240,7 @@ def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last, mo
 
 
 def test_animate_options_and_leo_pipeline_apply_fast_paths(lia, images):
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
     from leo_video.media.image import to_uint8
     from leo_video.pipelines.animate import AnimateOptions, transfer_motion
     from leo_video.pipelines.leo import LEOPipeline

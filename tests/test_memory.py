@@ -53,7 +53,7 @@ print(json.dumps(peaks))
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """A tiny random LIA (64², M = 6, 4 channels) and cLMDM (L = 32), exported; a 64x64 source image."""
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
     from leo_video.media.image import save_image
     from leo_video.models.lia import LatentImageAnimator
 

@@ -204,7 +204,7 @@ def test_code_and_residual_stats(tmp_path):
     stats = code_normalization(tmp_path, clip_length=3, frame_stride=2, names=["a", "b"])
     assert set(stats) == {"code_mean", "code_std", "residual_std"}
     torch.testing.assert_close(stats["code_mean"], torch.cat([codes["a"], codes["b"]]).mean(0))
-    from leo_video.diffusion.lmdm import MotionDiffusion
+    from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion(motion_dim=M, unet_config=dict(block_channels=(8,), attention_levels=(False,),
                                                            layers_per_block=1, norm_groups=4))

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.motion import MotionDiffusion
+from leo_video.diffusion.start_code import StartCodePrior
 from leo_video.diffusion.start_frame import StartFrameDiffusion
 from leo_video.media.image import save_image
 from leo_video.media.video import VideoReader, probe_video, write_video
@@ -13,6 +14,7 @@ from leo_video.models.lia import LatentImageAnimator
 from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
 
 M = 6
+PARTS_NAMES = ("animator", "motion", "start_code", "start_frame")
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def parts(tmp_path_factory):
     modules = {
         "lia": LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16),
         "lmdm": MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8),
-        "prior": AlphaPrior.from_preset("tiny", motion_dim=M),
+        "prior": StartCodePrior.from_preset("tiny", motion_dim=M),
         "cddpm": StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M),
     }
     for name, module in modules.items():
@@ -41,9 +43,9 @@ def source_image(tmp_path_factory):
 def _pipe(parts, with_start_models=True):
     from leo_video.pipelines.leo import load_component
 
-    names = ["animator", "lmdm"] + (["prior", "cddpm"] if with_start_models else [])
-    folders = {"animator": "lia", "lmdm": "lmdm", "prior": "prior", "cddpm": "cddpm"}
-    defaults = GenerationDefaults(steps=3, cddpm_steps=3)  # few denoising steps: tests stay fast
+    names = ["animator", "motion"] + (["start_code", "start_frame"] if with_start_models else [])
+    folders = {"animator": "lia", "motion": "lmdm", "start_code": "prior", "start_frame": "cddpm"}
+    defaults = GenerationDefaults(steps=3, start_frame_steps=3)  # few denoising steps: tests stay fast
     return LEOPipeline(**{n: load_component(n, parts / folders[n]) for n in names}, defaults=defaults)
 
 
@@ -58,9 +60,82 @@ def test_unconditional_is_deterministic_and_survives_save_load(parts, tmp_path):
     assert not torch.equal(a, c)
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = LEOPipeline.from_pretrained(tmp_path / "pipe")
-    assert sorted(json.loads((tmp_path / "pipe" / "pipeline.json").read_text())["components"]) == [
-        "animator", "cddpm", "lmdm", "prior"]
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert {name: index[name][1] for name in pipe.parts()} == {
+        "animator": "LatentImageAnimator", "motion": "MotionDiffusion", "start_code": "StartCodePrior",
+        "start_frame": "StartFrameDiffusion"}
+    assert sorted(p.name for p in (tmp_path / "pipe").iterdir() if p.is_dir()) == sorted(pipe.parts())
     assert torch.equal(loaded(None, generator=torch.Generator().manual_seed(0), **kw), a)
+
+
+def _write_first_layout(pipe: LEOPipeline, folder) -> None:
+    """The layout written before model_index.json: pipeline.json, lmdm/ prior/ cddpm/, AlphaPrior class name."""
+    old = {"animator": "animator", "motion": "lmdm", "start_code": "prior", "start_frame": "cddpm"}
+    for name, module in pipe.parts().items():
+        module.save_pretrained(folder / old[name])
+    config = json.loads((folder / "prior" / "config.json").read_text())
+    (folder / "prior" / "config.json").write_text(json.dumps({**config, "_class_name": "AlphaPrior"}))
+    defaults = {"sampler": "ddim", "steps": 3, "cddpm_steps": 2, "fps": 12.0}
+    meta = {"format": "leo-pipeline", "version": 1, "components": sorted(old.values()), "defaults": defaults}
+    (folder / "pipeline.json").write_text(json.dumps(meta))
+
+
+def test_pipelines_of_the_first_layout_still_load_with_a_note(parts, tmp_path, caplog):
+    pipe = _pipe(parts)
+    _write_first_layout(pipe, tmp_path / "old")
+    with caplog.at_level("WARNING", logger="leo_video.pipelines.leo"):
+        loaded = LEOPipeline.from_pretrained(tmp_path / "old")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'old'}: a pipeline of the first layout (pipeline.json); save_pretrained writes the current one"]
+    assert loaded.defaults == GenerationDefaults(sampler="ddim", steps=3, start_frame_steps=2, fps=12.0)
+    for name, module in pipe.parts().items():
+        saved, restored = module.state_dict(), loaded.parts()[name].state_dict()
+        assert saved.keys() == restored.keys() and all(torch.equal(saved[k], restored[k]) for k in saved), name
+    loaded.save_pretrained(tmp_path / "new")  # converting: the current layout, the same weights
+    again = LEOPipeline.from_pretrained(tmp_path / "new")
+    assert again.defaults == loaded.defaults
+    assert torch.equal(again.start_code.mlp.proj_in.weight, pipe.start_code.mlp.proj_in.weight)
+
+
+def test_pipeline_moves_and_casts_like_a_diffusers_pipeline(parts, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe = _pipe(parts)
+    assert isinstance(pipe, DiffusionPipeline) and set(pipe.components) == set(PARTS_NAMES)
+    pipe.save_pretrained(tmp_path / "pipe", weights_dtype=torch.float16)
+    half = LEOPipeline.from_pretrained(tmp_path / "pipe", torch_dtype=torch.float16)
+    assert half.dtype == torch.float16 and {p.dtype for m in half.parts().values() for p in m.parameters()} == {
+        torch.float16}
+    full = LEOPipeline.from_pretrained(tmp_path / "pipe")  # fp16 on disk, float32 by default
+    assert full.to(torch.float64).dtype == torch.float64 and full.motion.code_std.dtype == torch.float64
+    assert full.to("cpu").device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    (["os", "system"], "motion must be leo_video.diffusion.motion.MotionDiffusion"),
+    (None, "motion must be"),
+])
+def test_model_index_naming_another_class_is_refused_before_importing_it(parts, tmp_path, entry, problem):
+    from leo_video.errors import CheckpointError
+
+    _pipe(parts, with_start_models=False).save_pretrained(tmp_path / "pipe")
+    index_path = tmp_path / "pipe" / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps({**index, "motion": entry}))
+    with pytest.raises(CheckpointError, match=problem):
+        LEOPipeline.from_pretrained(tmp_path / "pipe")
+
+
+def test_a_part_folder_holding_another_class_is_refused(parts, tmp_path):
+    from leo_video.errors import CheckpointError
+
+    _pipe(parts).save_pretrained(tmp_path / "pipe")
+    for name in ("start_code", "start_frame"):  # swap two parts' folders
+        (tmp_path / "pipe" / name).rename(tmp_path / "pipe" / f"{name}.x")
+    (tmp_path / "pipe" / "start_code.x").rename(tmp_path / "pipe" / "start_frame")
+    (tmp_path / "pipe" / "start_frame.x").rename(tmp_path / "pipe" / "start_code")
+    with pytest.raises(CheckpointError, match="holds a StartFrameDiffusion, expected StartCodePrior for --prior"):
+        LEOPipeline.from_pretrained(tmp_path / "pipe")
 
 
 def test_conditional_first_frame_is_the_source_rendered(parts):
@@ -95,7 +170,7 @@ def test_same_motion_on_two_sources_uses_the_same_codes(parts):
 def test_unconditional_without_cddpm_says_so(parts):
     from leo_video.errors import InputError
 
-    with pytest.raises(InputError, match="cddpm"):
+    with pytest.raises(InputError, match=r"no start_code \(--prior\) and start_frame \(--cddpm\)"):
         _pipe(parts, with_start_models=False)(None, num_frames=4)
 
 

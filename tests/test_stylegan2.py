@@ -29,16 +29,23 @@ from leo_video.models.stylegan2 import (
     fir_matrix,
     identity_grid,
     make_fir_kernel,
-    upfirdn2d,
     per_source,
     warp,
 )
+from reference.lia_functional import fir
+from reference.lia_functional import to_flow as reference_to_flow
+from reference.lia_functional import to_rgb as reference_to_rgb
 
 G = torch.Generator().manual_seed(0)
 
 
 def randn(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=G, dtype=torch.float64)
+
+
+def upfirdn2d(x, k, up=1, down=1, pad=(0, 0)):
+    """The reference upfirdn (tests/reference) in the (pad0, pad1) pair spelling."""
+    return fir(x, k, up=up, pad0=pad[0], pad1=pad[1], down=down)
 
 
 def scipy_upfirdn(x: np.ndarray, k: np.ndarray, up: int, pad0: int, pad1: int) -> np.ndarray:
@@ -71,9 +78,7 @@ def test_blur_and_upsample_fast_paths_equal_upfirdn():
     taps = (1.0, 2.0, 5.0, 3.0)
     up = Upsample(taps).double()
     fast = up(x)
-    up.fast = False
-    assert fast.shape == (2, 3, 16, 16) and torch.allclose(fast, up(x), atol=1e-14)
-    assert torch.allclose(fast, upfirdn2d(x, up.kernel, up=2, pad=(2, 1)), atol=1e-14)
+    assert fast.shape == (2, 3, 16, 16) and torch.allclose(fast, upfirdn2d(x, up.kernel, up=2, pad=(2, 1)), atol=1e-14)
     blur = Blur(padding=2, taps=taps).double()
     assert blur(x).shape == (2, 3, 9, 9)
     assert torch.allclose(blur(x), upfirdn2d(x, blur.kernel, pad=(2, 2)), atol=1e-14)
@@ -192,17 +197,15 @@ def _literal_modconv(layer: ModulatedConv2d, x: torch.Tensor, latent: torch.Tens
 
 
 @pytest.mark.parametrize("demodulate,upsample,k", [(True, False, 3), (True, True, 3), (False, False, 1)])
-def test_modulated_conv_fast_and_grouped_match_formula(demodulate, upsample, k):
+def test_modulated_conv_matches_formula(demodulate, upsample, k):
     layer = ModulatedConv2d(6, 5, k, style_dim=7, demodulate=demodulate, upsample=upsample).double()
     with torch.no_grad():
         layer.modulation.bias.add_(randn(6))
     x, latent = randn(3, 6, 4, 4), randn(3, 7)
     expected = _literal_modconv(layer, x, latent)
     fast = layer(x, latent)
-    layer.fast = False
-    grouped = layer(x, latent)
     assert fast.shape == ((3, 5, 8, 8) if upsample else (3, 5, 4, 4))
-    assert torch.allclose(fast, expected, atol=1e-12) and torch.allclose(grouped, expected, atol=1e-12)
+    assert torch.allclose(fast, expected, atol=1e-12)
     if demodulate and not upsample:  # batch-shared weight: sample b does not depend on others
         assert torch.allclose(layer(x[1:2], latent[1:2]), expected[1:2], atol=1e-12)
 
@@ -219,29 +222,27 @@ def test_noise_injection_is_identity_without_noise():
     assert styled(x, torch.randn(1, 5)).shape == (1, 4, 6, 6)
 
 
-def test_to_rgb_leaky_relu_before_output_bias():
-    head = ToRGB(4).double()
-    assert list(head.state_dict()) == ["bias", "upsample.kernel", "conv.0.weight", "conv.1.bias"]
-    with torch.no_grad():
-        head.bias.fill_(-5.0)
-    x, skip = randn(2, 4, 8, 8), randn(2, 3, 4, 4)
-    conv = F.conv2d(x, head.conv[0].weight / 2.0)
-    expected = biased_leaky_relu(conv, head.conv[1].bias) - 5.0 + upfirdn2d(skip, head.upsample.kernel, up=2, pad=(2, 1))
-    assert torch.allclose(head(x, skip), expected, atol=1e-13)
-    assert list(ToRGB(4, upsample=False).state_dict()) == ["bias", "conv.0.weight", "conv.1.bias"]
+def _as_decoder_state(prefix: str, head: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A head's state dict under its LIA key (the reference reads LIA's state-dict layout)."""
+    return {prefix + key: value for key, value in head.state_dict().items()}
 
 
 @pytest.mark.parametrize("shared", [False, True])
-def test_to_rgb_from_warp_equals_warping_then_projecting(shared):
-    """conv1x1(grid_sample(F) * mask) = grid_sample(conv1x1(F)) * mask: the fast decoder's RGB head."""
+def test_to_rgb_on_warped_features_matches_lia(shared):
+    """conv1x1(grid_sample(F) * mask) = grid_sample(conv1x1(F)) * mask: the head on the projected source
+    features against LIA's literal order (warp C channels, then the head; leaky ReLU before the output bias)."""
     head = ToRGB(4).double()
+    assert list(head.state_dict()) == ["bias", "upsample.kernel", "conv.0.weight", "conv.1.bias"]
+    assert list(ToRGB(4, upsample=False).state_dict()) == ["bias", "conv.0.weight", "conv.1.bias"]
     with torch.no_grad():
-        head.bias.fill_(0.3)
+        head.bias.fill_(-5.0)
+        head.conv[1].bias.copy_(randn(1, 3, 1, 1))
     feature = randn(1, 4, 8, 8).expand(3, -1, -1, -1) if shared else randn(3, 4, 8, 8)
     grid = identity_grid(8, torch.float64, feature.device) + 0.3 * randn(3, 8, 8, 2)  # some samples fall outside
     mask, skip = torch.sigmoid(randn(3, 1, 8, 8)), randn(3, 3, 4, 4)
-    expected = head(warp(feature, grid, feature) * mask, skip)
-    assert torch.allclose(head.from_warp(feature, grid, mask, skip), expected, atol=1e-12)
+    warped = F.grid_sample(feature, grid, align_corners=False) * mask
+    expected = reference_to_rgb(_as_decoder_state("dec.to_rgbs.0.", head), 0, warped, skip)
+    assert torch.allclose(head(feature, grid, mask, skip), expected, atol=1e-12)
 
 
 def test_per_source_computes_a_broadcast_batch_once():
@@ -269,19 +270,17 @@ def test_identity_grid_layout_and_cache():
     assert torch.equal(g7, g7.float().double())
 
 
-def test_to_flow_warp_and_inpaint():
+def test_to_flow_matches_lia():
     flow = ToFlow(4, style_dim=6).double()
     assert list(flow.state_dict()) == ["bias", "upsample.kernel", "conv.weight", "conv.modulation.weight",
                                        "conv.modulation.bias"]
     x, latent, feat, skip = randn(2, 4, 8, 8), randn(2, 6), randn(2, 4, 8, 8), randn(2, 3, 4, 4)
-    warped, out, logits = flow(x, latent, feat, skip)
-    o = _literal_modconv(flow.conv, x, latent) + flow.bias + upfirdn2d(skip, flow.upsample.kernel, up=2, pad=(2, 1))
-    grid = identity_grid(8, torch.float64, x.device) + torch.tanh(o[:, :2]).permute(0, 2, 3, 1)
-    mask = torch.sigmoid(o[:, 2:3])
-    expected = F.grid_sample(feat, grid, align_corners=False) * mask
+    grid, mask, logits = flow(x, latent, skip)
+    sd = _as_decoder_state("dec.to_flows.0.", flow)
+    warped, inpainted, o = reference_to_flow(sd, 0, x, latent, feat, skip)
     assert torch.allclose(logits, o, atol=1e-12)
-    assert torch.allclose(warped, expected, atol=1e-12)
-    assert torch.allclose(out, expected + x * (1 - mask), atol=1e-12)
+    assert torch.allclose(warp(feat, grid, feat) * mask, warped, atol=1e-12)
+    assert torch.allclose(torch.lerp(x, warp(feat, grid, x), mask), inpainted, atol=1e-12)  # the decoder's inpainting
 
 
 def test_blocks_follow_input_dtype():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from leo_video.data.motion_codes import MotionCodeStore, MotionCodeWriter, code_normalization, select_split
-from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.motion import MotionDiffusion
+from leo_video.diffusion.start_code import StartCodePrior
 
 M, T, L = 4, 24, 8
 NUM_TRAIN, NUM_TEST = 10, 2
@@ -122,7 +123,7 @@ def test_train_alpha_prior(store, tmp_path, run_cli):
     assert "step/s" not in err  # LEO_PROGRESS=0 (set by conftest) hides the training progress bar
     losses = logged_losses(run)
     assert sum(losses[-5:]) < sum(losses[:5]), losses
-    prior = AlphaPrior.from_pretrained(run / "export")
+    prior = StartCodePrior.from_pretrained(run / "export")
     samples = prior.sample(5, sampler="ddim", steps=3, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (5, M) and torch.isfinite(samples).all()
     store_ = MotionCodeStore(store)

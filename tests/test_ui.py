@@ -309,7 +309,7 @@ def test_ui_command_user_errors_are_one_line(run_cli, pipe_dir, fake_launch, mon
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--lia", pipe_dir / "animator")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not both" in err
     code, out, err = run_cli("ui", "--pipeline", tmp_path / "nothing")
-    assert code != 0 and len(err.strip().splitlines()) == 1 and "pipeline.json" in err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "model_index.json" in err
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--port", "70000")
     assert code != 0 and "--port 70000" in err
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--max-frames", "0")

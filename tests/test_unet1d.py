@@ -1,4 +1,4 @@
-"""TemporalUNet1D and AlphaPriorMLP: shapes for any length, zero-init output, save/load, config checks."""
+"""TemporalUNet1D and StartCodeMLP: shapes for any length, zero-init output, save/load, config checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from leo_video.errors import ConfigError
-from leo_video.models.alpha_prior import ALPHA_PRIOR_PRESETS, AlphaPriorMLP, alpha_prior_from_preset
+from leo_video.models.start_code import START_CODE_PRESETS, StartCodeMLP, alpha_prior_from_preset
 from leo_video.models.unet1d import UNET1D_PRESETS, TemporalUNet1D, unet1d_from_preset
 
 TINY = dict(in_channels=5, out_channels=5, block_channels=(16, 32, 32), layers_per_block=1,
@@ -91,13 +91,13 @@ def test_unet_config_errors():
 
 
 def test_alpha_prior_mlp_shapes_zero_init_and_round_trip(tmp_path):
-    model = AlphaPriorMLP(motion_dim=6, hidden_dim=32, num_blocks=2, time_embed_dim=16)
+    model = StartCodeMLP(motion_dim=6, hidden_dim=32, num_blocks=2, time_embed_dim=16)
     x = torch.randn(4, 6)
     assert torch.count_nonzero(model(x, torch.arange(4))) == 0
     _randomize_output(model)
     out = model(x, 7)
     assert out.shape == (4, 6) and out.abs().sum() > 0
     model.save_pretrained(tmp_path)
-    torch.testing.assert_close(AlphaPriorMLP.from_pretrained(tmp_path)(x, 7), out, rtol=0, atol=0)
-    for name in ALPHA_PRIOR_PRESETS:
+    torch.testing.assert_close(StartCodeMLP.from_pretrained(tmp_path)(x, 7), out, rtol=0, atol=0)
+    for name in START_CODE_PRESETS:
         assert alpha_prior_from_preset(name, 20)(torch.randn(2, 20), 1).shape == (2, 20)

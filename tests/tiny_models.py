@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from leo_video.diffusion.lmdm import AlphaPrior, MotionDiffusion
+from leo_video.diffusion.motion import MotionDiffusion
+from leo_video.diffusion.start_code import StartCodePrior
 from leo_video.diffusion.start_frame import StartFrameDiffusion
 from leo_video.models.lia import LatentImageAnimator
 from leo_video.pipelines.leo import GenerationDefaults, LEOPipeline
@@ -16,7 +17,8 @@ def tiny_pipeline(with_start_models: bool = True) -> LEOPipeline:
     """Random 64² LEO with M = 6 and 3 denoising steps; without start models it is conditional only."""
     torch.manual_seed(0)
     animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=M, channel_max=16)
-    lmdm = MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8)
-    prior = AlphaPrior.from_preset("tiny", motion_dim=M) if with_start_models else None
-    cddpm = StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M) if with_start_models else None
-    return LEOPipeline(animator, lmdm, prior, cddpm, defaults=GenerationDefaults(steps=3, cddpm_steps=3, fps=10))
+    motion = MotionDiffusion.from_preset("tiny", motion_dim=M, sequence_length=8)
+    start_code = StartCodePrior.from_preset("tiny", motion_dim=M) if with_start_models else None
+    start_frame = StartFrameDiffusion.from_preset("tiny", sample_size=32, motion_dim=M) if with_start_models else None
+    defaults = GenerationDefaults(steps=3, start_frame_steps=3, fps=10)
+    return LEOPipeline(animator, motion, start_code, start_frame, defaults=defaults)

@@ -70,15 +70,15 @@ _LAZY_EXPORTS: dict[str, str] = {
     "export_generator": "leo_video.train.lia",
     # stage 2: latent motion diffusion
     "TemporalUNet1D": "leo_video.models.unet1d",
-    "AlphaPriorMLP": "leo_video.models.alpha_prior",
-    "MotionDiffusion": "leo_video.diffusion.lmdm",
-    "AlphaPrior": "leo_video.diffusion.lmdm",
+    "StartCodeMLP": "leo_video.models.start_code",
+    "MotionDiffusion": "leo_video.diffusion.motion",
+    "StartCodePrior": "leo_video.diffusion.start_code",
     "make_scheduler": "leo_video.diffusion.schedulers",
     "MotionCodeWriter": "leo_video.data.motion_codes",
     "MotionCodeStore": "leo_video.data.motion_codes",
     "MotionClipDataset": "leo_video.data.motion_codes",
     # start frames: cDDPM
-    "StartFrameUNet": "leo_video.models.cddpm",
+    "StartFrameUNet": "leo_video.models.start_frame",
     "StartFrameDiffusion": "leo_video.diffusion.start_frame",
     # the whole LEO
     "LEOPipeline": "leo_video.pipelines.leo",

@@ -2,12 +2,19 @@
 ``lia_checkpoint_layout.md`` section 4 only. Plain functions over a state dict; shares no code
 with ``leo_video.models``. Meant for float64 evaluation (per-sample loops, literal formulas).
 
+This is the one literal reference of LIA's arithmetic: the models in ``src/`` run only their fast forms,
+and the parity tests (``test_lia.py``, ``test_stylegan2.py``) compare them with these functions. The
+benchmarks import it too (:class:`ReferenceGenerator` times LIA's per-frame demo with LIA's ops;
+:func:`literal_fir_forwards` makes FLOP counts count FIR filters as the depthwise convolutions they are).
+
 ``lia_reference(sd, source, driving, h_start=None)`` returns (B, 3, S, S).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from unittest import mock
 
 import numpy as np
 import torch
@@ -22,8 +29,9 @@ def lrelu_bias(x, b):
     return torch.where(y >= 0, y, 0.2 * y) * SQRT2
 
 
-def fir(x, k, up=1, pad0=0, pad1=0):
-    """Zero insertion by ``up``, zero padding (pad0, pad1) on both axes, true 2-D convolution with k."""
+def fir(x, k, up=1, pad0=0, pad1=0, down=1):
+    """upfirdn: zero insertion by ``up``, zero padding (pad0, pad1) on both axes (negative crops), true 2-D
+    convolution with k, every ``down``-th sample kept."""
     b, c, h, w = x.shape
     if up > 1:
         z = x.new_zeros(b, c, h * up, w * up)
@@ -31,7 +39,7 @@ def fir(x, k, up=1, pad0=0, pad1=0):
         x = z
     x = F.pad(x, [pad0, pad1, pad0, pad1])
     kk = torch.flip(k.to(x.dtype), [0, 1])
-    out = F.conv2d(x.reshape(b * c, 1, x.shape[2], x.shape[3]), kk[None, None])  # each channel on its own
+    out = F.conv2d(x.reshape(b * c, 1, x.shape[2], x.shape[3]), kk[None, None], stride=down)  # each channel alone
     return out.reshape(b, c, out.shape[2], out.shape[3])
 
 
@@ -215,3 +223,36 @@ def seeded_images(batch: int, size: int, seed: int) -> torch.Tensor:
     fine = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
     up = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
     return (0.8 * up + 0.2 * fine).clamp(-1, 1)
+
+
+# ----------------------------------------------------------------- for the benchmarks
+
+
+class ReferenceGenerator:
+    """The calls LIA's demo makes (``encode_motion``, ``forward(source, driving, h_start)``) with LIA's literal
+    ops, on the weights of a :class:`~leo_video.models.lia.LatentImageAnimator` (any dtype and device)."""
+
+    def __init__(self, model):
+        self.sd = {key: value.detach() for key, value in model.state_dict().items()}
+
+    def encode_motion(self, images):
+        return reference_motion(self.sd, images)
+
+    def __call__(self, source, driving, h_start=None):
+        return lia_reference(self.sd, source, driving, h_start)
+
+
+@contextlib.contextmanager
+def literal_fir_forwards():
+    """Within the block, ``Blur`` and ``Upsample`` layers compute upfirdn literally (:func:`fir`) on every
+    device: what FLOP counts should count (their banded-matmul form on CUDA does more arithmetic in less time)."""
+    from leo_video.models.stylegan2 import Blur, Upsample
+
+    def blur(layer, x):
+        return fir(x, layer.kernel, pad0=layer.padding, pad1=layer.padding, down=layer.down)
+
+    def upsample(layer, x):
+        return fir(x, layer.kernel, up=layer.factor, pad0=layer.pad[0], pad1=layer.pad[1])
+
+    with mock.patch.object(Blur, "forward", blur), mock.patch.object(Upsample, "forward", upsample):
+        yield

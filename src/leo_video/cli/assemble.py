@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "assemble",
         help="bundle animator + cLMDM (+ prior, cDDPM) into one pipeline folder",
         description=(
-            "Writes a LEO pipeline folder (safetensors + one config.json per component, pipeline.json) "
+            "Writes a LEO pipeline folder (diffusers layout: model_index.json, one folder of config.json + safetensors per part) "
             "that `leo-video generate --pipeline`, `leo-video ui` and LEOPipeline.from_pretrained load. "
             "The motion dimensions of all parts must agree."
         ),
@@ -36,11 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..pipelines.leo import GenerationDefaults, LEOPipeline
 
-    defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, cddpm_steps=args.steps, fps=args.fps)
+    defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, start_frame_steps=args.steps, fps=args.fps)
     pipe = LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm, defaults=defaults)
     import torch
 
     weights_dtype = torch.float16 if args.weights_dtype == "fp16" else None
     folder = pipe.save_pretrained(args.out, overwrite=args.overwrite, weights_dtype=weights_dtype)
-    print(f"wrote {folder} ({', '.join(sorted(pipe.components()))})")
+    print(f"wrote {folder} ({', '.join(sorted(pipe.parts()))})")
     return 0

@@ -41,11 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from ..editing.arguments import check_controlnet_args, controlnet_first_frame
     from ..errors import CheckpointError
     from ..media.image import load_image
+    from ..pipelines.leo import is_pipeline_folder
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import check_video_output, load_animator, model_name
     from .animate import write_transfer
@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     check_controlnet_args(args)
     out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    if args.pipeline and not (Path(args.pipeline) / "pipeline.json").is_file():
-        raise CheckpointError(f"{args.pipeline}: not a LEO pipeline folder (no pipeline.json)")
+    if args.pipeline and not is_pipeline_folder(args.pipeline):
+        raise CheckpointError(f"{args.pipeline}: not a LEO pipeline folder (no model_index.json)")
     animator = load_animator(args.pipeline or args.lia, device)  # a pipeline's animator only
     if args.editor == "controlnet":  # the edited frame from a prompt, then the same path as a given one
         edited = controlnet_first_frame(args, size=animator.config.size)  # (3, S, S)

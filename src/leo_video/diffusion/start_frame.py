@@ -36,9 +36,9 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError, InputError
-from ..models.cddpm import CDDPM_PRESETS, StartFrameUNet
+from ..models.start_frame import START_FRAME_PRESETS, StartFrameUNet
 from . import schedulers
-from .lmdm import _CodeDiffusion
+from .code_diffusion import CodeDiffusion
 from .schedulers import denoise
 
 
@@ -57,17 +57,17 @@ def image_scheduler_config(zero_terminal_snr: bool = False, **schedule) -> dict:
     return {**config, "rescale_betas_zero_snr": True} if zero_terminal_snr else config
 
 
-class StartFrameDiffusion(_CodeDiffusion):
+class StartFrameDiffusion(CodeDiffusion):
     """cDDPM: diffusion over start frames ``(B, 3, H, W)`` conditioned on codes ``(B, M)``; ε-prediction
     (v-prediction with a zero-terminal-SNR schedule).
 
     Args:
-        unet_config: keyword arguments of :class:`~leo_video.models.cddpm.StartFrameUNet`.
+        unet_config: keyword arguments of :class:`~leo_video.models.start_frame.StartFrameUNet`.
         scheduler_config: the noise schedule (:func:`image_scheduler_config`).
         offset_noise: std of the per-image, per-channel constant added to the training noise (0: off).
 
     ``forward(images, codes)`` is :meth:`training_loss`, so DDP-wrapped models train through ``__call__``.
-    Code statistics (μ, σ) are shared with the LMDM's ``_CodeDiffusion`` (buffers ``code_mean``/``code_std``).
+    Code statistics (μ, σ) are those of :class:`~leo_video.diffusion.code_diffusion.CodeDiffusion` (buffers ``code_mean``/``code_std``).
     """
 
     @register_to_config
@@ -77,7 +77,7 @@ class StartFrameDiffusion(_CodeDiffusion):
         if not 0.0 <= offset_noise <= 1.0:
             raise ConfigError(f"offset_noise: must be in [0, 1], got {offset_noise}")
         if unet_config is None:  # record defaults so that the saved folder is self-describing
-            self.register_to_config(unet_config=dict(sample_size=64, motion_dim=20, **CDDPM_PRESETS["small"]))
+            self.register_to_config(unet_config=dict(sample_size=64, motion_dim=20, **START_FRAME_PRESETS["small"]))
         if scheduler_config is None:
             self.register_to_config(scheduler_config=image_scheduler_config())
         self.unet = StartFrameUNet(**self.config.unet_config)
@@ -88,9 +88,9 @@ class StartFrameDiffusion(_CodeDiffusion):
                     offset_noise: float = 0.1, **schedule) -> "StartFrameDiffusion":
         """A fresh model with the U-Net preset ``tiny``/``small``/``base``; ``schedule`` goes to
         :func:`image_scheduler_config`."""
-        if preset not in CDDPM_PRESETS:
-            raise ConfigError(f"cddpm preset {preset!r}: choose one of {', '.join(CDDPM_PRESETS)}")
-        unet = dict(sample_size=sample_size, motion_dim=motion_dim, cond_dropout=cond_dropout, **CDDPM_PRESETS[preset])
+        if preset not in START_FRAME_PRESETS:
+            raise ConfigError(f"cddpm preset {preset!r}: choose one of {', '.join(START_FRAME_PRESETS)}")
+        unet = dict(sample_size=sample_size, motion_dim=motion_dim, cond_dropout=cond_dropout, **START_FRAME_PRESETS[preset])
         return cls(unet_config=unet, scheduler_config=image_scheduler_config(**schedule), offset_noise=offset_noise)
 
     @property

@@ -120,10 +120,8 @@ class Encoder(nn.Module):
 class MotionDictionary(nn.Module):
     """Linear Motion Decomposition: ``weight`` D (style_dim, M), orthonormalised as Q = QR(D + 1e-8).Q.
 
-    ``fast``: D(alpha) = alpha Q^T. Reference (``fast = False``): LIA's diag(alpha) Q^T summed over M.
+    D(alpha) = alpha Q^T (LIA sums diag(alpha) Q^T over M: the same sums).
     """
-
-    fast: bool = True
 
     def __init__(self, style_dim: int, motion_dim: int):
         super().__init__()
@@ -139,9 +137,7 @@ class MotionDictionary(nn.Module):
     def forward(self, alpha: torch.Tensor, basis: torch.Tensor | None = None) -> torch.Tensor:
         """alpha (B, M) -> latent displacement (B, style_dim) = sum_i alpha_i q_i."""
         q = self.basis() if basis is None else basis
-        if self.fast:
-            return alpha @ q.t()
-        return (torch.diag_embed(alpha) @ q.t()).sum(1)  # (B, M, style) summed over M
+        return alpha @ q.t()
 
 
 class ConstantInput(nn.Module):
@@ -160,14 +156,11 @@ class Synthesis(nn.Module):
 
     ``to_rgb1`` exists only for checkpoint compatibility: LIA never applies it.
 
-    ``fast`` (default): warp-and-inpaint regrouped to touch each feature map less often — the inpainted
-    map as one ``lerp(x, warped, mask)``, the RGB head on the warp of the source's features projected
-    to 3 channels (:meth:`ToRGB.from_warp`), and no warp or inpainting of C channels after the last
-    scale (LIA computes them and keeps only the RGB).
-    Same function; ``fast = False`` runs LIA's order (:meth:`ToFlow.forward`).
+    Warp-and-inpaint is regrouped to touch each feature map less often than LIA's order (the literal
+    order: ``tests/reference/lia_functional.py``) — the inpainted map as one ``lerp(x, warped, mask)``,
+    the RGB head on the warp of the source's features projected to 3 channels (:class:`ToRGB`), and no
+    warp or inpainting of C channels after the last scale (LIA computes them and keeps only the RGB).
     """
-
-    fast: bool = True
 
     def __init__(self, size: int, style_dim: int, motion_dim: int, channel_multiplier: int = 1,
                  channel_max: int = 512):  # fmt: skip
@@ -195,13 +188,9 @@ class Synthesis(nn.Module):
         for k, (to_flow, to_rgb) in enumerate(zip(self.to_flows, self.to_rgbs)):
             x = self.convs[2 * k](x, latent)  # (B, C_r, r, r), r = 8 * 2**k
             x = self.convs[2 * k + 1](x, latent)
-            if not self.fast:
-                warped, x, logits = to_flow(x, latent, features[k], logits)  # warp-and-inpaint
-                rgb = to_rgb(warped, rgb)  # (B, 3, r, r)
-                continue
-            grid, mask, logits = to_flow.flow(x, latent, logits)  # (B, r, r, 2), (B, 1, r, r)
+            grid, mask, logits = to_flow(x, latent, logits)  # (B, r, r, 2), (B, 1, r, r)
             mask = mask.to(x.dtype)
-            rgb = to_rgb.from_warp(features[k], grid, mask, rgb)  # RGB of the warped map: (B, 3, r, r)
+            rgb = to_rgb(features[k], grid, mask, rgb)  # RGB of the warped map: (B, 3, r, r)
             if k < last:  # inpaint: warped * mask + x * (1 - mask)
                 x = torch.lerp(x, warp(features[k], grid, x).to(x.dtype), mask)
         return rgb
@@ -305,13 +294,6 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
             codes = pad_batch(codes, self._compiled_batch)
         latent = self.latent_from_motion(appearance, codes, start_motion)  # broadcast over the chunk
         return self.decode(latent, appearance.expand(codes.shape[0]).features)[:n]
-
-    def use_reference_ops(self, enabled: bool = True) -> LatentImageAnimator:
-        """Switch every layer between the fast batched ops (default) and LIA's literal computation order."""
-        for module in self.modules():
-            if hasattr(module, "fast") and module is not self:
-                module.fast = not enabled
-        return self
 
     # ------------------------------------------------------------------ fast inference
     def to(self, *args, **kwargs) -> LatentImageAnimator:

@@ -10,15 +10,15 @@ Conventions (StyleGAN2, Karras et al. 2020):
   ``1 / sqrt(fan_in)`` (:class:`EqualConv2d`, :class:`EqualLinear`).
 * **Biased leaky ReLU** (the "fused" activation): ``leaky_relu(x + b, 0.2) * sqrt(2)``.
 * **FIR filters**: the separable [1, 3, 3, 1] low-pass ``K`` (sum 1); upsampling by 2 uses ``4 K``
-  so the zero-inserted signal keeps its DC gain. :func:`upfirdn2d` is the general reference operation;
-  :class:`Blur` and :class:`Upsample` run the exact same arithmetic as single (transposed) depthwise
+  so the zero-inserted signal keeps its DC gain. :class:`Blur` and :class:`Upsample` run upfirdn's
+  arithmetic (the literal form: ``tests/reference/lia_functional.py``) as single (transposed) depthwise
   convolutions on CPU, as two banded matmuls on CUDA (:func:`fir_by_matmul`: tensor cores) and, Blur
   under ``torch.compile``, as shifted taps (:func:`fir_by_taps`), which Inductor fuses with the
   pointwise ops around it.
 * **Modulated convolution**: a per-sample style scales the input channels of a shared weight,
-  optionally followed by demodulation (unit output variance per sample). The fast path modulates
+  optionally followed by demodulation (unit output variance per sample). The layer modulates
   activations instead of weights (``conv(x * s, W) * d``), which is the same function without
-  materialising B weight tensors; ``fast = False`` selects the per-sample grouped-weight reference.
+  materialising B weight tensors (LIA's per-sample weights: the reference in ``tests/reference/``).
   :class:`StyledConv` folds the demodulation ``d`` into its activation (one ``addcmul``).
 
 Building blocks for the discriminator: :class:`ConvLayer` (optionally blur + stride-2 downsampling,
@@ -122,7 +122,7 @@ def fir_matrix(length: int, taps: tuple[float, ...], up: int = 1, down: int = 1,
                dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
     """1-D ``upfirdn`` along an axis of ``length`` samples as a (length_out, length) matrix M (y = M x).
 
-    The same steps as :func:`upfirdn2d` on one axis: zero-insert ``up``, pad ``pad`` (negative crops),
+    The same steps as upfirdn (``fir`` in ``tests/reference/lia_functional.py``) on one axis: zero-insert ``up``, pad ``pad`` (negative crops),
     convolve with ``taps`` (a true convolution), keep every ``down``-th sample. Each row holds at most
     ``len(taps)`` non-zeros. Cached (treat as read-only).
     """
@@ -140,7 +140,7 @@ def fir_matrix(length: int, taps: tuple[float, ...], up: int = 1, down: int = 1,
 
 def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up: int = 1, down: int = 1,
                   pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
-    """:func:`upfirdn2d` with the separable kernel ``outer(taps, taps) / sum**2 * gain``, as two banded matmuls.
+    """upfirdn with the separable kernel ``outer(taps, taps) / sum**2 * gain``, as two banded matmuls.
 
     ``M_h x M_w^T``: both passes run on the tensor cores, where the depthwise convolution runs on CUDA
     cores (measured on an H100 in bf16, forward + backward of a (32, 64, 256, 256) blur: depthwise
@@ -149,7 +149,7 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
     Used for every map size: on 9x9 maps a lone depthwise call can be faster, but keeping maps under 32 px
     on it made the whole LIA training step slower (H100, bf16, same run: 159-163 vs 154 ms).
     Both memory formats are kept: NCHW maps multiply their rows, channels_last maps (B, H, W, C)
-    batches of (W, C) and (H, W * C) matrices, without a transpose. x: (B, C, H, W) -> upfirdn2d's shape.
+    batches of (W, C) and (H, W * C) matrices, without a transpose. x: (B, C, H, W) -> upfirdn's shape.
     """
     B, C, H, W = x.shape
     total = float(sum(taps))
@@ -162,23 +162,6 @@ def fir_by_matmul(x: torch.Tensor, taps: Sequence[float], gain: float = 1.0, up:
         return y.view(B, m_h.shape[0], m_w.shape[0], C).permute(0, 3, 1, 2)  # NCHW view, channels_last memory
     y = torch.matmul(x, m_w.t())  # (B, C, H, W')
     return torch.matmul(m_h, y)  # (B, C, H', W')
-
-
-def upfirdn2d(
-    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
-) -> torch.Tensor:
-    """Reference FIR resampling: zero-insert ``up``, pad (pad0 before, pad1 after), convolve, keep every ``down``-th.
-
-    The same padding is used on both axes; negative pads crop. The kernel is applied as a true
-    convolution (flipped). x: (B, C, H, W) -> (B, C, (H*up + pad0 + pad1 - k) // down + 1, ...).
-    """
-    B, C, H, W = x.shape
-    if up > 1:  # sample (i, j) goes to (up*i, up*j), zeros elsewhere
-        x = F.pad(x.reshape(B, C, H, 1, W, 1), (0, up - 1, 0, 0, 0, up - 1))
-        x = x.reshape(B, C, H * up, W * up)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    x = _per_channel(F.conv2d, x, kernel.flip(0, 1))
-    return x[:, :, ::down, ::down]
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -214,10 +197,7 @@ class Blur(FIRFilter):
 
     Three forms of the same sums: a depthwise convolution (CPU), two banded matmuls on CUDA
     (:func:`fir_by_matmul`) and shifted taps under ``torch.compile`` (:func:`fir_by_taps`).
-    ``fast = False``: the depthwise convolution on every device (the reference; benchmarks count FLOPs so).
     """
-
-    fast: bool = True
 
     def __init__(self, padding: int, gain: float = 1.0, taps: Sequence[float] = FIR_TAPS, down: int = 1):
         super().__init__(taps, gain)
@@ -228,20 +208,18 @@ class Blur(FIRFilter):
         if torch.compiler.is_compiling():
             out = fir_by_taps(x, self.kernel, p)
             return out if down == 1 else out[:, :, ::down, ::down]
-        if x.is_cuda and self.fast:
+        if x.is_cuda:
             return fir_by_matmul(x, self.taps, self.gain, down=down, pad=(p, p))
-        # conv2d correlates, so flip: exactly upfirdn2d(x, K, pad=(p, p))[..., ::down, ::down].
+        # conv2d correlates, so flip: exactly upfirdn(x, K, pad=(p, p))[..., ::down, ::down].
         return _per_channel(F.conv2d, x, self.kernel.flip(0, 1), padding=p, stride=down)
 
 
 class Upsample(FIRFilter):
     """2x FIR upsampling (zero insertion, then ``4 K`` with pads (2, 1)): (B, C, H, W) -> (B, C, 2H, 2W).
 
-    Fast path: one depthwise transposed conv (stride 2, padding 1), the same sums as
-    ``upfirdn2d(x, 4K, up=2, pad=(2, 1))`` (the reference path, ``fast = False``).
+    One depthwise transposed conv (stride 2, padding 1), the same sums as upfirdn with ``4K``, up 2, pads
+    (2, 1); two banded matmuls on CUDA (:func:`fir_by_matmul`).
     """
-
-    fast: bool = True
 
     def __init__(self, taps: Sequence[float] = FIR_TAPS, factor: int = 2):
         super().__init__(taps, factor**2)
@@ -250,8 +228,6 @@ class Upsample(FIRFilter):
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)  # (2, 1) for 4 taps, factor 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fast:
-            return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
         if x.is_cuda and not torch.compiler.is_compiling():  # tensor cores, see fir_by_matmul
             return fir_by_matmul(x, self.taps, self.gain, up=self.factor, pad=self.pad)
         k = self.kernel.shape[0]
@@ -392,12 +368,10 @@ class ModulatedConv2d(nn.Module):
     No upsampling: conv with W_b, padding k // 2. Upsampling: transposed conv with W_b, stride 2,
     padding 0 ((2H+1) for k = 3), then the blur -> 2H.
 
-    ``fast`` (default): modulate activations and scale outputs, ``conv(x * s_b, W) * d_b``, one
-    shared weight for the whole batch. ``fast = False``: the grouped per-sample-weight reference.
+    Computed as modulated activations and scaled outputs, ``conv(x * s_b, W) * d_b``: one shared weight
+    for the whole batch, the same function as LIA's B per-sample weights.
     x: (B, in, H, W), latent: (B, style_dim) -> (B, out, H, W) or (B, out, 2H, 2W).
     """
-
-    fast: bool = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
                  demodulate: bool = True, upsample: bool = False):
@@ -419,14 +393,11 @@ class ModulatedConv2d(nn.Module):
     def modulated(self, x: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The layer with its demodulation left to the caller: ``(out, d)`` where the output is ``out * d``.
 
-        d: (B, out, 1, 1), or None when ``out`` is the output already (no demodulation, or the grouped
-        reference, which demodulates its weights). :class:`StyledConv` folds d into its activation.
+        d: (B, out, 1, 1), or None when ``out`` is the output already (no demodulation).
+        :class:`StyledConv` folds d into its activation.
         Demodulation is a per-channel scale, so it commutes with the upsampling blur.
         """
         style = self.modulation(latent)  # (B, in)
-        if not self.fast:
-            out = self._grouped(x, style)
-            return (self.blur(out) if self.upsample else out), None
         weight = self.weight[0] * self.scale  # (out, in, k, k)
         out = self._shared_weight(x, style, weight)
         if self.upsample:
@@ -451,21 +422,6 @@ class ModulatedConv2d(nn.Module):
         """d_b[o] = 1 / sqrt(sum_{i,kh,kw} (W[o,i] s_b[i])^2 + eps), (B, out, 1, 1); weight the scaled W."""
         energy = style.square() @ weight.square().sum((2, 3)).t()  # sum_i s_i^2 |W[o,i]|^2: (B, out)
         return torch.rsqrt(energy + DEMOD_EPS)[:, :, None, None]
-
-    def _grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        B, Cin, H, W = x.shape
-        weight = self.weight * self.scale * style[:, None, :, None, None]  # (B, out, in, k, k)
-        if self.demodulate:
-            demod = torch.rsqrt(weight.square().sum((2, 3, 4)) + DEMOD_EPS)  # (B, out)
-            weight = weight * demod[:, :, None, None, None]
-        Cout, k = weight.shape[1], weight.shape[-1]
-        x = x.reshape(1, B * Cin, H, W)
-        if self.upsample:
-            weight = weight.transpose(1, 2).reshape(B * Cin, Cout, k, k)
-            out = F.conv_transpose2d(x, weight, stride=2, groups=B)
-        else:
-            out = F.conv2d(x, weight.reshape(B * Cout, Cin, k, k), padding=k // 2, groups=B)
-        return out.reshape(B, Cout, *out.shape[2:])
 
 
 class NoiseInjection(nn.Module):
@@ -503,10 +459,11 @@ class StyledConv(nn.Module):
 
 
 class ToRGB(nn.Module):
-    """LIA's un-modulated RGB head: ``biased_lrelu(conv1x1(x)) + bias`` (+ upsampled previous RGB).
+    """LIA's un-modulated RGB head on a warped, masked feature map: ``biased_lrelu(conv1x1(warp(F) * mask)) + bias``
+    (+ the upsampled previous RGB).
 
-    Note the leaky ReLU *before* the output ``bias`` (LIA's layout: ``conv.0.weight``,
-    ``conv.1.bias``, ``bias``, ``upsample.kernel``). x: (B, C, H, W), skip: (B, 3, H/2, W/2) -> (B, 3, H, W).
+    Note the leaky ReLU *before* the output ``bias`` (LIA's layout: ``conv.0.weight``, ``conv.1.bias``,
+    ``bias``, ``upsample.kernel``).
     """
 
     def __init__(self, in_channels: int, upsample: bool = True):
@@ -516,18 +473,15 @@ class ToRGB(nn.Module):
             self.upsample = Upsample()
         self.conv = ConvLayer(in_channels, 3, 1)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x) + self.bias  # (B, 3, H, W)
-        return out if skip is None else out + self.upsample(skip)
-
-    def from_warp(self, feature: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
-                  skip: torch.Tensor | None = None) -> torch.Tensor:
-        """``forward(warp(feature, grid) * mask, skip)`` without warping C channels.
+    def forward(self, feature: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor,
+                skip: torch.Tensor | None = None) -> torch.Tensor:
+        """The head on ``warp(feature, grid) * mask`` without warping C channels.
 
         The 1x1 conv (no bias) is linear per pixel and bilinear sampling is linear in the values, so
         conv(grid_sample(F)) = grid_sample(conv(F)), and conv(s * mask) = mask * conv(s): the conv runs
         once on the source's features (once per source for batch-broadcast features, see ``per_source``)
-        and only 3 channels are warped. feature (B, C, H, W), grid (B, H, W, 2), mask (B, 1, H, W).
+        and only 3 channels are warped. feature (B, C, H, W), grid (B, H, W, 2), mask (B, 1, H, W),
+        skip (B, 3, H/2, W/2) -> (B, 3, H, W).
         """
         conv, activate = self.conv
         projected = per_source(conv, feature)  # (B, 3, H, W)
@@ -578,15 +532,10 @@ def _make_identity_grid(size: int, dtype: torch.dtype, device: torch.device) -> 
 
 
 class ToFlow(nn.Module):
-    """LIA's flow / occlusion head and warp-and-inpaint step at one decoder resolution r.
+    """LIA's flow / occlusion head at one decoder resolution r (the warp and inpainting are the decoder's).
 
     o = modulated 1x1 conv (no demodulation) of x to 3 channels + ``bias`` (+ upsampled previous o);
-    flow offsets tanh(o[:, :2]) are added to the identity grid; mask = sigmoid(o[:, 2]);
-    warped = grid_sample(feature, grid) * mask (bilinear, zero padding, align_corners=False).
-
-    x: (B, C, r, r) decoder features, latent: (B, style_dim), feature: (B, C, r, r) encoder features,
-    skip: (B, 3, r/2, r/2) previous logits or None.
-    Returns warped (B, C, r, r), warped + x (1 - mask) (B, C, r, r), logits o (B, 3, r, r).
+    flow offsets tanh(o[:, :2]) are added to the identity grid; mask = sigmoid(o[:, 2]).
     """
 
     def __init__(self, in_channels: int, style_dim: int, upsample: bool = True):
@@ -596,15 +545,10 @@ class ToFlow(nn.Module):
             self.upsample = Upsample()
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
 
-    def forward(self, x: torch.Tensor, latent: torch.Tensor, feature: torch.Tensor,
+    def forward(self, x: torch.Tensor, latent: torch.Tensor,
                 skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        grid, mask, logits = self.flow(x, latent, skip)
-        warped = warp(feature, grid, x) * mask  # (B, C, r, r)
-        return warped, warped + x * (1 - mask), logits
-
-    def flow(self, x: torch.Tensor, latent: torch.Tensor,
-             skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The sampling grid (B, r, r, 2) in float32 or wider, the mask (B, 1, r, r) and the logits (B, 3, r, r)."""
+        """x (B, C, r, r), latent (B, style_dim), skip (B, 3, r/2, r/2) previous logits or None ->
+        the sampling grid (B, r, r, 2) in float32 or wider, the mask (B, 1, r, r) and the logits (B, 3, r, r)."""
         logits = self.conv(x, latent) + self.bias  # (B, 3, r, r)
         if skip is not None:
             logits = logits + self.upsample(skip)

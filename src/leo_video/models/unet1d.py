@@ -14,7 +14,7 @@ Channels are motion dimensions M and the length axis is time: a sequence of L co
 **Any length.** The input is padded at the end (replicating the last code) to a multiple of
 ``2 ** (len(block_channels) - 1)`` and the output cropped back, so any L ≥ 1 works, odd ones included.
 
-The network knows nothing about noise schedules or the LMC construction (``diffusion/lmdm.py``).
+The network knows nothing about noise schedules or the LMC construction (``diffusion/motion.py``).
 """
 
 from __future__ import annotations

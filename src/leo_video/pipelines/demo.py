@@ -37,7 +37,7 @@ def demo_pipeline_dir() -> Path:
     Raises MissingWeightsError when the package was installed without it.
     """
     folder = Path(str(resources.files(DEMO_PIPELINE_PACKAGE).joinpath(DEMO_PIPELINE_NAME)))
-    if not (folder / "pipeline.json").is_file():
+    if not (folder / "model_index.json").is_file():
         raise MissingWeightsError(
             f"{folder}: the embedded demo model is missing from this installation; reinstall leo-video from "
             "its repository, or train it with scripts/train_demo.sh and pass --pipeline")
@@ -124,7 +124,7 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     generator = lambda offset=0: torch.Generator().manual_seed(settings.seed + offset)
     paths: dict[str, Path] = {}
 
-    report("generating unconditional videos (start code from the prior, start frame from the cDDPM) ...")
+    report("generating unconditional videos (start code from the start-code prior, start frame from the cDDPM) ...")
     uncond = pipe(None, n, settings.num_videos, generator(), **sample)  # (B, T, 3, S, S)
     paths["unconditional"] = write_video(out / "unconditional.mp4", make_grid(list(uncond), ncols=2), fps=DEMO_FPS)
 

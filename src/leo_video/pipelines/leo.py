@@ -1,27 +1,32 @@
-"""The whole LEO: animator + cLMDM + start-code prior + (optional) cDDPM in one pipeline object.
+"""The whole LEO: animator + motion (cLMDM) + start code prior + start frame model (cDDPM), as a diffusers pipeline.
 
 Synthesis (LEO_METHOD.md, "Synthesis"): the start frame x₁ is encoded once; cLMDM samples the motion
 codes α₁ … α_T chunk by chunk (autoregressively, any length); the frozen animator renders every frame
-from x₁ and its code. With ``image=None`` LEO is fully unconditional: α₁ ~ p(α₁) (the prior) and x₁
-from the cDDPM given α₁ (LEO_METHOD.md, "The start frame", option 2).
+from x₁ and its code. With ``image=None`` LEO is fully unconditional: α₁ ~ p(α₁) (the start-code prior)
+and x₁ from the cDDPM given α₁ (LEO_METHOD.md, "The start frame", option 2).
 
 Frames are rendered *relative to α₁*: the latent of frame i is ``w(x₁) + Q(α_i − α₁) + Q E(x₁)``
 (LIA's relative mode). For a real start image α₁ = E(x₁) and this is exactly ``w + Qα_i``; for a
 cDDPM start frame it keeps frame 1 equal to x₁ even where E(x₁) and the sampled α₁ differ slightly.
 
-Folder layout written by :meth:`LEOPipeline.save_pretrained` (no pickle; each component loads with
-its class's ``from_pretrained`` alone)::
+One name per part, the same for the attribute, the constructor argument, the ``model_index.json`` key and
+the saved folder (:meth:`LEOPipeline.save_pretrained`, diffusers' layout, no pickle)::
 
-    pipeline.json      {"format": "leo-pipeline", "version": 1, "components": [...], "defaults": {...}}
-    animator/          LatentImageAnimator   (config.json + diffusion_pytorch_model.safetensors)
-    lmdm/              MotionDiffusion
-    prior/             AlphaPrior            (optional: needed for unconditional generation)
-    cddpm/             StartFrameDiffusion   (optional: needed for unconditional generation)
+    model_index.json  {"_class_name": "LEOPipeline", "animator": ["leo_video.models.lia", "LatentImageAnimator"], ...,
+                       "defaults": {"sampler": ..., "steps": ..., "start_frame_steps": ..., "fps": ...}}
+    animator/         LatentImageAnimator   (config.json + diffusion_pytorch_model.safetensors)
+    motion/           MotionDiffusion       (cLMDM)
+    start_code/       StartCodePrior        (optional: needed for unconditional generation)
+    start_frame/      StartFrameDiffusion   (cDDPM; optional: needed for unconditional generation)
+
+Folders of the first layout (``pipeline.json``; ``lmdm/``, ``prior/``, ``cddpm/``) still load, with a note.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,17 +34,25 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
+from diffusers import DiffusionPipeline
 
-from ..diffusion.lmdm import AlphaPrior, MotionDiffusion
+from ..diffusion.motion import MotionDiffusion
+from ..diffusion.start_code import StartCodePrior
 from ..diffusion.start_frame import StartFrameDiffusion
 from ..errors import CheckpointError, InputError, NumericalError
 from ..models.lia import Appearance, LatentImageAnimator
 from ..models.loading import load_lia
 from ..utils.atomic import atomic_folder
 
-PIPELINE_FORMAT = "leo-pipeline"
-COMPONENTS = {"animator": LatentImageAnimator, "lmdm": MotionDiffusion, "prior": AlphaPrior,
-              "cddpm": StartFrameDiffusion}
+logger = logging.getLogger(__name__)
+
+PARTS = {"animator": LatentImageAnimator, "motion": MotionDiffusion, "start_code": StartCodePrior,
+         "start_frame": StartFrameDiffusion}
+# the first layout (pipeline.json) named the folders after the training stages
+OLD_FOLDERS = {"animator": "animator", "lmdm": "motion", "prior": "start_code", "cddpm": "start_frame"}
+OLD_CLASS_NAMES = {"start_code": ("AlphaPrior",)}  # config.json of folders saved before the rename
+# the command-line flag that gives each part, named in errors (until the CLI takes the part names)
+FLAGS = {"animator": "--lia", "motion": "--lmdm", "start_code": "--prior", "start_frame": "--cddpm"}
 
 
 @dataclass
@@ -48,44 +61,49 @@ class GenerationDefaults:
 
     sampler: str = "ddim"
     steps: int = 50
-    cddpm_steps: int = 50
+    start_frame_steps: int = 50
     fps: float = 25.0
 
 
-class LEOPipeline:
-    """Bundle of the LEO components with ``__call__`` / :meth:`stream` generation.
+class LEOPipeline(DiffusionPipeline):
+    """The LEO components with ``__call__`` / :meth:`stream` generation; a :class:`diffusers.DiffusionPipeline`
+    (``save_pretrained`` / ``from_pretrained`` / ``to`` / ``components`` / ``device`` / ``dtype``).
 
     Args:
         animator: the frozen LIA animator (stage 1).
-        lmdm: cLMDM (stage 2), trained on codes of this animator.
-        prior: start-code prior p(α₁), or None (then only conditional generation from an image).
-        cddpm: start-frame model x₁ | α₁, or None (then only conditional generation).
+        motion: cLMDM (stage 2), trained on codes of this animator.
+        start_code: start-code prior p(α₁), or None (then only conditional generation from an image).
+        start_frame: start-frame model x₁ | α₁ (cDDPM), or None (then only conditional generation).
+        defaults: sampling defaults (a :class:`GenerationDefaults` or its dict), kept in ``model_index.json``.
     """
 
-    def __init__(self, animator: LatentImageAnimator, lmdm: MotionDiffusion, prior: AlphaPrior | None = None,
-                 cddpm: StartFrameDiffusion | None = None, defaults: GenerationDefaults | None = None):
-        self.animator, self.lmdm, self.prior, self.cddpm = animator, lmdm, prior, cddpm
-        for module in self.components().values():
+    _optional_components = ["start_code", "start_frame"]
+
+    def __init__(self, animator: LatentImageAnimator, motion: MotionDiffusion, start_code: StartCodePrior | None = None,
+                 start_frame: StartFrameDiffusion | None = None, defaults: GenerationDefaults | dict | None = None):
+        super().__init__()
+        self.register_modules(animator=animator, motion=motion, start_code=start_code, start_frame=start_frame)
+        for module in self.parts().values():
             module.eval()
-        self.defaults = defaults or GenerationDefaults()
+        defaults = defaults if isinstance(defaults, GenerationDefaults) else GenerationDefaults(**(defaults or {}))
+        self.register_to_config(defaults=asdict(defaults))
         self._check_dims()
 
     # ------------------------------------------------------------------ components
-    def components(self) -> dict[str, torch.nn.Module]:
-        parts = {"animator": self.animator, "lmdm": self.lmdm, "prior": self.prior, "cddpm": self.cddpm}
-        return {name: module for name, module in parts.items() if module is not None}
+    @property
+    def defaults(self) -> GenerationDefaults:
+        return GenerationDefaults(**self.config.defaults)
+
+    def parts(self) -> dict[str, torch.nn.Module]:
+        """The components present, by part name (``components`` minus the absent optional ones)."""
+        return {name: module for name, module in self.components.items() if module is not None}
 
     def _check_dims(self) -> None:
         M = self.animator.config.motion_dim
-        for name, module in self.components().items():
-            dim = module.config.motion_dim if name != "cddpm" else module.motion_dim
+        for name, module in self.parts().items():
+            dim = module.motion_dim if isinstance(module, StartFrameDiffusion) else module.config.motion_dim
             if dim != M:
-                raise CheckpointError(f"{name}: motion_dim {dim} does not match the animator's {M}")
-
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "LEOPipeline":
-        for module in self.components().values():
-            torch.nn.Module.to(module, device=device, dtype=dtype)
-        return self
+                raise CheckpointError(f"{name} ({FLAGS[name]}): motion_dim {dim} does not match the animator's {M}")
 
     def optimize_for_inference(self, compile: bool = False, channels_last: bool = False) -> "LEOPipeline":
         """The animator's rendering fast paths (:meth:`LatentImageAnimator.optimize_for_inference`); returns self."""
@@ -93,63 +111,57 @@ class LEOPipeline:
         return self
 
     @property
-    def device(self) -> torch.device:
-        return next(self.animator.parameters()).device
-
-    @property
     def size(self) -> int:
         return self.animator.config.size
 
     # ------------------------------------------------------------------ saving and loading
-    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False,
-                        weights_dtype: torch.dtype | None = None) -> Path:
-        """Write every component (safetensors + config.json) and ``pipeline.json``, atomically.
+    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False,
+                        weights_dtype: torch.dtype | None = None, **kwargs) -> Path:
+        """diffusers' ``save_pretrained`` (``model_index.json`` + one folder per part), written atomically.
 
         ``weights_dtype`` (e.g. ``torch.float16``) stores the parameters in that dtype to halve the
         folder's size (buffers such as code statistics stay float32); loading casts back to float32.
         """
-        with atomic_folder(folder, overwrite) as tmp:
-            for name, module in self.components().items():
-                if weights_dtype is not None:
-                    module = _with_parameter_dtype(module, weights_dtype)
-                module.save_pretrained(tmp / name, safe_serialization=True)
-            meta = {"format": PIPELINE_FORMAT, "version": 1, "components": sorted(self.components()),
-                    "defaults": asdict(self.defaults)}
-            (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
-        return Path(folder)
+        pipe = self
+        if weights_dtype is not None:
+            parts = {name: _with_parameter_dtype(module, weights_dtype) for name, module in self.parts().items()}
+            pipe = LEOPipeline(**parts, defaults=self.defaults)
+        with atomic_folder(save_directory, overwrite) as tmp:
+            DiffusionPipeline.save_pretrained(pipe, tmp, safe_serialization=True, **kwargs)
+        return Path(save_directory)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "LEOPipeline":
-        """Load a folder written by :meth:`save_pretrained` (CheckpointError naming what is wrong)."""
-        folder = Path(folder)
-        meta_path = folder / "pipeline.json"
-        if not meta_path.is_file():
-            raise CheckpointError(f"{folder}: not a LEO pipeline folder (no pipeline.json)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{meta_path}: unreadable JSON ({exc})") from exc
-        if meta.get("format") != PIPELINE_FORMAT:
-            raise CheckpointError(f"{meta_path}: not a {PIPELINE_FORMAT} file")
-        missing = {"animator", "lmdm"} - set(meta.get("components", []))
-        if missing:
-            raise CheckpointError(f"{folder}: pipeline lacks {', '.join(sorted(missing))}")
-        parts = {name: load_component(name, folder / name) for name in meta["components"]}
-        defaults = GenerationDefaults(**meta.get("defaults", {}))
-        return cls(**parts, defaults=defaults).to(device)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, device: str | torch.device | None = None,
+                        torch_dtype: torch.dtype | None = None) -> "LEOPipeline":
+        """Load a local folder written by :meth:`save_pretrained` (or of the first layout); ``device`` is ``.to(device)``.
+
+        Each part loads with its class's ``from_pretrained`` (the animator through
+        :func:`~leo_video.models.loading.load_lia` and its checks), after ``model_index.json`` and each
+        ``config.json`` were checked to name our classes: diffusers' own loader would load another class's
+        weights with a warning. Problems are a one-line CheckpointError naming the file.
+        """
+        folder = Path(pretrained_model_name_or_path)
+        if not (folder / cls.config_name).is_file() and (folder / "pipeline.json").is_file():
+            pipe = _load_first_layout(cls, folder, torch_dtype)
+        else:
+            index = _read_model_index(folder)
+            parts = {name: load_component(name, folder / name, torch_dtype) for name in PARTS if index.get(name, [None])[0]}
+            pipe = cls(**parts, defaults=index.get("defaults"))
+        return pipe.to(device) if device is not None else pipe
 
     @classmethod
-    def from_parts(cls, lia: str | os.PathLike, lmdm: str | os.PathLike, prior: str | os.PathLike | None = None,
-                   cddpm: str | os.PathLike | None = None, defaults: GenerationDefaults | None = None) -> "LEOPipeline":
+    def from_parts(cls, animator: str | os.PathLike, motion: str | os.PathLike, start_code: str | os.PathLike | None = None,
+                   start_frame: str | os.PathLike | None = None,
+                   defaults: GenerationDefaults | None = None) -> "LEOPipeline":
         """Build a pipeline from separate component paths (any LIA checkpoint, exported folders for the rest)."""
-        paths = {"animator": lia, "lmdm": lmdm, "prior": prior, "cddpm": cddpm}
+        paths = {"animator": animator, "motion": motion, "start_code": start_code, "start_frame": start_frame}
         parts = {name: load_component(name, path) for name, path in paths.items() if path}
         return cls(**parts, defaults=defaults)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def start(self, image: torch.Tensor | None, num_videos: int, generator: torch.Generator | None,
-              cddpm_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              start_frame_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Start frames and codes: ``(x₁ (B, 3, S, S), α₁ (B, M))``, from an image or unconditionally."""
         if image is not None:
             x1 = image if image.ndim == 4 else image.unsqueeze(0)  # (b, 3, S, S)
@@ -159,13 +171,14 @@ class LEOPipeline:
             if x1.shape[-1] != self.size or x1.shape[-2] != self.size:
                 raise InputError(f"image: expected {self.size}x{self.size}, got {tuple(x1.shape[-2:])}")
             return x1, self.animator.encode_motion(x1)  # α₁ = E(x₁)
-        if self.prior is None or self.cddpm is None:
-            absent = " and ".join(n for n in ("prior", "cddpm") if getattr(self, n) is None)
+        if self.start_code is None or self.start_frame is None:
+            absent = " and ".join(f"{n} ({FLAGS[n]})" for n in self._optional_components if getattr(self, n) is None)
             raise InputError(f"unconditional generation needs a start-code prior and a cDDPM; this pipeline has no {absent}"
                              " (give a start image instead)")
-        alpha1 = self.prior.sample(num_videos, self.defaults.sampler, self.defaults.steps, generator)  # (B, M)
-        x1 = self.cddpm.sample(alpha1, self.defaults.sampler, self.defaults.cddpm_steps if cddpm_steps is None else cddpm_steps,
-                               generator=generator)  # (B, 3, s, s)
+        defaults = self.defaults
+        alpha1 = self.start_code.sample(num_videos, defaults.sampler, defaults.steps, generator)  # (B, M)
+        steps = defaults.start_frame_steps if start_frame_steps is None else start_frame_steps
+        x1 = self.start_frame.sample(alpha1, defaults.sampler, steps, generator=generator)  # (B, 3, s, s)
         if x1.shape[-1] != self.size:
             x1 = F.interpolate(x1, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
         return x1.clamp(-1, 1), alpha1
@@ -173,24 +186,24 @@ class LEOPipeline:
     @torch.no_grad()
     def stream(self, image: torch.Tensor | None = None, num_frames: int = 64, num_videos: int = 1,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-               motion: torch.Tensor | None = None, cddpm_steps: int | None = None) -> Iterator[torch.Tensor]:
+               motion: torch.Tensor | None = None, start_frame_steps: int | None = None) -> Iterator[torch.Tensor]:
         """Yield frame chunks ``(B, n, 3, S, S)`` in [-1, 1] until ``num_frames`` per video.
 
         image: start image (3, S, S) or (B, 3, S, S) in [-1, 1], or None (unconditional).
-        motion: optional code sequence (T, M) to use instead of sampling (the same movement on
-        another person); rendered relative to its own first code.
+        motion: optional code sequence (T, M) to use instead of sampling it with the motion model (the same
+        movement on another person); rendered relative to its own first code.
         """
         sampler = sampler or self.defaults.sampler
         steps = self.defaults.steps if steps is None else steps  # 0 is refused, never read as "the default"
-        for name, value in (("steps", steps), ("cddpm_steps", cddpm_steps)):
+        for name, value in (("steps", steps), ("start_frame_steps", start_frame_steps)):
             if value is not None and value < 1:
                 raise InputError(f"{name} {value}: must be at least 1")
-        x1, alpha1 = self.start(image, num_videos, generator, cddpm_steps)  # (B, 3, S, S), (B, M)
+        x1, alpha1 = self.start(image, num_videos, generator, start_frame_steps)  # (B, 3, S, S), (B, M)
         appearances = [self._appearance(x1[b : b + 1]) for b in range(len(x1))]
         if motion is not None:
             chunks, anchor = self._given_motion(motion, num_frames, len(x1)), motion[:1].to(alpha1)
         else:
-            chunks = self.lmdm.iter_chunks(alpha1, num_frames, sampler=sampler, steps=steps, generator=generator)
+            chunks = self.motion.iter_chunks(alpha1, num_frames, sampler=sampler, steps=steps, generator=generator)
             anchor = alpha1
         for codes in chunks:  # (B, n, M)
             frames = torch.stack([
@@ -220,8 +233,6 @@ class LEOPipeline:
 
 def _with_parameter_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A copy of ``module`` whose floating-point parameters (not buffers) are cast to ``dtype``."""
-    import copy
-
     copied = copy.deepcopy(module)
     for parameter in copied.parameters():
         if parameter.is_floating_point():
@@ -230,28 +241,84 @@ def _with_parameter_dtype(module: torch.nn.Module, dtype: torch.dtype) -> torch.
 
 
 def animator_path(path: str | os.PathLike | None) -> Path:
-    """Where an animator is: a LEO pipeline folder's ``animator/`` (a folder with ``pipeline.json``),
-    ``path`` itself otherwise (a LIA checkpoint or exported folder); None: the embedded demo model's."""
+    """Where an animator is: a LEO pipeline folder's ``animator/`` (a folder with ``model_index.json``, or
+    ``pipeline.json`` of the first layout), ``path`` itself otherwise (a LIA checkpoint or exported folder);
+    None: the embedded demo model's."""
     if path is None:
         from .demo import demo_pipeline_dir
 
         path = demo_pipeline_dir()
     path = Path(path)
-    return path / "animator" if (path / "pipeline.json").is_file() else path
+    return path / "animator" if is_pipeline_folder(path) else path
 
 
-def load_component(name: str, path: str | os.PathLike) -> torch.nn.Module:
-    """Load one pipeline component from its folder (or, for the animator, any LIA checkpoint or pipeline)."""
+def is_pipeline_folder(path: str | os.PathLike) -> bool:
+    """A LEO pipeline folder: ``model_index.json``, or ``pipeline.json`` of the first layout."""
+    return (Path(path) / LEOPipeline.config_name).is_file() or (Path(path) / "pipeline.json").is_file()
+
+
+def load_component(name: str, path: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Load one part (a name of :data:`PARTS`) from its folder (or, for the animator, any LIA checkpoint or
+    pipeline folder), in ``torch_dtype`` (default float32, whatever dtype the weights were stored in)."""
     path = Path(path)
     if name == "animator":
-        return load_lia(animator_path(path))
-    cls = COMPONENTS[name]
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: not an exported {cls.__name__} folder (no config.json)")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("_class_name", cls.__name__) != cls.__name__:
-        raise CheckpointError(f"{path}: holds a {config.get('_class_name')}, expected {cls.__name__} for --{name}")
+        return load_lia(animator_path(path), dtype=torch_dtype or torch.float32)
+    _check_part_folder(name, path)
+    cls = PARTS[name]
     try:
-        return cls.from_pretrained(path).eval()
+        return cls.from_pretrained(path, torch_dtype=torch_dtype).eval()
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot load {cls.__name__} ({str(exc).splitlines()[0][:160]})") from exc
+
+
+def _check_part_folder(name: str, path: Path) -> None:
+    """An exported folder whose config.json names the part's class (diffusers would load any class's weights)."""
+    cls = PARTS[name]
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: not an exported {cls.__name__} folder (no config.json)")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path / 'config.json'}: unreadable JSON ({exc})") from exc
+    if config.get("_class_name", cls.__name__) not in (cls.__name__, *OLD_CLASS_NAMES.get(name, ())):
+        raise CheckpointError(f"{path}: holds a {config.get('_class_name')}, expected {cls.__name__} for {FLAGS[name]}")
+
+
+def _read_model_index(folder: Path) -> dict:
+    """``model_index.json``, checked: every part present is our class for that part (nothing else is imported)."""
+    index_path = folder / LEOPipeline.config_name
+    if not index_path.is_file():
+        raise CheckpointError(f"{folder}: not a LEO pipeline folder (no {LEOPipeline.config_name})")
+    try:
+        index = json.loads(index_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{index_path}: unreadable JSON ({exc})") from exc
+    if index.get("_class_name") != LEOPipeline.__name__:
+        raise CheckpointError(f"{index_path}: holds a {index.get('_class_name')}, not a {LEOPipeline.__name__}")
+    for name, cls in PARTS.items():
+        entry = index.get(name)
+        if entry in (None, [None, None]) and name in LEOPipeline._optional_components:
+            continue
+        if entry != [cls.__module__, cls.__name__]:
+            raise CheckpointError(f"{index_path}: {name} must be {cls.__module__}.{cls.__name__}, got {entry}")
+    return index
+
+
+def _load_first_layout(cls: type[LEOPipeline], folder: Path, torch_dtype: torch.dtype | None) -> LEOPipeline:
+    """A folder of the first layout: ``pipeline.json`` with parts in ``animator/``, ``lmdm/``, ``prior/``, ``cddpm/``."""
+    meta_path = folder / "pipeline.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path}: unreadable JSON ({exc})") from exc
+    if meta.get("format") != "leo-pipeline":
+        raise CheckpointError(f"{meta_path}: not a leo-pipeline file")
+    missing = {"animator", "lmdm"} - set(meta.get("components", []))
+    if missing:
+        raise CheckpointError(f"{folder}: pipeline lacks {', '.join(sorted(missing))}")
+    logger.warning("%s: a pipeline of the first layout (pipeline.json); save_pretrained writes the current one", folder)
+    parts = {OLD_FOLDERS[old]: load_component(OLD_FOLDERS[old], folder / old, torch_dtype) for old in meta["components"]}
+    defaults = dict(meta.get("defaults", {}))
+    if "cddpm_steps" in defaults:
+        defaults["start_frame_steps"] = defaults.pop("cddpm_steps")
+    return cls(**parts, defaults=GenerationDefaults(**defaults))

@@ -77,14 +77,14 @@ def start_codes(root: str | os.PathLike, which: str = "first", test_fraction: fl
 
 
 class AlphaPriorTask(TrainingTask):
-    """ε-prediction training of :class:`~leo_video.diffusion.lmdm.AlphaPrior` on single codes (B, M)."""
+    """ε-prediction training of :class:`~leo_video.diffusion.motion.StartCodePrior` on single codes (B, M)."""
 
     def setup(self) -> None:
-        from ..diffusion.lmdm import AlphaPrior
+        from ..diffusion.start_code import StartCodePrior
 
         cfg = self.config
         self.codes = start_codes(cfg.data.root, cfg.data.codes, cfg.data.test_fraction)  # (N, M)
-        model = AlphaPrior.from_preset(cfg.model.preset, motion_dim=self.codes.shape[1],
+        model = StartCodePrior.from_preset(cfg.model.preset, motion_dim=self.codes.shape[1],
                                        num_train_timesteps=cfg.model.num_train_timesteps,
                                        beta_schedule=cfg.model.beta_schedule)  # fmt: skip
         codes64 = self.codes.double()

@@ -138,11 +138,11 @@ def train_video_names(root: str | os.PathLike, split: str = "train", test_fracti
 
 
 class LMDMTask(TrainingTask):
-    """ε-prediction training of :class:`~leo_video.diffusion.lmdm.MotionDiffusion` on code clips (B, L, M)."""
+    """ε-prediction training of :class:`~leo_video.diffusion.motion.MotionDiffusion` on code clips (B, L, M)."""
 
     def setup(self) -> None:
         from ..data.motion_codes import MotionCodeStore, code_normalization
-        from ..diffusion.lmdm import MotionDiffusion
+        from ..diffusion.motion import MotionDiffusion
         from ..diffusion.schedulers import scheduler_config
 
         cfg, m = self.config, self.config.model

@@ -56,7 +56,7 @@ class UIModels:
 
     @property
     def can_generate_unconditional(self) -> bool:
-        return self.pipeline is not None and self.pipeline.prior is not None and self.pipeline.cddpm is not None
+        return self.pipeline is not None and self.pipeline.start_code is not None and self.pipeline.start_frame is not None
 
     @property
     def motion_dim(self) -> int:

@@ -2,7 +2,7 @@
 
 A small diffusion model learns p(α₁) so that fully unconditional generation can draw the first code
 itself; this module is only its network, ``forward(sample (B, M), timestep) -> ε (B, M)``. The diffusion
-wrapper (:class:`leo_video.diffusion.lmdm.AlphaPrior`) owns the schedule, normalisation and sampling.
+wrapper (:class:`leo_video.diffusion.start_code.StartCodePrior`) owns the schedule, normalisation and sampling.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from torch import nn
 from ..errors import ConfigError
 from .unet1d import expand_timestep
 
-# One-line sizes; keys are keyword arguments of AlphaPriorMLP.
-ALPHA_PRIOR_PRESETS: dict[str, dict] = {
+# One-line sizes; keys are keyword arguments of StartCodeMLP.
+START_CODE_PRESETS: dict[str, dict] = {
     "tiny": dict(hidden_dim=64, num_blocks=2, time_embed_dim=32),
     "demo": dict(hidden_dim=128, num_blocks=3, time_embed_dim=64),
     "small": dict(hidden_dim=256, num_blocks=3, time_embed_dim=128),
@@ -43,7 +43,7 @@ class ResidualMLPBlock(nn.Module):
         return x + self.fc2(self.dropout(F.silu(h)))
 
 
-class AlphaPriorMLP(ModelMixin, ConfigMixin):
+class StartCodeMLP(ModelMixin, ConfigMixin):
     """ε-predictor over single codes: ``forward(sample (B, M), timestep (B,) or scalar) -> (B, M)``.
 
     Args:
@@ -89,8 +89,8 @@ class AlphaPriorMLP(ModelMixin, ConfigMixin):
         return self.proj_out(F.silu(self.norm_out(h)))  # (B, M)
 
 
-def alpha_prior_from_preset(name: str, motion_dim: int, **overrides) -> AlphaPriorMLP:
-    """Build an :class:`AlphaPriorMLP` from a named preset (``tiny``/``small``/``base``)."""
-    if name not in ALPHA_PRIOR_PRESETS:
-        raise ConfigError(f"alpha prior preset {name!r}: choose one of {', '.join(ALPHA_PRIOR_PRESETS)}")
-    return AlphaPriorMLP(motion_dim=motion_dim, **{**ALPHA_PRIOR_PRESETS[name], **overrides})
+def alpha_prior_from_preset(name: str, motion_dim: int, **overrides) -> StartCodeMLP:
+    """Build an :class:`StartCodeMLP` from a named preset (``tiny``/``small``/``base``)."""
+    if name not in START_CODE_PRESETS:
+        raise ConfigError(f"alpha prior preset {name!r}: choose one of {', '.join(START_CODE_PRESETS)}")
+    return StartCodeMLP(motion_dim=motion_dim, **{**START_CODE_PRESETS[name], **overrides})

@@ -1,4 +1,4 @@
-"""The cDDPM denoiser: an image U-Net that predicts ε for a noisy start frame x₁ given its motion code α₁
+"""The start-frame denoiser (cDDPM): an image U-Net that predicts ε for a noisy start frame x₁ given its motion code α₁
 (LEO_METHOD.md, "The start frame", option 2).
 
 The network is diffusers' :class:`~diffusers.UNet2DModel` (ResNet blocks, self-attention at the levels
@@ -38,7 +38,7 @@ from torch import nn
 from ..errors import ConfigError, InputError
 
 # One-line model sizes (DiT-style presets); keys are keyword arguments of StartFrameUNet.
-CDDPM_PRESETS: dict[str, dict] = {
+START_FRAME_PRESETS: dict[str, dict] = {
     # tests: 16²-64², a few hundred thousand parameters
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, attention_levels=(False, True),
                  attention_head_dim=8, norm_num_groups=8),
@@ -189,6 +189,6 @@ class StartFrameUNet(ModelMixin, ConfigMixin):
 
 def start_frame_unet_from_preset(name: str, sample_size: int, motion_dim: int, **overrides) -> StartFrameUNet:
     """Build a :class:`StartFrameUNet` from a named preset (``tiny``/``small``/``base``)."""
-    if name not in CDDPM_PRESETS:
-        raise ConfigError(f"cddpm preset {name!r}: choose one of {', '.join(CDDPM_PRESETS)}")
-    return StartFrameUNet(sample_size=sample_size, motion_dim=motion_dim, **{**CDDPM_PRESETS[name], **overrides})
+    if name not in START_FRAME_PRESETS:
+        raise ConfigError(f"cddpm preset {name!r}: choose one of {', '.join(START_FRAME_PRESETS)}")
+    return StartFrameUNet(sample_size=sample_size, motion_dim=motion_dim, **{**START_FRAME_PRESETS[name], **overrides})

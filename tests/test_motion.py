@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from leo_video.diffusion.lmdm import (
-    AlphaPrior,
+from leo_video.diffusion.motion import (
     MotionDiffusion,
     lmc_denoiser_input,
     merge_codes,
     split_codes,
 )
 from leo_video.diffusion import schedulers
+from leo_video.diffusion.start_code import StartCodePrior
 from leo_video.diffusion.schedulers import SAMPLERS, denoise, make_scheduler
 from leo_video.errors import ConfigError, InputError, NumericalError
 
@@ -254,7 +254,7 @@ def test_from_preset_and_bad_config():
 
 def test_alpha_prior_loss_sample_determinism_and_round_trip(tmp_path):
     torch.manual_seed(0)
-    prior = AlphaPrior.from_preset("tiny", motion_dim=M)
+    prior = StartCodePrior.from_preset("tiny", motion_dim=M)
     prior.set_normalization(torch.full((M,), 3.0), torch.full((M,), 0.5))
     loss = prior.training_loss(torch.randn(8, M), generator=torch.Generator().manual_seed(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -269,7 +269,7 @@ def test_alpha_prior_loss_sample_determinism_and_round_trip(tmp_path):
     raw = denoise(prior.mlp, (6, M), make_scheduler("ddim"), 4, torch.Generator().manual_seed(2))
     torch.testing.assert_close(draws, 3.0 + 0.5 * raw)
     prior.save_pretrained(tmp_path)
-    loaded = AlphaPrior.from_pretrained(tmp_path)
+    loaded = StartCodePrior.from_pretrained(tmp_path)
     assert torch.equal(loaded.code_mean, prior.code_mean)
     c = loaded.sample(5, steps=4, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(c, prior.sample(5, steps=4, generator=torch.Generator().manual_seed(1)), rtol=0, atol=0)
@@ -314,5 +314,5 @@ def test_cuda_sampling_follows_a_cpu_generator_and_trains():
     loss = model.training_loss(torch.randn(4, L, M), generator=torch.Generator(device="cuda").manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and model.unet.conv_out.weight.grad is not None
-    prior = AlphaPrior.from_preset("tiny", motion_dim=M).cuda()
+    prior = StartCodePrior.from_preset("tiny", motion_dim=M).cuda()
     assert prior.sample(3, steps=3, generator=torch.Generator().manual_seed(0)).device.type == "cuda"

@@ -1,5 +1,5 @@
 """LEO's Latent Motion Diffusion Model (LEO_METHOD.md, "Stage 2"): cLMDM with the Linear Motion
-Condition, its no-LMC ablation, the start-code prior, and generation of any length.
+Condition, its no-LMC ablation, and generation of any length (the pipeline's ``motion`` part).
 
 **Linear Motion Condition (LMC).** LIA's motion space is linear, so a code sequence
 ``a = {α_1 … α_L}`` is written ``a = [α_1, m]`` with residuals ``m_i = α_i − α_1`` (i ≥ 2). cLMDM
@@ -25,15 +25,14 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, DDPMScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError, InputError, NumericalError
-from ..models.alpha_prior import ALPHA_PRIOR_PRESETS, AlphaPriorMLP
 from ..models.unet1d import UNET1D_PRESETS, TemporalUNet1D
 from . import schedulers
-from .schedulers import denoise, make_scheduler
+from .code_diffusion import CodeDiffusion
+from .schedulers import denoise
 
 # --------------------------------------------------------------------------------------------------
 # The Linear Motion Condition (pure tensor functions)
@@ -56,72 +55,10 @@ def lmc_denoiser_input(alpha1: torch.Tensor, m_t: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# Shared diffusion plumbing of the two wrappers
-
-
-class _CodeDiffusion(ModelMixin, ConfigMixin):
-    """Schedule, normalisation buffers and the training-noise draw shared by MotionDiffusion and AlphaPrior."""
-
-    def _init_stats(self, motion_dim: int, residual: bool) -> None:
-        self.register_buffer("code_mean", torch.zeros(motion_dim))  # μ (M,)
-        self.register_buffer("code_std", torch.ones(motion_dim))  # σ (M,)
-        if residual:
-            self.register_buffer("residual_std", torch.ones(motion_dim))  # σ_m (M,)
-
-    @torch.no_grad()
-    def set_normalization(
-        self, code_mean: torch.Tensor, code_std: torch.Tensor, residual_std: torch.Tensor | None = None
-    ) -> None:
-        """Store per-dimension statistics, each (M,); stds are floored at 1e-6 (constant dimensions)."""
-        M = self.code_mean.shape[0]
-        for name, value in (("code_mean", code_mean), ("code_std", code_std), ("residual_std", residual_std)):
-            if value is None or not hasattr(self, name):
-                continue
-            value = torch.as_tensor(value, dtype=torch.float32).flatten()
-            if value.shape[0] != M or not torch.isfinite(value).all():
-                raise InputError(f"{name}: expected {M} finite values, got shape {tuple(value.shape)}")
-            getattr(self, name).copy_(value.clamp_min(1e-6) if name.endswith("std") else value)
-
-    def _normalize(self, alpha: torch.Tensor) -> torch.Tensor:
-        """(..., M) codes -> standardised codes."""
-        return (alpha - self.code_mean) / self.code_std
-
-    def _denormalize(self, alpha_hat: torch.Tensor) -> torch.Tensor:
-        return alpha_hat * self.code_std + self.code_mean
-
-    @property
-    def train_scheduler(self) -> DDPMScheduler:
-        """The DDPM training schedule (``add_noise``), built from the stored config."""
-        if getattr(self, "_train_scheduler", None) is None:
-            self._train_scheduler = make_scheduler("ddpm", config=self.config.scheduler_config)
-        return self._train_scheduler
-
-    def _noised(
-        self, x0: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Forward process at uniform timesteps: x0 (B, ...) -> (x_t, t (B,), regression target)."""
-        sched = self.train_scheduler
-        B = x0.shape[0]
-        gen_device = generator.device if generator is not None else x0.device
-        t = torch.randint(0, sched.config.num_train_timesteps, (B,), generator=generator, device=gen_device)
-        t = t.to(x0.device)
-        noise = randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        x_t = sched.add_noise(x0, noise, t)
-        kind = sched.config.prediction_type
-        target = {"epsilon": noise, "sample": x0}.get(kind)
-        if target is None:  # v_prediction
-            target = sched.get_velocity(x0, noise, t)
-        return x_t, t, target
-
-    def _sampler(self, sampler: str):
-        return make_scheduler(sampler, config=self.config.scheduler_config)
-
-
-# --------------------------------------------------------------------------------------------------
 # cLMDM (and its no-LMC ablation)
 
 
-class MotionDiffusion(_CodeDiffusion):
+class MotionDiffusion(CodeDiffusion):
     """cLMDM: a :class:`TemporalUNet1D` ε-predictor over code sequences, with or without LMC.
 
     Args:
@@ -219,7 +156,7 @@ class MotionDiffusion(_CodeDiffusion):
         if alpha1 is not None:
             alpha1 = self._check_alpha1(alpha1).to(device=self.device, dtype=self.dtype)
         elif self.config.use_lmc:
-            raise InputError("alpha1: cLMDM with LMC needs a start code (use AlphaPrior.sample to draw one)")
+            raise InputError("alpha1: cLMDM with LMC needs a start code (draw one with StartCodePrior.sample)")
         B = alpha1.shape[0] if alpha1 is not None else (num_samples or 1)
         scheduler = self._sampler(sampler)
         kw = dict(scheduler=scheduler, steps=steps, generator=generator, device=self.device, dtype=self.dtype)
@@ -302,57 +239,3 @@ class MotionDiffusion(_CodeDiffusion):
         if not torch.isfinite(alpha1).all():
             raise NumericalError("alpha1: contains NaN or inf")
         return alpha1
-
-
-# --------------------------------------------------------------------------------------------------
-# The start-code prior p(α₁)
-
-
-class AlphaPrior(_CodeDiffusion):
-    """A diffusion model over single codes α₁ (B, M) with an :class:`AlphaPriorMLP` denoiser.
-
-    Args:
-        motion_dim: M.
-        mlp_config: keyword arguments of :class:`AlphaPriorMLP` (``motion_dim`` is set here).
-        scheduler_config: the noise schedule (:func:`~leo_video.diffusion.schedulers.scheduler_config`).
-    """
-
-    @register_to_config
-    def __init__(self, motion_dim: int = 20, mlp_config: dict | None = None, scheduler_config: dict | None = None):
-        super().__init__()
-        if mlp_config is None:
-            self.register_to_config(mlp_config=dict(ALPHA_PRIOR_PRESETS["small"]))
-        if scheduler_config is None:
-            self.register_to_config(scheduler_config=schedulers.scheduler_config())
-        self.mlp = AlphaPriorMLP(**{**self.config.mlp_config, "motion_dim": motion_dim})
-        self._init_stats(motion_dim, residual=False)
-
-    @classmethod
-    def from_preset(cls, preset: str, motion_dim: int = 20, **schedule) -> "AlphaPrior":
-        """A fresh prior with the MLP preset ``tiny``/``small``/``base``."""
-        if preset not in ALPHA_PRIOR_PRESETS:
-            raise ConfigError(f"alpha prior preset {preset!r}: choose one of {', '.join(ALPHA_PRIOR_PRESETS)}")
-        return cls(motion_dim=motion_dim, mlp_config=dict(ALPHA_PRIOR_PRESETS[preset]),
-                   scheduler_config=schedulers.scheduler_config(**schedule))
-
-    def training_loss(self, alpha1: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """ε-prediction MSE over start codes ``alpha1 (B, M)`` (frames of any video serve as samples)."""
-        if alpha1.ndim != 2 or alpha1.shape[-1] != self.config.motion_dim:
-            raise InputError(f"alpha1: expected (B, {self.config.motion_dim}), got {tuple(alpha1.shape)}")
-        x0 = self._normalize(alpha1.to(device=self.device, dtype=self.dtype))  # (B, M)
-        x_t, t, target = self._noised(x0, generator)
-        return F.mse_loss(self.mlp(x_t, t).float(), target.float())
-
-    def forward(self, alpha1: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.training_loss(alpha1, generator)
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, sampler: str = "ddim", steps: int = 50, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Draw ``n`` start codes: (n, M)."""
-        if n < 1:
-            raise InputError(f"n: must be >= 1, got {n}")
-        x = denoise(self.mlp, (n, self.config.motion_dim), self._sampler(sampler), steps, generator,
-                    device=self.device, dtype=self.dtype)
-        return self._denormalize(x)  # (n, M)

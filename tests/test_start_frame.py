@@ -9,7 +9,7 @@ import torch
 
 from leo_video.diffusion.start_frame import StartFrameDiffusion
 from leo_video.errors import ConfigError, InputError
-from leo_video.models.cddpm import StartFrameUNet, start_frame_unet_from_preset
+from leo_video.models.start_frame import StartFrameUNet, start_frame_unet_from_preset
 
 M = 4
 
