@@ -99,7 +99,7 @@ class Unit3D(nn.Module):
         pads = same_pads(tuple(x.shape[2:]), self.kernel, self.stride)
         if pads[0::2] == pads[1::2]:
             x = F.conv3d(x, self.conv.weight, self.conv.bias, self.stride, tuple(reversed(pads[0::2])))
-        else:  # only the 7x7x7 stride-2 stem: TF puts the extra row/column/frame after
+        else:  # e.g. the 7x7x7 stride-2 stem: TF puts the extra row/column/frame after
             x = F.conv3d(F.pad(x, pads), self.conv.weight, self.conv.bias, self.stride)
         if not self.batch_norm:
             return x
