@@ -1,7 +1,9 @@
 """Held-out numbers of a (demo) LEO pipeline, for benchmarks/RESULTS.md: run by scripts/train_demo.sh.
 
 * recon_l1: LIA self-reenactment L1 (on [0, 1]) over the held-out videos of --data (frame 1 animated
-  with every frame's motion, compared with that frame);
+  with every frame's motion, compared with that frame), and recon_still_l1, frame 1 repeated;
+* transfer: ground-truth motion transfer on 16 synthetic pairs (seed 9001; ``leo-video eval transfer``) with
+  its still and wrong-identity baselines;
 * motion: cLMDM samples started from each held-out video's first code, as long as that video, against
   the held-out codes (``leo-video eval motion``'s report: window Fréchet distance, jitter ratio), with
   two references: the real codes shuffled in time (no motion structure) and a still (alpha_1 repeated);
@@ -26,7 +28,9 @@ from leo_video.media.video import VideoReader
 from leo_video.metrics.evaluate import list_videos
 from leo_video.metrics.frechet import frechet_distance
 from leo_video.metrics.motion import motion_report
-from leo_video.metrics.recon import self_reenactment_l1
+from leo_video.data.synthetic import render_transfer_pair
+from leo_video.metrics.recon import self_reenactment_errors
+from leo_video.metrics.transfer import transfer_errors
 from leo_video.pipelines.leo import LEOPipeline
 from leo_video.utils.device import resolve_device
 
@@ -48,8 +52,11 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     started = time.perf_counter()
 
-    errors = [self_reenactment_l1(pipe.animator, VideoReader(path)) for path in list_videos(args.data)]
-    recon_l1 = sum(l1 * n for l1, n in errors) / sum(n for _, n in errors)
+    errors = [self_reenactment_errors(pipe.animator, VideoReader(path)) for path in list_videos(args.data)]
+    frames = sum(e["frames"] for e in errors)
+    recon_l1, still_l1 = (sum(e[key] * e["frames"] for e in errors) / frames for key in ("l1", "still_l1"))
+    pairs = [render_transfer_pair(9001, i, 32, pipe.animator.config.size) for i in range(16)]
+    transfer = transfer_errors(pipe.animator, pairs).to_dict()
 
     store = MotionCodeStore(args.codes)
     real = [store.codes(name).float() for name in store.names]  # each (T, M)
@@ -66,6 +73,8 @@ def main() -> None:
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in pipe.parts().items()},
         "held_out_videos": len(real),
         "recon_l1": recon_l1,
+        "recon_still_l1": still_l1,
+        "transfer": {k: v for k, v in transfer.items() if k != "per_pair"},  # 16 pairs of seed 9001, 32 frames
         "motion": motion_report(real, list(fake)),
         "motion_shuffled_reference": motion_report(real, shuffled),
         "motion_still_reference": {"code_window_fd": motion_report(real, still)["code_window_fd"]},
