@@ -209,18 +209,16 @@ def test_latent_from_motion_relative_and_absolute(lia64, images64):
     assert torch.allclose(same, absolute, atol=1e-12)
 
 
-def test_deterministic_and_noise_weights_inert(lia64_f32, images64):
+def test_noise_weights_and_to_rgb1_are_inert(lia64_f32, images64):
+    """Determinism and round trips: tests/test_models.py."""
     model = copy.deepcopy(lia64_f32)
     source, driving, _ = (x[:1].float() for x in images64)
     with torch.no_grad():
         first = model(source, driving)
-        torch.manual_seed(123)
-        second = model(source, driving)
         for name, p in model.named_parameters():
             if name.endswith("noise.weight") or name.startswith("dec.to_rgb1."):
                 p.add_(1.0)
-        third = model(source, driving)
-    assert torch.equal(first, second) and torch.equal(first, third)
+        assert torch.equal(model(source, driving), first)
 
 
 # ----------------------------------------------------------------------------- loading

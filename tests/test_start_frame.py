@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -75,34 +74,6 @@ def test_guidance(model):
         torch.testing.assert_close(unet.guided_eps(x, t, code, 3.0), null + 3.0 * (cond - null), atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(unet.guided_eps(x, t, code, 0.0), null, atol=1e-5, rtol=1e-4)
     assert (cond - null).abs().mean() > 1e-3
-
-
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
-def test_sampler_determinism(model, sampler):
-    codes = torch.randn(2, M, generator=seeded(5))
-    a = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(1))
-    b = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(1))
-    c = model.sample(codes, sampler, steps=3, guidance_scale=2.0, generator=seeded(2))
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert (a - c).abs().mean() > 1e-3
-
-
-def test_save_load_round_trip(tmp_path):
-    model = tiny()
-    model.set_normalization(torch.linspace(-1, 1, M), torch.linspace(0.5, 2, M))
-    with torch.no_grad():
-        model.unet.null_embedding.add_(0.1)
-    model.save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["scheduler_config"]["clip_sample"] is True
-    assert config["unet_config"]["motion_dim"] == M
-    loaded = StartFrameDiffusion.from_pretrained(tmp_path).eval()
-    torch.testing.assert_close(loaded.code_std, model.code_std)
-    codes = torch.randn(2, M)
-    for sampler in ("ddpm", "dpm++"):
-        a = model.sample(codes, sampler, steps=3, guidance_scale=1.5, generator=seeded(3))
-        b = loaded.sample(codes, sampler, steps=3, guidance_scale=1.5, generator=seeded(3))
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_codes_are_normalised(model):

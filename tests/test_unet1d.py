@@ -64,17 +64,6 @@ def test_unet_condition_vector():
         model(x, 1)
 
 
-def test_unet_save_load_round_trip(tmp_path):
-    model = TemporalUNet1D(**TINY).eval()
-    _randomize_output(model)
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "config.json").is_file()
-    assert any(p.suffix == ".safetensors" for p in tmp_path.iterdir())
-    loaded = TemporalUNet1D.from_pretrained(tmp_path).eval()
-    x = torch.randn(2, 5, 13)
-    torch.testing.assert_close(loaded(x, 42), model(x, 42), rtol=0, atol=0)
-
-
 @pytest.mark.parametrize("name", list(UNET1D_PRESETS))
 def test_unet_presets_build(name):
     model = unet1d_from_preset(name, motion_dim=20)
@@ -90,14 +79,12 @@ def test_unet_config_errors():
         unet1d_from_preset("huge", 20)
 
 
-def test_alpha_prior_mlp_shapes_zero_init_and_round_trip(tmp_path):
+def test_start_code_mlp_shapes_and_zero_init():
     model = StartCodeMLP(motion_dim=6, hidden_dim=32, num_blocks=2, time_embed_dim=16)
     x = torch.randn(4, 6)
     assert torch.count_nonzero(model(x, torch.arange(4))) == 0
     _randomize_output(model)
     out = model(x, 7)
     assert out.shape == (4, 6) and out.abs().sum() > 0
-    model.save_pretrained(tmp_path)
-    torch.testing.assert_close(StartCodeMLP.from_pretrained(tmp_path)(x, 7), out, rtol=0, atol=0)
     for name in START_CODE_PRESETS:
         assert alpha_prior_from_preset(name, 20)(torch.randn(2, 20), 1).shape == (2, 20)
