@@ -70,6 +70,7 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
     sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
             "train.batch_size": args.batch * world, "train.cpu": device.type == "cpu",
             "loss.vgg_random_init": "true", "loss.perceptual_weight": 0 if args.no_vgg else 10,
+            "monitor.videos": 0,  # random tensors have no videos to probe; the probe is outside the timed step
             **PRECISIONS[precision]}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
     task = _accelerate(LIATrainingTask(), config)

@@ -325,9 +325,9 @@ def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
 
     from ..media.image import numpy_to_frames
 
-    readers = dataset.readers
     if videos == 0:
         return None
+    readers = dataset.readers
     chosen = np.linspace(0, len(readers) - 1, min(videos, len(readers))).round().astype(int)
     clips = [numpy_to_frames(readers[v].read(np.linspace(0, len(readers[v]) - 1, frames).round().astype(int)))
              for v in chosen]  # fmt: skip
