@@ -254,3 +254,51 @@ def test_motion_from_a_shorter_clip_warns_and_keeps_its_fps(media, tmp_path, run
     assert code == 0 and "warning" not in err, err
     reader = VideoReader(tmp_path / "w.mp4")
     assert len(reader) == 3 and reader.info.fps == pytest.approx(5)
+
+
+# ----------------------------------------------------------------------------- the demo model meets a real photo
+
+
+def _synthetic_still(folder):
+    """A frame of a synthetic person the demo model never saw (seed 9001: the demo's own inputs)."""
+    from PIL import Image
+
+    from leo_video.data.synthetic import render_synthetic_video
+
+    path = folder / "synthetic.png"
+    Image.fromarray(render_synthetic_video(9001, 1, 64, index=3)[0]).save(path)
+    return path
+
+
+def test_demo_domain_score_separates_synthetic_people_from_real_photos(shared_data, tmp_path):
+    from leo_video.media.image import load_image
+    from leo_video.pipelines.demo import DOMAIN_SCORE_LIMIT, demo_domain_score, load_demo_pipeline
+
+    animator = load_demo_pipeline().animator
+    synthetic = demo_domain_score(animator, load_image(_synthetic_still(tmp_path), size=64))
+    real = [demo_domain_score(animator, load_image(shared_data / "images" / name, size=64))
+            for name in ("faces/face_liveportrait_3.jpg", "bodies/body_lia_taichi_1.png")]
+    assert synthetic < 0.8 * DOMAIN_SCORE_LIMIT and min(real) > 1.2 * DOMAIN_SCORE_LIMIT, (synthetic, real)
+
+
+@pytest.mark.parametrize("still", ["synthetic", "real"])
+def test_the_demo_model_notes_a_real_photo_once(still, shared_data, media, tmp_path, run_cli):
+    import shutil
+
+    from leo_video.pipelines.demo import demo_pipeline_dir
+
+    image = _synthetic_still(tmp_path) if still == "synthetic" else shared_data / "images/faces/face_liveportrait_3.jpg"
+    code, _, err = run_cli("animate", "--source", image, "--driving", media["video"], "--out", tmp_path / "a.mp4",
+                           "--device", "cpu")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "note:" in line]
+    if still == "synthetic":
+        assert notes == []
+    else:
+        assert len(notes) == 1 and notes[0].startswith(f"leo-video animate: note: {image} does not look like")
+        assert "configs/real_faces" in notes[0] and "leo-video prepare" in notes[0]
+    # another model is never second-guessed: the same still through a copy of the demo's animator
+    shutil.copytree(demo_pipeline_dir() / "animator", tmp_path / "elsewhere")
+    code, _, err = run_cli("animate", "--checkpoint", tmp_path / "elsewhere", "--source", image, "--driving",
+                           media["video"], "--out", tmp_path / "b.mp4", "--device", "cpu")
+    assert code == 0 and "note:" not in err, err

@@ -57,6 +57,17 @@ def load_animator(path: str | None, device):
     return load_lia(animator_path(path), device=device)
 
 
+def note_if_unlike_demo(command: str, model_path, animator, image, image_path) -> None:
+    """One note on stderr when the demo model (``model_path`` None or the demo's folder) meets a still
+    ``image`` (3, S, S) that does not look like its synthetic people (a real photo), pointing to training."""
+    import sys
+
+    from ..pipelines.demo import DOMAIN_NOTE, DOMAIN_SCORE_LIMIT, demo_domain_score, is_demo_model
+
+    if is_demo_model(model_path) and demo_domain_score(animator, image) > DOMAIN_SCORE_LIMIT:
+        print(f"leo-video {command}: note: {image_path} {DOMAIN_NOTE}", file=sys.stderr, flush=True)
+
+
 def model_name(path: str | None) -> str:
     """How messages name the model: its path, or "the demo model"."""
     return str(path) if path else "the demo model"

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..media.image import load_image
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import check_video_output, load_animator, model_name
+    from ._common import check_video_output, load_animator, model_name, note_if_unlike_demo
 
     if args.batch_frames < 1:
         raise InputError(f"--batch-frames {args.batch_frames}: must be at least 1")
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size != size:
         raise InputError(f"--size {args.size}: {model_name(args.checkpoint)} is a {size}x{size} model")
     source = load_image(args.source, size=size)  # (3, S, S)
+    note_if_unlike_demo("animate", args.checkpoint, animator, source, args.source)
     write_transfer(animator, source, args.driving, out, args.relative, args.batch_frames, dtype,
                    args.side_by_side, args.max_frames, "animate", compile=args.compile,
                    channels_last=args.channels_last, model=model_name(args.checkpoint))  # fmt: skip

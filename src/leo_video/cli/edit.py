@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..media.image import load_image
     from ..pipelines.leo import is_pipeline_folder
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import check_video_output, load_animator, model_name
+    from ._common import check_video_output, load_animator, model_name, note_if_unlike_demo
     from .animate import write_transfer
 
     check_controlnet_args(args)
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         edited = controlnet_first_frame(args, size=animator.config.size)  # (3, S, S)
     else:
         edited = load_image(args.edited_first_frame, size=animator.config.size)  # (3, S, S)
+        note_if_unlike_demo("edit", args.pipeline or args.lia, animator, edited, args.edited_first_frame)
     # relative transfer with the original first frame as the start: latent_i = w(edited) + Q(α_i − α_1) + Q E(edited)
     write_transfer(animator, edited, args.video, out, True, args.batch_frames, dtype,
                    args.side_by_side, args.max_frames, "edit", model=model_name(args.pipeline or args.lia))

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from ..media.image import load_image
     from ..media.video import VideoWriter
     from ..utils.device import autocast, resolve_device, resolve_dtype
-    from ._common import TimeEstimate, check_frame_count, check_video_output, format_seconds, progress_note, warn
+    from ._common import (TimeEstimate, check_frame_count, check_video_output, format_seconds, note_if_unlike_demo,
+                          progress_note, warn)
 
     if args.frames < 1 or args.num_videos < 1:
         raise InputError("--frames and --num-videos must be at least 1")
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         check_video_output(out, args.overwrite)  # before any model loads
     pipe = load_pipeline(args, device).optimize_for_inference(compile=args.compile, channels_last=args.channels_last)
     image = load_image(args.source, size=pipe.size) if args.source else None
+    if image is not None and not (args.lia or args.lmdm or args.prior or args.cddpm):
+        note_if_unlike_demo("generate", args.pipeline, pipe.animator, image, args.source)
     motion, motion_fps = _load_motion(args.motion_from, pipe) if args.motion_from else (None, None)
     frames = args.frames
     if motion is not None and len(motion) < frames:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.animate import manipulation_codes
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device
-    from ._common import load_animator
+    from ._common import load_animator, note_if_unlike_demo
 
     device = resolve_device(args.device)
     animator = load_animator(args.checkpoint, device)
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     source = load_image(args.source, size=animator.config.size)
+    note_if_unlike_demo("manipulate", args.checkpoint, animator, source, args.source)
     appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
     values = torch.linspace(args.range[0], args.range[1], args.steps)
     videos = []

@@ -158,3 +158,42 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     paths["gif"] = write_video(out / "demo.gif", make_grid([v[:n] for v in rows], ncols=3), fps=DEMO_FPS)
     paths["contact sheet"] = save_contact_sheet(out / "contact_sheet.png", rows, num_frames=8)
     return paths
+
+
+# ------------------------------------------------------------------------------------------ domain check
+
+# Is a still one of the demo model's synthetic people? The model's own answer: how much of the still its
+# animator fails to reproduce (x -> E -> render, the frame a generated or transferred video starts from).
+# Two parts, each divided by its median over unseen synthetic frames: the relative error of the fine
+# detail (the Laplacian; median 0.26) and the L1 of 4x4 block means (coarse content; median 0.0073); the
+# score is their geometric mean. Measured on the shipped weights: 120 unseen synthetic frames score 0.6-1.59,
+# the 19 real stills of ../shared/data 1.70-5.1 (and 33 of 39 first frames of its real clips are over the limit).
+DOMAIN_DETAIL_MEDIAN = 0.26
+DOMAIN_COARSE_MEDIAN = 0.0073
+DOMAIN_SCORE_LIMIT = 1.65
+DOMAIN_NOTE = ("does not look like the demo model's synthetic people, so expect blurred, drifting motion; "
+               "train on your own clips (`leo-video prepare`, then `DATA=... CONFIGS=configs/real_faces bash "
+               "scripts/train_demo.sh`; README, \"Training, stage by stage\")")
+
+
+def is_demo_model(path: str | os.PathLike | None) -> bool:
+    """Whether ``path`` (a pipeline or animator folder; None: the default) is the embedded demo model."""
+    if path is None:
+        return True
+    folder = demo_pipeline_dir().resolve()
+    return Path(path).resolve() in (folder, folder / "animator")
+
+
+@torch.no_grad()
+def demo_domain_score(animator, image: torch.Tensor) -> float:
+    """How unlike the demo's synthetic people ``image`` (3, S, S) in [-1, 1] is to ``animator``: about 1 for
+    a synthetic frame, over :data:`DOMAIN_SCORE_LIMIT` for a real photo (see the constants above)."""
+    import torch.nn.functional as F
+
+    x = image[None].to(next(animator.parameters()).device, torch.float32)  # (1, 3, S, S)
+    y = animator(x, x).clamp(-1, 1)  # its reconstruction of itself
+    kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]], device=x.device)
+    laplacian = lambda v: F.conv2d(v, kernel.expand(3, 1, 3, 3), groups=3)  # noqa: E731 (1, 3, S-2, S-2)
+    detail = ((laplacian(x) - laplacian(y)).abs().mean() / laplacian(x).abs().mean().clamp_min(1e-8)).item()
+    coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(y, 4)).abs().mean().item()
+    return (detail / DOMAIN_DETAIL_MEDIAN * coarse / DOMAIN_COARSE_MEDIAN) ** 0.5
