@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from leo_video.editing.canny import canny_edges, hysteresis
+from leo_video.editing.canny import canny_edges
 from leo_video.media.image import load_image_uint8, numpy_to_frames, resize_center_crop
 from leo_video.media.video import VideoReader, probe_video, write_video
 from leo_video.models.lia import LatentImageAnimator
@@ -128,8 +128,8 @@ def test_canny_follows_opencv_conventions():
     assert canny_edges(faint, low=50, high=79).sum() == SIZE and not canny_edges(faint, low=50, high=81).any()
 
 
-# cv2.Canny(image, 100, 200) > 0 from opencv-python-headless 5.0.0 (a scratch venv, not a dependency),
-# packed with np.packbits: the edge map ControlNet's Canny annotator would give
+# cv2.Canny(image, 100, 200) > 0 recorded with opencv-python-headless 5.0.0, packed with np.packbits: the edge
+# map ControlNet's Canny annotator would give (pins the call: RGB order, uint8 rounding, thresholds)
 OPENCV_PATTERN_EDGES = (
     "000000080000000008ff000000f7000000101080000080903e000c1f2f00001080200100447f48380081804701013600b026004c"
     "1898200258612d090490c9044405a3012208012642020a01449222190a4924d221024a650e850240c8b2501441892e1a044b12"
@@ -158,15 +158,6 @@ def test_canny_equals_opencv_on_real_frames(shared_data):
         edges = canny_edges(numpy_to_frames(VideoReader(shared_data / name).read([0])[0])).numpy()
         assert edges.sum() == count, name
         assert hashlib.sha256(np.packbits(edges).tobytes()).hexdigest() == digest, name
-
-
-def test_hysteresis_keeps_weak_edges_connected_to_a_strong_one():
-    magnitude = np.zeros((5, 12))
-    magnitude[1, 0:5] = 150  # weak line touching one strong pixel (diagonally: 8-connected)
-    magnitude[2, 5] = 250
-    magnitude[4, 7:12] = 150  # weak line alone
-    edges = hysteresis(magnitude, low=100, high=200)
-    assert edges[1, 0:5].all() and edges[2, 5] and not edges[4].any()
 
 
 # ----------------------------------------------------------------------------- the editor

@@ -18,7 +18,8 @@ import torch
 from reference.lia_functional import random_lia_state, seeded_images
 
 from leo_video.models.lia import LatentImageAnimator
-from leo_video.models.stylegan2 import StyledConv, ToFlow, is_channels_last, same_layout, shared_to, warp
+from leo_video.models.fir import is_channels_last
+from leo_video.models.stylegan2 import StyledConv, ToFlow, same_layout, shared_to, warp
 from leo_video.utils.device import autocast
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -173,7 +174,7 @@ def test_compiled_render_pads_short_chunks_and_compiles_once(lia, images, fp32_e
 def test_optimize_for_inference_compiles_in_place_keeping_keys(lia):
     model = copy.deepcopy(lia).train().optimize_for_inference(compile=True, channels_last=True)
     assert not model.training and model.memory_format == torch.channels_last
-    assert model.dec._compiled_call_impl is not None and model.enc.net_app._compiled_call_impl is not None
+    assert model.dec.compiled and model.enc.net_app.compiled
     assert list(model.state_dict()) == list(lia.state_dict())  # no "_orig_mod." prefixes
 
 

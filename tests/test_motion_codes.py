@@ -131,7 +131,7 @@ def test_writer_rejects_bad_codes(tmp_path):
 def test_clip_dataset_drops_short_videos_and_is_seeded(tmp_path):
     codes = write_store(tmp_path, {"long": 30, "mid": 9, "short": 4})
     ds = MotionClipDataset(tmp_path, clip_length=4, frame_stride=3)  # a clip spans 10 codes
-    assert ds.names == ["long"] and ds.dropped == ["mid", "short"] and ds.num_dropped == 2
+    assert ds.names == ["long"] and ds.dropped == ["mid", "short"] and len(ds.dropped) == 2
     clip = ds[0]
     assert clip.shape == (4, M) and clip.dtype == torch.float32
     # the clip is a strided window of the stored sequence

@@ -8,7 +8,7 @@ import torch
 
 from leo_video.diffusion.start_frame import StartFrameDiffusion
 from leo_video.errors import ConfigError, InputError
-from leo_video.models.start_frame import StartFrameUNet, start_frame_unet_from_preset
+from leo_video.models.start_frame import START_FRAME_PRESETS, StartFrameUNet
 
 M = 4
 
@@ -33,7 +33,7 @@ def model() -> StartFrameDiffusion:
 @pytest.mark.parametrize("size", [16, 32])
 def test_unet_shapes(size):
     torch.manual_seed(0)
-    unet = start_frame_unet_from_preset("tiny", sample_size=size, motion_dim=M)
+    unet = StartFrameUNet(sample_size=size, motion_dim=M, **START_FRAME_PRESETS["tiny"])
     x = torch.randn(3, 3, size, size)
     eps = unet(x, torch.tensor([1, 500, 999]), torch.randn(3, M))
     assert eps.shape == (3, 3, size, size)

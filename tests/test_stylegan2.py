@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import convolve2d
 
+from leo_video.models.fir import Blur, Upsample, fir_by_matmul, fir_by_taps, fir_matrix, make_fir_kernel
 from leo_video.models.stylegan2 import (
-    Blur,
     ConvLayer,
     EqualConv2d,
     EqualLinear,
@@ -22,13 +22,8 @@ from leo_video.models.stylegan2 import (
     StyledConv,
     ToFlow,
     ToRGB,
-    Upsample,
     biased_leaky_relu,
-    fir_by_matmul,
-    fir_by_taps,
-    fir_matrix,
     identity_grid,
-    make_fir_kernel,
     per_source,
     warp,
 )

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from leo_video.errors import ConfigError
-from leo_video.models.start_code import START_CODE_PRESETS, StartCodeMLP, alpha_prior_from_preset
-from leo_video.models.unet1d import UNET1D_PRESETS, TemporalUNet1D, unet1d_from_preset
+from leo_video.models.start_code import START_CODE_PRESETS, StartCodeMLP
+from leo_video.models.unet1d import UNET1D_PRESETS, TemporalUNet1D
 
 TINY = dict(in_channels=5, out_channels=5, block_channels=(16, 32, 32), layers_per_block=1,
             attention_levels=(False, False, True), attention_head_dim=8, norm_groups=8)
@@ -54,19 +54,9 @@ def test_unet_padding_does_not_leak_future_lengths():
     torch.testing.assert_close(model(x, 5)[1:2], model(x[1:2], 5))
 
 
-def test_unet_condition_vector():
-    model = TemporalUNet1D(**TINY, condition_dim=3)
-    _randomize_output(model)
-    x = torch.randn(2, 5, 8)
-    c1, c2 = torch.zeros(2, 3), torch.ones(2, 3)
-    assert not torch.allclose(model(x, 1, c1), model(x, 1, c2))
-    with pytest.raises(ValueError):
-        model(x, 1)
-
-
 @pytest.mark.parametrize("name", list(UNET1D_PRESETS))
 def test_unet_presets_build(name):
-    model = unet1d_from_preset(name, motion_dim=20)
+    model = TemporalUNet1D(in_channels=20, out_channels=20, **UNET1D_PRESETS[name])
     assert model(torch.randn(1, 20, 16), 0).shape == (1, 20, 16)
 
 
@@ -75,8 +65,6 @@ def test_unet_config_errors():
         TemporalUNet1D(block_channels=(16, 32), attention_levels=(True,), norm_groups=8)
     with pytest.raises(ConfigError, match="norm_groups"):
         TemporalUNet1D(block_channels=(12, 32), attention_levels=(False, False), norm_groups=8)
-    with pytest.raises(ConfigError, match="preset"):
-        unet1d_from_preset("huge", 20)
 
 
 def test_start_code_mlp_shapes_and_zero_init():
@@ -87,4 +75,4 @@ def test_start_code_mlp_shapes_and_zero_init():
     out = model(x, 7)
     assert out.shape == (4, 6) and out.abs().sum() > 0
     for name in START_CODE_PRESETS:
-        assert alpha_prior_from_preset(name, 20)(torch.randn(2, 20), 1).shape == (2, 20)
+        assert StartCodeMLP(motion_dim=20, **START_CODE_PRESETS[name])(torch.randn(2, 20), 1).shape == (2, 20)

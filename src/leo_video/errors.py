@@ -7,8 +7,6 @@ that line and exits non-zero without a traceback; programming errors keep their 
 
 from __future__ import annotations
 
-import os
-
 
 class LeoError(Exception):
     """An error caused by user input; its message is one line that names the input."""
@@ -36,8 +34,3 @@ class NumericalError(LeoError):
     """NaN or inf appeared in inputs, losses or model outputs."""
 
     exit_code = 3
-
-
-def describe_path(path: str | os.PathLike) -> str:
-    """Return the path as users typed it, for messages."""
-    return os.fspath(path)

@@ -246,7 +246,7 @@ class ReferenceGenerator:
 def literal_fir_forwards():
     """Within the block, ``Blur`` and ``Upsample`` layers compute upfirdn literally (:func:`fir`) on every
     device: what FLOP counts should count (their banded-matmul form on CUDA does more arithmetic in less time)."""
-    from leo_video.models.stylegan2 import Blur, Upsample
+    from leo_video.models.fir import Blur, Upsample
 
     def blur(layer, x):
         return fir(x, layer.kernel, pad0=layer.padding, pad1=layer.padding, down=layer.down)

@@ -322,10 +322,6 @@ class MotionClipDataset(torch.utils.data.Dataset):
             raise InputError(f"{root}: no video has the {self.span} codes a clip needs "
                              f"(clip_length {clip_length}, frame_stride {frame_stride}; {len(self.dropped)} too short)")
 
-    @property
-    def num_dropped(self) -> int:
-        return len(self.dropped)
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -51,6 +51,7 @@ def make_grid(
 
     ``ncols`` defaults to all videos side by side. Shorter videos hold their last frame; videos of
     another size are resized to the first one's. ``padding`` pixels of ``pad_value`` (white) separate cells.
+    (torchvision's ``make_grid`` tiles images, not videos of unequal lengths and sizes, and is not a dependency.)
     """
     if not videos:
         raise ValueError("make_grid needs at least one video")

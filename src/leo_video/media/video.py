@@ -73,7 +73,7 @@ class VideoInfo:
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders ``frame2.png`` before ``frame10.png``."""
+    """Sort key that orders ``frame2.png`` before ``frame10.png`` (one key: not worth the natsort dependency)."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 

@@ -9,8 +9,7 @@ A report is a plain dict (see :func:`write_report`)::
      "plots": [{"title", "file"}], "samples": [{"title", "file"}]}
 
 Every metric states its sample count in ``samples`` (e.g. "2048 real / 2048 generated clips").
-Plots are drawn with Pillow (matplotlib is not a dependency): simple bar charts with value labels
-and optional error bars; that is all a report of a handful of numbers needs.
+Plots are matplotlib bar charts with value labels and optional error bars.
 """
 
 from __future__ import annotations
@@ -22,15 +21,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from ..utils.atomic import atomic_write_text
+from ..utils.atomic import atomic_path, atomic_write_text
 
 __all__ = ["bar_plot", "mean_std", "render_markdown", "write_report"]
 
 REPORT_FORMAT = "leo-eval-report"
 REPORT_VERSION = 1
-COLOURS = [(52, 101, 164), (204, 85, 0), (78, 154, 6), (117, 80, 123), (193, 125, 17), (164, 0, 0)]
 
 
 def mean_std(values: Sequence[float]) -> dict[str, Any]:
@@ -43,16 +40,6 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ plots
 
 
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering ``[low, high]`` (steps of 1, 2 or 5 x 10^k)."""
-    span = high - low if high > low else max(abs(high), 1.0)
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    return [start + i * step for i in range(int(math.ceil((high - start) / step)) + 1)]
-
-
 def bar_plot(
     path: str | os.PathLike,
     labels: Sequence[str],
@@ -61,50 +48,33 @@ def bar_plot(
     title: str = "",
     size: tuple[int, int] = (560, 360),
 ) -> Path:
-    """A bar chart PNG (Pillow): one bar per label, value printed above, optional ±error bars.
+    """A bar chart PNG of ``size`` pixels: one bar per label, its value printed at the bar, optional ±error bars.
 
-    Handles negative values (the axis is drawn at 0). Written atomically; returns ``path``.
+    Non-finite values get no bar. Written atomically; returns ``path``.
     """
-    from ..media.image import save_image
+    from matplotlib.figure import Figure  # a Figure without pyplot: no global state, any thread
 
-    width, height = size
-    left, right, top, bottom = 70, 20, 40, 50
-    vals = [float(v) for v in values]
-    errs = [float(e) for e in errors] if errors is not None else [0.0] * len(vals)
-    finite = [v for v in vals if math.isfinite(v)] or [0.0]
-    low = min(0.0, min(v - e for v, e in zip(finite, errs)))
-    high = max(0.0, max(v + e for v, e in zip(finite, errs)))
-    ticks = _nice_ticks(low, high)
-    low, high = min(low, ticks[0]), max(high, ticks[-1])
-    high = high if high > low else low + 1.0
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    axes = figure.add_subplot()
+    vals = [float(v) if math.isfinite(v) else 0.0 for v in values]
+    errs = [float(e) for e in errors] if errors is not None else None
+    yerr = [e if e > 0 else math.nan for e in errs] if errs is not None else None  # no cap for a zero error
+    bars = axes.bar([str(label)[:24] for label in labels], vals, yerr=yerr, capsize=6,
+                    color=[f"C{i}" for i in range(len(vals))])
+    axes.bar_label(bars, labels=[_bar_text(v, e) for v, e in zip(values, errs or [0.0] * len(vals))], padding=2)
+    axes.axhline(0.0, color="black", linewidth=0.8)
+    axes.set_title(title, fontsize=9)
+    axes.grid(axis="y", color="0.9")
+    axes.set_axisbelow(True)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path
 
-    def y_of(v: float) -> int:
-        return int(round(top + (high - v) / (high - low) * (height - top - bottom)))
 
-    image = Image.new("RGB", size, (255, 255, 255))
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 12), title, fill=(0, 0, 0))
-    for t in ticks:  # horizontal grid and y labels
-        y = y_of(t)
-        draw.line([(left, y), (width - right, y)], fill=(225, 225, 225))
-        draw.text((6, y - 6), f"{t:.4g}", fill=(60, 60, 60))
-    draw.line([(left, top), (left, height - bottom)], fill=(0, 0, 0))
-    draw.line([(left, y_of(0.0)), (width - right, y_of(0.0))], fill=(0, 0, 0))
-    slot = (width - left - right) / max(len(vals), 1)
-    for i, (label, v, e) in enumerate(zip(labels, vals, errs)):
-        x0, x1 = int(left + slot * (i + 0.2)), int(left + slot * (i + 0.8))
-        if math.isfinite(v):
-            draw.rectangle([x0, min(y_of(v), y_of(0.0)), x1, max(y_of(v), y_of(0.0))], fill=COLOURS[i % len(COLOURS)])
-            if e > 0:
-                xm = (x0 + x1) // 2
-                draw.line([(xm, y_of(v - e)), (xm, y_of(v + e))], fill=(0, 0, 0), width=2)
-                draw.line([(xm - 6, y_of(v + e)), (xm + 6, y_of(v + e))], fill=(0, 0, 0), width=2)
-                draw.line([(xm - 6, y_of(v - e)), (xm + 6, y_of(v - e))], fill=(0, 0, 0), width=2)
-        text = f"{v:.4g}" + (f" ± {e:.2g}" if e > 0 else "")
-        label_y = min(y_of(v + e), y_of(0.0)) if math.isfinite(v) else y_of(0.0)
-        draw.text((x0, label_y - 14), text, fill=(0, 0, 0))
-        draw.text((x0, height - bottom + 8), str(label)[:24], fill=(0, 0, 0))
-    return save_image(path, image)
+def _bar_text(value: float, error: float) -> str:
+    return f"{value:.4g}" + (f" ± {error:.2g}" if error > 0 else "")
 
 
 # ----------------------------------------------------------------------------------------- report

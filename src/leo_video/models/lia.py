@@ -84,7 +84,17 @@ class Appearance:
         )
 
 
-class AppearanceEncoder(nn.Module):
+class CompiledInPlace(nn.Module):
+    """A module that records ``Module.compile`` (torch keeps that in a private attribute only)."""
+
+    compiled: bool = False
+
+    def compile(self, *args, **kwargs) -> None:
+        super().compile(*args, **kwargs)
+        self.compiled = True
+
+
+class AppearanceEncoder(CompiledInPlace):
     """LIA's ``net_app``: 1x1 conv, L-2 residual down blocks (S -> 4), 4x4 conv to a (B, style_dim) code.
 
     ``convs`` has L entries. Returns w (B, style_dim) and the features coarse -> fine: outputs of
@@ -151,7 +161,7 @@ class ConstantInput(nn.Module):
         return self.input.expand(batch_size, -1, -1, -1)  # (B, C, 4, 4)
 
 
-class Synthesis(nn.Module):
+class Synthesis(CompiledInPlace):
     """``dec``: the flow-based warp-and-inpaint StyleGAN2 generator.
 
     ``to_rgb1`` exists only for checkpoint compatibility: LIA never applies it.
@@ -289,7 +299,7 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
         rendered is padded to that size (its last code repeated, the extra frames dropped): every call has
         the batch size the decoder was compiled for, so a short last chunk does not compile it again."""
         n = codes.shape[0]
-        if self.dec._compiled_call_impl is not None:
+        if self.dec.compiled:
             self._compiled_batch = self._compiled_batch or n
             codes = pad_batch(codes, self._compiled_batch)
         latent = self.latent_from_motion(appearance, codes, start_motion)  # broadcast over the chunk
@@ -318,19 +328,18 @@ class LatentImageAnimator(ModelMixin, ConfigMixin):
                                mode: str | None = None) -> LatentImageAnimator:
         """Inference fast paths, same outputs within the dtype's rounding (``tests/test_fast_paths.py``).
 
-        ``channels_last``: NHWC activations (cuDNN's native layout for bf16 convolutions; on one H100 at 256²
-        eager motion transfer runs 1.3x faster, rendering alone the same).
+        ``channels_last``: NHWC activations (cuDNN's native layout for bf16 convolutions).
         ``compile``: ``torch.compile`` the appearance encoder and the decoder in place (``Module.compile``:
         the state dict keeps its keys). ``render`` pads chunks smaller than its first one to that size, so
         chunked rendering compiles once (any other batch size would recompile with a dynamic batch);
-        ``mode`` is passed through (e.g. ``"max-autotune"``). On one H100 at 256², bf16, compiling takes about a
-        minute and then renders 2.1x the eager frames/s (``benchmarks/RESULTS.md``). Puts the model in eval mode.
+        ``mode`` is passed through (e.g. ``"max-autotune"``). Compiling takes about a minute on a GPU and pays
+        for long videos (``benchmarks/RESULTS.md``). Puts the model in eval mode.
         """
         self.eval()
         if channels_last:
             self.to(memory_format=torch.channels_last)
         if compile:
             for module in (self.enc.net_app, self.dec):
-                if module._compiled_call_impl is None:  # calling twice does not wrap twice
+                if not module.compiled:  # calling twice does not wrap twice
                     module.compile(mode=mode)
         return self

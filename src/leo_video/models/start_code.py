@@ -87,10 +87,3 @@ class StartCodeMLP(ModelMixin, ConfigMixin):
         for block in self.blocks:
             h = block(h, temb)  # (B, D)
         return self.proj_out(F.silu(self.norm_out(h)))  # (B, M)
-
-
-def alpha_prior_from_preset(name: str, motion_dim: int, **overrides) -> StartCodeMLP:
-    """Build an :class:`StartCodeMLP` from a named preset (``tiny``/``small``/``base``)."""
-    if name not in START_CODE_PRESETS:
-        raise ConfigError(f"alpha prior preset {name!r}: choose one of {', '.join(START_CODE_PRESETS)}")
-    return StartCodeMLP(motion_dim=motion_dim, **{**START_CODE_PRESETS[name], **overrides})

@@ -185,10 +185,3 @@ class StartFrameUNet(ModelMixin, ConfigMixin):
         eps = self(torch.cat([sample, sample]), t, torch.cat([motion_code, motion_code]), drop)  # (2B, 3, H, W)
         eps_cond, eps_null = eps.chunk(2)  # (B, 3, H, W) each
         return eps_null + guidance_scale * (eps_cond - eps_null)
-
-
-def start_frame_unet_from_preset(name: str, sample_size: int, motion_dim: int, **overrides) -> StartFrameUNet:
-    """Build a :class:`StartFrameUNet` from a named preset (``tiny``/``small``/``base``)."""
-    if name not in START_FRAME_PRESETS:
-        raise ConfigError(f"cddpm preset {name!r}: choose one of {', '.join(START_FRAME_PRESETS)}")
-    return StartFrameUNet(sample_size=sample_size, motion_dim=motion_dim, **{**START_FRAME_PRESETS[name], **overrides})

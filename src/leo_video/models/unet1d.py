@@ -107,9 +107,6 @@ class TemporalUNet1D(ModelMixin, ConfigMixin):
             The middle block has attention when the coarsest level has.
         attention_head_dim: channels per attention head.
         norm_groups: GroupNorm groups; must divide every entry of ``block_channels``.
-        condition_dim: if set, ``forward`` takes a vector ``condition (B, condition_dim)`` that is
-            projected and added to the timestep embedding (not used by the LMC construction, which
-            conditions through the input sequence).
         dropout: dropout inside residual blocks.
     """
 
@@ -123,7 +120,6 @@ class TemporalUNet1D(ModelMixin, ConfigMixin):
         attention_levels: Sequence[bool] = (False, False, True),
         attention_head_dim: int = 32,
         norm_groups: int = 32,
-        condition_dim: int | None = None,
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -132,7 +128,6 @@ class TemporalUNet1D(ModelMixin, ConfigMixin):
         base, temb = chans[0], 4 * chans[0]
         self.time_proj = Timesteps(base, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(base, temb)
-        self.cond_proj = nn.Linear(condition_dim, temb) if condition_dim else None
         self.conv_in = nn.Conv1d(in_channels, base, kernel_size=3, padding=1)
 
         level = dict(layers=layers_per_block, temb=temb, groups=norm_groups, head_dim=attention_head_dim,
@@ -165,16 +160,10 @@ class TemporalUNet1D(ModelMixin, ConfigMixin):
         """Internal lengths are padded to a multiple of this (2 ** number of downsamplings)."""
         return 2 ** (len(self.config.block_channels) - 1)
 
-    def forward(
-        self, sample: torch.Tensor, timestep: torch.Tensor | float | int, condition: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Predict ε. sample: (B, C_in, L); timestep: (B,) or scalar; condition: (B, D) -> (B, C_out, L)."""
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int) -> torch.Tensor:
+        """Predict ε. sample: (B, C_in, L); timestep: (B,) or scalar -> (B, C_out, L)."""
         B, _, L = sample.shape
         temb = self.time_embedding(self.time_proj(expand_timestep(timestep, B, sample.device)).to(sample.dtype))
-        if self.cond_proj is not None:
-            if condition is None:
-                raise ValueError("this TemporalUNet1D was built with condition_dim and needs `condition`")
-            temb = temb + self.cond_proj(condition)  # (B, D)
         temb = F.silu(temb)  # shared by every block's projection
 
         pad = (-L) % self.length_multiple
@@ -215,10 +204,3 @@ def _check_unet_config(block_channels, attention_levels, norm_groups: int, layer
     bad = [c for c in block_channels if c % norm_groups]
     if bad:
         raise ConfigError(f"block_channels: {bad} not divisible by norm_groups={norm_groups}")
-
-
-def unet1d_from_preset(name: str, motion_dim: int, **overrides) -> TemporalUNet1D:
-    """Build a :class:`TemporalUNet1D` from a named preset (``tiny``/``small``/``base``) for M = motion_dim."""
-    if name not in UNET1D_PRESETS:
-        raise ConfigError(f"unet preset {name!r}: choose one of {', '.join(UNET1D_PRESETS)}")
-    return TemporalUNet1D(in_channels=motion_dim, out_channels=motion_dim, **{**UNET1D_PRESETS[name], **overrides})

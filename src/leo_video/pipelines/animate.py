@@ -57,7 +57,7 @@ def frames_to_batch(frames: list[np.ndarray], size: int, device: torch.device) -
 
 
 def batched(frames: Iterable[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
-    """Group a frame stream into lists of at most ``n`` frames."""
+    """Group a frame stream into lists of at most ``n`` frames (``itertools.batched`` needs Python 3.12; we run on 3.10)."""
     chunk: list[np.ndarray] = []
     for frame in frames:
         chunk.append(frame)

@@ -95,6 +95,7 @@ from ..config import save_config, to_dict
 from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
+from .accelerator import end_distributed, make_accelerator
 from .logging import MeanTracker, RunLogger
 from .sampler import (
     STREAM_INIT,
@@ -244,7 +245,7 @@ class Trainer:
     def __init__(self, task: TrainingTask, config: Any, accelerator: Any = None) -> None:
         self.task, self.config, self.loop = task, config, config.train
         self.run_dir = Path(self.loop.run_dir)
-        self.accelerator = accelerator or _make_accelerator(self.loop, task.find_unused_parameters)
+        self.accelerator = accelerator or make_accelerator(self.loop, task.find_unused_parameters)
         self.last_checkpoint: Path | None = None
 
     @property
@@ -270,7 +271,7 @@ class Trainer:
         with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, _StopSignals() as stop:
             log.write(self._start_line(start, micro_batch))
             result = self._run(batches, start, log, stop)
-        _end_distributed(acc)
+        end_distributed(acc)
         return result
 
     def _start_line(self, start: int, micro_batch: int) -> str:
@@ -449,31 +450,6 @@ class Trainer:
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
 
 
-def _make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> Any:
-    import os
-
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    # accelerate only sets up multi-process CPU training (gloo) when told cpu=True; without it each
-    # torchrun process on a GPU-less machine would silently train alone on the same run folder.
-    cpu = loop.cpu or not torch.cuda.is_available()
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched == 1:
-        # accelerate keeps its state in process-wide singletons that refuse a second Accelerator with
-        # other settings (say bf16 after fp32) in one process (tests, notebooks, the web UI). With a
-        # single process there is no process group to lose, so start from a clean state.
-        from accelerate.state import AcceleratorState
-
-        AcceleratorState._reset_state(reset_partial_state=True)
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
-    acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
-                      cpu=cpu, log_with=None, kwargs_handlers=[ddp], dynamo_backend=loop.dynamo_backend)  # fmt: skip
-    if acc.num_processes != launched:
-        raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
-    return acc
-
-
 def _warn_config_changes(saved: dict, current: dict, path: Path) -> None:
     changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _flat_diff(saved, current).items()]
     if changed:
@@ -518,10 +494,3 @@ __all__ = [
     "TrainingTask", "Trainer", "TrainResult", "ResumableSampler", "SampleIndex", "derive_seed",
     "seed_everything",
 ]
-
-
-def _end_distributed(accelerator) -> None:
-    """Tear the process group down after the last step (gloo can abort at interpreter exit otherwise)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        accelerator.wait_for_everyone()
-        torch.distributed.destroy_process_group()
