@@ -49,7 +49,7 @@ def test_prepare_cli_idempotent_and_resumable(raw, tmp_path, run_cli):
     code, stdout, stderr = run_cli("prepare", "--input", raw, "--out", out, "--size", 32,
                                    "--test-fraction", 0.25, "--no-progress")
     assert code == 0, stderr
-    assert "prepared 4 videos, 0 already done, 1 failed; dataset: 3 train / 1 test" in stdout
+    assert "prepared 4 videos, 0 already done, 1 failed (1 corrupt); dataset: 3 train / 1 test; split: hash" in stdout
     assert "broken.mp4: not a video" in stderr and "Traceback" not in stderr
     first = outputs(out)
     assert sorted(Path(k).name for k in first) == ["anim.mp4", "frames_clip.mp4", "sub__tall.mp4", "wide.mp4"]

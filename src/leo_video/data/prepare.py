@@ -1,16 +1,23 @@
 """`prepare`: turn raw videos into a dataset folder that :class:`VideoDataset` reads.
 
-Each input video (file or frame folder) is cropped to a square — its centre, or a per-video box
-from a JSON file — resized to ``size x size``, optionally resampled to a new frame rate, and written
-as H.264 mp4 to ``out/train/`` or ``out/test/``::
+Two kinds of input:
+
+* ``--preset taichi|celebvhq --metadata FILE --raw DIR``: the dataset's official metadata names every
+  clip (raw video, time span, box, partition); :mod:`.datasets` reads it as the authors do.
+* ``--input PATH ...``: every video file or frame folder is one clip, cropped to its centre, to a box
+  from a crop-box JSON, or to the face a detector finds (``--crop face``, :mod:`.face_box`).
+
+Each clip is cropped, resized to ``size x size``, optionally resampled to ``fps`` and written to
+``out/train/`` or ``out/test/`` (:mod:`.clip_output`: H.264 mp4 or png/jpg frame folders)::
 
     out/prepare.json          the settings (a rerun with other settings is refused)
-    out/train/<name>.mp4      out/test/<name>.mp4
+    out/prepare-report.json   what the last run found: outputs, problems (missing, too short, corrupt ...)
+    out/train/<name>.mp4      out/test/<name>/0000000.png ...
 
-Rerunning the same command is cheap and safe: outputs are written atomically, so an existing output
-is complete and is skipped; an interrupted run resumes where it stopped. The split ranks videos by
-a hash of (seed, name), so it does not depend on input order, and a video already prepared stays
-in its split (adding videos later never moves old ones).
+Splits: the metadata's partition (TaichiHD), else ``--split-file`` (:mod:`.splits`), else a hash of
+(seed, name). Rerunning the same command is cheap and safe: outputs are written atomically, so an
+existing output is complete and is skipped; an interrupted run resumes where it stopped. A raw video
+that is missing, too short or unreadable is reported and skipped, never fatal.
 
 Crop-box JSON: ``{"<video file name, stem or relative path>": [x, y, w, h], ...}`` in pixels of the
 upright frame; a non-square box is reduced to its centre square; videos without a box are
@@ -19,40 +26,46 @@ centre-cropped (and counted).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from ..errors import InputError
-from ..media.image import resize_center_crop
-from ..media.video import VideoReader, VideoWriter, is_video_path, probe_video
+from ..media.video import probe_video
 from ..utils.atomic import atomic_write_text
-from .video_dataset import SPLITS, find_videos
+from .clip_output import FORMATS, describe, existing_split, output_path, remove_output
+from .clips import ClipSpec, TooShortError, resolve_frames
+from .crop_inputs import collect_inputs, generic_specs, index_raw_folders, load_crop_boxes
+from .datasets import PRESETS
+from .face_box import NoFaceError
+from .prepare_clip import prepare_clip, resample_indices
+from .splits import assign_splits, load_split_file, split_from_file
+from .video_dataset import SPLITS
 
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+__all__ = ["PrepareConfig", "PrepareSummary", "prepare_dataset", "assign_splits", "collect_inputs", "resample_indices"]
+
 SETTINGS_FILE = "prepare.json"
-# Datasets are read at random frames (training pairs, clips): a keyframe every 16 frames bounds the
-# frames decoded per read to 15, for a file about 10-20% larger than with x264's default of 250.
-KEYFRAME_INTERVAL = 16
+REPORT_FILE = "prepare-report.json"
+PROBLEMS = ("missing", "too short", "corrupt", "no face", "not in split file")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """Settings of one prepared dataset (saved as ``prepare.json`` next to the videos)."""
+    """Settings of one prepared dataset (saved as ``prepare.json`` next to the clips)."""
 
     size: int = 256
     fps: float | None = None  # None keeps each video's own rate
-    test_fraction: float = 0.1
-    crop: str = "center"  # "center" or the path of a crop-box JSON file
+    test_fraction: float = 0.1  # hash split only
+    crop: str = "center"  # "center", "face" or the path of a crop-box JSON file (--input only)
     seed: int = 0
-    crf: int = 18
+    crf: int = 18  # H.264 quality of --format mp4
+    format: str = "mp4"  # "mp4", "png" (lossless frame folders) or "jpg"
+    preset: str | None = None  # "taichi" or "celebvhq": clips from the official metadata
+    metadata: str | None = None
+    split_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -61,145 +74,70 @@ class PrepareConfig:
             raise InputError(f"--fps {self.fps}: must be positive")
         if not 0 <= self.test_fraction < 1:
             raise InputError(f"--test-fraction {self.test_fraction}: must be in [0, 1)")
+        if self.format not in FORMATS:
+            raise InputError(f"--format {self.format}: must be one of {', '.join(FORMATS)}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise InputError(f"--preset {self.preset}: must be one of {', '.join(PRESETS)}")
+        if (self.preset is None) != (self.metadata is None):
+            raise InputError("--preset and --metadata go together (the preset reads the metadata file)")
+        if self.preset is not None and self.crop != "center":
+            raise InputError(f"--crop {self.crop}: a --preset takes its boxes from the metadata")
 
 
 @dataclass
 class PrepareSummary:
-    """What a run did: counts per outcome and the inputs that failed, with reasons."""
+    """What a run did: outputs per split, problems per kind, which split rule was used."""
 
     written: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     existing: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)  # {"clip", "input", "kind", "detail"}
+    boxes: dict[str, list[int]] = field(default_factory=dict)  # clip -> crop box used (x0, y0, x1, y1)
     centre_cropped_without_box: int = 0
+    split_rule: str = ""
+    storage: str = ""
+    existing_names: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """``(input, reason)`` of every clip left out."""
+        return [(p["input"], p["detail"]) for p in self.problems]
 
     def line(self) -> str:
         total = {s: self.written[s] + self.existing[s] for s in SPLITS}
+        counts = {kind: sum(p["kind"] == kind for p in self.problems) for kind in PROBLEMS}
+        detail = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
         line = (
             f"prepared {sum(self.written.values())} videos, {sum(self.existing.values())} already done, "
-            f"{len(self.failed)} failed; dataset: {total['train']} train / {total['test']} test"
+            f"{len(self.problems)} failed{f' ({detail})' if detail else ''}; "
+            f"dataset: {total['train']} train / {total['test']} test; split: {self.split_rule}; {self.storage}"
         )
         if self.centre_cropped_without_box:
             line += f"; {self.centre_cropped_without_box} without a crop box were centre-cropped"
         return line
 
+    def add_problem(self, spec: ClipSpec, path: str, exc_or_kind: Exception | str, detail: str = "") -> str:
+        kind = exc_or_kind if isinstance(exc_or_kind, str) else _kind_of(exc_or_kind)
+        detail = detail or str(exc_or_kind)
+        self.problems.append({"clip": spec.name, "input": path, "kind": kind, "detail": detail})
+        return f"skipped {spec.name}: {kind}: {detail}"
 
-# ----------------------------------------------------------------------------- inputs and splits
-
-
-def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
-    """``(video path, output name)`` for every video in ``inputs`` (files, frame folders, folders of them).
-
-    Names are the path relative to the given folder without suffix, with ``/`` -> ``__``; unique.
-    """
-    found: list[tuple[Path, str]] = []
-    for item in map(Path, inputs):
-        if not item.exists():
-            raise InputError(f"{item}: no such file or folder")
-        if item.is_dir() and not is_video_path(item):
-            found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in find_videos(item)]
-        else:
-            found.append((item, item.stem if item.is_file() else item.name))
-    names: dict[str, int] = {}
-    unique = []
-    for path, name in found:
-        count = names.get(name, 0)
-        names[name] = count + 1
-        unique.append((path, name if count == 0 else f"{name}_{count}"))
-    return unique
+    def to_json(self) -> dict:
+        return {
+            "split": self.split_rule, "storage": self.storage, "written": self.written,
+            "existing": self.existing, "problems": self.problems, "boxes": self.boxes,
+            "centre_cropped_without_box": self.centre_cropped_without_box,
+        }  # fmt: skip
 
 
-def split_of(name: str, seed: int) -> float:
-    """A stable pseudo-random number in [0, 1) per (seed, name), independent of input order."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+def _kind_of(exc: Exception) -> str:
+    if isinstance(exc, TooShortError):
+        return "too short"
+    if isinstance(exc, NoFaceError):
+        return "no face"
+    return "corrupt"
 
 
-def assign_splits(names: Sequence[str], test_fraction: float, seed: int) -> dict[str, str]:
-    """Choose ``round(n * test_fraction)`` test videos (at least one when the fraction > 0 and n > 1)."""
-    n_test = round(len(names) * test_fraction)
-    if test_fraction > 0 and len(names) > 1:
-        n_test = max(1, n_test)
-    ranked = sorted(names, key=lambda name: split_of(name, seed))
-    test = set(ranked[:n_test])
-    return {name: "test" if name in test else "train" for name in names}
-
-
-def load_crop_boxes(path: str | os.PathLike) -> dict[str, Box]:
-    """Read a crop-box JSON ``{name: [x, y, w, h]}``; InputError naming the file if malformed."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such crop-box file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected an object {{video name: [x, y, w, h]}}")
-    boxes = {}
-    for key, box in raw.items():
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-            raise InputError(f"{path}: box of {key!r} must be [x, y, w, h], got {box!r}")
-        x, y, w, h = (int(round(v)) for v in box)
-        if w < 1 or h < 1:
-            raise InputError(f"{path}: box of {key!r} has no area: {box!r}")
-        boxes[key] = (x, y, w, h)
-    return boxes
-
-
-def box_for(boxes: dict[str, Box], path: Path, name: str) -> Box | None:
-    """The crop box of a video, looked up by file name, stem, output name or full path."""
-    for key in (path.name, path.stem, name, str(path)):
-        if key in boxes:
-            return boxes[key]
-    return None
-
-
-# ----------------------------------------------------------------------------- one video
-
-
-def resample_indices(num_frames: int, source_fps: float, target_fps: float | None) -> Iterator[int]:
-    """Source frame index of each output frame: the frame on screen at that time (dropped or held)."""
-    if target_fps is None or math.isclose(source_fps, target_fps, rel_tol=1e-3):
-        yield from range(num_frames)
-        return
-    duration = num_frames / source_fps
-    for k in range(max(1, math.floor(duration * target_fps + 1e-6))):
-        yield min(num_frames - 1, int(math.floor(k * source_fps / target_fps + 1e-6)))
-
-
-def crop_frame(frame: np.ndarray, box: Box | None, size: int) -> np.ndarray:
-    """Cut ``box`` (clipped to the frame) out of ``(H, W, 3)``, then centre-crop and resize to ``(size, size, 3)``."""
-    if box is not None:
-        x, y, w, h = box
-        H, W = frame.shape[:2]
-        x0, y0 = min(max(x, 0), W - 1), min(max(y, 0), H - 1)
-        x1, y1 = max(min(x + w, W), x0 + 1), max(min(y + h, H), y0 + 1)
-        frame = frame[y0:y1, x0:x1]
-    return resize_center_crop(frame, size)
-
-
-def prepare_video(path: Path, out_path: Path, config: PrepareConfig, box: Box | None) -> int:
-    """Write one prepared video; returns its frame count. InputError if the input cannot be read."""
-    # Centre crops are scaled inside the decoder (fast); boxes need the full frame first.
-    with VideoReader(path, size=config.size if box is None else None) as reader:
-        info = reader.info
-        fps = config.fps or info.fps
-        with VideoWriter(out_path, fps=fps, crf=config.crf, keyframe_interval=KEYFRAME_INTERVAL) as writer:
-            for frame in reader.iter_indices(resample_indices(len(reader), info.fps, config.fps)):
-                writer.write(frame if box is None else crop_frame(frame, box, config.size))
-        return writer.frames_written
-
-
-def is_complete(path: Path, size: int) -> bool:
-    """An existing output is complete when it probes as a ``size x size`` video (writes are atomic)."""
-    try:
-        info = probe_video(path)
-    except InputError:
-        return False
-    return info.width == size and info.height == size and info.frames > 0
-
-
-# ----------------------------------------------------------------------------- whole dataset
+# ----------------------------------------------------------------------------- settings
 
 
 def check_settings(out: Path, config: PrepareConfig, overwrite: bool) -> None:
@@ -219,6 +157,19 @@ def check_settings(out: Path, config: PrepareConfig, overwrite: bool) -> None:
     atomic_write_text(settings, json.dumps(asdict(config), indent=2) + "\n")
 
 
+# ----------------------------------------------------------------------------- whole dataset
+
+
+def plan_clips(inputs: Sequence[str | os.PathLike], config: PrepareConfig) -> tuple[list[ClipSpec], dict]:
+    """The clips to make and ``{source key: raw path or None (missing)}``."""
+    if config.preset is not None:
+        specs = PRESETS[config.preset](config.metadata)
+        raw = index_raw_folders(inputs)
+        return specs, {s.source: raw.get(s.source) for s in specs}
+    boxes = load_crop_boxes(config.crop) if config.crop not in ("center", "face") else None
+    return generic_specs(collect_inputs(inputs), config.crop, boxes)
+
+
 def prepare_dataset(
     inputs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -227,59 +178,91 @@ def prepare_dataset(
     progress: bool = True,
     warn=None,
 ) -> PrepareSummary:
-    """Prepare every video in ``inputs`` into ``out/{train,test}/<name>.mp4`` (see the module docstring).
+    """Prepare every clip of ``inputs`` into ``out/{train,test}/`` (see the module docstring).
 
-    Bad inputs are skipped and reported through ``warn(message)`` (default: stderr); the summary
-    counts them. Raises InputError when no input yields a video.
+    ``inputs``: video files / frame folders / folders of them, or with ``config.preset`` the folders
+    holding the raw videos ``<video id>.<ext>``. Problems are reported through ``warn(message)``
+    (default: stderr), counted in the summary and listed in ``out/prepare-report.json``. Raises
+    InputError for bad settings or metadata, and when no clip could be prepared at all.
     """
     from tqdm import tqdm
 
     warn = warn or (lambda message: tqdm.write(f"leo-video prepare: warning: {message}", file=sys.stderr))
     out = Path(out)
-    videos = collect_inputs(inputs)
-    if not videos:
+    specs, sources = plan_clips(inputs, config)
+    if not specs:
         raise InputError(f"{', '.join(map(str, inputs))}: no videos or frame folders found")
-    boxes = load_crop_boxes(config.crop) if config.crop != "center" else None
+    split_file = load_split_file(config.split_file) if config.split_file else None
     check_settings(out, config, overwrite)
-    summary = PrepareSummary()
-    todo, usable = [], []  # the split is drawn over every usable video, so a resumed run agrees
-    checking = tqdm(videos, desc="check", unit="video", disable=not progress, file=sys.stderr, leave=False)
-    for path, name in checking:  # finished outputs first, then probe the rest (cheap: no full decode)
-        split = _existing_split(out, name) if not overwrite else None
-        if split is not None and is_complete(out / split / f"{name}.mp4", config.size):
-            summary.existing[split] += 1
-            usable.append(name)
-            continue
-        try:
-            probe_video(path)
-        except InputError as exc:
-            summary.failed.append((str(path), str(exc)))
-            warn(f"skipped {exc}")
-            continue
-        todo.append((path, name, split))
-        usable.append(name)
-    splits = assign_splits(usable, config.test_fraction, config.seed)
-    for path, name, split in tqdm(todo, desc="prepare", unit="video", disable=not progress, file=sys.stderr):
-        split = split or splits[name]
-        for other in SPLITS:  # with --overwrite a video may change split: never leave a stale copy
+    summary = PrepareSummary(storage=describe(config.format, config.crf))
+    summary.split_rule = _split_rule(config, specs)
+    todo = _check(specs, sources, out, config, overwrite, split_file, summary, warn, progress)
+    hashed = assign_splits([s.name for s, _, _ in todo] + summary.existing_names, config.test_fraction, config.seed)
+    bar = tqdm(todo, desc="prepare", unit="clip", disable=not progress, file=sys.stderr)
+    for spec, frames, split in bar:
+        split = split or hashed[spec.name]
+        for other in SPLITS:  # with --overwrite a clip may change split: never leave a stale copy
             if other != split:
-                (out / other / f"{name}.mp4").unlink(missing_ok=True)
-        box = box_for(boxes, path, name) if boxes is not None else None
-        summary.centre_cropped_without_box += boxes is not None and box is None
+                remove_output(output_path(out, other, spec.name, config.format))
         try:
-            prepare_video(path, out / split / f"{name}.mp4", config, box)
+            box = prepare_clip(spec, sources[spec.source], frames, output_path(out, split, spec.name, config.format), config)
         except InputError as exc:
-            summary.failed.append((str(path), str(exc)))
-            warn(f"skipped {exc}")
+            warn(summary.add_problem(spec, str(sources[spec.source]), exc))
             continue
         summary.written[split] += 1
+        summary.centre_cropped_without_box += spec.region == "center" and config.crop not in ("center", "face")
+        if box is not None:
+            summary.boxes[spec.name] = list(box)
+    atomic_write_text(out / REPORT_FILE, json.dumps(summary.to_json(), indent=2) + "\n")
     if not any(summary.written.values()) and not any(summary.existing.values()):
-        raise InputError(f"{out}: no input could be prepared ({len(summary.failed)} failed)")
+        raise InputError(f"{out}: no input could be prepared ({len(summary.problems)} failed; see {out / REPORT_FILE})")
     return summary
 
 
-def _existing_split(out: Path, name: str) -> str | None:
-    for split in SPLITS:
-        if (out / split / f"{name}.mp4").exists():
-            return split
-    return None
+def _split_rule(config: PrepareConfig, specs: list[ClipSpec]) -> str:
+    if config.split_file:
+        return f"split file {config.split_file}"
+    if specs and all(s.partition for s in specs):
+        return f"metadata partition ({config.metadata})"
+    return f"hash of (seed {config.seed}, name), test fraction {config.test_fraction}"
+
+
+def _check(specs, sources, out, config, overwrite, split_file, summary, warn, progress) -> list:
+    """``(spec, source frame indices, split or None)`` of every clip still to make; fills the summary
+    with finished clips and problems. Raw videos are probed once (no full decode)."""
+    from tqdm import tqdm
+
+    probed: dict[str, object] = {}
+    todo = []
+    for spec in tqdm(specs, desc="check", unit="clip", disable=not progress, file=sys.stderr, leave=False):
+        split = split_from_file(split_file, spec) if split_file is not None else spec.partition
+        path = sources.get(spec.source)
+        if split_file is not None and split is None:
+            warn(summary.add_problem(spec, str(path), "not in split file", f"{config.split_file} does not list it"))
+            continue
+        done = existing_split(out, spec.name, config.format) if not overwrite else None
+        if done is not None:
+            summary.existing[done] += 1
+            summary.existing_names.append(spec.name)
+            continue
+        if path is None:
+            warn(summary.add_problem(spec, spec.source, "missing", f"no raw video {spec.source}.* in the --raw folders"))
+            continue
+        try:
+            if spec.source not in probed:
+                probed[spec.source] = _probe(path)
+            if isinstance(probed[spec.source], InputError):
+                raise probed[spec.source]
+            info = probed[spec.source]
+            todo.append((spec, resolve_frames(spec, info.frames, info.fps), split))
+        except InputError as exc:
+            warn(summary.add_problem(spec, str(path), exc))
+    return todo
+
+
+def _probe(path: Path):
+    try:
+        return probe_video(path)
+    except InputError as exc:
+        return exc
+
