@@ -50,7 +50,7 @@ def test_pipeline_refuses_zero_steps_instead_of_using_the_default():
 
     pipe = load_demo_pipeline()
     image = torch.zeros(3, pipe.size, pipe.size)
-    for name in ("steps", "cddpm_steps"):
+    for name in ("steps", "start_frame_steps"):
         with pytest.raises(InputError, match=f"{name} 0: must be at least 1"):
             next(pipe.stream(image, 4, **{name: 0}))
 

@@ -103,10 +103,19 @@ class _StopHandlers:
     def __init__(self) -> None:
         self.previous: dict[int, object] = {}
         self.pid = os.getpid()
-        self.stopping = False
+        self.signum: int | None = None  # the stop signal received, if any
+        self.previous_unraisable = sys.unraisablehook
+
+    @property
+    def stopping(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self) -> "_StopHandlers":
+        from ..utils.atomic import allow_outputs
+
+        allow_outputs()
         if threading.current_thread() is threading.main_thread():
+            sys.unraisablehook = self._unraisable
             for name in STOP_SIGNALS:
                 if hasattr(signal, name):  # no SIGHUP on Windows
                     signum = getattr(signal, name)
@@ -116,6 +125,13 @@ class _StopHandlers:
     def __exit__(self, *exc) -> None:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = self.previous_unraisable
+
+    def _unraisable(self, info) -> None:
+        """A Stopped raised inside a finaliser (a generator closed by the garbage collector) is swallowed by
+        Python; the stop is still remembered in ``signum``, so print nothing."""
+        if not isinstance(info.exc_value, Stopped):
+            self.previous_unraisable(info)
 
     def _handle(self, signum: int, frame) -> None:
         from ..utils.atomic import remove_live_temps
@@ -127,7 +143,7 @@ class _StopHandlers:
         remove_live_temps()
         if self.stopping:
             os._exit(128 + signum)
-        self.stopping = True
+        self.signum = signum
         raise Stopped(signum)
 
 
@@ -137,20 +153,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         getattr(args, "_group", parser).print_help()
         return 2
+    stop = _StopHandlers()
     try:
-        with _StopHandlers():
+        with stop:
             code = args.func(args)
-    except Stopped as stop:
-        print(f"{_command_name(args)}: stopped by {stop}; unfinished outputs were removed", file=sys.stderr)
-        return 128 + stop.signum
+    except Stopped:
+        pass
     except LeoError as exc:
         if os.environ.get("LEO_DEBUG"):
             raise
-        print(f"{_command_name(args)}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        if not stop.stopping:
+            print(f"{_command_name(args)}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     except KeyboardInterrupt:
         print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if not stop.stopping:  # a stop can surface as another error (a removed temp file): report the stop
+            raise
+    if stop.stopping:
+        name = signal.Signals(stop.signum).name
+        print(f"{_command_name(args)}: stopped by {name}; unfinished outputs were removed", file=sys.stderr)
+        return 128 + stop.signum
     return int(code or 0)
 
 

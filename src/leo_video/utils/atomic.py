@@ -22,10 +22,15 @@ from ..errors import InputError, LeoError
 # Temporary outputs not yet renamed or removed: path -> whether it is a folder. Plain dict operations
 # (atomic under the GIL), no lock: the signal handler runs on the main thread, maybe inside a write.
 _LIVE_TEMPS: dict[Path, bool] = {}
+# Set by remove_live_temps: no output may be committed afterwards, even if the exception that the signal
+# handler raises is swallowed (Python ignores exceptions raised inside a generator's finaliser).
+_STOP_REQUESTED = [False]
 
 
 def remove_live_temps() -> int:
-    """Delete every temporary output still being written (from a stop-signal handler); returns how many."""
+    """Delete every temporary output still being written and refuse to commit any later one (from a
+    stop-signal handler; :func:`allow_outputs` lifts that); returns how many were removed."""
+    _STOP_REQUESTED[0] = True
     removed = 0
     for tmp, is_folder in list(_LIVE_TEMPS.items()):
         _LIVE_TEMPS.pop(tmp, None)
@@ -36,6 +41,16 @@ def remove_live_temps() -> int:
                 tmp.unlink()
         removed += 1
     return removed
+
+
+def allow_outputs() -> None:
+    """Commit outputs again (a new command starts: the stop of an earlier one is over)."""
+    _STOP_REQUESTED[0] = False
+
+
+def _check_not_stopped(path: Path) -> None:
+    if _STOP_REQUESTED[0]:
+        raise InterruptedError(f"{path}: not written (stopped by a signal)")
 
 
 class OutputExistsError(LeoError):
@@ -70,6 +85,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
+        _check_not_stopped(path)
         _fsync_file(tmp_path)
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
@@ -95,6 +111,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     _LIVE_TEMPS[tmp] = True
     try:
         yield tmp
+        _check_not_stopped(path)
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
