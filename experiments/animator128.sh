@@ -3,7 +3,7 @@
 #
 # Four `leo-video train lia` runs share the GPU, side by side for MINUTES each:
 #   syn128  configs/lia/synthetic128.yaml on 320 synthetic humans at 128x128 (80 held out)
-#   syn128-l1  the same with the single L1 of the earlier recipes (loss.l1_scales=[1.0]): the control
+#   syn128-pyramid  the same with an L1 image pyramid (loss.l1_scales=[1, 0.5, 0.25, 0.125]): the variant tested
 #   real128 configs/real_faces/lia.yaml on REAL (a `leo-video prepare` folder: train/ = faces + upper body,
 #           test/ = the held-out face clips)
 #   demo64  configs/demo/lia.yaml on the demo's own synthetic set (400 videos at 64x64, seed 0), exported for
@@ -55,12 +55,13 @@ train() {  # name config data [--set ...]
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
 train syn128 configs/lia/synthetic128.yaml "$RUNS/syn128" ${EXTRA[@]+"${EXTRA[@]}"} & p1=$!
-train syn128-l1 configs/lia/synthetic128.yaml "$RUNS/syn128" --set "loss.l1_scales=[1.0]" ${EXTRA[@]+"${EXTRA[@]}"} & p4=$!
+train syn128-pyramid configs/lia/synthetic128.yaml "$RUNS/syn128" --set "loss.l1_scales=[1.0,0.5,0.25,0.125]" \
+  ${EXTRA[@]+"${EXTRA[@]}"} & p4=$!
 train real128 configs/real_faces/lia.yaml "$REAL" ${EXTRA[@]+"${EXTRA[@]}"} & p2=$!
 train demo64 configs/demo/lia.yaml "$RUNS/syn64" ${DEMO_EXTRA[@]+"${DEMO_EXTRA[@]}"} & p3=$!
 status=0
 for p in $p1 $p2 $p3 $p4; do wait $p || status=1; done
-for name in syn128 syn128-l1 real128 demo64; do tail -n 3 "$RUNS/$name.log"; done
+for name in syn128 syn128-pyramid real128 demo64; do tail -n 3 "$RUNS/$name.log"; done
 tar czf "$OUTDIR/logs.tar.gz" "$RUNS"/*.log "$RUNS"/*/config.yaml "$RUNS"/*/metrics.jsonl
 [[ $status == 0 ]] || { log "a training run failed (logs.tar.gz)"; exit 1; }
 tar cf "$OUTDIR/demo_lia.tar" -C "$RUNS/demo64" export
@@ -69,8 +70,9 @@ log "held-out evaluation"
 $LEO eval recon --checkpoint "$RUNS/syn128/export" --data "$RUNS/syn128" --max-videos $EVAL_VIDEOS >> "$OUTDIR/results.jsonl"
 $LEO eval transfer --checkpoint "$RUNS/syn128/export" --data "$RUNS/pairs128" --sheet "$OUTDIR/syn128_transfer.png" \
   --overwrite >> "$OUTDIR/results.jsonl"
-$LEO eval recon --checkpoint "$RUNS/syn128-l1/export" --data "$RUNS/syn128" --max-videos $EVAL_VIDEOS >> "$OUTDIR/results.jsonl"
-$LEO eval transfer --checkpoint "$RUNS/syn128-l1/export" --data "$RUNS/pairs128" >> "$OUTDIR/results.jsonl"
+$LEO eval recon --checkpoint "$RUNS/syn128-pyramid/export" --data "$RUNS/syn128" --max-videos $EVAL_VIDEOS \
+  >> "$OUTDIR/results.jsonl"
+$LEO eval transfer --checkpoint "$RUNS/syn128-pyramid/export" --data "$RUNS/pairs128" >> "$OUTDIR/results.jsonl"
 $LEO eval recon --checkpoint "$RUNS/real128/export" --data "$REAL" >> "$OUTDIR/results.jsonl"
 $LEO eval recon --checkpoint "$RUNS/demo64/export" --data "$RUNS/syn64" --max-videos $EVAL_VIDEOS >> "$OUTDIR/results.jsonl"
 $LEO eval transfer --checkpoint "$RUNS/demo64/export" --pairs $PAIRS --seed 9001 --frames 32 \

@@ -21,7 +21,10 @@ LIA_PRESETS = ["celebvhq256", "faceforensics256", "synthetic64", "taichi256", "t
 
 
 def test_lia_presets_are_shipped_and_valid():
-    assert list_presets("lia") == LIA_PRESETS
+    assert list_presets("lia") == sorted(LIA_PRESETS + ["synthetic128"])
+    proof = resolve_config("lia", "synthetic128")  # issue 23: L1 alone, no GAN, the motion monitor on
+    assert proof.model.size == 128 and proof.loss.gan_weight == 0.0 and proof.loss.l1_scales == [1.0]
+    assert proof.monitor.videos == 4 and proof.monitor.collapse_fraction == 0.1
     for name in LIA_PRESETS:
         cfg = resolve_config("lia", name)
         assert isinstance(cfg, LIAConfig)

@@ -374,5 +374,5 @@ def test_eval_errors_are_one_line(folders, tmp_path, run_cli, monkeypatch):
 def test_eval_group_lists_its_commands(run_cli):
     code, out, _ = run_cli("eval")
     assert code == 2
-    for name in ("fvd", "kvd", "acd", "motion", "recon", "all"):
+    for name in ("fvd", "kvd", "acd", "motion", "recon", "all", "transfer"):
         assert f"    {name} " in out, out

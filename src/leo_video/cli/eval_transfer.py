@@ -8,7 +8,7 @@ import json
 from ._common import add_device_args, add_overwrite_arg
 
 PARENT = "eval"
-ORDER = 65
+ORDER = 66
 SHEET_PAIRS = 3  # pairs shown in --sheet
 SHEET_LABELS = ("driving (B)", "truth: A in B's poses", "animated A", "still baseline")
 

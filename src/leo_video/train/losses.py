@@ -148,8 +148,9 @@ class ReconstructionLoss(nn.Module):
         """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are
         several, ``perceptual`` with its per-term weights) and ``total``.
 
-        The L1 pyramid sums ``l1_weight * L1`` at every scale: the coarse terms still pull a limb that the
-        rendering put a limb-width away from the truth, where the full-size L1 has no gradient left but blur.
+        The L1 pyramid sums ``l1_weight * L1`` at every scale (meant to pull a limb rendered a limb-width from
+        the truth, as LIA's perceptual pyramid does; measured no better than the single L1 on 128² synthetic
+        humans: docs/TRAINING.md).
         """
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())
