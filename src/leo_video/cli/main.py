@@ -132,13 +132,16 @@ class _StopHandlers:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch loads (building the parser imports it): idle OpenMP threads sleep instead of spinning,
+    # which on a shared CPU took the cores from the working threads (leo_video.utils.threads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         getattr(args, "_group", parser).print_help()
         return 2
     try:
-        with _StopHandlers():
+        with _StopHandlers(), _threads(args):
             code = args.func(args)
     except Stopped as stop:
         print(f"{_command_name(args)}: stopped by {stop}; unfinished outputs were removed", file=sys.stderr)
@@ -152,6 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_command_name(args)}: interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def _threads(args: argparse.Namespace):
+    """``--threads`` (commands with device options; auto by default) for the command's duration."""
+    import contextlib
+
+    if not hasattr(args, "threads"):
+        return contextlib.nullcontext()
+    from ..utils.threads import cpu_threads
+
+    return cpu_threads(args.threads)
 
 
 def _command_name(args: argparse.Namespace) -> str:
