@@ -302,3 +302,56 @@ def test_the_demo_model_notes_a_real_photo_once(still, shared_data, media, tmp_p
     code, _, err = run_cli("animate", "--checkpoint", tmp_path / "elsewhere", "--source", image, "--driving",
                            media["video"], "--out", tmp_path / "b.mp4", "--device", "cpu")
     assert code == 0 and "note:" not in err, err
+
+
+# ----------------------------------------------------------------------------- CPU threads on a shared machine
+
+
+@pytest.mark.parametrize(("cpus", "load", "expected"), [(2, 0.0, 2), (2, 3.8, 1), (2, 1.2, 1), (4, 0.6, 3), (8, 20.0, 1)])
+def test_auto_threads_uses_the_free_cores(cpus, load, expected, monkeypatch):
+    import os
+
+    from leo_video.utils import threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load), raising=False)
+    assert threads.auto_threads() == expected
+
+
+def test_threads_option_applies_for_the_command_and_is_restored(media, tmp_path, run_cli, monkeypatch, capsys):
+    import torch
+
+    import leo_video.models.loading as loading
+    from leo_video.errors import CheckpointError
+    from leo_video.utils import threads
+
+    seen = []
+
+    def spy(path, device="cpu", dtype=None):
+        seen.append(torch.get_num_threads())
+        raise CheckpointError("stopped by the test")
+
+    monkeypatch.setattr(loading, "load_lia", spy)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "auto_threads", lambda: 2)
+    before = torch.get_num_threads()
+    argv = _animator_argv("animate", media, tmp_path)
+    for extra, expected in ((["--threads", "2"], 2), (["--threads", "1"], 1), ([], 2)):
+        run_cli(*argv, *extra)
+        assert seen[-1] == expected and torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own setting wins over auto
+    run_cli(*argv)
+    assert seen[-1] == before
+    err = _usage_error(capsys, *argv, "--threads", "0")
+    assert "argument --threads: 0: must be at least 1 (or 'auto')" in err
+
+
+def test_leo_video_sets_a_passive_openmp_wait_policy_unless_told_otherwise(run_cli, monkeypatch):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    run_cli("probe", "missing.mp4")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    run_cli("probe", "missing.mp4")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

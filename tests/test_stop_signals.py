@@ -58,7 +58,9 @@ def _argv(command: str, inputs: dict[str, Path], out: Path) -> list[str]:
         "demo": ["demo", "--frames", "8", "--steps", "2", "--infinite-frames", "100000", "--yes", "--out", str(out)],
         "encode-motion": ["encode-motion", "--checkpoint", animator, "--data", str(inputs["dataset"]),
                           "--batch-frames", "8", "--out", f"{out}/codes"],
-    }[command] + ["--device", "cpu"]
+        "make-synthetic": ["make-synthetic", "--videos", "500", "--frames", "64", "--size", "64", "--out", f"{out}/synth"],
+        "prepare": ["prepare", "--input", driving, driving, driving, "--size", "48", "--out", f"{out}/data"],
+    }[command] + ([] if command in ("make-synthetic", "prepare") else ["--device", "cpu"])
 
 
 def _temps(folder: Path) -> list[str]:
@@ -89,6 +91,7 @@ def _stop_mid_write(argv: list[str], out: Path, signum: int, written) -> subproc
 CASES = [
     ("generate", signal.SIGTERM), ("animate", signal.SIGINT), ("edit", signal.SIGHUP),
     ("reconstruct", signal.SIGTERM), ("manipulate", signal.SIGHUP), ("demo", signal.SIGINT),
+    ("make-synthetic", signal.SIGTERM), ("prepare", signal.SIGHUP),
 ]
 
 

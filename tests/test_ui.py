@@ -26,7 +26,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 
 from leo_video.errors import InputError  # noqa: E402
-from leo_video.media.image import save_image  # noqa: E402
+from leo_video.media.image import load_image, save_image  # noqa: E402
 from leo_video.media.video import VideoReader, probe_video, write_video  # noqa: E402
 from leo_video.pipelines.leo import LEOPipeline  # noqa: E402
 from leo_video.ui import handlers  # noqa: E402
@@ -271,6 +271,29 @@ def test_every_upload_component_checks_the_file_before_gradio_opens_it(ctx, cont
             block.preprocess(FileData(path=str(bad), orig_name=bad.name))
         message = info.value.message
         assert message.startswith(f"{block.label}: ") and str(bad) not in message and "\n" not in message, message
+
+
+def test_the_demo_model_notes_a_real_photo_once_per_upload(ctx, shared_data):
+    """The page shows a warning (``note``) when the demo model meets a real photo, none for a synthetic person."""
+    import shutil
+
+    from leo_video.data.synthetic import render_synthetic_video
+    from leo_video.pipelines.demo import load_demo_pipeline
+
+    demo = UIModels.from_pipeline(load_demo_pipeline(), "demo model")
+    demo.is_demo = True
+    app = AppContext(demo, ctx.workdir, ctx.limits, upload_dirs=ctx.upload_dirs)
+    photo = shutil.copy(shared_data / "images" / "faces" / "face_liveportrait_3.jpg", ctx.upload_dirs[0])
+    synthetic = save_image(ctx.upload_dirs[0] / "synthetic.png", render_synthetic_video(9001, 1, 64, index=3)[0])
+    zeros = [0.0] * demo.motion_dim
+    notes = []
+    for image in (photo, photo, synthetic):  # the second look at the same upload is cached: no second note
+        handlers.motion_frame(app, str(image), zeros, note=notes.append)
+    assert len(notes) == 1 and notes[0].startswith("source image does not look like the demo model's"), notes
+    demo.is_demo = False  # a model of your own is never second-guessed
+    handlers.motion_frame(app, str(save_image(ctx.upload_dirs[0] / "again.png", load_image(photo))), zeros,
+                          note=notes.append)
+    assert len(notes) == 1
 
 
 # ----------------------------------------------------------------------------- the `ui` command

@@ -6,7 +6,12 @@ import argparse
 
 
 def add_device_args(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
+    from ..utils.threads import parse_threads
+
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--threads", type=parse_threads, default=None, metavar="N|auto",
+                        help="CPU threads for torch (default auto: the cores not busy with other processes, "
+                             "at least 1; OMP_NUM_THREADS is respected)")
     if dtype:
         parser.add_argument(
             "--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),

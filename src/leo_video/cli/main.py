@@ -148,6 +148,9 @@ class _StopHandlers:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch loads (building the parser imports it): idle OpenMP threads sleep instead of spinning,
+    # which on a shared CPU took the cores from the working threads (leo_video.utils.threads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -155,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     stop = _StopHandlers()
     try:
-        with stop:
+        with stop, _threads(args):
             code = args.func(args)
     except Stopped:
         pass
@@ -176,6 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_command_name(args)}: stopped by {name}; unfinished outputs were removed", file=sys.stderr)
         return 128 + stop.signum
     return int(code or 0)
+
+
+def _threads(args: argparse.Namespace):
+    """``--threads`` (commands with device options; auto by default) for the command's duration."""
+    import contextlib
+
+    if not hasattr(args, "threads"):
+        return contextlib.nullcontext()
+    from ..utils.threads import cpu_threads
+
+    return cpu_threads(args.threads)
 
 
 def _command_name(args: argparse.Namespace) -> str:

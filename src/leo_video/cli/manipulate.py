@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..errors import InputError
     from ..media.grid import save_contact_sheet
     from ..media.image import load_image
     from ..media.video import VideoWriter

@@ -104,9 +104,15 @@ def load_models(args: argparse.Namespace, device):
     if args.pipeline and (args.lia or args.lmdm):
         raise InputError("give --pipeline DIR or --lia CHECKPOINT [--lmdm DIR ...], not both")
     if args.pipeline or args.lmdm:
-        return UIModels.from_pipeline(load_pipeline(args, device), name=args.pipeline or args.lmdm)
+        from ..pipelines.demo import is_demo_model
+
+        models = UIModels.from_pipeline(load_pipeline(args, device), name=args.pipeline or args.lmdm)
+        models.is_demo = bool(args.pipeline) and not args.lmdm and is_demo_model(args.pipeline)
+        return models
     if args.lia:
         return UIModels(load_lia(args.lia, device=device), name=args.lia)
     from ..pipelines.demo import load_demo_pipeline  # MissingWeightsError when the package ships without it
 
-    return UIModels.from_pipeline(load_demo_pipeline(device), name="demo model")
+    models = UIModels.from_pipeline(load_demo_pipeline(device), name="demo model")
+    models.is_demo = True  # real photos get a note (pipelines.demo.DOMAIN_NOTE)
+    return models

@@ -127,7 +127,7 @@ def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
     @shown_in_page
     def run(image, frames, seed, sampler, steps, progress=gr.Progress()):
         result = handlers.generate(ctx, image, frames, seed, sampler, steps,
-                                   progress=lambda f, desc: progress(f, desc=desc))
+                                   progress=lambda f, desc: progress(f, desc=desc), note=gr.Warning)
         return str(result.video), str(result.strip)
 
     button.click(run, [image, frames, seed, sampler, steps], [video, strip], **MODEL_EVENT,
@@ -160,7 +160,7 @@ def _transfer_run(ctx: AppContext, handler: Callable, inputs: list, example: tup
 
     @shown_in_page
     def run(first, second, progress=gr.Progress(track_tqdm=True)):  # progress: write_transfer's tqdm bar
-        return str(handler(ctx, first, second))
+        return str(handler(ctx, first, second, note=gr.Warning))
 
     button.click(run, inputs, result, **MODEL_EVENT, api_name=name.lower())
 
@@ -182,7 +182,7 @@ def _motion_tab(ctx: AppContext, examples: handlers.Examples) -> None:
 
     @shown_in_page
     def run(source, *values):
-        return None if source is None else enlarged(handlers.motion_frame(ctx, source, values))
+        return None if source is None else enlarged(handlers.motion_frame(ctx, source, values, note=gr.Warning))
 
     inputs = [source, *sliders]
     options = dict(**MODEL_EVENT, trigger_mode="always_last", show_progress="hidden")

@@ -45,6 +45,7 @@ class UIModels:
     animator: LatentImageAnimator
     pipeline: LEOPipeline | None = None
     name: str = "model"
+    is_demo: bool = False  # the embedded demo model: a still unlike its synthetic people gets a note
 
     @classmethod
     def from_pipeline(cls, pipeline: LEOPipeline, name: str = "pipeline") -> "UIModels":
@@ -115,6 +116,18 @@ def _no_progress(fraction: float, desc: str) -> None:
     pass
 
 
+def _no_note(text: str) -> None:
+    pass
+
+
+def _note_if_unlike_demo(ctx: AppContext, image: torch.Tensor, label: str, note: Callable[[str], None]) -> None:
+    """``note`` (the page shows it as a warning) when the demo model meets a still (3, S, S) unlike its people."""
+    from ..pipelines.demo import DOMAIN_NOTE, DOMAIN_SCORE_LIMIT, demo_domain_score
+
+    if ctx.models.is_demo and demo_domain_score(ctx.models.animator, image) > DOMAIN_SCORE_LIMIT:
+        note(f"{label} {DOMAIN_NOTE}")
+
+
 # ----------------------------------------------------------------------------- Generate
 
 
@@ -127,7 +140,7 @@ class GenerateResult:
 
 
 def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler: str, steps: int,
-             progress: ProgressFn = _no_progress) -> GenerateResult:
+             progress: ProgressFn = _no_progress, note: Callable[[str], None] = _no_note) -> GenerateResult:
     """LEO generation (LEOPipeline.stream): from an uploaded start image, or unconditionally when ``image`` is None.
 
     Writes a ``frames``-frame mp4 (S x S) and a strip of 8 of its frames; ``seed`` fixes the motion.
@@ -143,6 +156,8 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
     if image is None and not ctx.models.can_generate_unconditional:
         raise InputError("start image: missing (this model has no cDDPM for unconditional generation; upload an image)")
     start = None if image is None else load_image(check_image(image, "start image", ctx.limits, ctx.roots), pipe.size)
+    if start is not None:
+        _note_if_unlike_demo(ctx, start, "start image", note)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     out, done, pixels = ctx.new_output("generate", ".mp4"), 0, []
     progress(0.0, "sampling motion")
@@ -161,7 +176,7 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
 
 
 def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str | None, video_label: str,
-              kind: str) -> Path:
+              kind: str, note: Callable[[str], None] = _no_note) -> Path:
     """Relative LIA transfer of the video's motion onto the image, written as image | video | result."""
     from ..cli.animate import write_transfer  # the same streaming transfer as `leo-video animate/edit`
 
@@ -169,35 +184,39 @@ def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str |
     info = check_video(video, video_label, ctx.limits, ctx.roots)
     animator = ctx.models.animator
     source = load_image(image_path, size=ctx.models.size)  # (3, S, S)
+    _note_if_unlike_demo(ctx, source, image_label, note)
     out = ctx.new_output(kind, ".mp4")
     write_transfer(animator, source, info.path, out, relative=True, batch_frames=BATCH_FRAMES, dtype=ctx.dtype,
                    side_by_side=True, max_frames=ctx.limits.max_video_frames, label=kind)
     return out
 
 
-def animate(ctx: AppContext, source: str | None, driving: str | None) -> Path:
+def animate(ctx: AppContext, source: str | None, driving: str | None, note: Callable[[str], None] = _no_note) -> Path:
     """Motion transfer (LIA): the driving video's motion on the source image, side by side; returns the mp4."""
-    return _transfer(ctx, source, "source image", driving, "driving video", "animate")
+    return _transfer(ctx, source, "source image", driving, "driving video", "animate", note)
 
 
-def edit(ctx: AppContext, video: str | None, edited_first_frame: str | None) -> Path:
+def edit(ctx: AppContext, video: str | None, edited_first_frame: str | None,
+         note: Callable[[str], None] = _no_note) -> Path:
     """Video editing (LEO_METHOD.md, "Video editing"): the video's motion re-rendered on its edited first frame.
 
     Returns an mp4 of edited first frame | original | edited video.
     """
-    return _transfer(ctx, edited_first_frame, "edited first frame", video, "video", "edit")
+    return _transfer(ctx, edited_first_frame, "edited first frame", video, "video", "edit", note)
 
 
 # ----------------------------------------------------------------------------- Motion
 
 
-def _encoded_source(ctx: AppContext, image: str) -> Appearance:
-    """The source's Appearance, cached per upload: the sliders re-render without re-encoding."""
+def _encoded_source(ctx: AppContext, image: str, note: Callable[[str], None] = _no_note) -> Appearance:
+    """The source's Appearance, cached per upload: the sliders re-render without re-encoding (and a demo-model
+    note is given once per upload)."""
     path = check_image(image, "source image", ctx.limits, ctx.roots)
     key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
     if key not in ctx._motion_cache:
         animator = ctx.models.animator
         source = load_image(path, size=ctx.models.size).unsqueeze(0)  # (1, 3, S, S)
+        _note_if_unlike_demo(ctx, source[0], "source image", note)
         with torch.no_grad():
             ctx._motion_cache[key] = animator.encode_appearance(source.to(animator.device))
         while len(ctx._motion_cache) > 4:
@@ -206,7 +225,8 @@ def _encoded_source(ctx: AppContext, image: str) -> Appearance:
     return ctx._motion_cache[key]
 
 
-def motion_frame(ctx: AppContext, image: str | None, magnitudes: Sequence[float]) -> np.ndarray:
+def motion_frame(ctx: AppContext, image: str | None, magnitudes: Sequence[float],
+                 note: Callable[[str], None] = _no_note) -> np.ndarray:
     """LIA's linear manipulation with every direction at once: renders codes α_source + Σ_k v_k e_k.
 
     ``magnitudes`` (M,) are the slider values v_k. With one non-zero v_k this is exactly
@@ -221,7 +241,7 @@ def motion_frame(ctx: AppContext, image: str | None, magnitudes: Sequence[float]
     values = torch.tensor([float(v) for v in magnitudes])  # (M,)
     if not torch.isfinite(values).all() or values.abs().max() > MOTION_RANGE:
         raise InputError(f"motion magnitudes: each must be within ±{MOTION_RANGE:g}")
-    appearance = _encoded_source(ctx, image)
+    appearance = _encoded_source(ctx, image, note)
     codes = appearance.motion + values.to(appearance.motion)  # (1, M)
     with torch.no_grad():
         frame = ctx.models.animator.render(appearance, codes)  # (1, 3, S, S)
