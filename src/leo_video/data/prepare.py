@@ -119,7 +119,7 @@ class PrepareSummary:
         kind = exc_or_kind if isinstance(exc_or_kind, str) else _kind_of(exc_or_kind)
         detail = detail or str(exc_or_kind)
         self.problems.append({"clip": spec.name, "input": path, "kind": kind, "detail": detail})
-        return f"skipped {spec.name}: {kind}: {detail}"
+        return f"skipped {detail}" if detail.startswith(f"{path}: ") else f"skipped {path}: {kind}: {detail}"
 
     def to_json(self) -> dict:
         return {
