@@ -226,3 +226,19 @@ def test_clip_without_a_face_is_reported_not_fatal(tmp_path):
                         progress=False, warn=lambda message: None)
     report = json.loads((tmp_path / "ds" / "prepare-report.json").read_text())
     assert [(p["clip"], p["kind"]) for p in report["problems"]] == [("noface", "no face")]
+
+
+def test_data_loader_benchmark_smoke(tmp_path, monkeypatch):
+    """benchmarks/data_loader.py end to end at a tiny size (so a typo never costs GPU-host time)."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import data_loader
+
+    data_loader.main(["--device", "cpu", "--threads", "1", "--out", str(tmp_path / "out"), "--work",
+                      str(tmp_path / "work"), "--videos", "2", "--frames", "8", "--size", "32", "--workers", "0",
+                      "--batch", "2", "--batches", "1", "--clip-length", "4", "--formats", "mp4", "jpg"])
+    report = json.loads((tmp_path / "out" / "data_loader.json").read_text())
+    assert set(report["pairs"]) == {"mp4", "jpg"} and set(report["pairs"]["jpg"]["pairs_per_s"]) == {"0"}
+    assert "| jpg frames → clips of 4 |" in (tmp_path / "out" / "data_loader.md").read_text()
+    sys.modules.pop("data_loader", None)

@@ -8,11 +8,12 @@ Two kinds of input:
   from a crop-box JSON, or to the face a detector finds (``--crop face``, :mod:`.face_box`).
 
 Each clip is cropped, resized to ``size x size``, optionally resampled to ``fps`` and written to
-``out/train/`` or ``out/test/`` (:mod:`.clip_output`: H.264 mp4 or png/jpg frame folders)::
+``out/train/`` or ``out/test/`` (:mod:`.clip_output`: jpg frame folders at quality 95 by default, the
+fastest to load; png frame folders, lossless; or H.264 mp4 at CRF 18, the smallest)::
 
     out/prepare.json          the settings (a rerun with other settings is refused)
     out/prepare-report.json   what the last run found: outputs, problems (missing, too short, corrupt ...)
-    out/train/<name>.mp4      out/test/<name>/0000000.png ...
+    out/train/<name>/0000000.jpg ...      out/test/<name>.mp4 (--format mp4)
 
 Splits: the metadata's partition (TaichiHD), else ``--split-file`` (:mod:`.splits`), else a hash of
 (seed, name). Rerunning the same command is cheap and safe: outputs are written atomically, so an
@@ -62,7 +63,8 @@ class PrepareConfig:
     crop: str = "center"  # "center", "face" or the path of a crop-box JSON file (--input only)
     seed: int = 0
     crf: int = 18  # H.264 quality of --format mp4
-    format: str = "mp4"  # "mp4", "png" (lossless frame folders) or "jpg"
+    # "jpg" (frame folders, quality 95: the fastest to load, benchmarks/RESULTS.md), "png" (lossless) or "mp4"
+    format: str = "jpg"
     preset: str | None = None  # "taichi" or "celebvhq": clips from the official metadata
     metadata: str | None = None
     split_file: str | None = None
