@@ -105,6 +105,11 @@ def test_taichi_metadata_errors_name_the_file_and_row(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match=r"meta.csv: expected the TaichiHD columns"):
         prepare_dataset([tmp_path], tmp_path / "o", PrepareConfig(preset="taichi", metadata=str(bad)), progress=False)
+    info = tmp_path / "info.json"
+    info.write_text(json.dumps({"clips": {"c1": {"ytb_id": "y", "duration": {"start_sec": 0, "end_sec": 1},
+                                                 "bbox": {"top": 0.5, "bottom": 0.2, "left": 0, "right": 1}}}}))
+    with pytest.raises(InputError, match=r"info.json: clip 'c1': needs 0 <= top < bottom <= 1"):
+        prepare_dataset([tmp_path], tmp_path / "o", PrepareConfig(preset="celebvhq", metadata=str(info)), progress=False)
 
 
 def blocks(i: int) -> np.ndarray:

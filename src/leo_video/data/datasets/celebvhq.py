@@ -13,7 +13,6 @@ ships no train/test split: use ``--split-file`` or the hash split.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from ..clips import ClipSpec, PixelBox, TimeSpan
+from ..crop_inputs import read_json
 
 EXPAND = 0.02  # the authors' margin on each side, in fractions of the frame
 
@@ -46,12 +46,7 @@ class CelebVHQBox:
 def read_celebvhq_info(path: str | os.PathLike) -> list[ClipSpec]:
     """One :class:`ClipSpec` per clip of ``celebvhq_info.json``; InputError naming the file and clip."""
     path = Path(path)
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such metadata file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    info = read_json(path, "metadata file")
     clips = info.get("clips") if isinstance(info, dict) else None
     if not isinstance(clips, dict):
         raise InputError(f'{path}: expected {{"clips": {{clip id: {{"ytb_id", "duration", "bbox"}}}}}}')
