@@ -90,7 +90,10 @@ def items_per_second(dataset, batch: int, workers: int, batches: int) -> float:
 
 
 def pair_rows(args: argparse.Namespace, report: _bench.Report) -> None:
-    rows = []
+    columns = ["storage", *(f"workers={w}" for w in args.workers), "16 workers (projection)",
+               *(f"vs {name} ({need:,.0f}/s)" for name, need in DEMAND.items()), "kB/frame"]
+    rows: list[list[str]] = []  # filled row by row, saved after each (a killed run keeps them)
+    report.table(f"LIA training pairs/s at {args.size}² (batch {args.batch})", columns, rows)
     for fmt in args.formats:
         root = prepared(args, fmt)
         dataset = VideoDataset(root, "train", mode="pairs", size=args.size, repeats=64)
@@ -102,9 +105,6 @@ def pair_rows(args: argparse.Namespace, report: _bench.Report) -> None:
         rows.append([fmt, *(_bench.fmt(rates[w]) for w in args.workers), _bench.fmt(16 * per_worker),
                      *(f"{16 * per_worker / need:.1f}×" for need in DEMAND.values()), f"{disk / frames / 1e3:.1f}"])
         report.save(args.out)
-    columns = ["storage", *(f"{w} workers" for w in args.workers), "16 workers (projection)",
-               *(f"vs {name} ({need:,.0f}/s)" for name, need in DEMAND.items()), "kB/frame"]
-    report.table(f"LIA training pairs/s at {args.size}² (batch {args.batch})", columns, rows)
 
 
 def clip_rows(args: argparse.Namespace, report: _bench.Report) -> None:
@@ -127,8 +127,8 @@ def code_clip_rate(args: argparse.Namespace) -> float:
         with MotionCodeWriter(root, motion_dim=20) as writer:
             for i in range(64):
                 writer.add(f"video_{i}", torch.randn(256, 20, generator=torch.Generator().manual_seed(i)))
-    dataset = MotionClipDataset(root, 32, split="train")
-    return items_per_second(torch.utils.data.ConcatDataset([dataset] * 16), 64, 0, args.batches)  # 16 epochs
+    dataset = torch.utils.data.ConcatDataset([MotionClipDataset(root, 32, split="train")] * 16)  # 16 epochs
+    return items_per_second(dataset, 64, 0, min(args.batches, len(dataset) // 64 - 1))
 
 
 def main(argv: list[str] | None = None) -> None:
