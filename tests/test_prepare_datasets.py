@@ -252,3 +252,22 @@ def test_data_loader_benchmark_smoke(tmp_path, monkeypatch):
     assert set(report["pairs"]) == {"mp4", "jpg"} and set(report["pairs"]["jpg"]["pairs_per_s"]) == {"0"}
     assert "| jpg frames → clips of 4 |" in (tmp_path / "out" / "data_loader.md").read_text()
     sys.modules.pop("data_loader", None)
+
+
+def test_official_taichi_metadata_parses_into_fomms_clips(shared_data):
+    """The real taichi-metadata.csv: FOMM's 3,049 train and 285 test clips of 280 videos, unique names, and
+    no video split across partitions (FOMM takes a video's partition from its first row)."""
+    from leo_video.data.datasets import read_taichi_metadata
+
+    path = shared_data.parent / "reference" / "taichi-metadata.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    clips = read_taichi_metadata(path)
+    assert sum(c.partition == "train" for c in clips) == 3049 and sum(c.partition == "test" for c in clips) == 285
+    assert len({c.name for c in clips}) == len(clips) and len({c.source for c in clips}) == 280
+    partitions = {}
+    for clip in clips:
+        partitions.setdefault(clip.source, set()).add(clip.partition)
+    assert all(len(p) == 1 for p in partitions.values())
+    first = clips[0]  # u6rJiF-gPx8,80,300,118-82-508-472,29.97,640,480,train
+    assert first.name == "u6rJiF-gPx8#000080#000300" and first.region.pixels(1280, 960) == (236, 164, 1016, 944)
