@@ -76,6 +76,7 @@ def test_taichi_spans_boxes_problems_and_resume(taichi, tmp_path, run_cli):
     assert kinds == {"vidA#000002#000030": "too short", "gone#000000#000005": "missing",
                      "broken#000000#000005": "corrupt"}
     assert report["boxes"] == {"vidA#000004#000010": [20, 10, 68, 58]}
+    assert report["fps"] == {"vidA#000004#000010": 25.0}  # the raw frame folder's rate
 
     before = clip.stat().st_mtime_ns
     code, stdout, _ = run_cli(*argv)

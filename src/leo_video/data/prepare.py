@@ -95,6 +95,7 @@ class PrepareSummary:
     existing: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     problems: list[dict] = field(default_factory=list)  # {"clip", "input", "kind", "detail"}
     boxes: dict[str, list[int]] = field(default_factory=dict)  # clip -> crop box used (x0, y0, x1, y1)
+    fps: dict[str, float] = field(default_factory=dict)  # clip -> frame rate of what was written
     centre_cropped_without_box: int = 0
     split_rule: str = ""
     storage: str = ""
@@ -127,7 +128,7 @@ class PrepareSummary:
     def to_json(self) -> dict:
         return {
             "split": self.split_rule, "storage": self.storage, "written": self.written,
-            "existing": self.existing, "problems": self.problems, "boxes": self.boxes,
+            "existing": self.existing, "problems": self.problems, "boxes": self.boxes, "fps": self.fps,
             "centre_cropped_without_box": self.centre_cropped_without_box,
         }  # fmt: skip
 
@@ -274,11 +275,12 @@ def _make(spec: ClipSpec, path: Path, frames: range, split: str, run: _Run) -> N
         if other != split:
             remove_output(output_path(run.out, other, spec.name, fmt))
     try:
-        box = prepare_clip(spec, path, frames, output_path(run.out, split, spec.name, fmt), run.config)
+        box, fps = prepare_clip(spec, path, frames, output_path(run.out, split, spec.name, fmt), run.config)
     except InputError as exc:
         run.problem(spec, str(path), exc)
         return None
     run.summary.written[split] += 1
     run.summary.centre_cropped_without_box += spec.region == "center" and run.config.crop not in ("center", "face")
+    run.summary.fps[spec.name] = round(fps, 3)  # frame folders do not carry it
     if box is not None:
         run.summary.boxes[spec.name] = list(box)
