@@ -81,6 +81,7 @@ def test_taichi_spans_boxes_problems_and_resume(taichi, tmp_path, run_cli):
     before = clip.stat().st_mtime_ns
     code, stdout, _ = run_cli(*argv)
     assert code == 0 and "prepared 0 videos, 1 already done, 3 failed" in stdout
+    assert json.loads((out / "prepare-report.json").read_text())["boxes"] == report["boxes"]  # kept for done clips
     assert clip.stat().st_mtime_ns == before  # finished clips are not redone
     import shutil
 

@@ -222,10 +222,23 @@ def prepare_dataset(
     hashed = assign_splits([s.name for s, _, _ in todo] + summary.existing_names, config.test_fraction, config.seed)
     for spec, frames, split in tqdm(todo, desc="prepare", unit="clip", disable=not progress, file=sys.stderr):
         _make(spec, sources[spec.source], frames, split or hashed[spec.name], run)
+    _keep_earlier_entries(out / REPORT_FILE, summary)
     atomic_write_text(out / REPORT_FILE, json.dumps(summary.to_json(), indent=2) + "\n")
     if not any(summary.written.values()) and not any(summary.existing.values()):
         raise InputError(f"{out}: no input could be prepared ({len(summary.problems)} failed; see {out / REPORT_FILE})")
     return summary
+
+
+def _keep_earlier_entries(report: Path, summary: PrepareSummary) -> None:
+    """Carry the boxes and rates of clips finished by an earlier run over from its report."""
+    try:
+        earlier = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return
+    for key in ("boxes", "fps"):
+        entries = earlier.get(key) if isinstance(earlier, dict) else None
+        if isinstance(entries, dict):
+            getattr(summary, key).update({n: entries[n] for n in summary.existing_names if n in entries})
 
 
 def _split_rule(config: PrepareConfig, specs: list[ClipSpec]) -> str:
