@@ -20,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--input, crop every video file or frame folder to its centre, a box from a JSON file "
             "{name: [x, y, w, h]}, or its face (--crop face, OpenCV's face detector). Clips are resized to "
             "--size, optionally resampled to --fps, and written to OUT/train and OUT/test as jpg frame "
-            "folders (quality 95, default), png frame folders (lossless) or H.264 mp4 (CRF --crf). Raw videos that are missing, too short or corrupt are "
-            "skipped, listed in the summary and in OUT/prepare-report.json. Rerunning the same command skips "
-            "finished clips (idempotent, resumable)."
+            "folders (quality 95, default), png frame folders (lossless) or H.264 mp4 (CRF --crf). Raw videos "
+            "that are missing, too short or corrupt are skipped, listed in the summary and in "
+            "OUT/prepare-report.json. Rerunning the same command skips finished clips (idempotent, resumable)."
         ),
         epilog=(
             "examples: leo-video prepare --preset taichi --metadata taichi-metadata.csv --raw youtube-taichi "

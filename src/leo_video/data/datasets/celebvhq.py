@@ -37,7 +37,8 @@ class CelebVHQBox:
     def pixels(self, width: int, height: int) -> PixelBox:
         top, bottom = max(self.top - EXPAND, 0.0), min(self.bottom + EXPAND, 1.0)
         left, right = max(self.left - EXPAND, 0.0), min(self.right + EXPAND, 1.0)
-        top, bottom, left, right = round(top * height), round(bottom * height), round(left * width), round(right * width)
+        top, bottom = round(top * height), round(bottom * height)
+        left, right = round(left * width), round(right * width)
         half = min(bottom - top, right - left) // 2
         y0, x0 = math.floor((top + bottom) / 2 - half), math.floor((left + right) / 2 - half)
         return x0, y0, x0 + 2 * half, y0 + 2 * half
