@@ -47,7 +47,7 @@ def outputs(out: Path) -> dict[str, float]:
 def test_prepare_cli_idempotent_and_resumable(raw, tmp_path, run_cli):
     out = tmp_path / "ds"
     code, stdout, stderr = run_cli("prepare", "--input", raw, "--out", out, "--size", 32,
-                                   "--test-fraction", 0.25, "--no-progress")
+                                   "--test-fraction", 0.25, "--format", "mp4", "--no-progress")
     assert code == 0, stderr
     assert "prepared 4 videos, 0 already done, 1 failed (1 corrupt); dataset: 3 train / 1 test; split: hash" in stdout
     assert "broken.mp4: not a video" in stderr and "Traceback" not in stderr
@@ -60,25 +60,25 @@ def test_prepare_cli_idempotent_and_resumable(raw, tmp_path, run_cli):
     assert len(wide) == 20 and wide._source.index.keyframes == [0, 16]  # short GOPs for random access
 
     code, stdout, _ = run_cli("prepare", "--input", raw, "--out", out, "--size", 32,
-                              "--test-fraction", 0.25, "--no-progress")
+                              "--test-fraction", 0.25, "--format", "mp4", "--no-progress")
     assert code == 0 and "prepared 0 videos, 4 already done" in stdout
     assert outputs(out) == first  # nothing rewritten
 
     victim = next(iter(first))
     (out / victim).unlink()  # as if the run had been interrupted before this one
     code, stdout, _ = run_cli("prepare", "--input", raw, "--out", out, "--size", 32,
-                              "--test-fraction", 0.25, "--no-progress")
+                              "--test-fraction", 0.25, "--format", "mp4", "--no-progress")
     assert "prepared 1 videos, 3 already done" in stdout
     assert set(outputs(out)) == set(first)
     assert len(VideoDataset(out, "train", size=32)) == 3
 
-    code, _, stderr = run_cli("prepare", "--input", raw, "--out", out, "--size", 16, "--no-progress")
+    code, _, stderr = run_cli("prepare", "--input", raw, "--out", out, "--size", 16, "--format", "mp4", "--no-progress")
     assert code != 0 and "other settings" in stderr and "Traceback" not in stderr
 
 
 def test_centre_crop_and_fps(raw, tmp_path):
     out = tmp_path / "ds"
-    config = PrepareConfig(size=16, fps=10, test_fraction=0)
+    config = PrepareConfig(size=16, fps=10, test_fraction=0, format="mp4")
     summary = prepare_dataset([raw / "wide.mp4"], out, config, progress=False)
     assert summary.written == {"train": 1, "test": 0}
     reader = VideoReader(out / "train" / "wide.mp4")
@@ -93,7 +93,7 @@ def test_crop_boxes(raw, tmp_path):
     boxes.write_text(json.dumps({"wide.mp4": [40, 20, 40, 20]}))  # the white quadrant
     out = tmp_path / "ds"
     summary = prepare_dataset([raw / "wide.mp4", raw / "sub" / "tall.mp4"], out,
-                              PrepareConfig(size=16, test_fraction=0, crop=str(boxes)), progress=False)
+                              PrepareConfig(size=16, test_fraction=0, crop=str(boxes), format="mp4"), progress=False)
     assert summary.centre_cropped_without_box == 1
     frame = VideoReader(out / "train" / "wide.mp4").read([5])[0].astype(int)
     assert np.abs(frame - 255).max() < 30

@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "partition) out of the raw videos in --raw, as the dataset's authors do (docs/DATASETS.md). With "
             "--input, crop every video file or frame folder to its centre, a box from a JSON file "
             "{name: [x, y, w, h]}, or its face (--crop face, OpenCV's face detector). Clips are resized to "
-            "--size, optionally resampled to --fps, and written to OUT/train and OUT/test as H.264 mp4 "
-            "(CRF --crf) or png/jpg frame folders. Raw videos that are missing, too short or corrupt are "
-            "skipped, listed in the summary and in OUT/prepare-report.json. Rerunning the same command skips "
-            "finished clips (idempotent, resumable)."
+            "--size, optionally resampled to --fps, and written to OUT/train and OUT/test as jpg frame "
+            "folders (quality 95, default), png frame folders (lossless) or H.264 mp4 (CRF --crf). Raw videos "
+            "that are missing, too short or corrupt are skipped, listed in the summary and in "
+            "OUT/prepare-report.json. Rerunning the same command skips finished clips (idempotent, resumable)."
         ),
         epilog=(
             "examples: leo-video prepare --preset taichi --metadata taichi-metadata.csv --raw youtube-taichi "
@@ -42,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create or complete")
     parser.add_argument("--size", type=int, default=256, help="output frame size in pixels (default 256)")
     parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
-    parser.add_argument("--format", choices=FORMATS, default="mp4",
-                        help="mp4: H.264 at --crf (lossy, default); png: lossless frame folders; "
-                             "jpg: frame folders at JPEG quality 95")
+    parser.add_argument("--format", choices=FORMATS, default="jpg",
+                        help="jpg (default): frame folders at JPEG quality 95 (lossy), the fastest to load in "
+                             "training; png: lossless frame folders; mp4: H.264 at --crf (lossy), the smallest")
     parser.add_argument("--split-file", metavar="FILE", default=None,
                         help='official train/test ids: JSON {"train": [...], "test": [...]} or lines '
                              "'<id> train|test' (default: the metadata's partition, else a hash split)")

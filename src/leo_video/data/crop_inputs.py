@@ -66,15 +66,20 @@ def index_raw_folders(folders: Sequence[str | os.PathLike]) -> dict[str, Path]:
     return raw
 
 
+def read_json(path: Path, what: str):
+    """The parsed JSON of ``path``; InputError naming it when missing or not JSON (``what`` it should be)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such {what}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+
+
 def load_crop_boxes(path: str | os.PathLike) -> dict[str, Box]:
     """Read a crop-box JSON ``{name: [x, y, w, h]}``; InputError naming the file if malformed."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such crop-box file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    raw = read_json(path, "crop-box file")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected an object {{video name: [x, y, w, h]}}")
     boxes = {}

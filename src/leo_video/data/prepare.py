@@ -8,11 +8,12 @@ Two kinds of input:
   from a crop-box JSON, or to the face a detector finds (``--crop face``, :mod:`.face_box`).
 
 Each clip is cropped, resized to ``size x size``, optionally resampled to ``fps`` and written to
-``out/train/`` or ``out/test/`` (:mod:`.clip_output`: H.264 mp4 or png/jpg frame folders)::
+``out/train/`` or ``out/test/`` (:mod:`.clip_output`: jpg frame folders at quality 95 by default, the
+fastest to load; png frame folders, lossless; or H.264 mp4 at CRF 18, the smallest)::
 
     out/prepare.json          the settings (a rerun with other settings is refused)
     out/prepare-report.json   what the last run found: outputs, problems (missing, too short, corrupt ...)
-    out/train/<name>.mp4      out/test/<name>/0000000.png ...
+    out/train/<name>/0000000.jpg ...      out/test/<name>.mp4 (--format mp4)
 
 Splits: the metadata's partition (TaichiHD), else ``--split-file`` (:mod:`.splits`), else a hash of
 (seed, name). Rerunning the same command is cheap and safe: outputs are written atomically, so an
@@ -26,15 +27,16 @@ centre-cropped (and counted).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import InputError
-from ..media.video import probe_video
+from ..media.video import VideoInfo, probe_video
 from ..utils.atomic import atomic_write_text
 from .clip_output import FORMATS, describe, existing_split, output_path, remove_output
 from .clips import ClipSpec, TooShortError, resolve_frames
@@ -62,7 +64,8 @@ class PrepareConfig:
     crop: str = "center"  # "center", "face" or the path of a crop-box JSON file (--input only)
     seed: int = 0
     crf: int = 18  # H.264 quality of --format mp4
-    format: str = "mp4"  # "mp4", "png" (lossless frame folders) or "jpg"
+    # "jpg" (frame folders, quality 95: the fastest to load, benchmarks/RESULTS.md), "png" (lossless) or "mp4"
+    format: str = "jpg"
     preset: str | None = None  # "taichi" or "celebvhq": clips from the official metadata
     metadata: str | None = None
     split_file: str | None = None
@@ -92,6 +95,7 @@ class PrepareSummary:
     existing: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
     problems: list[dict] = field(default_factory=list)  # {"clip", "input", "kind", "detail"}
     boxes: dict[str, list[int]] = field(default_factory=dict)  # clip -> crop box used (x0, y0, x1, y1)
+    fps: dict[str, float] = field(default_factory=dict)  # clip -> frame rate of what was written
     centre_cropped_without_box: int = 0
     split_rule: str = ""
     storage: str = ""
@@ -119,12 +123,12 @@ class PrepareSummary:
         kind = exc_or_kind if isinstance(exc_or_kind, str) else _kind_of(exc_or_kind)
         detail = detail or str(exc_or_kind)
         self.problems.append({"clip": spec.name, "input": path, "kind": kind, "detail": detail})
-        return f"skipped {spec.name}: {kind}: {detail}"
+        return f"skipped {detail}" if detail.startswith(f"{path}: ") else f"skipped {path}: {kind}: {detail}"
 
     def to_json(self) -> dict:
         return {
             "split": self.split_rule, "storage": self.storage, "written": self.written,
-            "existing": self.existing, "problems": self.problems, "boxes": self.boxes,
+            "existing": self.existing, "problems": self.problems, "boxes": self.boxes, "fps": self.fps,
             "centre_cropped_without_box": self.centre_cropped_without_box,
         }  # fmt: skip
 
@@ -170,6 +174,21 @@ def plan_clips(inputs: Sequence[str | os.PathLike], config: PrepareConfig) -> tu
     return generic_specs(collect_inputs(inputs), config.crop, boxes)
 
 
+@dataclass
+class _Run:
+    """What one `prepare` run works with (the settings, where it writes, what it has found so far)."""
+
+    out: Path
+    config: PrepareConfig
+    overwrite: bool
+    split_file: dict[str, str] | None
+    summary: PrepareSummary
+    warn: Callable[[str], None]
+
+    def problem(self, spec: ClipSpec, path: str, exc_or_kind: Exception | str, detail: str = "") -> None:
+        self.warn(self.summary.add_problem(spec, path, exc_or_kind, detail))
+
+
 def prepare_dataset(
     inputs: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -194,29 +213,32 @@ def prepare_dataset(
         raise InputError(f"{', '.join(map(str, inputs))}: no videos or frame folders found")
     split_file = load_split_file(config.split_file) if config.split_file else None
     check_settings(out, config, overwrite)
-    summary = PrepareSummary(storage=describe(config.format, config.crf))
-    summary.split_rule = _split_rule(config, specs)
-    todo = _check(specs, sources, out, config, overwrite, split_file, summary, warn, progress)
+    summary = PrepareSummary(storage=describe(config.format, config.crf), split_rule=_split_rule(config, specs))
+    run = _Run(out, config, overwrite, split_file, summary, warn)
+    checking = tqdm(specs, desc="check", unit="clip", disable=not progress, file=sys.stderr, leave=False)
+    probe = functools.lru_cache(maxsize=None)(_probe)  # a raw video with many clips is probed once
+    todo = [job for spec in checking if (job := _check(spec, sources.get(spec.source), run, probe))]
+    # the hash split is drawn over every usable clip, so a resumed run agrees with the first
     hashed = assign_splits([s.name for s, _, _ in todo] + summary.existing_names, config.test_fraction, config.seed)
-    bar = tqdm(todo, desc="prepare", unit="clip", disable=not progress, file=sys.stderr)
-    for spec, frames, split in bar:
-        split = split or hashed[spec.name]
-        for other in SPLITS:  # with --overwrite a clip may change split: never leave a stale copy
-            if other != split:
-                remove_output(output_path(out, other, spec.name, config.format))
-        try:
-            box = prepare_clip(spec, sources[spec.source], frames, output_path(out, split, spec.name, config.format), config)
-        except InputError as exc:
-            warn(summary.add_problem(spec, str(sources[spec.source]), exc))
-            continue
-        summary.written[split] += 1
-        summary.centre_cropped_without_box += spec.region == "center" and config.crop not in ("center", "face")
-        if box is not None:
-            summary.boxes[spec.name] = list(box)
+    for spec, frames, split in tqdm(todo, desc="prepare", unit="clip", disable=not progress, file=sys.stderr):
+        _make(spec, sources[spec.source], frames, split or hashed[spec.name], run)
+    _keep_earlier_entries(out / REPORT_FILE, summary)
     atomic_write_text(out / REPORT_FILE, json.dumps(summary.to_json(), indent=2) + "\n")
     if not any(summary.written.values()) and not any(summary.existing.values()):
         raise InputError(f"{out}: no input could be prepared ({len(summary.problems)} failed; see {out / REPORT_FILE})")
     return summary
+
+
+def _keep_earlier_entries(report: Path, summary: PrepareSummary) -> None:
+    """Carry the boxes and rates of clips finished by an earlier run over from its report."""
+    try:
+        earlier = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return
+    for key in ("boxes", "fps"):
+        entries = earlier.get(key) if isinstance(earlier, dict) else None
+        if isinstance(entries, dict):
+            getattr(summary, key).update({n: entries[n] for n in summary.existing_names if n in entries})
 
 
 def _split_rule(config: PrepareConfig, specs: list[ClipSpec]) -> str:
@@ -227,42 +249,51 @@ def _split_rule(config: PrepareConfig, specs: list[ClipSpec]) -> str:
     return f"hash of (seed {config.seed}, name), test fraction {config.test_fraction}"
 
 
-def _check(specs, sources, out, config, overwrite, split_file, summary, warn, progress) -> list:
-    """``(spec, source frame indices, split or None)`` of every clip still to make; fills the summary
-    with finished clips and problems. Raw videos are probed once (no full decode)."""
-    from tqdm import tqdm
-
-    probed: dict[str, object] = {}
-    todo = []
-    for spec in tqdm(specs, desc="check", unit="clip", disable=not progress, file=sys.stderr, leave=False):
-        split = split_from_file(split_file, spec) if split_file is not None else spec.partition
-        path = sources.get(spec.source)
-        if split_file is not None and split is None:
-            warn(summary.add_problem(spec, str(path), "not in split file", f"{config.split_file} does not list it"))
-            continue
-        done = existing_split(out, spec.name, config.format) if not overwrite else None
-        if done is not None:
-            summary.existing[done] += 1
-            summary.existing_names.append(spec.name)
-            continue
-        if path is None:
-            warn(summary.add_problem(spec, spec.source, "missing", f"no raw video {spec.source}.* in the --raw folders"))
-            continue
-        try:
-            if spec.source not in probed:
-                probed[spec.source] = _probe(path)
-            if isinstance(probed[spec.source], InputError):
-                raise probed[spec.source]
-            info = probed[spec.source]
-            todo.append((spec, resolve_frames(spec, info.frames, info.fps), split))
-        except InputError as exc:
-            warn(summary.add_problem(spec, str(path), exc))
-    return todo
+def _check(spec: ClipSpec, path: Path | None, run: _Run, probe) -> tuple[ClipSpec, range, str | None] | None:
+    """``(spec, source frame indices, split or None for the hash split)`` when the clip is still to
+    make; None when it is finished or cannot be made (counted in the summary)."""
+    split = split_from_file(run.split_file, spec) if run.split_file is not None else spec.partition
+    if run.split_file is not None and split is None:
+        run.problem(spec, str(path), "not in split file", f"{run.config.split_file} does not list it")
+        return None
+    done = existing_split(run.out, spec.name, run.config.format) if not run.overwrite else None
+    if done is not None:
+        run.summary.existing[done] += 1
+        run.summary.existing_names.append(spec.name)
+        return None
+    if path is None:
+        run.problem(spec, spec.source, "missing", f"no raw video {spec.source}.* in the --raw folders")
+        return None
+    info = probe(path)
+    try:
+        if isinstance(info, InputError):
+            raise info
+        return spec, resolve_frames(spec, info.frames, info.fps), split
+    except InputError as exc:
+        run.problem(spec, str(path), exc)
+        return None
 
 
-def _probe(path: Path):
+def _probe(path: Path) -> VideoInfo | InputError:
     try:
         return probe_video(path)
     except InputError as exc:
         return exc
 
+
+def _make(spec: ClipSpec, path: Path, frames: range, split: str, run: _Run) -> None:
+    """Write one clip into ``split`` (removing a copy in the other split, left by an --overwrite run)."""
+    fmt = run.config.format
+    for other in SPLITS:
+        if other != split:
+            remove_output(output_path(run.out, other, spec.name, fmt))
+    try:
+        box, fps = prepare_clip(spec, path, frames, output_path(run.out, split, spec.name, fmt), run.config)
+    except InputError as exc:
+        run.problem(spec, str(path), exc)
+        return None
+    run.summary.written[split] += 1
+    run.summary.centre_cropped_without_box += spec.region == "center" and run.config.crop not in ("center", "face")
+    run.summary.fps[spec.name] = round(fps, 3)  # frame folders do not carry it
+    if box is not None:
+        run.summary.boxes[spec.name] = list(box)

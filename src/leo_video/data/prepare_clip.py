@@ -36,9 +36,11 @@ def crop_frame(frame: np.ndarray, box: PixelBox | None, size: int) -> np.ndarray
     return resize_center_crop(frame, size)
 
 
-def prepare_clip(spec: ClipSpec, path: Path, frames: Sequence[int], out_path: Path, config: "PrepareConfig") -> PixelBox | None:
+def prepare_clip(spec: ClipSpec, path: Path, frames: Sequence[int], out_path: Path,
+                 config: "PrepareConfig") -> tuple[PixelBox | None, float]:
     """Write ``spec``'s ``frames`` of the raw video ``path`` to ``out_path``; returns the crop box used
-    (None for a centre crop). InputError if the raw video cannot be decoded or holds no face."""
+    (None for a centre crop) and the clip's frame rate. InputError if the raw video cannot be decoded or
+    holds no face."""
     # Centre crops are scaled inside the decoder (fast); boxes need the full frame first.
     with VideoReader(path, size=config.size if spec.region == "center" else None) as reader:
         info = reader.info
@@ -48,7 +50,7 @@ def prepare_clip(spec: ClipSpec, path: Path, frames: Sequence[int], out_path: Pa
         with clip_writer(out_path, config.format, fps, config.crf) as sink:
             for frame in reader.iter_indices(picked):
                 sink.write(frame if box is None else crop_frame(frame, box, config.size))
-    return box
+    return box, fps
 
 
 def _box(spec: ClipSpec, reader: VideoReader, frames: Sequence[int], width: int, height: int) -> PixelBox | None:

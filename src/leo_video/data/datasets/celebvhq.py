@@ -13,7 +13,6 @@ ships no train/test split: use ``--split-file`` or the hash split.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from ..clips import ClipSpec, PixelBox, TimeSpan
+from ..crop_inputs import read_json
 
 EXPAND = 0.02  # the authors' margin on each side, in fractions of the frame
 
@@ -37,7 +37,8 @@ class CelebVHQBox:
     def pixels(self, width: int, height: int) -> PixelBox:
         top, bottom = max(self.top - EXPAND, 0.0), min(self.bottom + EXPAND, 1.0)
         left, right = max(self.left - EXPAND, 0.0), min(self.right + EXPAND, 1.0)
-        top, bottom, left, right = round(top * height), round(bottom * height), round(left * width), round(right * width)
+        top, bottom = round(top * height), round(bottom * height)
+        left, right = round(left * width), round(right * width)
         half = min(bottom - top, right - left) // 2
         y0, x0 = math.floor((top + bottom) / 2 - half), math.floor((left + right) / 2 - half)
         return x0, y0, x0 + 2 * half, y0 + 2 * half
@@ -46,12 +47,7 @@ class CelebVHQBox:
 def read_celebvhq_info(path: str | os.PathLike) -> list[ClipSpec]:
     """One :class:`ClipSpec` per clip of ``celebvhq_info.json``; InputError naming the file and clip."""
     path = Path(path)
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such metadata file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    info = read_json(path, "metadata file")
     clips = info.get("clips") if isinstance(info, dict) else None
     if not isinstance(clips, dict):
         raise InputError(f'{path}: expected {{"clips": {{clip id: {{"ytb_id", "duration", "bbox"}}}}}}')
