@@ -188,4 +188,7 @@ def test_cuda_move_follows_the_cpu_model(cls):
         assert all(t.is_cuda for t in [*model.parameters(), *model.buffers()])
         gpu = run(model, 1)
     assert gpu.is_cuda
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-9, atol=1e-9 * cpu.abs().max().item())
+    # float64 models, but diffusers computes the sinusoidal timestep embedding in float32 whatever the model's
+    # dtype, and CUDA's float32 sin/exp differ from the CPU's by an ulp: float32-level agreement (seen on an
+    # H100: 3e-7 of a 1.6 maximum), not float64's.
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-6 * cpu.abs().max().item())

@@ -116,10 +116,10 @@ def upsample2(sd, prefix, x):
     return fir(x, sd[prefix + "upsample.kernel"], up=2, pad0=2, pad1=1)
 
 
-def base_grid(r, dtype):
+def base_grid(r, dtype, device=None):
     lin = np.linspace(-1, 1, r)
     gx, gy = np.meshgrid(lin, lin)  # default 'xy': gx varies along columns
-    return torch.from_numpy(np.stack([gx, gy], axis=2).astype(np.float32)).to(dtype)
+    return torch.from_numpy(np.stack([gx, gy], axis=2).astype(np.float32)).to(device=device, dtype=dtype)
 
 
 def to_flow(sd, k, x, latent, feat, prev):
@@ -128,7 +128,7 @@ def to_flow(sd, k, x, latent, feat, prev):
     if prev is not None:
         o = o + upsample2(sd, p, prev)
     r = o.shape[2]
-    grid = torch.tanh(o[:, 0:2]).permute(0, 2, 3, 1) + base_grid(r, o.dtype)[None]
+    grid = torch.tanh(o[:, 0:2]).permute(0, 2, 3, 1) + base_grid(r, o.dtype, o.device)[None]
     mask = torch.sigmoid(o[:, 2:3])
     warped = F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * mask
     return warped, warped + x * (1 - mask), o
