@@ -36,6 +36,13 @@ def make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> 
     return acc
 
 
+def gather_ints(accelerator, value: int) -> list[int]:
+    """``value`` of every process, by rank (``[value]`` without a process group)."""
+    if accelerator.num_processes == 1:
+        return [value]
+    return [int(v) for v in accelerator.gather(torch.tensor([value], device=accelerator.device)).cpu()]
+
+
 def end_distributed(accelerator) -> None:
     """Tear the process group down after the last step (gloo can abort at interpreter exit otherwise)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

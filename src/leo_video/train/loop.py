@@ -95,7 +95,7 @@ from ..config import save_config, to_dict
 from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
-from .accelerator import end_distributed, make_accelerator
+from .accelerator import end_distributed, gather_ints, make_accelerator
 from .logging import MeanTracker, RunLogger
 from .sampler import (
     STREAM_INIT,
@@ -296,6 +296,7 @@ class Trainer:
         while step < loop.max_steps:
             losses = self._optimizer_step(batches, step)
             step += 1
+            self._data_position += loop.batch_size
             losses, stop_now, time_up = self._agree(losses, stop.requested, time.perf_counter() >= deadline)
             self._check_finite(losses, step)
             for name, ema in task.emas.items():
@@ -383,7 +384,7 @@ class Trainer:
         if len(dataset) == 0:
             raise InputError(f"{type(dataset).__name__}: the training set is empty")
         sampler = ResumableSampler(len(dataset), loop.seed, micro_batch, acc.process_index, acc.num_processes,
-                                   start_micro_step=start * loop.grad_accum_steps)  # fmt: skip
+                                   start_sample=self._data_position)  # fmt: skip
         # Not passed through accelerator.prepare: its dataloader wrappers resume by skipping batches,
         # while this sampler resumes in O(1) from the position stored in the checkpoint.
         generator = torch.Generator().manual_seed(derive_seed(loop.seed, STREAM_LOADER, acc.process_index, start))
@@ -407,12 +408,13 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _resume(self) -> int:
-        self._resumed_from = None
+        self._resumed_from, self._data_position = None, 0
         found = ckpt.load_latest(self.run_dir)
+        self._check_same_start(found)
         if found is None:
             return 0
         path, state = found
-        _warn_config_changes(state["config"], to_dict(self.config), path)
+        ckpt.warn_config_changes(state["config"], to_dict(self.config), path)
         try:
             self.task.load_state_dict(state["task"])
         except (KeyError, RuntimeError, ValueError) as exc:  # another model, size or dims
@@ -424,9 +426,19 @@ class Trainer:
             scaler.load_state_dict(state["loop"]["scaler"])
         if self.accelerator.is_main_process:
             ckpt.restore_rng_state(state["rng"])
+        self._data_position = ckpt.samples_consumed(state)
         self.last_checkpoint, self._resumed_from = path, int(state["step"])
         logger.info("resuming from %s (step %d)", path, state["step"])
         return int(state["step"])
+
+    def _check_same_start(self, found: tuple[Path, dict] | None) -> None:
+        """Every process must resume from the same step: on several nodes, one that cannot see rank 0's
+        checkpoints would otherwise start afresh and train another model under the same DDP."""
+        steps = gather_ints(self.accelerator, -1 if found is None else int(found[1]["step"]))
+        if len(set(steps)) > 1:
+            seen = ", ".join(f"rank {r}: {'none' if s < 0 else f'step {s}'}" for r, s in enumerate(steps))
+            raise CheckpointError(f"{self.run_dir}: the processes found different checkpoints ({seen}); "
+                                  "train.run_dir must be one folder that every node sees (a shared file system)")
 
     def _save(self, step: int) -> None:
         acc = self.accelerator
@@ -438,7 +450,7 @@ class Trainer:
                 "step": step,
                 "task": self.task.state_dict(),
                 "rng": ckpt.capture_rng_state(),
-                "data_position": step * self.loop.grad_accum_steps,
+                "data_position": self._data_position,
                 "loop": {"scaler": acc.scaler.state_dict()} if acc.scaler is not None else {},
                 "config": to_dict(self.config),
                 "world_size": acc.num_processes,
@@ -448,21 +460,6 @@ class Trainer:
             self.last_checkpoint = path
         acc.wait_for_everyone()
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
-
-
-def _warn_config_changes(saved: dict, current: dict, path: Path) -> None:
-    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _flat_diff(saved, current).items()]
-    if changed:
-        logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
-
-
-def _flat_diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: dict[str, tuple] = {}
-        for key in sorted(set(a) | set(b)):
-            out.update(_flat_diff(a.get(key), b.get(key), f"{prefix}{key}."))
-        return out
-    return {} if a == b else {prefix.rstrip("."): (a, b)}
 
 
 class _StopSignals:
