@@ -12,9 +12,9 @@ Subclass :class:`TrainingTask` and implement four methods. Before ``setup`` the 
 section, a :class:`~leo_video.configs.LoopConfig`).
 
 ``setup()``
-    Build networks, optimizers and schedulers; pass modules and optimizers through
-    ``self.accelerator.prepare`` and store them in ``self.models`` / ``self.optimizers`` /
-    ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models whose EMA you want
+    Build networks, optimizers (Adam/AdamW with ``**self.optimizer_kernel``) and schedulers; pass
+    modules and optimizers through ``self.accelerator.prepare`` and store them in ``self.models`` /
+    ``self.optimizers`` / ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models whose EMA you want
     (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError`` for VGG19):
     they surface before the first step. Global RNGs are seeded from ``train.seed``, so
     initialisation is reproducible.
@@ -70,9 +70,10 @@ Example::
     cfg = resolve_config("lia", "synthetic64", ["train.max_steps=100"])   # any config with .train
     result = Trainer(ToyTask(), cfg).fit()
 
-Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of
-``train.run_dir`` (skipping a corrupt newest one with a warning) and continues exactly where it
-stopped: model/optimizer/EMA state, RNG states and the sampler position are all in the checkpoint.
+Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of ``train.run_dir``
+(skipping a corrupt newest one with a warning) and continues exactly where it stopped: model/optimizer/EMA
+state and the samples consumed are in the checkpoint, and every micro-step reseeds the RNGs from (seed,
+rank, micro-step). Any process count may resume any checkpoint (docs/TRAINING.md, "Batch and seed semantics").
 SIGTERM/SIGINT finish the current step, save a checkpoint and return (a second SIGINT aborts).
 """
 
@@ -95,7 +96,7 @@ from ..config import save_config, to_dict
 from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
-from .accelerator import end_distributed, gather_ints, make_accelerator
+from .accelerator import end_distributed, gather_ints, load_optimizer_state, make_accelerator, optimizer_kernel
 from .logging import MeanTracker, RunLogger
 from .sampler import (
     STREAM_INIT,
@@ -165,6 +166,11 @@ class TrainingTask:
 
     # ---- helpers ----
 
+    @property
+    def optimizer_kernel(self) -> dict[str, bool]:
+        """``fused`` / ``foreach`` for torch's Adam(W): ``train.optimizer_impl`` on this run's device."""
+        return optimizer_kernel(self.loop.optimizer_impl, self.accelerator.device)
+
     def unwrap(self, name: str) -> torch.nn.Module:
         """``models[name]`` without DDP / compile wrappers."""
         return self.accelerator.unwrap_model(self.models[name], keep_torch_compile=False)
@@ -207,7 +213,7 @@ class TrainingTask:
         for name in self.models:
             self.unwrap(name).load_state_dict(state["models"][name])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            load_optimizer_state(opt, state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
         for name, ema in self.emas.items():
