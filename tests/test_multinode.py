@@ -78,6 +78,7 @@ def two_nodes(tmp_path: Path, argv: list, hide_from: int = -1) -> tuple[list[dic
     nodes = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
          "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+         "--rdzv-conf", f"is_host={int(node == 0)}",  # node 0 serves the rendezvous store, as on a cluster
          "--local-addr", "127.0.0.1", str(spy), str(out), str(hide_from), *map(str, argv)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for node in (0, 1)]  # fmt: skip
     results = []
@@ -92,6 +93,7 @@ def close(got: dict[int, float], want: dict[int, float]) -> bool:
     return list(got) == list(want) and all(abs(got[s] - want[s]) <= RTOL * abs(want[s]) for s in got)
 
 
+@pytest.mark.slow
 def test_two_nodes_train_and_resume_on_other_world_sizes(data_root, tmp_path, run_cli):  # noqa: F811
     def args(run_dir, steps):
         return train_args(data_root, run_dir, train__max_steps=steps, loss__gan_weight=0, train__cpu="true",
