@@ -1,7 +1,8 @@
 """Two "nodes" on this machine: `torchrun --nnodes 2` (c10d rendezvous on 127.0.0.1, gloo, CPU) running
 `leo-video train lia`, and resumes that change the world size (docs/TRAINING.md, "Several GPUs and nodes").
 
-Each node is its own torchrun with one process, as on a cluster; a spy around the CLI records, per rank,
+Each node is its own torchrun with one process, as on a cluster (c10d numbers the ranks in the order the
+nodes join and ignores ``--node-rank``, so the checks go by rank, not node); a spy around the CLI records, per rank,
 the losses the loop agreed on and the checkpoints it wrote. The GAN is off: D's minibatch-stddev groups
 are formed within each process's batch (as in StyleGAN2 and LIA), the one part of a LIA step that depends
 on the world size, so with it on runs of different world sizes are not comparable step by step.
