@@ -127,7 +127,8 @@ def test_two_nodes_train_and_resume_on_other_world_sizes(data_root, tmp_path, ru
     assert run_cli(*args(one_then_two, 2))[0] == 0
     _, procs = two_nodes(tmp_path, args(one_then_two, 4), hide_from=1)
     assert [p.returncode for p in procs] == [1, 1]
-    assert "the processes found different checkpoints (rank 0: step 2, rank 1: none)" in procs[0].stderr + procs[1].stderr
+    refusal = "the processes found different checkpoints (rank 0: step 2, rank 1: none)"
+    assert refusal in procs[0].stderr + procs[1].stderr
     assert [s for s, _ in ckpt.list_checkpoints(one_then_two)] == [2]
     records, procs = two_nodes(tmp_path, args(one_then_two, 4))
     assert [p.returncode for p in procs] == [0, 0], procs[0].stderr[-2000:] + procs[1].stderr[-2000:]

@@ -14,9 +14,9 @@ section, a :class:`~leo_video.configs.LoopConfig`).
 ``setup()``
     Build networks, optimizers (Adam/AdamW with ``**self.optimizer_kernel``) and schedulers; pass
     modules and optimizers through ``self.accelerator.prepare`` and store them in ``self.models`` /
-    ``self.optimizers`` / ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models whose EMA you want
-    (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError`` for VGG19):
-    they surface before the first step. Global RNGs are seeded from ``train.seed``, so
+    ``self.optimizers`` / ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models
+    whose EMA you want (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError``
+    for VGG19): they surface before the first step. Global RNGs are seeded from ``train.seed``, so
     initialisation is reproducible.
 ``dataset() -> torch.utils.data.Dataset``
     A map-style dataset. Batches are ``collate(items)`` (default ``default_collate``) moved to
