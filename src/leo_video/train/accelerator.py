@@ -39,7 +39,7 @@ def make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> 
 def optimizer_kernel(impl: str, device: torch.device) -> dict[str, bool]:
     """The ``fused`` / ``foreach`` arguments of torch's Adam and AdamW for ``train.optimizer_impl``.
 
-    ``auto``: ``fused`` on CUDA (one kernel per step for all parameters of a dtype, instead of a dozen
+    ``auto``: ``fused`` on CUDA (one fused pass over the parameters instead of foreach's dozen
     multi-tensor passes), ``foreach`` elsewhere. ``for-loop`` is torch's per-parameter reference path.
     """
     if impl == "auto":
