@@ -9,6 +9,7 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
 
     python benchmarks/train_throughput.py --device cuda                       # everything, one GPU
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
+    python benchmarks/train_throughput.py --device cuda --adam foreach fused   # Adam's kernel, a row each, side by side
     python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
         --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
 """
@@ -62,8 +63,22 @@ def _accelerate(task: TrainingTask, config) -> TrainingTask:
     return task
 
 
-def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> TrainingTask:
-    """``LIATrainingTask`` of the taichi256 recipe at ``args.size``, set up without a dataset."""
+def adam_name(impl: str, device: torch.device) -> str:
+    """The kernel ``train.optimizer_impl = impl`` gives on ``device`` (``fused``, ``foreach``, ``for-loop``)."""
+    from leo_video.train.accelerator import optimizer_kernel
+
+    kernel = optimizer_kernel(impl, device)
+    return "fused" if kernel["fused"] else "foreach" if kernel["foreach"] else "for-loop"
+
+
+def row_name(name: str, impl: str) -> str:
+    """A row's name: ``name`` for the default Adam (``auto``), ``"name, Adam fused"`` for a chosen one."""
+    return name if impl == "auto" else f"{name}, Adam {impl}"
+
+
+def lia_task(args: argparse.Namespace, precision: str, device: torch.device, adam: str = "auto") -> TrainingTask:
+    """``LIATrainingTask`` of the taichi256 recipe at ``args.size``, set up without a dataset; ``adam``:
+    ``train.optimizer_impl``."""
     from leo_video.train.lia import LIATrainingTask
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -71,7 +86,7 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device) -> 
             "train.batch_size": args.batch * world, "train.cpu": device.type == "cpu",
             "loss.vgg_random_init": "true", "loss.perceptual_weight": 0 if args.no_vgg else 10,
             "monitor.videos": 0,  # random tensors have no videos to probe; the probe is outside the timed step
-            **PRECISIONS[precision]}  # fmt: skip
+            "train.optimizer_impl": adam, **PRECISIONS[precision]}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
     task = _accelerate(LIATrainingTask(), config)
     with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
@@ -100,10 +115,10 @@ def random_pairs(args: argparse.Namespace, device: torch.device, seed: int) -> d
 
 
 def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True,
-              profile: bool = False) -> dict:
+              profile: bool = False, adam: str = "auto") -> dict:
     """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only),
     and with ``profile`` the top kernels of one step (``_bench.profile_table``)."""
-    task = lia_task(args, precision, device)
+    task = lia_task(args, precision, device, adam)
     device = task.accelerator.device
     batch = random_pairs(args, device, task.accelerator.process_index)
     counter = iter(range(1, 1 << 30))
@@ -116,7 +131,7 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, co
     del task, batch, step
     release_memory()
     return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
-            "gpus": world, "profile": kernels}
+            "gpus": world, "profile": kernels, "adam": adam_name(adam, device)}
 
 
 def breakdown_parts(task: TrainingTask, batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], object]]:
@@ -192,13 +207,13 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device) -> TrainingTask:
+def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device, adam: str) -> TrainingTask:
     from leo_video.train.common import AdamWConfig, adamw_with_warmup
 
     config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision]["train.mixed_precision"],
-                                              cpu=device.type == "cpu"))
+                                              cpu=device.type == "cpu", optimizer_impl=adam))
     task = _accelerate(TrainingTask(), config)
-    optimizer, _ = adamw_with_warmup(model.parameters(), AdamWConfig(warmup_steps=0))
+    optimizer, _ = adamw_with_warmup(model.parameters(), AdamWConfig(warmup_steps=0), task.optimizer_kernel)
     task.models["model"], task.optimizers["model"] = task.accelerator.prepare(model, optimizer)
     return task
 
@@ -219,20 +234,20 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
     return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds}
 
 
-def bench_lmdm(args: argparse.Namespace, device: torch.device) -> dict:
+def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str) -> dict:
     from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion.from_preset(args.lmdm_preset, sequence_length=args.sequence_length)
-    task = _single_model_task(model, "bf16", device)
+    task = _single_model_task(model, "bf16", device, adam)
     codes = torch.randn(args.lmdm_batch, args.sequence_length, model.config.motion_dim, device=task.accelerator.device)
     return bench_diffusion(task, (codes,), args)
 
 
-def bench_cddpm(args: argparse.Namespace, device: torch.device) -> dict:
+def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str) -> dict:
     from leo_video.diffusion.start_frame import StartFrameDiffusion
 
     model = StartFrameDiffusion.from_preset(args.cddpm_preset, sample_size=args.cddpm_size)
-    task = _single_model_task(model, "bf16", device)
+    task = _single_model_task(model, "bf16", device, adam)
     dev = task.accelerator.device
     images = torch.rand(args.cddpm_batch, 3, args.cddpm_size, args.cddpm_size, device=dev) * 2 - 1
     codes = torch.randn(args.cddpm_batch, model.motion_dim, device=dev)
@@ -254,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
                              "by input shape in <out>/<name>_profile_<row>.txt)")
     parser.add_argument("--breakdown", nargs="*", default=[], metavar="PRECISION",
                         help="LIA rows whose step is also timed part by part (G, perceptual loss, D, Adam)")
+    parser.add_argument("--adam", nargs="+", choices=("auto", "fused", "foreach", "for-loop"), default=["auto"],
+                        help="train.optimizer_impl of every row, a row per setting (auto: fused on CUDA, foreach "
+                             "elsewhere); e.g. --adam foreach fused times both in one run")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
@@ -284,36 +302,40 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
         rows: list[list[str]] = []
         losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
         report.table(f"LIA training step at {args.size}² (G + D, {losses}), channel_max {args.channel_max}",
-                     ["precision", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
+                     ["precision", "Adam", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"],
+                     rows)
         flops = None  # the same arithmetic in every row: counted once
-        for precision in args.precisions:
-            r = bench_lia(args, device, precision, count=flops is None, profile=precision in args.profile)
+        for precision, adam in ((p, a) for p in args.precisions for a in args.adam):
+            first = adam == args.adam[0]  # profiles and breakdowns: once per precision
+            r = bench_lia(args, device, precision, count=flops is None, profile=first and precision in args.profile,
+                          adam=adam)
             kernels = r.pop("profile")
             if kernels:
                 table, ms = kernels
                 what = "kernels" if device.type == "cuda" else "CPU ops"
                 report.table(f"LIA training step at {args.size}²: profile of one {precision} step ({ms:.0f} ms of {what})",
                              ["kernel / op", "calls", "self ms", "share"], table)
-            if precision in args.breakdown:
+            if first and precision in args.breakdown:
                 report.table(f"LIA training step at {args.size}², {precision}: each part timed alone",
                              ["part", "ms", "share of the step", "GFLOP", "TFLOP/s", "of the bf16 peak"],
                              bench_breakdown(args, device, precision, peak))
             flops = r["flops_per_step"] = r["flops_per_step"] or flops
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"
-            rows.append([precision, str(r["gpus"]), f"{args.batch} per GPU", f"{1000 * r['seconds_per_step']:.0f}",
-                         _bench.fmt(r["images_per_s"], 1), gflop, mfu])
+            rows.append([precision, r["adam"], str(r["gpus"]), f"{args.batch} per GPU",
+                         f"{1000 * r['seconds_per_step']:.0f}", _bench.fmt(r["images_per_s"], 1), gflop, mfu])
             r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak and r["flops_per_step"] else None
-            report.data[f"lia/{precision}/{r['gpus']}gpu"] = r
+            report.data[f"lia/{row_name(precision, adam)}/{r['gpus']}gpu"] = r
             if main_process:
                 report.save(args.out)
     for name, fn, what in (("lmdm", bench_lmdm, f"cLMDM '{args.lmdm_preset}', B {args.lmdm_batch}, L {args.sequence_length}"),
                            ("cddpm", bench_cddpm, f"cDDPM '{args.cddpm_preset}' {args.cddpm_size}², B {args.cddpm_batch}")):
         if name in args.only:
-            r = fn(args, device)
-            report.data[name] = r
-            report.table(f"{what}, bf16 autocast", ["ms/step", "steps/s"],
-                         [[f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}"]])
+            rows = []
+            for adam in args.adam:
+                r = report.data[row_name(name, adam)] = fn(args, device, adam)
+                rows.append([adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}"])
+            report.table(f"{what}, bf16 autocast", ["AdamW", "ms/step", "steps/s"], rows)
 
 
 if __name__ == "__main__":

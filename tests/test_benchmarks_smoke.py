@@ -91,7 +91,7 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
-                                            "--breakdown", "fp32"])
+                                            "--breakdown", "fp32", "--adam", "auto", "fused"])
     text, data = _report(out, "train")
     parts = text.split("each part timed alone")[1].split("###")[0]
     assert "| G forward + backward" in parts and "| D step" in parts and "| whole step (train_step) |" in parts
@@ -100,6 +100,11 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
     assert data["lia/bf16-channels_last/1gpu"]["images_per_s"] > 0
     assert data["lmdm"]["steps_per_s"] > 0 and data["cddpm"]["steps_per_s"] > 0
+    # --adam: a row per Adam kernel, side by side (auto is foreach on CPU)
+    assert data["lia/fp32/1gpu"]["adam"] == "foreach" and data["lia/fp32, Adam fused/1gpu"]["adam"] == "fused"
+    assert "| fp32 | foreach | 1 |" in text and "| fp32 | fused | 1 |" in text and "| fused |" in text.split("cLMDM")[1]
+    assert data["lmdm, Adam fused"]["steps_per_s"] > 0 and data["cddpm, Adam fused"]["steps_per_s"] > 0
+    assert text.count("profile of one fp32 step") == 1 and text.count("each part timed alone") == 1
     bench_modules["summarize"].main(str(out))
     summary = (out / "SUMMARY.md").read_text()
     assert "## Targets" in summary and "LIA training step at 64²" in summary and "profile of one render" in summary

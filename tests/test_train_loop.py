@@ -210,7 +210,7 @@ def test_sampler_is_resumable_and_independent_of_world_size():
     rank1 = take(ResumableSampler(10, seed=1, micro_batch=2, rank=1, world_size=2), 6)
     interleaved = [i for step in range(3) for i in rank0[2 * step : 2 * step + 2] + rank1[2 * step : 2 * step + 2]]
     assert [(int(i), i.seed) for i in interleaved] == [(int(i), i.seed) for i in single]
-    resumed = take(ResumableSampler(10, seed=1, micro_batch=4, start_micro_step=2), 4)
+    resumed = take(ResumableSampler(10, seed=1, micro_batch=4, start_sample=8), 4)
     assert [(int(i), i.seed) for i in resumed] == [(int(i), i.seed) for i in single[8:12]]
     assert isinstance(single[0], SampleIndex) and take(ResumableSampler(10, seed=2, micro_batch=4), 4) != single[:4]
 
@@ -423,3 +423,37 @@ def test_code_executing_pickle_in_run_folder_is_refused_and_never_runs(tmp_path,
         _, result = fit(tmp_path / "run", max_steps=6)
     assert result.resumed_from == 5 and not marker.exists()
     assert "step_0000009.pt: refused to load" in caplog.text
+
+
+class RecordingTask(ToyTask):
+    """Remembers the sample seeds it was given: a seed names a position in the global sample stream."""
+
+    def dataset(self):
+        self.seeds = []
+        return RecordingData(self.seeds)
+
+
+class RecordingData(NoisyData):
+    def __init__(self, seeds: list):
+        super().__init__()
+        self.seeds = seeds
+
+    def __getitem__(self, index):
+        self.seeds.append(index.seed)
+        return super().__getitem__(index)
+
+
+def test_resume_with_another_batch_size_continues_the_sample_stream(tmp_path):
+    """The checkpoint counts samples consumed (not steps or micro-batches), so a resume with another
+    global batch continues the stream where it stopped: 5 x 8 + 5 x 4 samples, none skipped or repeated."""
+    from leo_video.train.sampler import STREAM_SAMPLE, derive_seed
+
+    run = tmp_path / "run"
+    fit(run, max_steps=5, batch_size=8)
+    assert ckpt.load_checkpoint(ckpt.checkpoint_path(run, 5))["data_position"] == 40
+    task, _ = fit(run, RecordingTask(), max_steps=10, batch_size=4)
+    assert task.seeds == [derive_seed(3, STREAM_SAMPLE, position) for position in range(40, 60)]
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(run, 10))
+    assert state["version"] == 2 and state["data_position"] == 60
+    old = {**state, "version": 1, "data_position": 10}  # version 1: micro-batches of batch / accumulation
+    assert ckpt.samples_consumed(old) == 10 * state["config"]["train"]["batch_size"] == 40

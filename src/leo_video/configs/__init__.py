@@ -45,6 +45,8 @@ class LoopConfig:
     eval_every: int = param(0, ge=0, doc="task.evaluate every N steps (0: never)")
     ema: bool = param(False, doc="keep an EMA of the task's EMA-tracked models")
     ema_decay: float = param(0.999, gt=0.0, lt=1.0)
+    optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = param(
+        "auto", doc="torch's kernel for every stage's Adam/AdamW step; auto: fused on CUDA, foreach elsewhere")
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,32 @@ def make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> 
     return acc
 
 
+def optimizer_kernel(impl: str, device: torch.device) -> dict[str, bool]:
+    """The ``fused`` / ``foreach`` arguments of torch's Adam and AdamW for ``train.optimizer_impl``.
+
+    ``auto``: ``fused`` on CUDA (one fused pass over the parameters instead of foreach's dozen
+    multi-tensor passes), ``foreach`` elsewhere. ``for-loop`` is torch's per-parameter reference path.
+    """
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" else "foreach"
+    return {"fused": impl == "fused", "foreach": impl == "foreach"}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this run's kernel (``fused`` / ``foreach``): torch would
+    restore the saved run's flags with its hyperparameters, and places Adam's step counters by them."""
+    kernels = [{k: group[k] for k in ("fused", "foreach") if k in group} for group in optimizer.param_groups]
+    groups = [{**saved, **kernel} for saved, kernel in zip(state["param_groups"], kernels)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
+
+
+def gather_ints(accelerator, value: int) -> list[int]:
+    """``value`` of every process, by rank (``[value]`` without a process group)."""
+    if accelerator.num_processes == 1:
+        return [value]
+    return [int(v) for v in accelerator.gather(torch.tensor([value], device=accelerator.device)).cpu()]
+
+
 def end_distributed(accelerator) -> None:
     """Tear the process group down after the last step (gloo can abort at interpreter exit otherwise)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

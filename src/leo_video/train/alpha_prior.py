@@ -89,7 +89,7 @@ class AlphaPriorTask(TrainingTask):
                                        beta_schedule=cfg.model.beta_schedule)  # fmt: skip
         codes64 = self.codes.double()
         model.set_normalization(codes64.mean(0), codes64.std(0, unbiased=False))
-        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
+        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)
         self.models["prior"], self.optimizers["prior"] = self.accelerator.prepare(model, optimizer)
         self.schedulers["prior"] = lr
         self.track_ema("prior")

@@ -136,7 +136,7 @@ class CDDPMTask(TrainingTask):
         self.preview_images, codes = self._stats_frames()  # (K, 3, S, S), (N, M)
         model.set_normalization(codes.mean(0), codes.std(0))
         self.preview_codes = codes[: len(self.preview_images)]  # (K, M)
-        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
+        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)
         self.models["cddpm"], self.optimizers["cddpm"] = acc.prepare(model, optimizer)
         self.schedulers["cddpm"] = lr  # not prepared: optimizer_step steps it once per real optimizer step
         self.track_ema("cddpm")

@@ -4,10 +4,11 @@ Layout: ``RUN_DIR/checkpoints/step_0001000.pt`` (7-digit step = optimizer steps 
 file is a dict of tensors and plain containers only, so it loads with ``torch.load(...,
 weights_only=True)``::
 
-    {"format": "leo-video/train-checkpoint", "version": 1, "step": int,
+    {"format": "leo-video/train-checkpoint", "version": 2, "step": int,
      "task": {...},            # TrainingTask.state_dict(): unwrapped models, EMA, optimizers ...
-     "rng": {...},             # python / numpy / torch / cuda generator states, as tensors
-     "data_position": int,     # micro-batches consumed by the resumable sampler
+     "rng": {...},             # rank 0's python / numpy / torch / cuda generator states, as tensors
+     "data_position": int,     # samples of the global stream consumed (version 1: micro-batches)
+     "world_size": int,        # processes that trained it (any count may resume it)
      "loop": {...},            # loop-owned extras (fp16 grad scaler)
      "config": {...}}          # the resolved config, as nested dicts
 
@@ -37,7 +38,7 @@ from ..utils.serialization import safe_torch_load
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "leo-video/train-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: data_position counts samples, not micro-batches
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -124,6 +125,33 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if missing:
         raise CheckpointError(f"{path}: incomplete training checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def samples_consumed(state: dict) -> int:
+    """Where the run stands in the global sample stream: samples drawn so far (the resumable sampler's start).
+
+    Version 1 checkpoints counted micro-batches of ``train.batch_size / train.grad_accum_steps`` samples."""
+    position = int(state["data_position"])
+    if state.get("version", 1) >= 2:
+        return position
+    train = state["config"]["train"]
+    return position * (train["batch_size"] // train["grad_accum_steps"])
+
+
+def warn_config_changes(saved: dict, current: dict, path: Path) -> None:
+    """Log one warning listing the settings a resumed run changed (``key: old -> new``)."""
+    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _flat_diff(saved, current).items()]
+    if changed:
+        logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
+
+
+def _flat_diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: dict[str, tuple] = {}
+        for key in sorted(set(a) | set(b)):
+            out.update(_flat_diff(a.get(key), b.get(key), f"{prefix}{key}."))
+        return out
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
 
 
 def load_latest(run_dir: str | os.PathLike) -> tuple[Path, dict] | None:

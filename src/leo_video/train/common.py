@@ -34,10 +34,11 @@ def warmup_lr(step: int, warmup_steps: int) -> float:
 
 
 def adamw_with_warmup(
-    params: Any, o: AdamWConfig
+    params: Any, o: AdamWConfig, kernel: dict[str, bool]
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """The optimizer and LR schedule of an :class:`AdamWConfig` section."""
-    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    """The optimizer and LR schedule of an :class:`AdamWConfig` section; ``kernel``: the ``fused`` /
+    ``foreach`` flags of ``accelerator.optimizer_kernel`` (``train.optimizer_impl``)."""
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, **kernel)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_lr(s, o.warmup_steps))
 
 

@@ -160,11 +160,11 @@ class LIATrainingTask(TrainingTask):
         o = cfg.optim
         g_lr, g_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.g_reg_every)
         trainable = [p for p in generator.parameters() if p.requires_grad]
-        g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=g_betas)
+        g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=g_betas, **self.optimizer_kernel)
         self.models["generator"], self.optimizers["generator"] = acc.prepare(generator, g_opt)
         if discriminator is not None:
             d_lr, d_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.d_reg_every)
-            d_opt = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=d_betas)
+            d_opt = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=d_betas, **self.optimizer_kernel)
             self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
         self.track_ema("generator")
         self.preview = self._preview_batch()

@@ -154,7 +154,7 @@ class LMDMTask(TrainingTask):
             scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule, m.prediction_type),
         )  # fmt: skip
         model.set_normalization(**code_normalization(store, m.sequence_length, cfg.data.frame_stride, names))
-        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim)
+        optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)
         self.models["lmdm"], self.optimizers["lmdm"] = self.accelerator.prepare(model, optimizer)
         self.schedulers["lmdm"] = lr
         self.track_ema("lmdm")

@@ -12,11 +12,11 @@ Subclass :class:`TrainingTask` and implement four methods. Before ``setup`` the 
 section, a :class:`~leo_video.configs.LoopConfig`).
 
 ``setup()``
-    Build networks, optimizers and schedulers; pass modules and optimizers through
-    ``self.accelerator.prepare`` and store them in ``self.models`` / ``self.optimizers`` /
-    ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models whose EMA you want
-    (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError`` for VGG19):
-    they surface before the first step. Global RNGs are seeded from ``train.seed``, so
+    Build networks, optimizers (Adam/AdamW with ``**self.optimizer_kernel``) and schedulers; pass
+    modules and optimizers through ``self.accelerator.prepare`` and store them in ``self.models`` /
+    ``self.optimizers`` / ``self.schedulers`` (dicts by name). Call ``self.track_ema(name)`` for models
+    whose EMA you want (a no-op unless ``train.ema``). Raise user errors here (e.g. ``MissingWeightsError``
+    for VGG19): they surface before the first step. Global RNGs are seeded from ``train.seed``, so
     initialisation is reproducible.
 ``dataset() -> torch.utils.data.Dataset``
     A map-style dataset. Batches are ``collate(items)`` (default ``default_collate``) moved to
@@ -70,9 +70,10 @@ Example::
     cfg = resolve_config("lia", "synthetic64", ["train.max_steps=100"])   # any config with .train
     result = Trainer(ToyTask(), cfg).fit()
 
-Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of
-``train.run_dir`` (skipping a corrupt newest one with a warning) and continues exactly where it
-stopped: model/optimizer/EMA state, RNG states and the sampler position are all in the checkpoint.
+Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of ``train.run_dir``
+(skipping a corrupt newest one with a warning) and continues exactly where it stopped: model/optimizer/EMA
+state and the samples consumed are in the checkpoint, and every micro-step reseeds the RNGs from (seed,
+rank, micro-step). Any process count may resume any checkpoint (docs/TRAINING.md, "Batch and seed semantics").
 SIGTERM/SIGINT finish the current step, save a checkpoint and return (a second SIGINT aborts).
 """
 
@@ -95,7 +96,7 @@ from ..config import save_config, to_dict
 from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
-from .accelerator import end_distributed, make_accelerator
+from .accelerator import end_distributed, gather_ints, load_optimizer_state, make_accelerator, optimizer_kernel
 from .logging import MeanTracker, RunLogger
 from .sampler import (
     STREAM_INIT,
@@ -165,6 +166,11 @@ class TrainingTask:
 
     # ---- helpers ----
 
+    @property
+    def optimizer_kernel(self) -> dict[str, bool]:
+        """``fused`` / ``foreach`` for torch's Adam(W): ``train.optimizer_impl`` on this run's device."""
+        return optimizer_kernel(self.loop.optimizer_impl, self.accelerator.device)
+
     def unwrap(self, name: str) -> torch.nn.Module:
         """``models[name]`` without DDP / compile wrappers."""
         return self.accelerator.unwrap_model(self.models[name], keep_torch_compile=False)
@@ -207,7 +213,7 @@ class TrainingTask:
         for name in self.models:
             self.unwrap(name).load_state_dict(state["models"][name])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            load_optimizer_state(opt, state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
         for name, ema in self.emas.items():
@@ -296,6 +302,7 @@ class Trainer:
         while step < loop.max_steps:
             losses = self._optimizer_step(batches, step)
             step += 1
+            self._data_position += loop.batch_size
             losses, stop_now, time_up = self._agree(losses, stop.requested, time.perf_counter() >= deadline)
             self._check_finite(losses, step)
             for name, ema in task.emas.items():
@@ -383,7 +390,7 @@ class Trainer:
         if len(dataset) == 0:
             raise InputError(f"{type(dataset).__name__}: the training set is empty")
         sampler = ResumableSampler(len(dataset), loop.seed, micro_batch, acc.process_index, acc.num_processes,
-                                   start_micro_step=start * loop.grad_accum_steps)  # fmt: skip
+                                   start_sample=self._data_position)  # fmt: skip
         # Not passed through accelerator.prepare: its dataloader wrappers resume by skipping batches,
         # while this sampler resumes in O(1) from the position stored in the checkpoint.
         generator = torch.Generator().manual_seed(derive_seed(loop.seed, STREAM_LOADER, acc.process_index, start))
@@ -407,12 +414,13 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _resume(self) -> int:
-        self._resumed_from = None
+        self._resumed_from, self._data_position = None, 0
         found = ckpt.load_latest(self.run_dir)
+        self._check_same_start(found)
         if found is None:
             return 0
         path, state = found
-        _warn_config_changes(state["config"], to_dict(self.config), path)
+        ckpt.warn_config_changes(state["config"], to_dict(self.config), path)
         try:
             self.task.load_state_dict(state["task"])
         except (KeyError, RuntimeError, ValueError) as exc:  # another model, size or dims
@@ -424,9 +432,19 @@ class Trainer:
             scaler.load_state_dict(state["loop"]["scaler"])
         if self.accelerator.is_main_process:
             ckpt.restore_rng_state(state["rng"])
+        self._data_position = ckpt.samples_consumed(state)
         self.last_checkpoint, self._resumed_from = path, int(state["step"])
         logger.info("resuming from %s (step %d)", path, state["step"])
         return int(state["step"])
+
+    def _check_same_start(self, found: tuple[Path, dict] | None) -> None:
+        """Every process must resume from the same step: on several nodes, one that cannot see rank 0's
+        checkpoints would otherwise start afresh and train another model under the same DDP."""
+        steps = gather_ints(self.accelerator, -1 if found is None else int(found[1]["step"]))
+        if len(set(steps)) > 1:
+            seen = ", ".join(f"rank {r}: {'none' if s < 0 else f'step {s}'}" for r, s in enumerate(steps))
+            raise CheckpointError(f"{self.run_dir}: the processes found different checkpoints ({seen}); "
+                                  "train.run_dir must be one folder that every node sees (a shared file system)")
 
     def _save(self, step: int) -> None:
         acc = self.accelerator
@@ -438,7 +456,7 @@ class Trainer:
                 "step": step,
                 "task": self.task.state_dict(),
                 "rng": ckpt.capture_rng_state(),
-                "data_position": step * self.loop.grad_accum_steps,
+                "data_position": self._data_position,
                 "loop": {"scaler": acc.scaler.state_dict()} if acc.scaler is not None else {},
                 "config": to_dict(self.config),
                 "world_size": acc.num_processes,
@@ -448,21 +466,6 @@ class Trainer:
             self.last_checkpoint = path
         acc.wait_for_everyone()
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
-
-
-def _warn_config_changes(saved: dict, current: dict, path: Path) -> None:
-    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _flat_diff(saved, current).items()]
-    if changed:
-        logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
-
-
-def _flat_diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: dict[str, tuple] = {}
-        for key in sorted(set(a) | set(b)):
-            out.update(_flat_diff(a.get(key), b.get(key), f"{prefix}{key}."))
-        return out
-    return {} if a == b else {prefix.rstrip("."): (a, b)}
 
 
 class _StopSignals:

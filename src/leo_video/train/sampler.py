@@ -3,7 +3,8 @@
 * :func:`derive_seed` turns integer keys (seed, stream, rank, step ...) into independent seeds, so
   every random choice of a run is a pure function of ``train.seed`` and where it happens.
 * :class:`ResumableSampler` is an endless, rank-sharded sample order whose whole state is one
-  integer (the micro-step it starts at); the global order does not depend on the process count.
+  integer (the position in the global sample stream it starts at); the global order does not depend
+  on the process count.
 * :class:`SampleIndex` carries a per-sample seed to the dataset, so random frame pairs and
   augmentations are the same whichever DataLoader worker loads them and after a resume.
 """
@@ -53,28 +54,29 @@ class SampleIndex(int):
 class ResumableSampler(Sampler[int]):
     """An endless, seeded, rank-sharded sample order whose position is one integer.
 
-    The global stream is the concatenation of per-epoch permutations of ``range(length)``. Micro-step
-    ``s`` takes stream positions ``[s*G, (s+1)*G)`` with ``G = micro_batch * world_size``; rank ``r``
-    takes its ``micro_batch`` slice of them. The stream depends only on the seed, so it is the same
-    for any number of processes, and starting at ``start_micro_step`` resumes it exactly.
+    The global stream is the concatenation of per-epoch permutations of ``range(length)``. The ``s``-th
+    micro-step takes stream positions ``start_sample + [s*G, (s+1)*G)`` with ``G = micro_batch *
+    world_size``; rank ``r`` takes its ``micro_batch`` slice of them. The stream and each position's
+    sample seed depend only on the seed, so they are the same for any number of processes, and
+    starting at ``start_sample`` (the samples a run has consumed) resumes it exactly, even with
+    another process count, accumulation or batch size.
     """
 
     def __init__(self, length: int, seed: int, micro_batch: int, rank: int = 0, world_size: int = 1,
-                 start_micro_step: int = 0) -> None:  # fmt: skip
+                 start_sample: int = 0) -> None:  # fmt: skip
         if length < 1:
             raise ValueError("empty dataset")
         self.length, self.seed, self.micro_batch = length, seed, micro_batch
-        self.rank, self.world_size, self.start = rank, world_size, start_micro_step
+        self.rank, self.world_size, self.start = rank, world_size, start_sample
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
 
     def __iter__(self) -> Iterator[SampleIndex]:
         group = self.micro_batch * self.world_size
-        micro_step = self.start
+        first = self.start + self.rank * self.micro_batch
         while True:
-            first = micro_step * group + self.rank * self.micro_batch
             for position in range(first, first + self.micro_batch):
                 yield SampleIndex(self._index_at(position), derive_seed(self.seed, STREAM_SAMPLE, position))
-            micro_step += 1
+            first += group
 
     def _index_at(self, position: int) -> int:
         epoch, offset = divmod(position, self.length)
