@@ -51,15 +51,17 @@ def _package_path() -> list[str]:
 
 
 GROUP_HELP = {
-    "train": "Train a stage: the animator (lia), the motion diffusion (lmdm), the start-code prior "
-    "(alpha-prior) or the start-frame model (cddpm).",
+    "train": "Train a part: the animator (train lia), the motion diffusion (train lmdm), the start-code prior "
+    "(train alpha-prior) or the start-frame model (train cddpm).",
     "eval": "Evaluate: fvd, kvd, acd, motion statistics, reconstruction, or all of them as a report.",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._common import HelpFormatter
+
     parser = argparse.ArgumentParser(
-        prog="leo-video",
+        prog="leo-video", formatter_class=HelpFormatter,
         description=(
             "LEO: human video synthesis with a latent image animator (LIA) and latent motion "
             "diffusion. Run `leo-video COMMAND --help` for each command."
@@ -78,7 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
             groups[parent] = group.add_subparsers(dest="subcommand", metavar="WHAT")
             group.set_defaults(func=None, _group=group)
         module.register(groups[parent])
+    _set_formatter(parser, HelpFormatter)
     return parser
+
+
+def _set_formatter(parser: argparse.ArgumentParser, formatter: type) -> None:
+    """Every command's help through ``formatter`` (which hides the old spellings of renamed flags)."""
+    parser.formatter_class = formatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _set_formatter(sub, formatter)
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
