@@ -2,7 +2,7 @@
 
 Every handler takes an :class:`AppContext` (models, limits, the app's folders), validates its
 uploads with :mod:`.validation`, reuses the library's pipelines (``LEOPipeline.stream`` for
-Generate, ``cli.animate.write_transfer`` for Animate and Edit, LIA's linear manipulation for Motion)
+Generate, ``pipelines.transfer.write_transfer`` for Animate and Edit, LIA's linear manipulation for Motion)
 and writes its outputs into the app's own temporary folder. User mistakes raise a
 :class:`~leo_video.errors.LeoError` with a one-line message, which the app shows in the page.
 """
@@ -26,6 +26,7 @@ from ..media.image import frames_to_numpy, load_image, save_image
 from ..media.video import VideoWriter
 from ..models.lia import Appearance, LatentImageAnimator
 from ..pipelines.leo import LEOPipeline
+from ..pipelines.sources import PipelineSources, load_leo_pipeline
 from ..utils.device import autocast
 from .validation import UploadLimits, check_image, check_video
 
@@ -50,6 +51,19 @@ class UIModels:
     @classmethod
     def from_pipeline(cls, pipeline: LEOPipeline, name: str = "pipeline") -> "UIModels":
         return cls(pipeline.animator, pipeline, name)
+
+    @classmethod
+    def load(cls, sources: PipelineSources, device: torch.device) -> "UIModels":
+        """A pipeline folder, an animator alone (Animate, Edit and Motion), parts, or the embedded demo model."""
+        from ..models.loading import load_lia
+        from ..pipelines.demo import is_demo_model
+
+        if sources.animator and not (sources.pipeline or sources.motion):
+            return cls(load_lia(sources.animator, device=device), name=str(sources.animator))
+        models = cls.from_pipeline(load_leo_pipeline(sources, device), name=sources.name())
+        # the embedded demo model (MissingWeightsError when the package ships without it): real photos get a note
+        models.is_demo = not sources.parts_given and (sources.pipeline is None or is_demo_model(sources.pipeline))
+        return models
 
     @property
     def can_generate(self) -> bool:
@@ -178,7 +192,8 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
 def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str | None, video_label: str,
               kind: str, note: Callable[[str], None] = _no_note) -> Path:
     """Relative LIA transfer of the video's motion onto the image, written as image | video | result."""
-    from ..cli.animate import write_transfer  # the same streaming transfer as `leo-video animate/edit`
+    from ..pipelines.animate import AnimateOptions
+    from ..pipelines.transfer import write_transfer  # the same streaming transfer as `leo-video animate/edit`
 
     image_path = check_image(image, image_label, ctx.limits, ctx.roots)
     info = check_video(video, video_label, ctx.limits, ctx.roots)
@@ -186,8 +201,9 @@ def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str |
     source = load_image(image_path, size=ctx.models.size)  # (3, S, S)
     _note_if_unlike_demo(ctx, source, image_label, note)
     out = ctx.new_output(kind, ".mp4")
-    write_transfer(animator, source, info.path, out, relative=True, batch_frames=BATCH_FRAMES, dtype=ctx.dtype,
-                   side_by_side=True, max_frames=ctx.limits.max_video_frames, label=kind)
+    options = AnimateOptions(relative=True, batch_frames=BATCH_FRAMES, dtype=ctx.dtype)
+    write_transfer(animator, source, info.path, out, options, side_by_side=True,
+                   max_frames=ctx.limits.max_video_frames, label=kind)
     return out
 
 
