@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     progress_note(f"generate: {videos}{frames:,} frames ({format_seconds(frames / fps)} of video at {fps:g} fps)")
     options = GenerateOptions(image, frames, args.num_videos, args.seed, args.sampler, args.steps, motion, fps, dtype)
     try:
-        write_generated(pipe, outs, options, on_chunk=TimeEstimate("generate", frames).update)
+        estimate = TimeEstimate("generate", frames)
+        write_generated(pipe, outs, options, on_chunk=lambda chunk: estimate.update(chunk.shape[1]))
     except NumericalError as exc:  # the pipeline does not know the paths: name the models (no file was written)
         raise NumericalError(f"{sources.name()}: {exc}") from exc
     for out in outs:

@@ -34,20 +34,22 @@ class GenerateOptions:
 
 
 def write_generated(pipe, outs: Sequence[str | os.PathLike], options: GenerateOptions,
-                    on_chunk: Callable[[int], None] = lambda n: None) -> None:
+                    on_chunk: Callable[[torch.Tensor], None] = lambda chunk: None, show_progress: bool = True) -> None:
     """Generate ``len(outs) == options.num_videos`` videos with the LEOPipeline ``pipe``, streamed chunk by chunk
-    into the video files ``outs`` (memory does not grow with the length); ``on_chunk(n)`` after each n frames.
+    into the video files ``outs`` (memory does not grow with the length); ``on_chunk(chunk)`` sees each chunk
+    (B, n, 3, S, S), float on the CPU, after it was written; ``show_progress``: a tqdm bar on stderr.
 
     A NaN or inf stops with the pipeline's NumericalError and no file is written (the writers are atomic).
     """
     generator = torch.Generator(device="cpu").manual_seed(options.seed)
     stream = pipe.stream(options.image, options.num_frames, options.num_videos, generator, options.sampler,
                          options.steps, options.motion)
-    with contextlib.ExitStack() as stack, progress_bar(options.num_frames, "generate") as bar:
+    with contextlib.ExitStack() as stack, progress_bar(options.num_frames, "generate", show=show_progress) as bar:
         writers = [stack.enter_context(VideoWriter(out, fps=options.fps)) for out in outs]
         with autocast(pipe.device, options.dtype):
-            for chunk in stream:  # (B, n, 3, S, S)
-                for writer, video in zip(writers, chunk.float().cpu()):
+            for chunk in stream:
+                chunk = chunk.float().cpu()  # (B, n, 3, S, S)
+                for writer, video in zip(writers, chunk):
                     writer.write(video)
                 bar.update(chunk.shape[1])
-                on_chunk(chunk.shape[1])
+                on_chunk(chunk)

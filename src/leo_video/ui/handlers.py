@@ -1,7 +1,7 @@
 """What each tab of the web UI does, as plain functions (no Gradio here; :mod:`.app` wires them up).
 
 Every handler takes an :class:`AppContext` (models, limits, the app's folders), validates its
-uploads with :mod:`.validation`, reuses the library's pipelines (``LEOPipeline.stream`` for
+uploads with :mod:`.validation`, reuses the library's pipelines (``pipelines.generate.write_generated`` for
 Generate, ``pipelines.transfer.write_transfer`` for Animate and Edit, LIA's linear manipulation for Motion)
 and writes its outputs into the app's own temporary folder. User mistakes raise a
 :class:`~leo_video.errors.LeoError` with a one-line message, which the app shows in the page.
@@ -25,9 +25,9 @@ from ..media.grid import contact_sheet
 from ..media.image import frames_to_numpy, load_image, save_image
 from ..media.video import VideoWriter
 from ..models.lia import Appearance, LatentImageAnimator
+from ..pipelines.generate import GenerateOptions, write_generated
 from ..pipelines.leo import LEOPipeline
 from ..pipelines.sources import PipelineSources, load_leo_pipeline
-from ..utils.device import autocast
 from .validation import UploadLimits, check_image, check_video
 
 # progress(fraction in [0, 1], description): the app passes Gradio's progress tracker.
@@ -172,16 +172,16 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
     start = None if image is None else load_image(check_image(image, "start image", ctx.limits, ctx.roots), pipe.size)
     if start is not None:
         _note_if_unlike_demo(ctx, start, "start image", note)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    out, done, pixels = ctx.new_output("generate", ".mp4"), 0, []
+    out, pixels = ctx.new_output("generate", ".mp4"), []
+
+    def keep(chunk: torch.Tensor) -> None:  # chunk (1, n, 3, S, S)
+        pixels.append(frames_to_numpy(chunk[0]))  # (n, S, S, 3) uint8: 1/4 of the float memory
+        done = sum(len(p) for p in pixels)
+        progress(done / frames, f"frame {done}/{frames}")
+
     progress(0.0, "sampling motion")
-    with VideoWriter(out, fps=pipe.defaults.fps) as writer, autocast(pipe.device, ctx.dtype):
-        for chunk in pipe.stream(start, frames, 1, generator, sampler, steps):  # (1, n, 3, S, S)
-            video = chunk[0].float().cpu()  # (n, 3, S, S)
-            writer.write(video)
-            pixels.append(frames_to_numpy(video))  # (n, S, S, 3) uint8: 1/4 of the float memory
-            done += video.shape[0]
-            progress(done / frames, f"frame {done}/{frames}")
+    options = GenerateOptions(start, frames, 1, seed, sampler, steps, fps=pipe.defaults.fps, dtype=ctx.dtype)
+    write_generated(pipe, [out], options, on_chunk=keep, show_progress=False)  # the same loop as `leo-video generate`
     strip = save_image(ctx.new_output("strip", ".png"), contact_sheet([np.concatenate(pixels)], STRIP_FRAMES))
     return GenerateResult(out, strip)
 
