@@ -110,7 +110,10 @@ def test_assemble_still_requires_the_animator_and_the_motion(capsys):
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["assemble", "--motion", "m", "--out", "p"])
-    assert "--animator" in capsys.readouterr().err
+    assert "required: --animator\n" in capsys.readouterr().err  # the old spelling stays out of errors too
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["edit", "--pipeline", "p", "--lia", "l", "--video", "v", "--out", "o.mp4"])
+    assert "argument --animator: not allowed with argument --pipeline" in capsys.readouterr().err
 
 
 def test_choices_come_from_the_registries():

@@ -267,6 +267,20 @@ def check_pipeline_args(args: argparse.Namespace, animator_alone: bool = False) 
                          "for unconditional output)")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with :class:`HelpFormatter` (sub-parsers too); usage errors name a renamed flag by its new
+    spelling only (``the following arguments are required: --animator``, not ``--animator/--lia``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        for old in OLD_SPELLINGS:
+            message = message.replace(f"/{old}", "")
+        super().error(message)
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's help, without the old spellings of renamed flags (:data:`OLD_SPELLINGS`)."""
 

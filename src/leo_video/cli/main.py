@@ -58,10 +58,10 @@ GROUP_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._common import HelpFormatter
+    from ._common import ArgumentParser
 
-    parser = argparse.ArgumentParser(
-        prog="leo-video", formatter_class=HelpFormatter,
+    parser = ArgumentParser(  # its sub-parsers are of its class
+        prog="leo-video",
         description=(
             "LEO: human video synthesis with a latent image animator (LIA) and latent motion "
             "diffusion. Run `leo-video COMMAND --help` for each command."
@@ -80,17 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             groups[parent] = group.add_subparsers(dest="subcommand", metavar="WHAT")
             group.set_defaults(func=None, _group=group)
         module.register(groups[parent])
-    _set_formatter(parser, HelpFormatter)
     return parser
-
-
-def _set_formatter(parser: argparse.ArgumentParser, formatter: type) -> None:
-    """Every command's help through ``formatter`` (which hides the old spellings of renamed flags)."""
-    parser.formatter_class = formatter
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in set(action.choices.values()):
-                _set_formatter(sub, formatter)
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
