@@ -39,25 +39,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.animator and not Path(args.animator).exists() and not args.print_config:
         raise InputError(f"{args.animator}: LIA checkpoint not found (--animator)")
-    return run_on_codes(args, "lmdm", "cLMDM", [f"data.lia={args.animator}"] if args.animator else [])
+    extra = [f"data.lia={args.animator}"] if args.animator else []
+    return run_on_codes("lmdm", "cLMDM", args.codes, args.config, [*args.overrides, *extra], args.run_dir,
+                        args.print_config)
 
 
-def run_on_codes(args: argparse.Namespace, kind: str, what: str, overrides: list[str] = ()) -> int:
+def run_on_codes(kind: str, what: str, codes: str, preset: str, overrides: list[str], run_dir: str | None,
+                 print_config: bool) -> int:
     """Shared by the stages trained on a motion-code store (``train lmdm``, ``train alpha-prior``):
-    resolve the config (``--codes`` is ``data.root``), print it or train and export to ``RUN_DIR/export``."""
+    resolve the config of ``kind`` (``codes`` is ``data.root``), print it or train and export to ``RUN_DIR/export``."""
     from pathlib import Path
 
     from ..config import dump_yaml, resolve_config
     from ..errors import InputError
 
-    overrides = [*args.overrides, f"data.root={args.codes}", *overrides]
-    overrides += [f"train.run_dir={args.run_dir}"] if args.run_dir else []
-    config = resolve_config(kind, args.config, overrides)
-    if args.print_config:
+    overrides = [*overrides, f"data.root={codes}"] + ([f"train.run_dir={run_dir}"] if run_dir else [])
+    config = resolve_config(kind, preset, overrides)
+    if print_config:
         print(dump_yaml(config), end="")
         return 0
-    if not Path(args.codes).is_dir():
-        raise InputError(f"{args.codes}: motion-code folder not found (--codes)")
+    if not Path(codes).is_dir():
+        raise InputError(f"{codes}: motion-code folder not found (--codes)")
 
     from ..train.alpha_prior import AlphaPriorTask
     from ..train.common import fit_and_export

@@ -37,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-    import signal
     import sys
-    import tempfile
 
     from ..errors import InputError, LeoError
 
@@ -48,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401 - optional dependency, checked first
     except ImportError:
         raise LeoError("gradio is not installed: pip install 'leo-video[ui]'") from None
-    from ..ui.handlers import AppContext, UIModels
+    from ..ui.handlers import UIModels
     from ..ui.validation import UploadLimits, is_loopback
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import check_pipeline_args, pipeline_sources
@@ -65,28 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
               file=sys.stderr)
-    workdir = _app_folder(tempfile.mkdtemp(prefix="leo-ui-"))
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` closes the server like Ctrl-C, then the folder goes
-    try:
-        from ..ui.app import build_ui, launch
+    from ..ui.app import serve
 
-        app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=args.max_queue)
-        launch(app, limits, host=args.host, port=args.port)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    serve(models, limits, args.host, args.port, args.max_queue, dtype)
     return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _app_folder(path: str):
-    """The app's temporary folder; Gradio's uploads go inside it too (unless GRADIO_TEMP_DIR is set)."""
-    import os
-    from pathlib import Path
-
-    folder = Path(path)
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "uploads"))
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from an offline machine
-    return folder
