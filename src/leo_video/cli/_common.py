@@ -75,6 +75,19 @@ def add_steps_arg(parser: argparse.ArgumentParser, default: int | None, help: st
     parser.add_argument("--steps", type=positive_int, default=default, help=help)
 
 
+def add_sampler_arg(parser: argparse.ArgumentParser, default: str | None, help: str) -> None:
+    """``--sampler`` with the registry's names (:data:`~leo_video.diffusion.sampler_names.SAMPLER_NAMES`)."""
+    from ..diffusion.sampler_names import SAMPLER_NAMES
+
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=default, help=help)
+
+
+def add_batch_frames_arg(parser: argparse.ArgumentParser, default: int = 16,
+                         what: str = "frames encoded and rendered per batch") -> None:
+    """``--batch-frames``: how many frames one model call takes (memory, not results)."""
+    parser.add_argument("--batch-frames", type=int, default=default, help=f"{what} (default {default})")
+
+
 ANIMATOR_HELP = ("LIA checkpoint (.pt: taichi.pt, vox.pt, ted.pt), exported animator folder, or LEO pipeline "
                  "folder (its animator is used); default: the embedded demo model (64x64, synthetic people)")
 

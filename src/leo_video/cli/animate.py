@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_animator_arg, add_device_args, add_fast_path_args, add_overwrite_arg
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, add_fast_path_args, add_overwrite_arg
 
 ORDER = 20
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--absolute", dest="relative", action="store_false",
                       help="driving codes applied directly (LIA's TED demo)")
     p.add_argument("--size", type=int, default=None, help="must equal the model's size (default: the model's)")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    add_batch_frames_arg(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many driving frames")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     add_fast_path_args(p)

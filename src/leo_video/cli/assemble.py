@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..diffusion.sampler_names import SAMPLER_NAMES
-from ._common import add_overwrite_arg, add_part_arg, add_steps_arg
+from ._common import add_overwrite_arg, add_part_arg, add_sampler_arg, add_steps_arg
 
 ORDER = 41
 
@@ -24,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_part_arg(p, "motion", required=True)
     add_part_arg(p, "start_code")
     add_part_arg(p, "start_frame")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default="ddim", help="default sampler stored with the pipeline")
+    add_sampler_arg(p, "ddim", "default sampler stored with the pipeline")
     add_steps_arg(p, 50, "default denoising steps stored with the pipeline, at least 1 (default 50)")
     p.add_argument("--fps", type=float, default=25.0, help="default output fps stored with the pipeline")
     p.add_argument("--weights-dtype", choices=("fp32", "fp16"), default="fp32",

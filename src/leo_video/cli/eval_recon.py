@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from ._common import add_animator_arg, add_device_args
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args
 
 PARENT = "eval"
 ORDER = 64
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of test videos (DATASET/test; a dataset with train/test folders means its test split)")
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos")
     p.add_argument("--frames", type=int, default=None, help="only the first N frames of each video")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames rendered per batch (default 16)")
+    add_batch_frames_arg(p, 16, "frames rendered per batch")
     add_device_args(p)
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_device_args, add_overwrite_arg
+from ._common import add_batch_frames_arg, add_device_args, add_overwrite_arg
 
 PARENT = "eval"
 ORDER = 66
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=32, help="frames per pair rendered now (default 32)")
     p.add_argument("--absolute", action="store_true", help="absolute motion codes (default: relative, as `animate`)")
     p.add_argument("--sheet", default=None, help="optional PNG: labelled contact sheet of the first pairs")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames rendered per batch (default 16)")
+    add_batch_frames_arg(p, 16, "frames rendered per batch")
     add_device_args(p)
     add_overwrite_arg(p)
     p.set_defaults(func=run)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..diffusion.sampler_names import SAMPLER_NAMES
 from ._common import (FRAMES_WITHOUT_YES, add_device_args, add_fast_path_args, add_overwrite_arg, add_pipeline_args,
-                      add_steps_arg, add_yes_arg)
+                      add_sampler_arg, add_steps_arg, add_yes_arg)
 
 ORDER = 40
 
@@ -33,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"frames per video (default 64; any length, over {FRAMES_WITHOUT_YES:,} in all with --yes)")
     p.add_argument("--num-videos", type=int, default=1, help="videos to generate (OUT_000.mp4, ... when > 1)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="default: the pipeline's (ddim)")
+    add_sampler_arg(p, None, "default: the pipeline's (ddim)")
     add_steps_arg(p, None, "denoising steps, at least 1 (default: the pipeline's, 50)")
     p.add_argument("--fps", type=float, default=None,
                    help="output frame rate (default: the --motion-from clip's, else the pipeline's)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_animator_arg, add_device_args, add_overwrite_arg
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, add_overwrite_arg
 
 ORDER = 21
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_animator_arg(p)
     p.add_argument("--video", required=True, help="video or frame folder")
     p.add_argument("--out", default=None, help="optional output video: original | reconstruction")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    add_batch_frames_arg(p)
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (default: all)")
     add_device_args(p)
     add_overwrite_arg(p)
