@@ -73,7 +73,7 @@ p1=$!
 $LEO train alpha-prior --config "$CONFIGS/alpha_prior.yaml" --codes "$RUNS/codes" --run-dir "$RUNS/alpha-prior" \
   ${PRIOR_SET[@]+"${PRIOR_SET[@]}"} > "$RUNS/alpha-prior.log" 2>&1 &
 p2=$!
-$LEO train cddpm --config "$CONFIGS/cddpm.yaml" --data "$DATA" --lia "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
+$LEO train cddpm --config "$CONFIGS/cddpm.yaml" --data "$DATA" --animator "$RUNS/lia-export" --run-dir "$RUNS/cddpm" \
   ${CDDPM_SET[@]+"${CDDPM_SET[@]}"} > "$RUNS/cddpm.log" 2>&1 &
 p3=$!
 status=0
@@ -83,8 +83,8 @@ tail -n 2 "$RUNS/lmdm.log" "$RUNS/alpha-prior.log" "$RUNS/cddpm.log"
 t_stage2=$(date +%s)
 
 log "one pipeline folder, fp16 weights"
-$LEO assemble --lia "$RUNS/lia-export" --lmdm "$RUNS/lmdm/export" --prior "$RUNS/alpha-prior/export" \
-  --cddpm "$RUNS/cddpm/export" --sampler ddim --steps 25 --fps 15 --weights-dtype fp16 \
+$LEO assemble --animator "$RUNS/lia-export" --motion "$RUNS/lmdm/export" --start-code "$RUNS/alpha-prior/export" \
+  --start-frame "$RUNS/cddpm/export" --sampler ddim --steps 25 --fps 15 --weights-dtype fp16 \
   --out "$RUNS/pipeline" --overwrite
 du -sh "$RUNS/pipeline"
 

@@ -416,12 +416,12 @@ def test_wrong_lia_checkpoints(bad, command, corpus, models, tmp_path, run_cli):
 
 
 @pytest.mark.parametrize("lmdm, words", [("lmdm_other_dims", "motion_dim 4 does not match the animator's 5"),
-                                         ("lia", "expected MotionDiffusion for --lmdm")])  # fmt: skip
+                                         ("lia", "expected MotionDiffusion for the motion part")])  # fmt: skip
 def test_generate_refuses_parts_that_do_not_fit(lmdm, words, models, tmp_path, run_cli):
     out = tmp_path / "out.mp4"
     code, _, err = run_cli("generate", "--lia", models["lia"], "--lmdm", models[lmdm], "--source", models["source"],
                            "--frames", "4", "--out", out)  # fmt: skip
-    assert_one_line_error(code, err, "lmdm")
+    assert_one_line_error(code, err, "motion")
     assert words in err and not out.exists()
 
 

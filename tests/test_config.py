@@ -176,7 +176,7 @@ def test_unknown_preset_and_missing_file():
 def test_cli_helpers_parse_config_set_and_print():
     import argparse
 
-    from leo_video.config import add_config_arguments, config_from_args
+    from leo_video.cli._common import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, "lia")

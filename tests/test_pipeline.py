@@ -134,7 +134,7 @@ def test_a_part_folder_holding_another_class_is_refused(parts, tmp_path):
         (tmp_path / "pipe" / name).rename(tmp_path / "pipe" / f"{name}.x")
     (tmp_path / "pipe" / "start_code.x").rename(tmp_path / "pipe" / "start_frame")
     (tmp_path / "pipe" / "start_frame.x").rename(tmp_path / "pipe" / "start_code")
-    with pytest.raises(CheckpointError, match="holds a StartFrameDiffusion, expected StartCodePrior for --prior"):
+    with pytest.raises(CheckpointError, match="holds a StartFrameDiffusion, expected StartCodePrior for the start_code part"):
         LEOPipeline.from_pretrained(tmp_path / "pipe")
 
 
@@ -170,7 +170,7 @@ def test_same_motion_on_two_sources_uses_the_same_codes(parts):
 def test_unconditional_without_cddpm_says_so(parts):
     from leo_video.errors import InputError
 
-    with pytest.raises(InputError, match=r"no start_code \(--prior\) and start_frame \(--cddpm\)"):
+    with pytest.raises(InputError, match=r"no start_code and start_frame"):
         _pipe(parts, with_start_models=False)(None, num_frames=4)
 
 
@@ -186,8 +186,8 @@ def test_nan_model_fails_clearly(parts):
 
 def test_assemble_and_generate_commands(run_cli, parts, source_image, tmp_path):
     pipe_dir = tmp_path / "pipe"
-    code, out, err = run_cli("assemble", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--prior", parts / "prior",
-                             "--cddpm", parts / "cddpm", "--steps", "3", "--fps", "10", "--out", pipe_dir)
+    code, out, err = run_cli("assemble", "--animator", parts / "lia", "--motion", parts / "lmdm", "--start-code",
+                             parts / "prior", "--start-frame", parts / "cddpm", "--steps", "3", "--fps", "10", "--out", pipe_dir)
     assert code == 0, err
     code, out, err = run_cli("generate", "--pipeline", pipe_dir, "--frames", "13", "--num-videos", "2",
                              "--out", tmp_path / "uncond.mp4", "--device", "cpu")
@@ -209,7 +209,7 @@ def test_assemble_and_generate_commands(run_cli, parts, source_image, tmp_path):
 def test_generate_unconditional_without_cddpm_is_one_line(run_cli, parts, tmp_path):
     code, out, err = run_cli("generate", "--lia", parts / "lia", "--lmdm", parts / "lmdm", "--frames", "3",
                              "--out", tmp_path / "x.mp4")
-    assert code != 0 and len(err.strip().splitlines()) == 1 and "cddpm" in err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "start_frame" in err
     assert not (tmp_path / "x.mp4").exists()
 
 

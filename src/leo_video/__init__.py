@@ -54,6 +54,11 @@ _LAZY_EXPORTS: dict[str, str] = {
     "video_distances": "leo_video.metrics.evaluate",
     "generated_clip_features": "leo_video.metrics.evaluate",
     "write_report": "leo_video.metrics.report",
+    "VideoDistanceOptions": "leo_video.metrics.video_distance",
+    "video_distance": "leo_video.metrics.video_distance",
+    "ReportOptions": "leo_video.metrics.eval_report",
+    "write_eval_report": "leo_video.metrics.eval_report",
+    "reconstruction_error": "leo_video.metrics.recon",
     # configs and training
     "resolve_config": "leo_video.config",
     "LIAConfig": "leo_video.configs",
@@ -83,6 +88,15 @@ _LAZY_EXPORTS: dict[str, str] = {
     # the whole LEO
     "LEOPipeline": "leo_video.pipelines.leo",
     "GenerationDefaults": "leo_video.pipelines.leo",
+    "PipelineSources": "leo_video.pipelines.sources",
+    "load_leo_pipeline": "leo_video.pipelines.sources",
+    "load_motion": "leo_video.pipelines.sources",
+    "GenerateOptions": "leo_video.pipelines.generate",
+    "write_generated": "leo_video.pipelines.generate",
+    "AnimateOptions": "leo_video.pipelines.animate",
+    "write_transfer": "leo_video.pipelines.transfer",
+    "EncodeOptions": "leo_video.pipelines.encode",
+    "encode_dataset": "leo_video.pipelines.encode",
     # web UI (build_ui needs gradio: leo-video[ui])
     "build_ui": "leo_video.ui.app",
     "AppContext": "leo_video.ui.handlers",
@@ -91,6 +105,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     # video editing: the ControlNet first-frame editor (optional extra leo-video[edit])
     "ControlNetEditor": "leo_video.editing.controlnet",
     "ControlNetEditorConfig": "leo_video.editing.config",
+    "controlnet_first_frame": "leo_video.editing.first_frame",
     "canny_edges": "leo_video.editing.canny",
 }
 

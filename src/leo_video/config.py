@@ -15,8 +15,8 @@ Ranges and choices live in field metadata (:func:`param`), so one walk validates
 * Schemas live in :mod:`leo_video.configs` (beside the presets) or in a stage's training module,
   registered with ``@register_config("kind")``; :class:`~leo_video.configs.LoopConfig` is the
   ``train`` section every stage shares.
-* CLIs use :func:`add_config_arguments` / :func:`config_from_args` for the same ``--config``,
-  ``--set`` and ``--print-config`` everywhere.
+* The CLI's ``--config``, ``--set`` and ``--print-config`` (``leo_video.cli._common.add_config_arguments``)
+  end in :func:`resolve_config`.
 """
 
 from __future__ import annotations
@@ -142,22 +142,6 @@ def resolve_config(
         apply_override(cfg, override)
     validate(cfg, source=str(path))
     return cfg
-
-
-def add_config_arguments(parser: Any, kind: str, default: str | None = None) -> None:
-    """Add ``--config PRESET|FILE``, ``--set KEY=VALUE`` (repeatable) and ``--print-config`` to an
-    argparse parser, for configs of ``kind``."""
-    presets = ", ".join(list_presets(kind)) or "none"
-    parser.add_argument("--config", default=default, required=default is None, metavar="PRESET|FILE",
-                        help=f"a preset ({presets}) or a YAML file")  # fmt: skip
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value, e.g. --set train.batch_size=8 (repeatable)")  # fmt: skip
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-
-
-def config_from_args(kind: str, args: Any) -> Any:
-    """The config selected by the arguments of :func:`add_config_arguments`."""
-    return resolve_config(kind, args.config, args.overrides)
 
 
 def load_yaml(path: str | os.PathLike) -> dict:

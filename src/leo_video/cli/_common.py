@@ -6,8 +6,6 @@ import argparse
 
 
 def add_device_args(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
-    from ..utils.threads import parse_threads
-
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=parse_threads, default=None, metavar="N|auto",
                         help="CPU threads for torch (default auto: the cores not busy with other processes, "
@@ -17,6 +15,39 @@ def add_device_args(parser: argparse.ArgumentParser, dtype: bool = True) -> None
             "--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
             help="compute dtype; bf16/fp16 use autocast (weights stay fp32). Default fp32",
         )
+
+
+def parse_threads(text: str) -> int | None:
+    """The ``--threads`` argparse type: ``auto`` (None) or a count of at least 1."""
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of threads or 'auto'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1 (or 'auto')")
+    return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, kind: str, default: str | None = None) -> None:
+    """Add ``--config PRESET|FILE``, ``--set KEY=VALUE`` (repeatable) and ``--print-config`` to an
+    argparse parser, for configs of ``kind``."""
+    from ..config import list_presets
+
+    presets = ", ".join(list_presets(kind)) or "none"
+    parser.add_argument("--config", default=default, required=default is None, metavar="PRESET|FILE",
+                        help=f"a preset ({presets}) or a YAML file")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. --set train.batch_size=8 (repeatable)")  # fmt: skip
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def config_from_args(kind: str, args: argparse.Namespace):
+    """The config selected by the arguments of :func:`add_config_arguments`."""
+    from ..config import resolve_config
+
+    return resolve_config(kind, args.config, args.overrides)
 
 
 def int_at_least(minimum: int):
@@ -42,6 +73,19 @@ positive_int = int_at_least(1)
 def add_steps_arg(parser: argparse.ArgumentParser, default: int | None, help: str) -> None:
     """``--steps`` (denoising steps, at least 1) for every command that samples."""
     parser.add_argument("--steps", type=positive_int, default=default, help=help)
+
+
+def add_sampler_arg(parser: argparse.ArgumentParser, default: str | None, help: str) -> None:
+    """``--sampler`` with the registry's names (:data:`~leo_video.diffusion.sampler_names.SAMPLER_NAMES`)."""
+    from ..diffusion.sampler_names import SAMPLER_NAMES
+
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=default, help=help)
+
+
+def add_batch_frames_arg(parser: argparse.ArgumentParser, default: int = 16,
+                         what: str = "frames encoded and rendered per batch") -> None:
+    """``--batch-frames``: how many frames one model call takes (memory, not results)."""
+    parser.add_argument("--batch-frames", type=int, default=default, help=f"{what} (default {default})")
 
 
 ANIMATOR_HELP = ("LIA checkpoint (.pt: taichi.pt, vox.pt, ted.pt), exported animator folder, or LEO pipeline "
@@ -105,12 +149,10 @@ def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def progress(total: int | None, desc: str, unit: str = "frame"):
-    """A tqdm progress bar on stderr (hidden when stderr is not a terminal and LEO_PROGRESS=0)."""
-    from tqdm.auto import tqdm
+    """A tqdm progress bar on stderr (:func:`leo_video.utils.progress.progress_bar`)."""
+    from ..utils.progress import progress_bar
 
-    from ..utils.progress import progress_enabled
-
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=not progress_enabled())
+    return progress_bar(total, desc, unit)
 
 
 # More frames than this (per command run, all videos together) need --yes: 10,000 frames is 11 minutes
@@ -176,3 +218,88 @@ def format_seconds(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def add_fast_path_args(p: argparse.ArgumentParser) -> None:
+    """``--compile`` and ``--channels-last``: the animator's inference fast paths (same output within rounding)."""
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the animator: with --dtype bf16 about 1.4x the frames/s on a GPU (H100, 256²: "
+                        "1,842 vs 1,297), after about a minute of compiling; pays off on long videos")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC memory layout: eager motion transfer about 1.3x faster on a GPU (H100, 256², bf16: "
+                        "1,783 vs 1,339 frames/s; benchmarks/RESULTS.md)")
+
+
+# ----------------------------------------------------------------------------- the parts of LEO, by name
+
+# part -> (flag, the spelling it had before issue 20: a hidden alias for one release)
+PART_FLAGS = {"animator": ("--animator", "--lia"), "motion": ("--motion", "--lmdm"),
+              "start_code": ("--start-code", "--prior"), "start_frame": ("--start-frame", "--cddpm")}
+PART_HELP = {"animator": "LIA checkpoint (.pt) or exported animator folder",
+             "motion": "exported motion-diffusion (cLMDM) folder (from `train lmdm`)",
+             "start_code": "exported start-code prior folder (from `train alpha-prior`; unconditional only)",
+             "start_frame": "exported start-frame cDDPM folder (from `train cddpm`; unconditional only)"}
+OLD_SPELLINGS = {old for _, old in PART_FLAGS.values()}  # accepted, never shown in --help
+
+
+def add_part_arg(parser, part: str, help: str | None = None, **kwargs) -> None:
+    """The flag of one part of LEO (``--animator``, ``--motion``, ``--start-code``, ``--start-frame``), which also
+    accepts its old spelling (``--lia``, ``--lmdm``, ``--prior``, ``--cddpm``) without showing it."""
+    flag, old = PART_FLAGS[part]
+    metavar = "MODEL" if part == "animator" else "DIR"
+    parser.add_argument(flag, old, dest=part, metavar=metavar, help=help or PART_HELP[part], **kwargs)
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser, title: str, pipeline_help: str) -> None:
+    """``--pipeline`` or the four part flags: where ``generate`` and ``ui`` get their LEO pipeline."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--pipeline", metavar="DIR", help=pipeline_help)
+    for part in PART_FLAGS:
+        add_part_arg(group, part)
+
+
+def pipeline_sources(args: argparse.Namespace):
+    """The :class:`~leo_video.pipelines.sources.PipelineSources` of :func:`add_pipeline_args`' flags."""
+    from ..pipelines.sources import PipelineSources
+
+    return PipelineSources(args.pipeline, args.animator, args.motion, args.start_code, args.start_frame)
+
+
+def check_pipeline_args(args: argparse.Namespace, animator_alone: bool = False) -> None:
+    """``--pipeline`` or parts, not both; parts: at least ``--animator`` and ``--motion`` (or, where
+    ``animator_alone``, ``--animator`` by itself)."""
+    from ..errors import InputError
+
+    parts = [PART_FLAGS[p][0] for p in PART_FLAGS if getattr(args, p)]
+    if args.pipeline and parts:
+        raise InputError(f"give --pipeline DIR or the parts ({', '.join(parts)}), not both")
+    if animator_alone and parts == ["--animator"]:
+        return
+    if parts and not (args.animator and args.motion):
+        raise InputError("give --pipeline DIR, or --animator and --motion (plus --start-code and --start-frame "
+                         "for unconditional output)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with :class:`HelpFormatter` (sub-parsers too); usage errors name a renamed flag by its new
+    spelling only (``the following arguments are required: --animator``, not ``--animator/--lia``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        for old in OLD_SPELLINGS:
+            message = message.replace(f"/{old}", "")
+        super().error(message)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, without the old spellings of renamed flags (:data:`OLD_SPELLINGS`)."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        shown = [s for s in action.option_strings if s not in OLD_SPELLINGS]
+        if shown == action.option_strings or not shown:
+            return super()._format_action_invocation(action)
+        hidden = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(hidden)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite_arg, add_steps_arg
+from ._common import add_overwrite_arg, add_part_arg, add_sampler_arg, add_steps_arg
 
 ORDER = 41
 
@@ -12,18 +12,18 @@ ORDER = 41
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "assemble",
-        help="bundle animator + cLMDM (+ prior, cDDPM) into one pipeline folder",
+        help="bundle the animator and motion (+ start code, start frame) into one pipeline folder",
         description=(
             "Writes a LEO pipeline folder (diffusers layout: model_index.json, one folder of config.json + safetensors per part) "
             "that `leo-video generate --pipeline`, `leo-video ui` and LEOPipeline.from_pretrained load. "
             "The motion dimensions of all parts must agree."
         ),
     )
-    p.add_argument("--lia", required=True, help="LIA checkpoint (.pt, official or ours) or exported folder")
-    p.add_argument("--lmdm", required=True, help="exported cLMDM folder")
-    p.add_argument("--prior", help="exported start-code prior folder (for unconditional generation)")
-    p.add_argument("--cddpm", help="exported cDDPM folder (for unconditional generation)")
-    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default="ddim", help="default sampler stored with the pipeline")
+    add_part_arg(p, "animator", "LIA checkpoint (.pt, official or ours) or exported animator folder", required=True)
+    add_part_arg(p, "motion", required=True)
+    add_part_arg(p, "start_code")
+    add_part_arg(p, "start_frame")
+    add_sampler_arg(p, "ddim", "default sampler stored with the pipeline")
     add_steps_arg(p, 50, "default denoising steps stored with the pipeline, at least 1 (default 50)")
     p.add_argument("--fps", type=float, default=25.0, help="default output fps stored with the pipeline")
     p.add_argument("--weights-dtype", choices=("fp32", "fp16"), default="fp32",
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.leo import GenerationDefaults, LEOPipeline
 
     defaults = GenerationDefaults(sampler=args.sampler, steps=args.steps, start_frame_steps=args.steps, fps=args.fps)
-    pipe = LEOPipeline.from_parts(args.lia, args.lmdm, args.prior, args.cddpm, defaults=defaults)
+    pipe = LEOPipeline.from_parts(args.animator, args.motion, args.start_code, args.start_frame, defaults=defaults)
     import torch
 
     weights_dtype = torch.float16 if args.weights_dtype == "fp16" else None

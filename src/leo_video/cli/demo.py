@@ -16,7 +16,7 @@ DEMO_VIDEOS = 8  # videos of --frames frames the demo renders (see write_demo)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..pipelines.demo import DemoSettings
+    from ..pipelines.demo_settings import DemoSettings
 
     defaults = DemoSettings()
     parser = subparsers.add_parser(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
+from ..metrics.acd import EMBEDDERS
 from ._common import add_device_args
 
 PARENT = "eval"
@@ -14,22 +14,12 @@ ORDER = 62
 
 def add_acd_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """ACD options; ``prefix`` (e.g. ``"acd-"``) namespaces them inside ``eval all``."""
-    p.add_argument(f"--{prefix}embedder", default="mean-colour", choices=("mean-colour", "facenet"),
+    p.add_argument(f"--{prefix}embedder", default="mean-colour", choices=EMBEDDERS,
                    help="mean-colour: MoCoGAN's body variant (mean RGB per frame in [0, 1]); facenet: "
                         "InceptionResnetV1 identity embeddings of face crops (needs --weights)")
     p.add_argument(f"--{prefix}weights", default=None,
                    help="facenet-pytorch 20180402-114759-vggface2.pt (for --embedder facenet)")
     p.add_argument(f"--{prefix}max-frames", type=int, default=None, help="embed at most this many frames per video")
-
-
-def load_embedder(name: str, weights: str | None, device: str) -> Any:
-    """None for mean-colour (the metric's default), else the FaceNet embedder (MissingWeightsError if absent)."""
-    if name == "mean-colour":
-        return None
-    from ..metrics.acd import load_face_embedder
-    from ..utils.device import resolve_device
-
-    return load_face_embedder(weights, device=str(resolve_device(device)))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..metrics.acd import load_embedder
     from ..metrics.evaluate import folder_acd
     from ..utils.progress import progress_enabled
 

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .eval_fvd import compute
+    from ..metrics.video_distance import video_distance
+    from .eval_fvd import distance_options
 
-    print(json.dumps(compute(args, "kvd")))
+    print(json.dumps(video_distance(distance_options(args), "kvd")))
     return 0

@@ -51,14 +51,16 @@ def _package_path() -> list[str]:
 
 
 GROUP_HELP = {
-    "train": "Train a stage: the animator (lia), the motion diffusion (lmdm), the start-code prior "
-    "(alpha-prior) or the start-frame model (cddpm).",
+    "train": "Train a part: the animator (train lia), the motion diffusion (train lmdm), the start-code prior "
+    "(train alpha-prior) or the start-frame model (train cddpm).",
     "eval": "Evaluate: fvd, kvd, acd, motion statistics, reconstruction, or all of them as a report.",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from ._common import ArgumentParser
+
+    parser = ArgumentParser(  # its sub-parsers are of its class
         prog="leo-video",
         description=(
             "LEO: human video synthesis with a latent image animator (LIA) and latent motion "

@@ -32,53 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-
-    from ..media.grid import save_contact_sheet
     from ..media.image import load_image
-    from ..media.video import VideoWriter
-    from ..pipelines.animate import manipulation_codes
-    from ..utils.atomic import check_output_path
+    from ..pipelines.manipulate import write_manipulation
     from ..utils.device import resolve_device
     from ._common import load_animator, note_if_unlike_demo
 
     device = resolve_device(args.device)
     animator = load_animator(args.checkpoint, device)
-    num_directions = animator.config.motion_dim
-    directions = _parse_directions(args.direction, num_directions)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    source = load_image(args.source, size=animator.config.size)
+    directions = _parse_directions(args.direction, animator.config.motion_dim)
+    source = load_image(args.source, size=animator.config.size)  # (3, S, S)
     note_if_unlike_demo("manipulate", args.checkpoint, animator, source, args.source)
-    appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
-    values = torch.linspace(args.range[0], args.range[1], args.steps)
-    videos = []
-    for k in directions:
-        with torch.no_grad():
-            codes = manipulation_codes(animator, source, k, values)  # (steps, M)
-        path = check_output_path(out / f"direction_{k:02d}.mp4", args.overwrite)
-        with VideoWriter(path, fps=args.fps) as writer:  # rendered and written in batches
-            frames = [_render(animator, appearance, batch, writer) for batch in codes.split(RENDER_BATCH)]
-        videos.append(torch.cat(frames))  # (steps, 3, S, S)
-    sheet = check_output_path(out / "contact_sheet.png", args.overwrite)
-    save_contact_sheet(sheet, videos, num_frames=min(args.steps, 9), labels=[f"dir {k}" for k in directions])
+    sheet = write_manipulation(animator, source, directions, args.range, args.steps, args.out, args.fps, args.overwrite)
     print(f"wrote {len(directions)} videos and {sheet}")
     return 0
-
-
-RENDER_BATCH = 16  # frames rendered at once
-
-
-def _render(animator, appearance, codes, writer):
-    """Render ``codes`` (n, M) on ``appearance``, append them to ``writer``; returns the frames (n, 3, S, S) on the CPU."""
-    import torch
-
-    with torch.no_grad():
-        frames = animator.render(appearance, codes).float().cpu()
-    writer.write(frames)
-    return frames
 
 
 def _parse_directions(text: str, count: int) -> list[int]:

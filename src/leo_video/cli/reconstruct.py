@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_animator_arg, add_device_args, add_overwrite_arg, progress
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, add_overwrite_arg
 
 ORDER = 21
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_animator_arg(p)
     p.add_argument("--video", required=True, help="video or frame folder")
     p.add_argument("--out", default=None, help="optional output video: original | reconstruction")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames encoded and rendered per batch (default 16)")
+    add_batch_frames_arg(p)
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames (default: all)")
     add_device_args(p)
     add_overwrite_arg(p)
@@ -31,37 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
     import json
 
-    import torch
-
-    from ..errors import NumericalError
-    from ..media.grid import make_grid
-    from ..media.video import VideoReader, VideoWriter
-    from ..metrics.recon import iter_self_reenactment
+    from ..metrics.recon import reconstruct_video
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import check_video_output, load_animator, model_name
 
     out = check_video_output(args.out, args.overwrite) if args.out else None
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     animator = load_animator(args.checkpoint, device)
-    reader = VideoReader(args.video)
-    total = len(reader) if args.max_frames is None else min(len(reader), args.max_frames)
-    abs_error, still_error, count, source = 0.0, 0.0, 0, None
-    writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
-    with writer as sink, progress(total, "reconstruct") as bar:
-        for result, target in iter_self_reenactment(animator, reader, total, args.batch_frames, dtype):
-            if not torch.isfinite(result).all():
-                raise NumericalError(f"{model_name(args.checkpoint)}: rendered frames contain NaN or inf (check the weights)")
-            source = target[:1] if source is None else source  # the first frame: the still baseline
-            abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
-            still_error += ((source - target).abs() / 2).sum().item()
-            count += target.numel()
-            if sink is not None:
-                sink.write(make_grid([target.cpu(), result.cpu()], ncols=2))
-            bar.update(len(result))
-    count = max(count, 1)
-    print(json.dumps({"video": str(args.video), "frames": total, "l1": abs_error / count,
-                      "still_l1": still_error / count}))  # fmt: skip
+    result = reconstruct_video(animator, args.video, out, args.max_frames, args.batch_frames, dtype,
+                               model=model_name(args.checkpoint))
+    print(json.dumps(result))
     return 0

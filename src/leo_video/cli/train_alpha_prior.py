@@ -9,7 +9,7 @@ PARENT = "train"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..config import add_config_arguments
+    from ._common import add_config_arguments
 
     parser = subparsers.add_parser(
         "alpha-prior",
@@ -31,4 +31,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .train_lmdm import run_on_codes
 
-    return run_on_codes(args, "alpha_prior", "alpha prior")
+    return run_on_codes("alpha_prior", "alpha prior", args.codes, args.config, args.overrides, args.run_dir,
+                        args.print_config)

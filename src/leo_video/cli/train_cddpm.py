@@ -9,7 +9,7 @@ PARENT = "train"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..config import add_config_arguments
+    from ._common import add_config_arguments, add_part_arg
 
     parser = subparsers.add_parser(
         "cddpm",
@@ -22,12 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "safetensors); sample grids go to TensorBoard under RUN_DIR/tb."
         ),
         epilog=(
-            "example: leo-video train cddpm --data data/synthetic64 --lia runs/lia-synthetic64/export "
+            "example: leo-video train cddpm --data data/synthetic64 --animator runs/lia-synthetic64/export "
             "--config synthetic64 --set train.max_steps=500"
         ),
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (videos under DIR/train)")
-    parser.add_argument("--lia", required=True, metavar="LIA", help="LIA checkpoint (.pt) or exported folder")
+    add_part_arg(parser, "animator", "LIA checkpoint (.pt) or exported folder (its encoder gives the codes)",
+                 required=True)
     add_config_arguments(parser, "cddpm", default="synthetic64")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: the config's train.run_dir)")
     parser.set_defaults(func=run)
@@ -39,15 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from ..config import dump_yaml, resolve_config
     from ..errors import InputError
 
-    overrides = [*args.overrides, f"data.root={args.data}", f"data.lia={args.lia}"]
+    overrides = [*args.overrides, f"data.root={args.data}", f"data.lia={args.animator}"]
     if args.run_dir:
         overrides.append(f"train.run_dir={args.run_dir}")
     config = resolve_config("cddpm", args.config, overrides)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0
-    if not Path(args.lia).exists():
-        raise InputError(f"{args.lia}: LIA checkpoint not found (--lia)")
+    if not Path(args.animator).exists():
+        raise InputError(f"{args.animator}: LIA checkpoint not found (--animator)")
 
     from ..train.cddpm import CDDPMTask
     from ..train.common import fit_and_export

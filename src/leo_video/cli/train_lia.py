@@ -9,7 +9,7 @@ PARENT = "train"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..config import add_config_arguments
+    from ._common import add_config_arguments
 
     parser = subparsers.add_parser(
         "lia",

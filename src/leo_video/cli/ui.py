@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_args
+from ._common import add_device_args, add_pipeline_args
 
 ORDER = 5
 
@@ -16,18 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "A Gradio app with four tabs: Generate (LEO video from a start image, or unconditionally), "
             "Animate (LIA motion transfer), Edit (re-render a video on its edited first frame) and Motion "
-            "(sliders along the motion directions). Without --pipeline or --lia it opens on the embedded "
+            "(sliders along the motion directions). Without --pipeline or --animator it opens on the embedded "
             "demo model. It listens on 127.0.0.1 only unless --host says otherwise; jobs run one at a time "
             "in a queue; uploads are checked against the limits below."
         ),
         epilog="example: leo-video ui --pipeline runs/leo_pipeline --port 7860",
     )
-    src = p.add_argument_group("model (default: the embedded demo model)")
-    src.add_argument("--pipeline", help="LEO pipeline folder (all four tabs)")
-    src.add_argument("--lia", help="LIA checkpoint or exported folder (Animate, Edit and Motion; with --lmdm also Generate)")
-    src.add_argument("--lmdm", help="exported cLMDM folder (with --lia)")
-    src.add_argument("--prior", help="exported start-code prior folder (with --lia --lmdm; unconditional)")
-    src.add_argument("--cddpm", help="exported cDDPM folder (with --lia --lmdm; unconditional)")
+    add_pipeline_args(p, "model (default: the embedded demo model; --animator alone: Animate, Edit and Motion)",
+                      "LEO pipeline folder (all four tabs)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     limits = p.add_argument_group("limits")
@@ -41,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-    import signal
     import sys
-    import tempfile
 
     from ..errors import InputError, LeoError
 
@@ -52,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401 - optional dependency, checked first
     except ImportError:
         raise LeoError("gradio is not installed: pip install 'leo-video[ui]'") from None
-    from ..ui.handlers import AppContext
+    from ..ui.handlers import UIModels
     from ..ui.validation import UploadLimits, is_loopback
     from ..utils.device import resolve_device, resolve_dtype
+    from ._common import check_pipeline_args, pipeline_sources
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: must be 1..65535")
@@ -63,56 +57,12 @@ def run(args: argparse.Namespace) -> int:
     limits = UploadLimits(args.max_upload_mb, args.max_video_frames, args.max_video_seconds, args.max_frames,
                           min(32, args.max_frames))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    models = load_models(args, device)
+    check_pipeline_args(args, animator_alone=True)
+    models = UIModels.load(pipeline_sources(args), device)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
               file=sys.stderr)
-    workdir = _app_folder(tempfile.mkdtemp(prefix="leo-ui-"))
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` closes the server like Ctrl-C, then the folder goes
-    try:
-        from ..ui.app import build_ui, launch
+    from ..ui.app import serve
 
-        app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=args.max_queue)
-        launch(app, limits, host=args.host, port=args.port)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    serve(models, limits, args.host, args.port, args.max_queue, dtype)
     return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _app_folder(path: str):
-    """The app's temporary folder; Gradio's uploads go inside it too (unless GRADIO_TEMP_DIR is set)."""
-    import os
-    from pathlib import Path
-
-    folder = Path(path)
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "uploads"))
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from an offline machine
-    return folder
-
-
-def load_models(args: argparse.Namespace, device):
-    """UIModels from --pipeline, from --lia [--lmdm ...], or from the embedded demo model."""
-    from ..errors import InputError
-    from ..models.loading import load_lia
-    from ..ui.handlers import UIModels
-    from .generate import load_pipeline
-
-    if args.pipeline and (args.lia or args.lmdm):
-        raise InputError("give --pipeline DIR or --lia CHECKPOINT [--lmdm DIR ...], not both")
-    if args.pipeline or args.lmdm:
-        from ..pipelines.demo import is_demo_model
-
-        models = UIModels.from_pipeline(load_pipeline(args, device), name=args.pipeline or args.lmdm)
-        models.is_demo = bool(args.pipeline) and not args.lmdm and is_demo_model(args.pipeline)
-        return models
-    if args.lia:
-        return UIModels(load_lia(args.lia, device=device), name=args.lia)
-    from ..pipelines.demo import load_demo_pipeline  # MissingWeightsError when the package ships without it
-
-    models = UIModels.from_pipeline(load_demo_pipeline(device), name="demo model")
-    models.is_demo = True  # real photos get a note (pipelines.demo.DOMAIN_NOTE)
-    return models

@@ -18,12 +18,14 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
+from .sampler_names import SAMPLER_NAMES
 
 SAMPLERS: dict[str, type] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
     "dpm++": DPMSolverMultistepScheduler,
 }
+assert tuple(SAMPLERS) == SAMPLER_NAMES, "add a new sampler's name to diffusion/sampler_names.py too"
 
 # Per-sampler settings on top of the shared schedule.
 _SAMPLER_OPTIONS: dict[str, dict] = {

@@ -112,6 +112,20 @@ def video_acd(videos: Sequence[Any], embedder: ImageEmbedder | None = None) -> f
     return average_content_distance([video_embeddings(v, embedder) for v in videos])
 
 
+EMBEDDERS = ("mean-colour", "facenet")  # the per-frame embedders ACD can use (the CLI's choices)
+
+
+def load_embedder(name: str, weights: str | os.PathLike | None = None, device: str = "auto") -> ImageEmbedder | None:
+    """None for mean-colour (the metric's default), else the FaceNet embedder (MissingWeightsError if absent)."""
+    if name not in EMBEDDERS:
+        raise InputError(f"ACD embedder {name!r}: choose one of {', '.join(EMBEDDERS)}")
+    if name == "mean-colour":
+        return None
+    from ..utils.device import resolve_device
+
+    return load_face_embedder(weights, device=str(resolve_device(device)))
+
+
 def load_face_embedder(path: str | os.PathLike | None, device: str = "cpu") -> ImageEmbedder:
     """Load facenet-pytorch's InceptionResnetV1 weights into a face-identity embedder.
 

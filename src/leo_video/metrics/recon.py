@@ -8,6 +8,7 @@ the L1 on [-1, 1].)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -115,3 +116,79 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
         if not np.isfinite(v).all():
             raise InputError(f"{name}: NaN or inf in a video")
     return videos
+
+
+def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
+                         batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
+                         progress: bool = True) -> dict[str, Any]:
+    """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
+    "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated).
+
+    ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
+    ``test`` split. ``per_video`` maps each video's path to its L1. ``checkpoint``: a LIA checkpoint,
+    exported folder or LEO pipeline folder; None is the embedded demo model.
+    """
+    from pathlib import Path
+
+    from ..data.video_dataset import split_folder
+    from ..media.video import VideoReader
+    from ..models.loading import load_lia
+    from ..pipelines.leo import animator_path
+    from ..utils.device import resolve_device, resolve_dtype
+    from ..utils.progress import progress_bar
+    from .evaluate import list_videos
+
+    for option, value in (("--max-videos", max_videos), ("--frames", frames), ("--batch-frames", batch_frames)):
+        if value is not None and value < 1:
+            raise InputError(f"{option} {value}: must be at least 1")
+    folder = split_folder(Path(data), "test")  # DATASET/test when given a dataset with split folders
+    paths = list_videos(folder, "--data")[:max_videos]
+    animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
+    per_video, still_per_video, total = {}, {}, 0
+    with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
+        for path in paths:
+            with VideoReader(path) as reader:
+                errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype))
+            per_video[str(path)], still_per_video[str(path)] = errors["l1"], errors["still_l1"]
+            total += errors["frames"]
+            bar.update(1)
+    values, still = np.array(list(per_video.values())), np.array(list(still_per_video.values()))
+    return {"data": str(folder), "l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "still_l1": float(still.mean()), "l1_over_still": float(values.mean() / still.mean()),
+            "num_videos": len(values), "num_frames": total, "per_video": per_video, "still_per_video": still_per_video}
+
+
+def reconstruct_video(animator: Any, video: str | os.PathLike, out: str | os.PathLike | None = None,
+                      max_frames: int | None = None, batch_frames: int = 16, dtype: Any = None,
+                      model: str = "animator") -> dict[str, Any]:
+    """Self-reenactment of one video: ``{"video", "frames", "l1", "still_l1"}`` (L1 on [0, 1] of the rendering and,
+    beside it, of the first frame repeated), and ``original | reconstruction`` written to ``out`` when given.
+
+    NaN or inf in a rendering stops with a NumericalError naming ``model``; nothing is written.
+    """
+    import contextlib
+
+    import torch
+
+    from ..errors import NumericalError
+    from ..media.grid import make_grid
+    from ..media.video import VideoReader, VideoWriter
+    from ..utils.progress import progress_bar
+
+    reader = VideoReader(video)
+    total = len(reader) if max_frames is None else min(len(reader), max_frames)
+    abs_error, still_error, count, source = 0.0, 0.0, 0, None
+    writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
+    with writer as sink, progress_bar(total, "reconstruct") as bar:
+        for result, target in iter_self_reenactment(animator, reader, total, batch_frames, dtype or torch.float32):
+            if not torch.isfinite(result).all():
+                raise NumericalError(f"{model}: rendered frames contain NaN or inf (check the weights)")
+            source = target[:1] if source is None else source  # the first frame: the still baseline
+            abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
+            still_error += ((source - target).abs() / 2).sum().item()
+            count += target.numel()
+            if sink is not None:
+                sink.write(make_grid([target.cpu(), result.cpu()], ncols=2))
+            bar.update(len(result))
+    count = max(count, 1)
+    return {"video": str(video), "frames": total, "l1": abs_error / count, "still_l1": still_error / count}

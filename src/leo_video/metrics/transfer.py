@@ -20,15 +20,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["TransferErrors", "list_transfer_pairs", "pair_transfer_errors", "transfer_errors"]
+__all__ = ["TransferErrors", "list_transfer_pairs", "pair_transfer_errors", "transfer_errors", "transfer_pairs",
+           "write_transfer_errors"]
 
 KEYS = ("l1", "still_l1", "wrong_identity_l1")
+SHEET_PAIRS = 3  # pairs shown in the contact sheet
+SHEET_LABELS = ("driving (B)", "truth: A in B's poses", "animated A", "still baseline")
 
 
 @dataclass
@@ -115,3 +118,47 @@ def _one_video(pair: Path, name: str) -> Path | None:
     if (pair / name).is_dir():
         return pair / name
     return next((pair / f"{name}{s}" for s in VIDEO_SUFFIXES if (pair / f"{name}{s}").is_file()), None)
+
+
+def transfer_pairs(data: str | os.PathLike | None, seed: int, pairs: int, frames: int,
+                   size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(driving, target)`` uint8 (T, H, W, 3) pairs: those of the folder ``data`` (``make-synthetic --pairs``),
+    or, without it, ``pairs`` pairs of ``frames`` frames rendered now at ``size`` from ``seed``."""
+    from ..data.synthetic import render_transfer_pair
+    from ..media.video import VideoReader
+
+    def read(path: Path) -> np.ndarray:  # (T, H, W, 3) uint8
+        with VideoReader(path) as reader:
+            return np.stack(list(reader.iter_frames()))
+
+    if data:
+        for driving, target in list_transfer_pairs(data):
+            yield read(driving), read(target)
+        return
+    for index in range(pairs):
+        yield render_transfer_pair(seed, index, frames, size)
+
+
+def write_transfer_errors(animator: Any, pairs: Iterable[tuple[np.ndarray, np.ndarray]], relative: bool = True,
+                          batch_frames: int = 16, sheet: str | os.PathLike | None = None,
+                          total: int | None = None) -> TransferErrors:
+    """:func:`transfer_errors` with a progress bar (``total`` pairs, when known) and, when ``sheet`` is given, a
+    labelled contact sheet PNG of the first :data:`SHEET_PAIRS` pairs."""
+    import torch
+
+    from ..media.grid import save_contact_sheet
+    from ..utils.progress import progress_bar
+
+    result, shown = TransferErrors(), []
+    with torch.no_grad(), progress_bar(total, "eval transfer", unit="pair") as bar:
+        for driving, target in pairs:
+            errors = pair_transfer_errors(animator, driving, target, relative, batch_frames,
+                                          return_frames=sheet is not None and len(shown) < 4 * SHEET_PAIRS)
+            result.add(errors)
+            if "frames" in errors:
+                f = errors["frames"]
+                shown += [f["driving"], f["target"], f["animated"], f["target"][:1].expand_as(f["target"])]
+            bar.update(1)
+    if sheet is not None:
+        save_contact_sheet(sheet, shown, num_frames=8, labels=SHEET_LABELS * (len(shown) // 4))
+    return result

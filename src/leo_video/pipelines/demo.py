@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingWeightsError
+from .demo_settings import DemoSettings
 
 DEMO_PIPELINE_PACKAGE = "leo_video.assets"
 DEMO_PIPELINE_NAME = "demo_pipeline"
@@ -86,18 +87,6 @@ def make_demo_inputs(size: int, num_frames: int, seed: int = DEMO_INPUT_SEED) ->
 
 
 # ------------------------------------------------------------------------------------------ the demo
-
-
-@dataclasses.dataclass
-class DemoSettings:
-    """What :func:`write_demo` generates (defaults: well under a minute on 2 CPU cores)."""
-
-    num_frames: int = 40
-    infinite_frames: int = 320
-    num_videos: int = 4  # unconditional; the conditional grid shows 2 motions of one still
-    seed: int = 0
-    sampler: str | None = None  # None: the pipeline's default
-    steps: int | None = 25
 
 
 def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettings(),

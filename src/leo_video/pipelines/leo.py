@@ -51,8 +51,6 @@ PARTS = {"animator": LatentImageAnimator, "motion": MotionDiffusion, "start_code
 # the first layout (pipeline.json) named the folders after the training stages
 OLD_FOLDERS = {"animator": "animator", "lmdm": "motion", "prior": "start_code", "cddpm": "start_frame"}
 OLD_CLASS_NAMES = {"start_code": ("AlphaPrior",)}  # config.json of folders saved before the rename
-# the command-line flag that gives each part, named in errors (until the CLI takes the part names)
-FLAGS = {"animator": "--lia", "motion": "--lmdm", "start_code": "--prior", "start_frame": "--cddpm"}
 
 
 @dataclass
@@ -103,7 +101,7 @@ class LEOPipeline(DiffusionPipeline):
         for name, module in self.parts().items():
             dim = module.motion_dim if isinstance(module, StartFrameDiffusion) else module.config.motion_dim
             if dim != M:
-                raise CheckpointError(f"{name} ({FLAGS[name]}): motion_dim {dim} does not match the animator's {M}")
+                raise CheckpointError(f"{name}: motion_dim {dim} does not match the animator's {M}")
 
     def optimize_for_inference(self, compile: bool = False, channels_last: bool = False) -> "LEOPipeline":
         """The animator's rendering fast paths (:meth:`LatentImageAnimator.optimize_for_inference`); returns self."""
@@ -172,7 +170,7 @@ class LEOPipeline(DiffusionPipeline):
                 raise InputError(f"image: expected {self.size}x{self.size}, got {tuple(x1.shape[-2:])}")
             return x1, self.animator.encode_motion(x1)  # α₁ = E(x₁)
         if self.start_code is None or self.start_frame is None:
-            absent = " and ".join(f"{n} ({FLAGS[n]})" for n in self._optional_components if getattr(self, n) is None)
+            absent = " and ".join(n for n in self._optional_components if getattr(self, n) is None)
             raise InputError(f"unconditional generation needs a start-code prior and a cDDPM; this pipeline has no {absent}"
                              " (give a start image instead)")
         defaults = self.defaults
@@ -281,7 +279,7 @@ def _check_part_folder(name: str, path: Path) -> None:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path / 'config.json'}: unreadable JSON ({exc})") from exc
     if config.get("_class_name", cls.__name__) not in (cls.__name__, *OLD_CLASS_NAMES.get(name, ())):
-        raise CheckpointError(f"{path}: holds a {config.get('_class_name')}, expected {cls.__name__} for {FLAGS[name]}")
+        raise CheckpointError(f"{path}: holds a {config.get('_class_name')}, expected {cls.__name__} for the {name} part")
 
 
 def _read_model_index(folder: Path) -> dict:

@@ -11,7 +11,7 @@ the animator's resolution), so the cDDPM always matches the animator it will be 
 **Code statistics.** μ and σ of the codes (:meth:`StartFrameDiffusion.set_normalization`) come from
 ``data.stats_frames`` frames encoded at setup, deterministically; they are saved with the weights.
 
-``leo-video train cddpm --data DIR --lia LIA --config synthetic64`` runs this (``cli/train_cddpm.py``);
+``leo-video train cddpm --data DIR --animator LIA --config synthetic64`` runs this (``cli/train_cddpm.py``);
 the final (EMA) model is exported to ``RUN_DIR/export`` as ``config.json`` + safetensors.
 """
 

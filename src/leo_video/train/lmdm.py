@@ -52,7 +52,7 @@ class LMDMDataConfig:
     root: str = param("", doc="motion-code store folder (--codes)")
     frame_stride: int = param(1, ge=1, le=64, doc="take every k-th stored code within a clip")
     test_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="hash split for videos without a recorded split")
-    lia: str = param("", doc="optional LIA checkpoint/export: render sampled codes for TensorBoard (--lia)")
+    lia: str = param("", doc="optional LIA checkpoint/export: render sampled codes for TensorBoard (--animator)")
 
 
 @dataclasses.dataclass

@@ -10,11 +10,16 @@ they reach the disk, handlers read only inside the app's folders, and :func:`lau
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import signal
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 import numpy as np
+import torch
 
 from ..errors import LeoError
 from . import handlers
@@ -210,3 +215,28 @@ def launch(app: gr.Blocks, limits: UploadLimits, host: str = "127.0.0.1", port: 
                prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, show_error=True,
                footer_links=["settings"], theme=local_fonts_theme())
     return app
+
+
+def serve(models: handlers.UIModels, limits: UploadLimits, host: str = "127.0.0.1", port: int = 7860,
+          max_queue: int = 16, dtype: torch.dtype = torch.float32) -> None:
+    """Build the app on ``models`` and serve it until interrupted (Ctrl-C or SIGTERM); the app's temporary folder
+    (outputs, and Gradio's uploads unless GRADIO_TEMP_DIR is set) is removed afterwards."""
+    workdir = _app_folder(tempfile.mkdtemp(prefix="leo-ui-"))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` closes the server like Ctrl-C, then the folder goes
+    try:
+        app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=max_queue)
+        launch(app, limits, host=host, port=port)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _app_folder(path: str) -> Path:
+    """The app's temporary folder; Gradio's uploads go inside it too (unless GRADIO_TEMP_DIR is set)."""
+    folder = Path(path)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(folder / "uploads"))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from an offline machine
+    return folder

@@ -1,8 +1,8 @@
 """What each tab of the web UI does, as plain functions (no Gradio here; :mod:`.app` wires them up).
 
 Every handler takes an :class:`AppContext` (models, limits, the app's folders), validates its
-uploads with :mod:`.validation`, reuses the library's pipelines (``LEOPipeline.stream`` for
-Generate, ``cli.animate.write_transfer`` for Animate and Edit, LIA's linear manipulation for Motion)
+uploads with :mod:`.validation`, reuses the library's pipelines (``pipelines.generate.write_generated`` for
+Generate, ``pipelines.transfer.write_transfer`` for Animate and Edit, LIA's linear manipulation for Motion)
 and writes its outputs into the app's own temporary folder. User mistakes raise a
 :class:`~leo_video.errors.LeoError` with a one-line message, which the app shows in the page.
 """
@@ -25,8 +25,9 @@ from ..media.grid import contact_sheet
 from ..media.image import frames_to_numpy, load_image, save_image
 from ..media.video import VideoWriter
 from ..models.lia import Appearance, LatentImageAnimator
+from ..pipelines.generate import GenerateOptions, write_generated
 from ..pipelines.leo import LEOPipeline
-from ..utils.device import autocast
+from ..pipelines.sources import PipelineSources, load_leo_pipeline
 from .validation import UploadLimits, check_image, check_video
 
 # progress(fraction in [0, 1], description): the app passes Gradio's progress tracker.
@@ -50,6 +51,19 @@ class UIModels:
     @classmethod
     def from_pipeline(cls, pipeline: LEOPipeline, name: str = "pipeline") -> "UIModels":
         return cls(pipeline.animator, pipeline, name)
+
+    @classmethod
+    def load(cls, sources: PipelineSources, device: torch.device) -> "UIModels":
+        """A pipeline folder, an animator alone (Animate, Edit and Motion), parts, or the embedded demo model."""
+        from ..models.loading import load_lia
+        from ..pipelines.demo import is_demo_model
+
+        if sources.animator and not (sources.pipeline or sources.motion):
+            return cls(load_lia(sources.animator, device=device), name=str(sources.animator))
+        models = cls.from_pipeline(load_leo_pipeline(sources, device), name=sources.name())
+        # the embedded demo model (MissingWeightsError when the package ships without it): real photos get a note
+        models.is_demo = not sources.parts_given and (sources.pipeline is None or is_demo_model(sources.pipeline))
+        return models
 
     @property
     def can_generate(self) -> bool:
@@ -158,16 +172,16 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
     start = None if image is None else load_image(check_image(image, "start image", ctx.limits, ctx.roots), pipe.size)
     if start is not None:
         _note_if_unlike_demo(ctx, start, "start image", note)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    out, done, pixels = ctx.new_output("generate", ".mp4"), 0, []
+    out, pixels = ctx.new_output("generate", ".mp4"), []
+
+    def keep(chunk: torch.Tensor) -> None:  # chunk (1, n, 3, S, S)
+        pixels.append(frames_to_numpy(chunk[0]))  # (n, S, S, 3) uint8: 1/4 of the float memory
+        done = sum(len(p) for p in pixels)
+        progress(done / frames, f"frame {done}/{frames}")
+
     progress(0.0, "sampling motion")
-    with VideoWriter(out, fps=pipe.defaults.fps) as writer, autocast(pipe.device, ctx.dtype):
-        for chunk in pipe.stream(start, frames, 1, generator, sampler, steps):  # (1, n, 3, S, S)
-            video = chunk[0].float().cpu()  # (n, 3, S, S)
-            writer.write(video)
-            pixels.append(frames_to_numpy(video))  # (n, S, S, 3) uint8: 1/4 of the float memory
-            done += video.shape[0]
-            progress(done / frames, f"frame {done}/{frames}")
+    options = GenerateOptions(start, frames, 1, seed, sampler, steps, fps=pipe.defaults.fps, dtype=ctx.dtype)
+    write_generated(pipe, [out], options, on_chunk=keep, show_progress=False)  # the same loop as `leo-video generate`
     strip = save_image(ctx.new_output("strip", ".png"), contact_sheet([np.concatenate(pixels)], STRIP_FRAMES))
     return GenerateResult(out, strip)
 
@@ -178,7 +192,8 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
 def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str | None, video_label: str,
               kind: str, note: Callable[[str], None] = _no_note) -> Path:
     """Relative LIA transfer of the video's motion onto the image, written as image | video | result."""
-    from ..cli.animate import write_transfer  # the same streaming transfer as `leo-video animate/edit`
+    from ..pipelines.animate import AnimateOptions
+    from ..pipelines.transfer import write_transfer  # the same streaming transfer as `leo-video animate/edit`
 
     image_path = check_image(image, image_label, ctx.limits, ctx.roots)
     info = check_video(video, video_label, ctx.limits, ctx.roots)
@@ -186,8 +201,9 @@ def _transfer(ctx: AppContext, image: str | None, image_label: str, video: str |
     source = load_image(image_path, size=ctx.models.size)  # (3, S, S)
     _note_if_unlike_demo(ctx, source, image_label, note)
     out = ctx.new_output(kind, ".mp4")
-    write_transfer(animator, source, info.path, out, relative=True, batch_frames=BATCH_FRAMES, dtype=ctx.dtype,
-                   side_by_side=True, max_frames=ctx.limits.max_video_frames, label=kind)
+    options = AnimateOptions(relative=True, batch_frames=BATCH_FRAMES, dtype=ctx.dtype)
+    write_transfer(animator, source, info.path, out, options, side_by_side=True,
+                   max_frames=ctx.limits.max_video_frames, label=kind)
     return out
 
 

@@ -32,21 +32,6 @@ def auto_threads() -> int:
     return max(1, min(cpus, int(cpus - load + 0.5)))
 
 
-def parse_threads(text: str) -> int | None:
-    """The ``--threads`` argparse type: ``auto`` (None) or a count of at least 1."""
-    import argparse
-
-    if text == "auto":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of threads or 'auto'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1 (or 'auto')")
-    return value
-
-
 @contextlib.contextmanager
 def cpu_threads(threads: int | None) -> Iterator[int]:
     """Run the block with ``threads`` torch intra-op threads (None: :func:`auto_threads`, or torch's own

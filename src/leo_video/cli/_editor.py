@@ -1,7 +1,6 @@
-"""`leo-video edit --editor controlnet`: the editor's command-line options and the first-frame step.
+"""`leo-video edit --editor controlnet`: the editor's command-line options, turned into a
+:class:`~leo_video.editing.config.ControlNetEditorConfig` for :func:`leo_video.editing.first_frame.controlnet_first_frame`.
 
-Kept apart from ``cli/edit.py`` so that the command stays one code path: the editor only produces
-the edited first frame (3, S, S), which is then animated exactly like ``--edited-first-frame``.
 Nothing heavy is imported at module level (``--help`` stays fast).
 """
 
@@ -9,13 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING
 
+from ..editing.config import ControlNetEditorConfig
 from ..errors import ConfigError
-from .config import ControlNetEditorConfig
-
-if TYPE_CHECKING:
-    import torch
 
 # flag -> ControlNetEditorConfig field; None on the command line means "the config's default"
 CONTROLNET_FLAGS = {
@@ -64,14 +59,11 @@ def check_controlnet_args(args: argparse.Namespace) -> None:
     if args.editor is None and given:
         raise InputError(f"--{given[0].replace('_', '-')}: only with --editor controlnet")
     if args.editor is not None:
-        from .controlnet import check_weights_present, editor_device, require_transformers
+        from ..editing.first_frame import check_editor_ready
 
         if args.prompt is None:
             raise InputError(f"--editor {args.editor}: needs --prompt \"...\" describing the edit")
-        config = config_from_args(args)
-        require_transformers()
-        editor_device(config)
-        check_weights_present(config)
+        check_editor_ready(config_from_args(args))
     if args.save_edited_frame is not None:
         check_output_path(args.save_edited_frame, args.overwrite)
 
@@ -89,28 +81,3 @@ def config_from_args(args: argparse.Namespace) -> ControlNetEditorConfig:
                 message = f"--{flag.replace('_', '-')}" + (f" {rest[1:]}" if rest[0] == "=" else rest)
                 break
         raise ConfigError(message) from exc
-
-
-def controlnet_first_frame(args: argparse.Namespace, size: int) -> torch.Tensor:
-    """Edit the first frame of ``args.video`` with the ControlNet editor -> (3, size, size) in [-1, 1].
-
-    The edit runs at ``--edit-size``; the result is resized to the animator's ``size`` and saved to
-    ``--save-edited-frame`` when given. The editor's weights are released before returning.
-    """
-    import torch
-
-    from ..media.image import frames_to_numpy, numpy_to_frames, resize_square, save_image
-    from ..media.video import VideoReader
-    from .controlnet import ControlNetEditor
-
-    config = config_from_args(args)
-    first = VideoReader(args.video).read([0])[0]  # (H, W, 3) uint8
-    editor = ControlNetEditor(config)
-    result = editor(numpy_to_frames(first))  # (3, R, R)
-    del editor  # the SD weights are not needed for the animation
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    edited = numpy_to_frames(resize_square(frames_to_numpy(result.edited)[None], size)[0])  # (3, S, S)
-    if args.save_edited_frame is not None:
-        save_image(args.save_edited_frame, edited)
-    return edited
