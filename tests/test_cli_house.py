@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "leo_video"
-# cli/prepare.py belongs to issue 19 (its registration imports data.clip_output, which imports torch);
-# drop it from here once its --help is light too
-HEAVY_HELP_PENDING = {"leo_video.cli.prepare"}
+# command modules whose --help may still import torch (none now)
+HEAVY_HELP_PENDING: set[str] = set()
 
 
 def _modules(folder: Path):

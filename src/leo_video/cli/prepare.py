@@ -8,8 +8,7 @@ ORDER = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..data.clip_output import FORMATS
-    from ..data.datasets import PRESETS
+    from ..data.clips import CLIP_FORMATS, PRESET_NAMES
 
     parser = subparsers.add_parser(
         "prepare",
@@ -35,14 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="video files, frame folders, or folders holding them (searched recursively)")
     source.add_argument("--raw", nargs="+", metavar="DIR",
                         help="with --preset: folders of the downloaded raw videos, named <video id>.mp4")
-    parser.add_argument("--preset", choices=list(PRESETS), default=None,
+    parser.add_argument("--preset", choices=list(PRESET_NAMES), default=None,
                         help="cut the official clips of this dataset out of --raw (needs --metadata)")
     parser.add_argument("--metadata", metavar="FILE", default=None,
                         help="the preset's metadata: taichi-metadata.csv or celebvhq_info.json")
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create or complete")
     parser.add_argument("--size", type=int, default=256, help="output frame size in pixels (default 256)")
     parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
-    parser.add_argument("--format", choices=FORMATS, default="jpg",
+    parser.add_argument("--format", choices=CLIP_FORMATS, default="jpg",
                         help="jpg (default): frame folders at JPEG quality 95 (lossy), the fastest to load in "
                              "training; png: lossless frame folders; mp4: H.264 at --crf (lossy), the smallest")
     parser.add_argument("--split-file", metavar="FILE", default=None,

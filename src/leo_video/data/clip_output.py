@@ -17,9 +17,10 @@ from PIL import Image
 from ..errors import InputError
 from ..media.video import VideoWriter, probe_video
 from ..utils.atomic import atomic_folder
+from .clips import CLIP_FORMATS
 from .video_dataset import SPLITS
 
-FORMATS = ("mp4", "png", "jpg")
+FORMATS = CLIP_FORMATS
 JPEG_QUALITY = 95  # libjpeg quality of --format jpg (4:2:0 chroma, as Pillow's default)
 # Datasets are read at random frames (training pairs, clips): a keyframe every 16 frames bounds the
 # frames decoded per read to 15, for a file about 10-20% larger than with x264's default of 250.

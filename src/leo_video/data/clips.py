@@ -15,6 +15,11 @@ from typing import Literal, Protocol
 
 from ..errors import InputError
 
+# How `prepare` stores a clip: H.264 mp4, or png / jpg frame folders (names only: `prepare --help` reads them).
+CLIP_FORMATS = ("mp4", "png", "jpg")
+# `prepare --preset NAME`: the paper datasets whose official metadata `data.datasets.PRESETS` reads.
+PRESET_NAMES = ("taichi", "celebvhq")
+
 PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) in pixels of the raw frame
 
 
