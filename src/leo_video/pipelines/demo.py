@@ -145,8 +145,15 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
 
     rows = [*uncond[:2], *cond[:2], transfer, edited]
     paths["gif"] = write_video(out / "demo.gif", make_grid([v[:n] for v in rows], ncols=3), fps=DEMO_FPS)
-    paths["contact sheet"] = save_contact_sheet(out / "contact_sheet.png", rows, num_frames=8)
+    sheet_rows = [*uncond[:2], *cond[:2], driving, transfer, original, edited]  # each result under its input
+    paths["contact sheet"] = save_contact_sheet(out / "contact_sheet.png", sheet_rows, num_frames=8,
+                                                labels=SHEET_LABELS)
     return paths
+
+
+# The rows of the demo's contact sheet, top to bottom.
+SHEET_LABELS = ("unconditional 1", "unconditional 2", "from a still 1", "from a still 2", "driving video",
+                "transfer to the still", "original video", "edited via frame 1")
 
 
 # ------------------------------------------------------------------------------------------ domain check
