@@ -14,6 +14,7 @@ Without Chromium or Playwright the test is skipped, except under ``CI=true``, wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -77,53 +78,60 @@ def _start_image(folder: Path) -> Path:
     return save_image(folder / "upload_person.png", render_synthetic_video(7, 1, 96, index=0)[0])
 
 
+@contextlib.contextmanager
+def _app_page(sync_playwright, url: str):
+    """A headless Chromium page on the served app, closed afterwards."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 def test_upload_generate_and_play_in_chromium(served_app, tmp_path):
     sync_playwright = _browser_or_skip()
     url, models, limits = served_app
     artifacts = Path(os.environ.get("LEO_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     image = _start_image(tmp_path)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            generate = page.get_by_role("button", name="Generate", exact=True)
-            generate.wait_for(timeout=20_000)
-            page.locator("#generate-image input[type=file]").set_input_files(str(image))
-            page.locator("#generate-image img[src*='upload_person']").wait_for(timeout=20_000)  # the upload is in
-            generate.click()
-            page.wait_for_function(
-                "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                timeout=45_000)
-            state = page.evaluate(
-                "() => { const v = document.querySelector('video');"
-                " return {src: v.currentSrc, duration: v.duration, width: v.videoWidth, error: v.error}; }")
-            page.screenshot(path=str(artifacts / "ui_generate.png"), full_page=True)
-            print(f"screenshot: {artifacts / 'ui_generate.png'}")
-            if FOR_README:
-                shutil.copyfile(artifacts / "ui_generate.png", README_SCREENSHOT)
-            assert state["error"] is None and state["width"] == models.size
-            assert state["duration"] == pytest.approx(limits.default_generate_frames / models.fps, abs=0.15)
-            assert "generate-" in state["src"] and state["src"].endswith(".mp4")
-            assert page.locator("img[src*='strip-']").count() == 1  # the strip of frames
+    with _app_page(sync_playwright, url) as page:
+        generate = page.get_by_role("button", name="Generate", exact=True)
+        generate.wait_for(timeout=20_000)
+        page.locator("#generate-image input[type=file]").set_input_files(str(image))
+        page.locator("#generate-image img[src*='upload_person']").wait_for(timeout=20_000)  # the upload is in
+        generate.click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+            timeout=45_000)
+        state = page.evaluate(
+            "() => { const v = document.querySelector('video');"
+            " return {src: v.currentSrc, duration: v.duration, width: v.videoWidth, error: v.error}; }")
+        page.screenshot(path=str(artifacts / "ui_generate.png"), full_page=True)
+        print(f"screenshot: {artifacts / 'ui_generate.png'}")
+        if FOR_README:
+            shutil.copyfile(artifacts / "ui_generate.png", README_SCREENSHOT)
+        assert state["error"] is None and state["width"] == models.size
+        assert state["duration"] == pytest.approx(limits.default_generate_frames / models.fps, abs=0.15)
+        assert "generate-" in state["src"] and state["src"].endswith(".mp4")
+        assert page.locator("img[src*='strip-']").count() == 1  # the strip of frames
 
-            page.get_by_role("tab", name="Animate").click()
-            page.get_by_role("button", name="Animate", exact=True).click()
-            page.get_by_text("source image: missing (upload an image)").first.wait_for(timeout=20_000)
+        page.get_by_role("tab", name="Animate").click()
+        page.get_by_role("button", name="Animate", exact=True).click()
+        page.get_by_text("source image: missing (upload an image)").first.wait_for(timeout=20_000)
 
-            page.get_by_role("tab", name="Motion").click()  # a slider moves the source image
-            page.locator("#motion-source input[type=file]").set_input_files(str(image))
-            moved = page.locator("#motion-frame img")
-            moved.wait_for(timeout=20_000)
-            still = moved.get_attribute("src")
-            slider = page.get_by_label("number input for direction 1", exact=True)  # not 10, 11, ... (20 directions)
-            slider.fill("2.5")
-            slider.press("Enter")
-            page.wait_for_function(f"() => document.querySelector('#motion-frame img').src != {still!r}",
-                                   timeout=20_000)
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="Motion").click()  # a slider moves the source image
+        page.locator("#motion-source input[type=file]").set_input_files(str(image))
+        moved = page.locator("#motion-frame img")
+        moved.wait_for(timeout=20_000)
+        still = moved.get_attribute("src")
+        slider = page.get_by_label("number input for direction 1", exact=True)  # not 10, 11, ... (20 directions)
+        slider.fill("2.5")
+        slider.press("Enter")
+        page.wait_for_function(f"() => document.querySelector('#motion-frame img').src != {still!r}",
+                               timeout=20_000)
 
 
 def test_broken_uploads_show_our_one_line_message(served_app, tmp_path):
@@ -133,24 +141,18 @@ def test_broken_uploads_show_our_one_line_message(served_app, tmp_path):
     url, _, _ = served_app
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            generate = page.get_by_role("button", name="Generate", exact=True)
-            generate.wait_for(timeout=20_000)
-            page.locator("#generate-image input[type=file]").set_input_files(str(empty))
-            generate.click()
-            page.get_by_text("start image: file is empty").first.wait_for(timeout=20_000)
+    with _app_page(sync_playwright, url) as page:
+        generate = page.get_by_role("button", name="Generate", exact=True)
+        generate.wait_for(timeout=20_000)
+        page.locator("#generate-image input[type=file]").set_input_files(str(empty))
+        generate.click()
+        page.get_by_text("start image: file is empty").first.wait_for(timeout=20_000)
 
-            page.get_by_role("tab", name="Motion").click()  # the upload itself runs the model here
-            page.locator("#motion-source input[type=file]").set_input_files(str(empty))
-            page.get_by_text("source image: file is empty").first.wait_for(timeout=20_000)
-            text = page.locator("body").inner_text()
-            assert "preprocess" not in text and "UnidentifiedImageError" not in text and str(tmp_path) not in text
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="Motion").click()  # the upload itself runs the model here
+        page.locator("#motion-source input[type=file]").set_input_files(str(empty))
+        page.get_by_text("source image: file is empty").first.wait_for(timeout=20_000)
+        text = page.locator("body").inner_text()
+        assert "preprocess" not in text and "UnidentifiedImageError" not in text and str(tmp_path) not in text
 
 
 def test_readme_screenshot_is_present():
