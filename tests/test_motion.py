@@ -163,19 +163,33 @@ def test_denoise_loop_recovers_data_with_an_exact_denoiser(sampler):
 
 
 @pytest.mark.parametrize("total", [1, 5, 8, 9, 22, 40])
-def test_generate_long_length_and_continuity(total):
+def test_generate_long_is_chained_samples(total):
+    """generate_long equals chunks drawn one by one with :meth:`sample`, each started at the previous
+    chunk's last code, stitched without repeating that code, and cut at ``total``.
+
+    Built from ``sample`` (not from ``iter_chunks``, which generate_long wraps): fails if a chunk is
+    conditioned on another code than the previous chunk's last one (α₁ again, or the last-but-one),
+    if the shared code is emitted twice or dropped, or if the length is cut at the wrong end.
+    """
     model = tiny_model()
     alpha1 = torch.randn(2, M)
     kw = dict(sampler="ddim", steps=3)
-    chunks = list(model.iter_chunks(alpha1, total, include_start=True, generator=torch.Generator().manual_seed(3), **kw))
-    assert torch.equal(chunks[0][:, 0], alpha1)
-    for prev, nxt in zip(chunks, chunks[1:]):
-        assert torch.equal(nxt[:, 0], prev[:, -1])  # each chunk starts at the previous chunk's last code
-        assert nxt.shape[1] <= L
-    stitched = torch.cat([chunks[0]] + [c[:, 1:] for c in chunks[1:]], dim=1)
+    g = torch.Generator().manual_seed(3)
+    pieces, start, n = [], alpha1, 0
+    while n < total:
+        chunk = model.sample(start, L, generator=g, **kw)  # (2, L, M)
+        new = chunk if not pieces else chunk[:, 1:]
+        pieces.append(new)
+        n += new.shape[1]
+        start = chunk[:, -1]
+    expected = torch.cat(pieces, dim=1)[:, :total]
     full = model.generate_long(alpha1, total, generator=torch.Generator().manual_seed(3), **kw)
     assert full.shape == (2, total, M)
-    assert torch.equal(full, stitched)
+    assert torch.equal(full[:, 0], alpha1)
+    torch.testing.assert_close(full, expected)
+    chunks = list(model.iter_chunks(alpha1, total, include_start=True, generator=torch.Generator().manual_seed(3), **kw))
+    for prev, nxt in zip(chunks, chunks[1:]):
+        assert torch.equal(nxt[:, 0], prev[:, -1])  # include_start: each chunk repeats its start code
 
 
 def test_iter_chunks_streams_lazily():
