@@ -70,12 +70,23 @@ def test_train_lmdm_learns_stores_stats_and_previews(store, lia, tmp_path, run_c
     code, out, err = run_cli(*lmdm_args(store, run, 40, "train.image_every=40"), "--lia", lia)
     assert code == 0, err
     assert "exported" in out
-    losses = logged_losses(run)
-    assert len(losses) == 40
-    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < 0.7 * first, (first, last)
+    assert len(logged_losses(run)) == 40
 
     model = MotionDiffusion.from_pretrained(run / "export")
+    # Trained = a lower denoising loss on fixed clips, noise and timesteps than the untrained model, whose
+    # zero-initialised output predicts ε = 0 and so scores E‖ε‖² = 1 (± 0.05 over these 840 values).
+    # Replaces "last 5 logged losses < first 5" (noisy batches); fails if the optimizer never steps, the
+    # export holds the initial weights, or the EMA is exported before it moved.
+    codes = MotionCodeStore(store)
+    clips = torch.stack([codes.codes(n)[k : k + L] for n in select_split(codes, "train") for k in (0, 8, 16)])
+    clips = clips.float()  # (30, L, M)
+    with torch.no_grad():
+        held = model.training_loss(clips, generator=torch.Generator().manual_seed(123)).item()
+        untrained = MotionDiffusion.from_config(model.config)
+        untrained.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("unet.")}, strict=False)
+        base = untrained.training_loss(clips, generator=torch.Generator().manual_seed(123)).item()
+    assert abs(base - 1.0) < 0.1, base
+    assert held < 0.6 * base, (held, base)
     assert model.config.use_lmc and model.config.sequence_length == L and model.config.motion_dim == M
     names = select_split(MotionCodeStore(store), "train")
     assert len(names) == NUM_TRAIN
