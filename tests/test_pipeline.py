@@ -214,6 +214,17 @@ def test_generate_unconditional_without_cddpm_is_one_line(run_cli, parts, tmp_pa
 
 
 def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts, tmp_path):
+    """`edit` writes the original video's motion, relative to its first frame, rendered on the edited frame.
+
+    The expectation is built from the animator's primitives (encode the original frames, render them on
+    the edited frame with the first original code as start); the written mp4 is lossy, so the test asks
+    that it lies at that rendering, not at the plausible wrong answers: the motion rendered on the
+    original first frame (edit ignored), or absolute codes (no start code). Replaces a frame-count check.
+    """
+    from leo_video.media.image import load_image
+    from leo_video.pipelines.animate import frames_to_batch
+    from leo_video.pipelines.leo import load_component
+
     torch.manual_seed(2)
     video = torch.rand(6, 3, 64, 64) * 2 - 1
     write_video(tmp_path / "orig.mp4", video, fps=12)
@@ -223,19 +234,57 @@ def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts
     save_image(tmp_path / "edited.png", edited.permute(2, 0, 1).float() / 127.5 - 1)
     code, out, err = run_cli("edit", "--lia", parts / "lia", "--video", tmp_path / "orig.mp4",
                              "--edited-first-frame", tmp_path / "edited.png", "--out", tmp_path / "edit.mp4",
-                             "--side-by-side", "--device", "cpu")
+                             "--device", "cpu")
     assert code == 0, err
     info = probe_video(tmp_path / "edit.mp4")
-    assert info.frames == 6 and info.fps == 12 and info.width > 3 * 64
+    assert info.frames == 6 and info.fps == 12
+    written = torch.from_numpy(VideoReader(tmp_path / "edit.mp4").read(range(6))).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    animator = load_component("animator", parts / "lia").eval()
+    frames = frames_to_batch(list(VideoReader(tmp_path / "orig.mp4").read(range(6))), 64, torch.device("cpu"))
+    with torch.no_grad():
+        codes = animator.encode_motion(frames)  # (6, M)
+        on = lambda image, start: animator.render(animator.encode_appearance(image[None]), codes, start_motion=start)  # noqa: E731
+        expected = on(load_image(tmp_path / "edited.png", size=64), codes[:1])
+        not_edited = on(frames[0], codes[:1])
+        absolute = on(load_image(tmp_path / "edited.png", size=64), None)
+    for wrong in (not_edited, absolute):
+        # where the written video lies on the line from a wrong answer (0) to the expected one (1): H.264
+        # smooths the fine differences between them, so it lands at 0.73-0.79 here; a wrong answer at ~0
+        step = expected - wrong
+        position = ((written - wrong) * step).sum() / (step * step).sum()
+        assert 0.5 < position.item() < 1.2, position.item()
+
+    code, out, err = run_cli("edit", "--lia", parts / "lia", "--video", tmp_path / "orig.mp4",
+                             "--edited-first-frame", tmp_path / "edited.png", "--out", tmp_path / "side.mp4",
+                             "--side-by-side", "--device", "cpu")
+    assert code == 0, err
+    assert probe_video(tmp_path / "side.mp4").width > 3 * 64  # edited first frame | original | edited
 
 
 def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
-    """`eval fvd --pipeline` feeds unconditional LEO samples to the detector (scripted stand-in)."""
+    """`eval fvd --pipeline` scores exactly the pipeline's unconditional samples of --gen-seed.
+
+    The expected FVD is computed here from the same pipeline call (seeded generator, two batches of two),
+    the saved-as-uint8 frames, a mean/std-colour stand-in detector and scipy's sqrtm in float64. Replaces
+    ``fvd > 0``: fails if the command ignores --gen-seed or --steps, generates conditionally, measures
+    frames other than the first --frames, drops a batch, or scores real clips twice.
+    """
+    import numpy as np
+    import scipy.linalg
     import torch.nn as nn
 
     class StandInI3D(nn.Module):
         def forward(self, x: torch.Tensor, rescale: bool, resize: bool, return_features: bool) -> torch.Tensor:
-            return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1)  # (B, 6)
+            return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1) / 255.0  # (B, 6)
+
+    def features(videos_uint8: torch.Tensor) -> np.ndarray:  # (B, T, H, W, 3) -> (B, 6) float64
+        x = videos_uint8.double()
+        return torch.cat([x.mean(dim=(1, 2, 3)), x.flatten(1, 3).std(dim=1)], dim=1).numpy() / 255.0
+
+    def fd(a: np.ndarray, b: np.ndarray) -> float:
+        ca, cb = np.cov(a, rowvar=False, ddof=0), np.cov(b, rowvar=False, ddof=0)
+        return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real))
 
     detector = tmp_path / "i3d.pt"
     torch.jit.script(StandInI3D()).save(str(detector))
@@ -243,13 +292,20 @@ def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
     for k in range(4):
         torch.manual_seed(k)
         write_video(real / f"r{k}.mp4", torch.rand(8, 3, 64, 64) * 2 - 1, fps=10)
-    pipe_dir = tmp_path / "pipe"
-    _pipe(parts).save_pretrained(pipe_dir)
-    code, out, err = run_cli("eval", "fvd", "--real", real, "--pipeline", pipe_dir, "--detector", detector,
-                             "--num-videos", "4", "--frames", "8", "--gen-batch", "2", "--steps", "2", "--device", "cpu")
+    pipe = _pipe(parts)
+    pipe.save_pretrained(tmp_path / "pipe")
+    code, out, err = run_cli("eval", "fvd", "--real", real, "--pipeline", tmp_path / "pipe", "--detector", detector,
+                             "--num-videos", "4", "--frames", "8", "--gen-batch", "2", "--steps", "2",
+                             "--gen-seed", "5", "--device", "cpu")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["num_fake_videos"] == 4 and result["fvd"] > 0
+    g = torch.Generator().manual_seed(5)
+    fake = torch.cat([pipe(None, 8, 2, g, None, 2) for _ in range(2)])  # (4, 8, 3, 64, 64) in [-1, 1]
+    fake = ((fake + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+    real_frames = torch.stack([torch.from_numpy(VideoReader(real / f"r{k}.mp4").read(range(8))) for k in range(4)])
+    assert result["num_fake_videos"] == 4
+    # float32 detector features vs float64 here: ~1e-6 relative on a distance of order 1e-2
+    assert result["fvd"] == pytest.approx(fd(features(real_frames), features(fake)), rel=1e-4)
 
 
 def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
