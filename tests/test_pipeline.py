@@ -8,6 +8,7 @@ import torch
 from leo_video.diffusion.motion import MotionDiffusion
 from leo_video.diffusion.start_code import StartCodePrior
 from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.errors import InputError
 from leo_video.media.image import save_image
 from leo_video.media.video import VideoReader, probe_video, write_video
 from leo_video.models.lia import LatentImageAnimator
@@ -323,3 +324,92 @@ def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
             raise RuntimeError("crash mid-write")
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left behind
+
+
+# ---- the paper's options (issue 21): the user's sampler/steps reach every model, guidance, absolute rendering
+
+
+def _spy(module, name: str, calls: list) -> None:
+    """Record the arguments of ``module.name`` (then call it)."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append((name, args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+def test_sampler_steps_and_guidance_reach_the_prior_and_the_cddpm(parts):
+    """The user's sampler and steps are used by the start-code prior and the cDDPM too, start_frame_steps
+    overrides steps for the cDDPM only, and guidance_scale reaches the cDDPM. Fails if either start model
+    keeps the pipeline's stored defaults (ddim, 3 steps here) or the guidance scale is dropped."""
+    pipe = _pipe(parts)
+    calls: list = []
+    _spy(pipe.start_code, "sample", calls)
+    _spy(pipe.start_frame, "sample", calls)
+    pipe(None, num_frames=3, num_videos=1, generator=torch.Generator().manual_seed(0), sampler="ddpm", steps=2,
+         guidance_scale=2.5)
+    (_, prior_args, _), (_, frame_args, _) = calls
+    assert prior_args[1:3] == ("ddpm", 2)
+    assert frame_args[1:4] == ("ddpm", 2, 2.5)
+    calls.clear()
+    pipe(None, num_frames=3, generator=torch.Generator().manual_seed(0), steps=2, start_frame_steps=4)
+    assert calls[0][1][1:3] == ("ddim", 2) and calls[1][1][1:4] == ("ddim", 4, 1.0)
+    calls.clear()
+    pipe(None, num_frames=3, generator=torch.Generator().manual_seed(0))  # nothing given: the stored defaults
+    assert calls[0][1][1:3] == ("ddim", 3) and calls[1][1][1:4] == ("ddim", 3, 1.0)
+
+
+def test_guidance_scale_changes_the_start_frame_only_where_the_model_allows_it(parts):
+    """A guided start frame differs from the unguided one with the same seed (the scale is used), and a
+    cDDPM trained without condition dropout refuses a scale other than 1 with one line."""
+    pipe = _pipe(parts)
+    kw = dict(num_frames=2, steps=2)
+    plain = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    guided = pipe(None, generator=torch.Generator().manual_seed(0), guidance_scale=4.0, **kw)
+    assert not torch.allclose(plain[:, 0], guided[:, 0], atol=1e-3)
+    pipe.start_frame.unet.register_to_config(cond_dropout=0.0)
+    try:
+        with pytest.raises(InputError, match="cond_dropout"):
+            pipe(None, generator=torch.Generator().manual_seed(0), guidance_scale=4.0, **kw)
+    finally:
+        pipe.start_frame.unet.register_to_config(cond_dropout=0.1)
+
+
+def test_absolute_rendering(parts, source_image):
+    """``rendering="absolute"`` renders the sampled codes themselves (no start code), ``relative`` renders
+    them relative to α₁; from a real image, where α₁ = E(x₁), both give the same video. Fails if the
+    option is ignored or inverted."""
+    from leo_video.media.image import load_image
+
+    pipe = _pipe(parts)
+    calls: list = []
+    _spy(pipe.animator, "render", calls)
+    kw = dict(num_frames=3, steps=2)
+    absolute = pipe(None, generator=torch.Generator().manual_seed(0), rendering="absolute", **kw)
+    assert [c[2]["start_motion"] for c in calls] == [None]
+    calls.clear()
+    relative = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    assert calls[0][2]["start_motion"] is not None
+    assert not torch.allclose(absolute, relative, atol=1e-4)  # E(x₁) of a cDDPM frame is not the sampled α₁
+    image = load_image(source_image, size=64)
+    a = pipe(image, generator=torch.Generator().manual_seed(0), rendering="absolute", **kw)
+    r = pipe(image, generator=torch.Generator().manual_seed(0), **kw)
+    torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)  # float32 renders of w + Qα vs w + Q(α − α₁) + Qα₁
+    with pytest.raises(InputError, match="rendering"):
+        pipe(image, rendering="sideways", **kw)
+
+
+def test_generate_guidance_scale_flag(run_cli, parts, tmp_path):
+    """`generate --guidance-scale` reaches the cDDPM: another scale, another start frame (same seed)."""
+    pipe_dir = tmp_path / "pipe"
+    _pipe(parts).save_pretrained(pipe_dir)
+    outs = []
+    for scale in ("1", "4"):
+        out = tmp_path / f"g{scale}.gif"
+        code, _, err = run_cli("generate", "--pipeline", pipe_dir, "--frames", "2", "--steps", "2",
+                               "--guidance-scale", scale, "--out", out, "--device", "cpu")
+        assert code == 0, err
+        outs.append(VideoReader(out).read([0])[0].astype(float))
+    assert abs(outs[0] - outs[1]).mean() > 1.0  # in 0..255 levels
