@@ -194,3 +194,19 @@ def test_prediction_type_reaches_the_exported_schedule(store, tmp_path, run_cli)
     model = MotionDiffusion.from_pretrained(tmp_path / "v" / "export")
     assert model.config.scheduler_config["prediction_type"] == "v_prediction"
     assert model.sample(torch.zeros(1, model.config.motion_dim), steps=3).shape[1] == model.config.sequence_length
+
+
+def test_paper_options_reach_the_exported_model(store, tmp_path, run_cli):
+    """model.lmc_scale, model.clip_sample_range and model.zero_terminal_snr reach the exported cLMDM's config
+    and schedule; zero terminal SNR with ε-prediction is refused with one line naming the key."""
+    sets = ("model.lmc_scale=common", "model.clip_sample_range=3.0", "model.prediction_type=v_prediction",
+            "model.beta_schedule=linear", "model.zero_terminal_snr=true")
+    code, _, err = run_cli(*lmdm_args(store, tmp_path / "p", 2, *sets))
+    assert code == 0, err
+    model = MotionDiffusion.from_pretrained(tmp_path / "p" / "export")
+    sched = model.config.scheduler_config
+    assert model.config.lmc_scale == "common" and torch.equal(model.residual_scale, model.code_std)
+    assert sched["clip_sample"] and sched["clip_sample_range"] == 3.0 and sched["rescale_betas_zero_snr"]
+    assert sched["timestep_spacing"] == "trailing"
+    code, _, err = run_cli(*lmdm_args(store, tmp_path / "e", 2, "model.zero_terminal_snr=true"))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "model.zero_terminal_snr" in err
