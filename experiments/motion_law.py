@@ -50,6 +50,21 @@ def continuation(alpha1: torch.Tensor, length: int) -> torch.Tensor:
     return torch.exp(-GAMMA * i) * torch.cat([c * x - s * y, s * x + c * y], dim=-1)
 
 
+def small_motion(n: int, length: int, generator: torch.Generator, spread: float = 3.0,
+                 amplitude: float = 0.1) -> torch.Tensor:
+    """Codes whose motion is small next to their spread over videos (faces: σ_m ≪ σ), (n, length, 2): a
+    random per-video offset c ~ N(0, spread²) plus one fixed damped rotation of the given amplitude, so
+    that the residuals ``m_i = α_i − α_1`` are the same for every video (:func:`small_motion_residuals`)."""
+    offset = spread * torch.randn(n, 1, 2, generator=generator)  # (n, 1, 2)
+    return offset + amplitude * continuation(torch.tensor([[1.0, 0.0]]), length)  # (n, L, 2)
+
+
+def small_motion_residuals(length: int, amplitude: float = 0.1) -> torch.Tensor:
+    """The residuals every :func:`small_motion` video shares: (length − 1, 2)."""
+    path = amplitude * continuation(torch.tensor([[1.0, 0.0]]), length)[0]  # (L, 2)
+    return path[1:] - path[:1]
+
+
 def law_of(codes: torch.Tensor) -> tuple[float, float]:
     """(ω̂, γ̂) of sequences (B, L, 2): mean wrapped angle step and mean negative log norm ratio."""
     angle = torch.atan2(codes[..., 1], codes[..., 0])  # (B, L)
@@ -58,13 +73,13 @@ def law_of(codes: torch.Tensor) -> tuple[float, float]:
     return step.mean().item(), -torch.log(norm[:, 1:] / norm[:, :-1]).mean().item()
 
 
-def make_model(use_lmc: bool = True, seed: int = 0, **schedule) -> MotionDiffusion:
+def make_model(use_lmc: bool = True, seed: int = 0, lmc_scale: str = "residual", **schedule) -> MotionDiffusion:
     """A fresh tiny cLMDM over 2-d codes of length 16 (``schedule``: scheduler_config arguments)."""
     from leo_video.diffusion.schedulers import scheduler_config
 
     torch.manual_seed(seed)
     return MotionDiffusion(motion_dim=2, sequence_length=16, use_lmc=use_lmc, unet_config=dict(TINY_UNET),
-                           scheduler_config=scheduler_config(**schedule))
+                           scheduler_config=scheduler_config(**schedule), lmc_scale=lmc_scale)
 
 
 def set_stats(model: MotionDiffusion, codes: torch.Tensor) -> None:
@@ -74,14 +89,16 @@ def set_stats(model: MotionDiffusion, codes: torch.Tensor) -> None:
     model.set_normalization(flat.mean(0), flat.std(0), m.reshape(-1, codes.shape[-1]).pow(2).mean(0).sqrt())
 
 
-def train(model: MotionDiffusion, steps: int = 1500, batch: int = 64, lr: float = 2e-3, seed: int = 0) -> MotionDiffusion:
-    """Adam on fresh sequences of the law every step (an unlimited training set); returns the model in eval mode."""
+def train(model: MotionDiffusion, steps: int = 1500, batch: int = 64, lr: float = 2e-3, seed: int = 0,
+          data=damped_rotation) -> MotionDiffusion:
+    """Adam on fresh sequences of ``data`` (the law) every step (an unlimited training set); returns the
+    model in eval mode."""
     g = torch.Generator().manual_seed(seed)
-    set_stats(model, damped_rotation(4096, model.config.sequence_length, g))
+    set_stats(model, data(4096, model.config.sequence_length, g))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(steps):
-        loss = model.training_loss(damped_rotation(batch, model.config.sequence_length, g), generator=g)
+        loss = model.training_loss(data(batch, model.config.sequence_length, g), generator=g)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -99,6 +116,14 @@ def evaluate(model: MotionDiffusion, n: int = 256, sampler: str = "ddim", steps:
     return {"omega": omega, "gamma": gamma, "rms": rms, "finite": bool(torch.isfinite(sample).all())}
 
 
+def lmc_scale_error(model: MotionDiffusion, n: int = 256, steps: int = 25, seed: int = 1) -> float:
+    """RMS of sampled small-motion residuals to the one true residual path (DDIM), in code units."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    alpha1 = small_motion(n, 1, g)[:, 0]  # (n, 2)
+    sample = model.sample(alpha1, model.config.sequence_length, sampler="ddim", steps=steps, generator=g)
+    return (sample[:, 1:] - alpha1[:, None] - small_motion_residuals(model.config.sequence_length)).pow(2).mean().sqrt().item()
+
+
 VARIANTS = {  # name -> scheduler_config arguments (diffusers' options, no hand-written betas)
     "ε, cosine (ours until now)": dict(beta_schedule="squaredcos_cap_v2", prediction_type="epsilon"),
     "ε, cosine, x̂₀ clipped": dict(beta_schedule="squaredcos_cap_v2", prediction_type="epsilon", clip_sample_range=3.0),
@@ -114,8 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="training steps per model")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per variant")
+    parser.add_argument("--lmc-scale", action="store_true",
+                        help="instead: ours (σ_m) against one scale (σ, the paper's) on small motions (σ_m ≪ σ)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.lmc_scale:
+        print("| LMC scale | RMS of the residuals to the true path (motion amplitude 0.1, code spread 3) |\n|---|---|")
+        for scale in ("residual", "common"):
+            errors = [lmc_scale_error(train(make_model(seed=s, lmc_scale=scale, prediction_type="v_prediction"),
+                                            args.steps, seed=s, data=small_motion)) for s in range(args.seeds)]
+            print(f"| {scale} | {sum(errors) / len(errors):.4f} |", flush=True)
+        return 0
     probe = make_model()
     codes = damped_rotation(4096, 16, torch.Generator().manual_seed(0))
     set_stats(probe, codes)
