@@ -142,7 +142,7 @@ def _constant_colour_folder(folder, colours) -> None:
 
 
 def test_eval_fvd_known_answer(tmp_path, run_cli):
-    """FVD of two feature sets whose statistics are known in closed form, not re-computed by the library.
+    """FVD (and KVD) of two feature sets whose statistics are known in closed form, not re-computed by the library.
 
     Real features are μ_r ± s·e_j (j = 1..3, six clips) and generated ones μ_g ± t·e_j: with ddof = 0 both
     covariances are (s²/3)·I and (t²/3)·I, so FVD = ‖μ_r − μ_g‖² + 3·(s/√3 − t/√3)² = ‖Δμ‖² + (s − t)².
@@ -164,6 +164,16 @@ def test_eval_fvd_known_answer(tmp_path, run_cli):
     result = _json(out)
     assert result["num_real"] == result["num_fake"] == 6
     assert result["fvd"] == pytest.approx(expected, rel=FLOAT32_REL)
+    # KVD: the unbiased polynomial MMD² written out as a literal double loop over the known features
+    real = [(mu_r + sign * s * e) / 255.0 for e in eye for sign in (1, -1)]
+    fake = [(mu_g + sign * t * e) / 255.0 for e in eye for sign in (1, -1)]
+    k = lambda x, y: (float(np.dot(x, y)) / 3 + 1) ** 3  # noqa: E731
+    within = lambda xs: sum(k(x, y) for i, x in enumerate(xs) for j, y in enumerate(xs) if i != j) / 30  # noqa: E731
+    mmd = within(real) + within(fake) - 2 * sum(k(x, y) for x in real for y in fake) / 36
+    code, out, err = run_cli("eval", "kvd", "--real", tmp_path / "real", "--fake", tmp_path / "fake",
+                             "--detector", detector, "--frames", 4, "--device", "cpu")
+    assert code == 0, err
+    assert _json(out)["kvd"] == pytest.approx(mmd, rel=1e-4)  # float32 features; kernel sums ~200x the MMD: ~1e-5 at worst (1e-7 measured)
 
 
 def test_eval_fvd_identical_folders_is_zero(folders, run_cli):
