@@ -215,3 +215,12 @@ def test_paper_lmdm_presets_carry_the_measured_choice(preset):
         "v_prediction", "residual", None, False)
     text = (preset_dir("lmdm") / f"{preset}.yaml").read_text()
     assert "issue 21" in text and "CPU measurement" in text and "GPU" in text
+
+
+@pytest.mark.parametrize("preset", ["taichi256", "faceforensics256", "celebvhq256"])
+def test_paper_alpha_prior_presets_use_v_prediction(preset):
+    """The start-code prior presets carry issue 21's measured choice (v-prediction), documented in the YAML."""
+    from leo_video.config import preset_dir
+
+    assert resolve_config("alpha_prior", preset).model.prediction_type == "v_prediction"
+    assert "issue 21" in (preset_dir("alpha_prior") / f"{preset}.yaml").read_text()
