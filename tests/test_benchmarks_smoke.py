@@ -113,11 +113,47 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     assert "met" not in targets.replace("not measured", "")  # smoke sizes never count for the 256² targets
 
 
-def test_gpu_suite_script_parses():
+class _Parsed(Exception):
+    """Raised right after a benchmark's argparse accepted its arguments (nothing is measured)."""
+
+
+@pytest.mark.parametrize("smoke", ["0", "1"])
+def test_gpu_suite_passes_arguments_its_scripts_accept(bench_modules, tmp_path, monkeypatch, smoke):
+    """gpu_suite.sh, run with a recording stand-in for Python, calls every part's script, and each script's
+    own argument parser accepts the flags the suite passes (full GPU sizes and SMOKE=1 sizes).
+
+    Replaces ``bash -n``: fails when a benchmark renames or drops a flag the suite still passes (found only
+    after minutes of GPU time otherwise), when a part is no longer run, or when the summary step is lost.
+    """
+    import argparse
+    import os
     import subprocess
 
-    result = subprocess.run(["bash", "-n", str(BENCH / "gpu_suite.sh")], capture_output=True, text=True)
+    log = tmp_path / "calls.jsonl"
+    stub = tmp_path / "stub.py"
+    stub.write_text(
+        "import json, sys\n"
+        "if sys.argv[1:2] == ['-c']: print(0); sys.exit(0)\n"  # the GPU count probe: no GPU
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    env = {**os.environ, "PY": f"{sys.executable} {stub}", "OUT": str(tmp_path / "out"), "SMOKE": smoke}
+    result = subprocess.run(["bash", str(BENCH / "gpu_suite.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    scripts = [Path(c[0]).stem for c in calls]
+    assert scripts == ["render", "generate", "train_throughput", "generate", "summarize"], scripts
+    assert "ddp: skipped" in result.stdout
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        original(self, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    for call in calls[:-1]:
+        with pytest.raises(_Parsed):  # argparse errors would raise SystemExit instead
+            bench_modules[Path(call[0]).stem].main(call[1:])
 
 
 @pytest.mark.gpu

@@ -202,3 +202,25 @@ def test_recipe_bundles_for_train_demo_sh_are_valid(bundle):
     assert cddpm.model.sample_size == lia.model.size  # the start frame is drawn at the animator's size
     assert lia.loss.gan_weight == 0.0 and lia.loss.perceptual_weight == 0.0  # trainable without downloads
     assert lmdm.model.use_lmc and lmdm.model.prediction_type == "v_prediction"
+
+
+@pytest.mark.parametrize("preset", ["taichi256", "faceforensics256", "celebvhq256"])
+def test_paper_lmdm_presets_carry_the_measured_choice(preset):
+    """The paper presets use what issue 21's CPU measurement chose (v-prediction, LMC at the residuals'
+    own scale, no clipping), and their YAML says it was a small CPU measurement with the real FVD to come."""
+    from leo_video.config import preset_dir
+
+    model = resolve_config("lmdm", preset).model
+    assert (model.prediction_type, model.lmc_scale, model.clip_sample_range, model.zero_terminal_snr) == (
+        "v_prediction", "residual", None, False)
+    text = (preset_dir("lmdm") / f"{preset}.yaml").read_text()
+    assert "issue 21" in text and "CPU measurement" in text and "GPU" in text
+
+
+@pytest.mark.parametrize("preset", ["taichi256", "faceforensics256", "celebvhq256"])
+def test_paper_alpha_prior_presets_use_v_prediction(preset):
+    """The start-code prior presets carry issue 21's measured choice (v-prediction), documented in the YAML."""
+    from leo_video.config import preset_dir
+
+    assert resolve_config("alpha_prior", preset).model.prediction_type == "v_prediction"
+    assert "issue 21" in (preset_dir("alpha_prior") / f"{preset}.yaml").read_text()

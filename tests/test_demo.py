@@ -118,3 +118,41 @@ def test_the_demo_animator_transfers_motion_to_another_person():
     result = transfer_errors(pipe.animator, pairs).to_dict()
     assert result["l1"] < DEMO_TRANSFER_OVER_STILL * result["still_l1"], result
     assert result["l1"] < 0.2 * result["wrong_identity_l1"], result
+
+
+def test_shipped_demo_files_match_their_provenance():
+    """Every file of the embedded demo pipeline has the sha256 recorded in configs/demo/SHA256SUMS (no file
+    more or less), its parameter counts are those of configs/demo/provenance.json, and the README's
+    claims about it (parameters per part and in all, size on disk, videos, seconds) agree with both.
+    Fails when the weights are replaced without updating their provenance, or a claim drifts from the files."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    from leo_video.pipelines.demo import demo_pipeline_dir, load_demo_pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    demo_config = root / "src" / "leo_video" / "configs" / "demo"
+    folder = demo_pipeline_dir()
+    recorded = dict(reversed(line.split("  ", 1)) for line in (demo_config / "SHA256SUMS").read_text().splitlines())
+    shipped = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    assert sorted(shipped) == sorted(recorded)
+    for name, path in shipped.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded[name], name
+
+    provenance = json.loads((demo_config / "provenance.json").read_text())
+    pipe = load_demo_pipeline("cpu")
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in pipe.parts().items()}
+    assert counts == {k: v for k, v in provenance["parameters"].items() if k != "total"}
+    assert sum(counts.values()) == provenance["parameters"]["total"]
+
+    readme = (root / "README.md").read_text()
+    millions = lambda n: f"{n / 1e6:.1f} M"  # noqa: E731
+    claim = re.search(r"animator\n?\s*\((\S+ M) parameters\), cLMDM \((\S+ M)\), start-code prior \((\S+ M)\) and cDDPM "
+                      r"\((\S+ M)\)", readme)
+    assert claim and list(claim.groups()) == [millions(counts[k]) for k in ("animator", "motion", "start_code", "start_frame")]
+    assert f"({millions(sum(counts.values()))} parameters" in readme
+    size_mb = sum(p.stat().st_size for p in shipped.values()) / 1e6
+    assert f"({round(size_mb)} MB, fp16 safetensors)" in readme
+    assert f"trained only on {provenance['data']['videos']}" in readme.replace("\n", " ")
+    assert f"in {provenance['training']['end_to_end_seconds']} s" in readme.replace("\n", " ")

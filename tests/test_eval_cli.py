@@ -1,7 +1,8 @@
 """The `leo-video eval …` commands end to end on tiny video folders, with a scripted stand-in I3D.
 
-Every number a command prints is checked against the library functions on the same features or
-frames; `eval all` against `eval fvd`/`eval kvd`; error paths through the CLI.
+FVD is checked against a closed-form answer (`test_eval_fvd_known_answer`); the other numbers against the
+library functions on the same features or frames, which catches the commands' own bugs (wrong clips,
+seeds, caches, a missing video); `eval all` against `eval fvd`/`eval kvd`; error paths through the CLI.
 """
 
 from __future__ import annotations
@@ -123,6 +124,56 @@ def test_eval_fvd_and_kvd_match_library_and_cache(folders, run_cli):
     code, out, err = run_cli("eval", "kvd", *args)
     assert code == 0, err
     assert _json(out)["kvd"] == pytest.approx(kernel_distance(real, fake), rel=FLOAT32_REL)
+
+
+class _MeanColourI3D(torch.nn.Module):
+    """A stand-in detector whose feature is the clip's mean colour in [0, 1] (B, 3): known by construction."""
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False):
+        return x.mean(dim=(2, 3, 4)) / 255.0  # (B, 3)
+
+
+def _constant_colour_folder(folder, colours) -> None:
+    """One lossless frame folder (4 PNG frames of 16²) per colour."""
+    for i, colour in enumerate(colours):
+        (folder / f"v{i}").mkdir(parents=True)
+        for t in range(4):
+            Image.fromarray(np.full((16, 16, 3), colour, np.uint8)).save(folder / f"v{i}" / f"{t:03d}.png")
+
+
+def test_eval_fvd_known_answer(tmp_path, run_cli):
+    """FVD (and KVD) of two feature sets whose statistics are known in closed form, not re-computed by the library.
+
+    Real features are μ_r ± s·e_j (j = 1..3, six clips) and generated ones μ_g ± t·e_j: with ddof = 0 both
+    covariances are (s²/3)·I and (t²/3)·I, so FVD = ‖μ_r − μ_g‖² + 3·(s/√3 − t/√3)² = ‖Δμ‖² + (s − t)².
+    Fails on a wrong ddof (covariances (2/5)s²·I: 0.0166 instead of 0.0154), a dropped or repeated clip,
+    a missing square root of the covariance product, or frames read in the wrong channel order.
+    """
+    mu_r, mu_g, s, t = np.array([100, 120, 140]), np.array([110, 100, 150]), 30, 10
+    eye = np.eye(3, dtype=int)
+    _constant_colour_folder(tmp_path / "real", [mu_r + sign * s * e for e in eye for sign in (1, -1)])
+    _constant_colour_folder(tmp_path / "fake", [mu_g + sign * t * e for e in eye for sign in (1, -1)])
+    detector = tmp_path / "mean_colour.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(_MeanColourI3D()).save(str(detector))
+    code, out, err = run_cli("eval", "fvd", "--real", tmp_path / "real", "--fake", tmp_path / "fake",
+                             "--detector", detector, "--frames", 4, "--device", "cpu")
+    assert code == 0, err
+    expected = (np.sum((mu_r - mu_g) ** 2) + (s - t) ** 2) / 255.0**2  # 1000 / 255² = 0.015379
+    result = _json(out)
+    assert result["num_real"] == result["num_fake"] == 6
+    assert result["fvd"] == pytest.approx(expected, rel=FLOAT32_REL)
+    # KVD: the unbiased polynomial MMD² written out as a literal double loop over the known features
+    real = [(mu_r + sign * s * e) / 255.0 for e in eye for sign in (1, -1)]
+    fake = [(mu_g + sign * t * e) / 255.0 for e in eye for sign in (1, -1)]
+    k = lambda x, y: (float(np.dot(x, y)) / 3 + 1) ** 3  # noqa: E731
+    within = lambda xs: sum(k(x, y) for i, x in enumerate(xs) for j, y in enumerate(xs) if i != j) / 30  # noqa: E731
+    mmd = within(real) + within(fake) - 2 * sum(k(x, y) for x in real for y in fake) / 36
+    code, out, err = run_cli("eval", "kvd", "--real", tmp_path / "real", "--fake", tmp_path / "fake",
+                             "--detector", detector, "--frames", 4, "--device", "cpu")
+    assert code == 0, err
+    assert _json(out)["kvd"] == pytest.approx(mmd, rel=1e-4)  # float32 features; kernel sums ~200x the MMD: ~1e-5 at worst (1e-7 measured)
 
 
 def test_eval_fvd_identical_folders_is_zero(folders, run_cli):

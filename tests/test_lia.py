@@ -80,9 +80,24 @@ def test_state_dict_matches_official_table():
     assert sum(p.numel() for p in model.parameters()) == table["total_parameters"]
 
 
-@pytest.mark.parametrize("size,count", [(64, 43_574_087), (128, 44_755_154)])
-def test_parameter_counts(size, count):
-    assert sum(p.numel() for p in LatentImageAnimator(size).parameters()) == count
+# StyleGAN2's channel table (resolution -> channels at channel_multiplier 1), as LIA's code hard-codes it.
+STYLEGAN2_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64}
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_smaller_sizes_follow_the_official_layout(size):
+    """Smaller animators keep the official 256² decoder keys and shapes and the StyleGAN2 channel table.
+
+    Replaces hard-coded parameter counts read off our own model: fails if a smaller size renames or
+    reshapes a decoder layer (official checkpoints of that size would not load) or starts the encoder
+    at another width than StyleGAN2's table gives for its resolution.
+    """
+    official = {k: s for k, s, _ in json.loads((REF_DIR / "lia256_keys.json").read_text())["keys"]}
+    state = LatentImageAnimator(size).state_dict()
+    dec = {k: list(v.shape) for k, v in state.items() if k.startswith("dec.")}
+    assert dec and all(official.get(k) == s for k, s in dec.items())
+    assert state["enc.net_app.convs.0.0.weight"].shape[0] == STYLEGAN2_CHANNELS[size]
+    assert official["enc.net_app.convs.0.0.weight"][0] == STYLEGAN2_CHANNELS[256]
 
 
 def test_fir_buffers_hold_official_values():
@@ -184,13 +199,23 @@ def test_appearance_expand_does_not_copy(lia64, images64):
         big.expand(2)
 
 
-def test_motion_directions_orthonormal_qr(lia64):
+def test_motion_directions_are_the_q_of_the_dictionary_plus_1e8(lia64):
+    """Q is LIA's ``qr(D + 1e-8).Q``, checked by its defining properties rather than by calling qr again:
+    orthonormal columns and ``Q R = D + 1e-8`` with ``R = Qᵀ(D + 1e-8)`` upper triangular, in float64.
+
+    Fails if the 1e-8 shift is dropped (Q R would miss D + 1e-8 by 1e-8 ≫ 1e-12), if Q is taken from D
+    transposed or normalised columns without orthogonalising, or if R is not triangular (another
+    orthonormalisation such as a polar decomposition gives other directions than LIA's).
+    """
     with torch.no_grad():
-        q = lia64.motion_directions()
-        expected = torch.linalg.qr(lia64.dec.direction.weight + 1e-8).Q
+        q = lia64.motion_directions()  # (512, 20)
+    d = lia64.dec.direction.weight.detach() + 1e-8  # (512, 20) float64
+    r = q.t() @ d  # (20, 20)
     assert q.shape == (512, 20)
     assert torch.allclose(q.t() @ q, torch.eye(20, dtype=q.dtype), atol=1e-12)
-    assert torch.equal(q, expected)
+    assert torch.allclose(torch.tril(r, diagonal=-1), torch.zeros_like(r), atol=1e-12)
+    assert torch.allclose(q @ r, d, atol=1e-12)
+    assert not torch.allclose(q @ r, d - 1e-8, atol=1e-12)  # the check sees the shift
 
 
 def test_latent_from_motion_relative_and_absolute(lia64, images64):
@@ -230,21 +255,31 @@ class _NotWeights:
 
 @pytest.fixture(scope="module")
 def official_file(lia64, tmp_path_factory) -> Path:
-    """A synthetic checkpoint in the official training format: gen + dis + optimizer states."""
+    """A checkpoint in the official training format (gen + dis + optimizer states) whose ``gen`` holds
+    weights of another seed than ``lia64``, stored in reversed key order: only a loader that maps every
+    official key name to its module can reproduce the reference output of these weights."""
     path = tmp_path_factory.mktemp("ckpt") / "lia64.pt"
-    gen = {k: v.float() for k, v in lia64.state_dict().items()}
+    state = random_lia_state(lia64.state_dict(), 7)
+    gen = {k: state[k].float() for k in reversed(list(state))}
     dis = {"convs.0.0.weight": torch.randn(64, 3, 1, 1), "final_linear.1.bias": torch.zeros(1)}
     optim = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.002, "params": [0]}]}
     torch.save({"gen": gen, "dis": dis, "g_optim": optim, "d_optim": optim}, path)
     return path
 
 
-def test_load_official_checkpoint_strict(official_file, lia64):
+def test_load_official_checkpoint_strict(official_file, images64):
+    """The loaded model renders what the independent reference computes from the file's ``gen`` dict.
+
+    Fails if the loader matches tensors by position instead of name, skips keys (random init left in
+    place), reads ``dis`` instead of ``gen``, or loses precision on the way (float64 parity: 1e-10).
+    """
     model = load_lia(official_file, dtype=torch.float64)
     assert not model.training and model.dtype == torch.float64
     assert (model.config.size, model.config.style_dim, model.config.motion_dim) == (64, 512, 20)
-    for (k, a), b in zip(model.state_dict().items(), lia64.state_dict().values()):
-        assert torch.equal(a, b.to(a.dtype)), k
+    sd = {k: v.double() for k, v in torch.load(official_file, weights_only=True)["gen"].items()}
+    source, driving, _ = images64
+    with torch.no_grad():
+        assert _maxabs(model(source[:1], driving[:1]), lia_reference(sd, source[:1], driving[:1])) <= 1e-10
     # the official loaders' own call works unchanged
     fresh = LatentImageAnimator(64)
     fresh.load_state_dict(torch.load(official_file, weights_only=True)["gen"], strict=True)

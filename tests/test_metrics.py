@@ -452,11 +452,34 @@ def test_reconstruction_l1():
         reconstruction_l1(pred[:, :2], target)
 
 
+REEXPORTED = {"sha256_file": "leo_video.utils.hashing"}  # the one deliberate re-export (detector checksums)
+
+
 def test_metric_names_are_public():
+    """Every lazily exported name is the object its defining submodule holds, the package imports
+    without torch (its docstring's promise), and the top-level package re-exports the distances.
+
+    Fails on a name mapped to a submodule that does not define it (a re-export or a typo that a
+    ``not None`` check misses only by luck), on a constant exported instead of the function of that name,
+    and on an eager import of torch in ``leo_video.metrics``.
+    """
+    import importlib
+    import subprocess
+    import sys
+    import types
+
     import leo_video
-    import leo_video.metrics
+    import leo_video.metrics as metrics
 
     assert leo_video.frechet_distance is frechet_distance
     assert leo_video.kernel_distance is kernel_distance
-    for name in leo_video.metrics.__all__:
-        assert getattr(leo_video.metrics, name) is not None
+    assert sorted(metrics.__all__) == sorted(metrics._EXPORTS)
+    for name, module_name in metrics._EXPORTS.items():
+        module = importlib.import_module(f"leo_video.metrics.{module_name}")
+        obj = getattr(metrics, name)
+        assert obj is getattr(module, name), name
+        if isinstance(obj, (type, types.FunctionType)):  # defined there, not imported from elsewhere
+            assert obj.__module__ == REEXPORTED.get(name, module.__name__), (name, obj.__module__)
+    code = "import sys, leo_video.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

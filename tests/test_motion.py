@@ -163,19 +163,33 @@ def test_denoise_loop_recovers_data_with_an_exact_denoiser(sampler):
 
 
 @pytest.mark.parametrize("total", [1, 5, 8, 9, 22, 40])
-def test_generate_long_length_and_continuity(total):
+def test_generate_long_is_chained_samples(total):
+    """generate_long equals chunks drawn one by one with :meth:`sample`, each started at the previous
+    chunk's last code, stitched without repeating that code, and cut at ``total``.
+
+    Built from ``sample`` (not from ``iter_chunks``, which generate_long wraps): fails if a chunk is
+    conditioned on another code than the previous chunk's last one (α₁ again, or the last-but-one),
+    if the shared code is emitted twice or dropped, or if the length is cut at the wrong end.
+    """
     model = tiny_model()
     alpha1 = torch.randn(2, M)
     kw = dict(sampler="ddim", steps=3)
-    chunks = list(model.iter_chunks(alpha1, total, include_start=True, generator=torch.Generator().manual_seed(3), **kw))
-    assert torch.equal(chunks[0][:, 0], alpha1)
-    for prev, nxt in zip(chunks, chunks[1:]):
-        assert torch.equal(nxt[:, 0], prev[:, -1])  # each chunk starts at the previous chunk's last code
-        assert nxt.shape[1] <= L
-    stitched = torch.cat([chunks[0]] + [c[:, 1:] for c in chunks[1:]], dim=1)
+    g = torch.Generator().manual_seed(3)
+    pieces, start, n = [], alpha1, 0
+    while n < total:
+        chunk = model.sample(start, L, generator=g, **kw)  # (2, L, M)
+        new = chunk if not pieces else chunk[:, 1:]
+        pieces.append(new)
+        n += new.shape[1]
+        start = chunk[:, -1]
+    expected = torch.cat(pieces, dim=1)[:, :total]
     full = model.generate_long(alpha1, total, generator=torch.Generator().manual_seed(3), **kw)
     assert full.shape == (2, total, M)
-    assert torch.equal(full, stitched)
+    assert torch.equal(full[:, 0], alpha1)
+    torch.testing.assert_close(full, expected)
+    chunks = list(model.iter_chunks(alpha1, total, include_start=True, generator=torch.Generator().manual_seed(3), **kw))
+    for prev, nxt in zip(chunks, chunks[1:]):
+        assert torch.equal(nxt[:, 0], prev[:, -1])  # include_start: each chunk repeats its start code
 
 
 def test_iter_chunks_streams_lazily():
@@ -281,3 +295,63 @@ def test_cuda_sampling_follows_a_cpu_generator_and_trains():
     assert torch.isfinite(loss) and model.unet.conv_out.weight.grad is not None
     prior = StartCodePrior.from_preset("tiny", motion_dim=M).cuda()
     assert prior.sample(3, steps=3, generator=torch.Generator().manual_seed(0)).device.type == "cuda"
+
+
+# ---- the paper's options (issue 21)
+
+
+@pytest.mark.parametrize("lmc_scale", ["common", "residual"])
+def test_lmc_in_one_scale_adds_the_normalised_codes(lmc_scale):
+    """``lmc_scale="common"``: at zero noise the denoiser sees ``[α̂₁, α̂₁ + m/σ]`` = the normalised codes
+    ``(α − μ)/σ`` (the paper's ``α₁ + m_t`` in one normalisation); ``residual`` (ours) divides m by σ_m
+    instead. Sampling maps back with the same scale, and the choice survives save/load. Fails if the
+    option is ignored, if training and sampling use different scales, or if it is lost on export."""
+    model = tiny_model(lmc_scale=lmc_scale)
+    codes = torch.randn(3, L, M)
+    seen = record_unet_inputs(model)
+    t0 = torch.zeros(3, dtype=torch.long)
+    model._noised = lambda x0, generator: (x0, t0, x0)  # no noise: the clean residuals reach the U-Net
+    model.training_loss(codes)
+    normalised = ((codes - model.code_mean) / model.code_std).transpose(1, 2)  # (B, M, L)
+    matches = torch.allclose(seen[0], normalised, atol=1e-5)
+    assert matches is (lmc_scale == "common")
+    scale = model.code_std if lmc_scale == "common" else model.residual_std
+    assert torch.equal(model.residual_scale, scale)
+    del model._noised
+    alpha1 = torch.randn(2, M)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    sample = model.sample(alpha1, steps=2, generator=g())
+    m_hat = denoise(lambda m_t, t: model.residual_eps(model._normalize(alpha1), m_t, t), (2, L - 1, M),
+                    model._sampler("ddim"), 2, g())
+    torch.testing.assert_close(sample[:, 1:], alpha1[:, None] + m_hat * scale)
+
+
+def test_lmc_scale_round_trip_and_check(tmp_path):
+    model = tiny_model(lmc_scale="common")
+    model.save_pretrained(tmp_path / "m")
+    assert MotionDiffusion.from_pretrained(tmp_path / "m").config.lmc_scale == "common"
+    with pytest.raises(ConfigError, match="lmc_scale"):
+        tiny_model(lmc_scale="both")
+
+
+def test_x0_clipping_and_zero_terminal_snr_reach_the_samplers():
+    """scheduler_config's clip range and zero-terminal-SNR reach diffusers' DDPM and DDIM (which then clip x̂₀
+    to [−r, r] and end the schedule at ᾱ_T = 0), and zero SNR refuses ε-prediction (undefined at SNR 0)."""
+    config = schedulers.scheduler_config(beta_schedule="linear", clip_sample_range=2.5)
+    for name in ("ddpm", "ddim"):
+        s = make_scheduler(name, config=config)
+        assert s.config.clip_sample and s.config.clip_sample_range == 2.5
+    # DDIM with ε = 0 predicts x̂₀ = x_t / √ᾱ_t: at the first step that is far outside [−2.5, 2.5] unless clipped
+    s = make_scheduler("ddim", config=config)
+    s.set_timesteps(2)
+    x = torch.full((1, 4), 3.0)
+    out = s.step(torch.zeros_like(x), s.timesteps[0], x)
+    assert out.pred_original_sample.abs().max().item() == pytest.approx(2.5)
+    zero = schedulers.scheduler_config(beta_schedule="linear", prediction_type="v_prediction", zero_terminal_snr=True)
+    assert zero["timestep_spacing"] == "trailing"
+    assert make_scheduler("ddpm", config=zero).alphas_cumprod[-1].item() < 1e-8
+    assert make_scheduler("dpm++", config=zero).alphas_cumprod[-1].item() <= 2.0**-24  # DPM-Solver's floor (no inf σ)
+    linear = schedulers.scheduler_config(beta_schedule="linear", prediction_type="v_prediction")
+    assert make_scheduler("ddpm", config=linear).alphas_cumprod[-1] > 1e-5  # 4e-5 without the rescaling
+    with pytest.raises(ConfigError, match="zero_terminal_snr"):
+        schedulers.scheduler_config(zero_terminal_snr=True)

@@ -8,6 +8,7 @@ import torch
 from leo_video.diffusion.motion import MotionDiffusion
 from leo_video.diffusion.start_code import StartCodePrior
 from leo_video.diffusion.start_frame import StartFrameDiffusion
+from leo_video.errors import InputError
 from leo_video.media.image import save_image
 from leo_video.media.video import VideoReader, probe_video, write_video
 from leo_video.models.lia import LatentImageAnimator
@@ -214,6 +215,17 @@ def test_generate_unconditional_without_cddpm_is_one_line(run_cli, parts, tmp_pa
 
 
 def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts, tmp_path):
+    """`edit` writes the original video's motion, relative to its first frame, rendered on the edited frame.
+
+    The expectation is built from the animator's primitives (encode the original frames, render them on
+    the edited frame with the first original code as start); the written mp4 is lossy, so the test asks
+    that it lies at that rendering, not at the plausible wrong answers: the motion rendered on the
+    original first frame (edit ignored), or absolute codes (no start code). Replaces a frame-count check.
+    """
+    from leo_video.media.image import load_image
+    from leo_video.pipelines.animate import frames_to_batch
+    from leo_video.pipelines.leo import load_component
+
     torch.manual_seed(2)
     video = torch.rand(6, 3, 64, 64) * 2 - 1
     write_video(tmp_path / "orig.mp4", video, fps=12)
@@ -223,19 +235,57 @@ def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts
     save_image(tmp_path / "edited.png", edited.permute(2, 0, 1).float() / 127.5 - 1)
     code, out, err = run_cli("edit", "--lia", parts / "lia", "--video", tmp_path / "orig.mp4",
                              "--edited-first-frame", tmp_path / "edited.png", "--out", tmp_path / "edit.mp4",
-                             "--side-by-side", "--device", "cpu")
+                             "--device", "cpu")
     assert code == 0, err
     info = probe_video(tmp_path / "edit.mp4")
-    assert info.frames == 6 and info.fps == 12 and info.width > 3 * 64
+    assert info.frames == 6 and info.fps == 12
+    written = torch.from_numpy(VideoReader(tmp_path / "edit.mp4").read(range(6))).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    animator = load_component("animator", parts / "lia").eval()
+    frames = frames_to_batch(list(VideoReader(tmp_path / "orig.mp4").read(range(6))), 64, torch.device("cpu"))
+    with torch.no_grad():
+        codes = animator.encode_motion(frames)  # (6, M)
+        on = lambda image, start: animator.render(animator.encode_appearance(image[None]), codes, start_motion=start)  # noqa: E731
+        expected = on(load_image(tmp_path / "edited.png", size=64), codes[:1])
+        not_edited = on(frames[0], codes[:1])
+        absolute = on(load_image(tmp_path / "edited.png", size=64), None)
+    for wrong in (not_edited, absolute):
+        # where the written video lies on the line from a wrong answer (0) to the expected one (1): H.264
+        # smooths the fine differences between them, so it lands at 0.73-0.79 here; a wrong answer at ~0
+        step = expected - wrong
+        position = ((written - wrong) * step).sum() / (step * step).sum()
+        assert 0.5 < position.item() < 1.2, position.item()
+
+    code, out, err = run_cli("edit", "--lia", parts / "lia", "--video", tmp_path / "orig.mp4",
+                             "--edited-first-frame", tmp_path / "edited.png", "--out", tmp_path / "side.mp4",
+                             "--side-by-side", "--device", "cpu")
+    assert code == 0, err
+    assert probe_video(tmp_path / "side.mp4").width > 3 * 64  # edited first frame | original | edited
 
 
 def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
-    """`eval fvd --pipeline` feeds unconditional LEO samples to the detector (scripted stand-in)."""
+    """`eval fvd --pipeline` scores exactly the pipeline's unconditional samples of --gen-seed.
+
+    The expected FVD is computed here from the same pipeline call (seeded generator, two batches of two),
+    the saved-as-uint8 frames, a mean/std-colour stand-in detector and scipy's sqrtm in float64. Replaces
+    ``fvd > 0``: fails if the command ignores --gen-seed or --steps, generates conditionally, measures
+    frames other than the first --frames, drops a batch, or scores real clips twice.
+    """
+    import numpy as np
+    import scipy.linalg
     import torch.nn as nn
 
     class StandInI3D(nn.Module):
         def forward(self, x: torch.Tensor, rescale: bool, resize: bool, return_features: bool) -> torch.Tensor:
-            return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1)  # (B, 6)
+            return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1) / 255.0  # (B, 6)
+
+    def features(videos_uint8: torch.Tensor) -> np.ndarray:  # (B, T, H, W, 3) -> (B, 6) float64
+        x = videos_uint8.double()
+        return torch.cat([x.mean(dim=(1, 2, 3)), x.flatten(1, 3).std(dim=1)], dim=1).numpy() / 255.0
+
+    def fd(a: np.ndarray, b: np.ndarray) -> float:
+        ca, cb = np.cov(a, rowvar=False, ddof=0), np.cov(b, rowvar=False, ddof=0)
+        return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real))
 
     detector = tmp_path / "i3d.pt"
     torch.jit.script(StandInI3D()).save(str(detector))
@@ -243,13 +293,20 @@ def test_eval_fvd_generates_with_a_pipeline(run_cli, parts, tmp_path):
     for k in range(4):
         torch.manual_seed(k)
         write_video(real / f"r{k}.mp4", torch.rand(8, 3, 64, 64) * 2 - 1, fps=10)
-    pipe_dir = tmp_path / "pipe"
-    _pipe(parts).save_pretrained(pipe_dir)
-    code, out, err = run_cli("eval", "fvd", "--real", real, "--pipeline", pipe_dir, "--detector", detector,
-                             "--num-videos", "4", "--frames", "8", "--gen-batch", "2", "--steps", "2", "--device", "cpu")
+    pipe = _pipe(parts)
+    pipe.save_pretrained(tmp_path / "pipe")
+    code, out, err = run_cli("eval", "fvd", "--real", real, "--pipeline", tmp_path / "pipe", "--detector", detector,
+                             "--num-videos", "4", "--frames", "8", "--gen-batch", "2", "--steps", "2",
+                             "--gen-seed", "5", "--device", "cpu")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["num_fake_videos"] == 4 and result["fvd"] > 0
+    g = torch.Generator().manual_seed(5)
+    fake = torch.cat([pipe(None, 8, 2, g, None, 2) for _ in range(2)])  # (4, 8, 3, 64, 64) in [-1, 1]
+    fake = ((fake + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+    real_frames = torch.stack([torch.from_numpy(VideoReader(real / f"r{k}.mp4").read(range(8))) for k in range(4)])
+    assert result["num_fake_videos"] == 4
+    # float32 detector features vs float64 here: ~1e-6 relative on a distance of order 1e-2
+    assert result["fvd"] == pytest.approx(fd(features(real_frames), features(fake)), rel=1e-4)
 
 
 def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
@@ -267,3 +324,92 @@ def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
             raise RuntimeError("crash mid-write")
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary folder left behind
+
+
+# ---- the paper's options (issue 21): the user's sampler/steps reach every model, guidance, absolute rendering
+
+
+def _spy(module, name: str, calls: list) -> None:
+    """Record the arguments of ``module.name`` (then call it)."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append((name, args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+def test_sampler_steps_and_guidance_reach_the_prior_and_the_cddpm(parts):
+    """The user's sampler and steps are used by the start-code prior and the cDDPM too, start_frame_steps
+    overrides steps for the cDDPM only, and guidance_scale reaches the cDDPM. Fails if either start model
+    keeps the pipeline's stored defaults (ddim, 3 steps here) or the guidance scale is dropped."""
+    pipe = _pipe(parts)
+    calls: list = []
+    _spy(pipe.start_code, "sample", calls)
+    _spy(pipe.start_frame, "sample", calls)
+    pipe(None, num_frames=3, num_videos=1, generator=torch.Generator().manual_seed(0), sampler="ddpm", steps=2,
+         guidance_scale=2.5)
+    (_, prior_args, _), (_, frame_args, _) = calls
+    assert prior_args[1:3] == ("ddpm", 2)
+    assert frame_args[1:4] == ("ddpm", 2, 2.5)
+    calls.clear()
+    pipe(None, num_frames=3, generator=torch.Generator().manual_seed(0), steps=2, start_frame_steps=4)
+    assert calls[0][1][1:3] == ("ddim", 2) and calls[1][1][1:4] == ("ddim", 4, 1.0)
+    calls.clear()
+    pipe(None, num_frames=3, generator=torch.Generator().manual_seed(0))  # nothing given: the stored defaults
+    assert calls[0][1][1:3] == ("ddim", 3) and calls[1][1][1:4] == ("ddim", 3, 1.0)
+
+
+def test_guidance_scale_changes_the_start_frame_only_where_the_model_allows_it(parts):
+    """A guided start frame differs from the unguided one with the same seed (the scale is used), and a
+    cDDPM trained without condition dropout refuses a scale other than 1 with one line."""
+    pipe = _pipe(parts)
+    kw = dict(num_frames=2, steps=2)
+    plain = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    guided = pipe(None, generator=torch.Generator().manual_seed(0), guidance_scale=4.0, **kw)
+    assert not torch.allclose(plain[:, 0], guided[:, 0], atol=1e-3)
+    pipe.start_frame.unet.register_to_config(cond_dropout=0.0)
+    try:
+        with pytest.raises(InputError, match="cond_dropout"):
+            pipe(None, generator=torch.Generator().manual_seed(0), guidance_scale=4.0, **kw)
+    finally:
+        pipe.start_frame.unet.register_to_config(cond_dropout=0.1)
+
+
+def test_absolute_rendering(parts, source_image):
+    """``rendering="absolute"`` renders the sampled codes themselves (no start code), ``relative`` renders
+    them relative to α₁; from a real image, where α₁ = E(x₁), both give the same video. Fails if the
+    option is ignored or inverted."""
+    from leo_video.media.image import load_image
+
+    pipe = _pipe(parts)
+    calls: list = []
+    _spy(pipe.animator, "render", calls)
+    kw = dict(num_frames=3, steps=2)
+    absolute = pipe(None, generator=torch.Generator().manual_seed(0), rendering="absolute", **kw)
+    assert [c[2]["start_motion"] for c in calls] == [None]
+    calls.clear()
+    relative = pipe(None, generator=torch.Generator().manual_seed(0), **kw)
+    assert calls[0][2]["start_motion"] is not None
+    assert not torch.allclose(absolute, relative, atol=1e-4)  # E(x₁) of a cDDPM frame is not the sampled α₁
+    image = load_image(source_image, size=64)
+    a = pipe(image, generator=torch.Generator().manual_seed(0), rendering="absolute", **kw)
+    r = pipe(image, generator=torch.Generator().manual_seed(0), **kw)
+    torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)  # float32 renders of w + Qα vs w + Q(α − α₁) + Qα₁
+    with pytest.raises(InputError, match="rendering"):
+        pipe(image, rendering="sideways", **kw)
+
+
+def test_generate_guidance_scale_flag(run_cli, parts, tmp_path):
+    """`generate --guidance-scale` reaches the cDDPM: another scale, another start frame (same seed)."""
+    pipe_dir = tmp_path / "pipe"
+    _pipe(parts).save_pretrained(pipe_dir)
+    outs = []
+    for scale in ("1", "4"):
+        out = tmp_path / f"g{scale}.gif"
+        code, _, err = run_cli("generate", "--pipeline", pipe_dir, "--frames", "2", "--steps", "2",
+                               "--guidance-scale", scale, "--out", out, "--device", "cpu")
+        assert code == 0, err
+        outs.append(VideoReader(out).read([0])[0].astype(float))
+    assert abs(outs[0] - outs[1]).mean() > 1.0  # in 0..255 levels

@@ -109,6 +109,16 @@ def test_generate_without_image_is_unconditional_or_says_why(ctx, pipe):
         handlers.generate(lia_only, upload_image(ctx), 5, 0, "ddim", 2)
 
 
+def test_generate_guidance_scale_reaches_the_start_frame(ctx):
+    """The UI's guidance scale changes the unconditional start frame (same seed) and is range-checked."""
+    plain = handlers.generate(ctx, None, 2, 3, "ddim", 2)
+    guided = handlers.generate(ctx, None, 2, 3, "ddim", 2, 4.0)
+    first = [VideoReader(r.video).read([0])[0].astype(float) for r in (plain, guided)]
+    assert abs(first[0] - first[1]).mean() > 1.0  # 0..255 levels
+    with pytest.raises(InputError, match="^guidance scale:"):
+        handlers.generate(ctx, None, 2, 3, "ddim", 2, 99.0)
+
+
 @pytest.mark.parametrize("frames, seed, sampler, steps, message", [
     (129, 0, "ddim", 3, "^frames: 129 is outside 1..128"),
     (0, 0, "ddim", 3, "^frames:"),
@@ -424,7 +434,7 @@ def test_served_app_refuses_forged_paths_and_big_uploads_and_listens_on_loopback
     for forged in ("/etc/passwd", str(ctx.upload_dirs[0]) + "/../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd"):
         status, body = http(f"{base}/gradio_api/file={forged}")
         assert status in (403, 404) and "root:" not in body
-        event, data = call_api(base, "generate", [{"path": forged, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2])
+        event, data = call_api(base, "generate", [{"path": forged, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2, 1.0])
         assert event == "error" and "root:" not in data
     assert not calls  # the handler never saw a forged path
     status, text = http(f"{base}/gradio_api/upload", *multipart("big.png", b"\x89PNG" + b"0" * (2 * 1024 * 1024)))
@@ -432,10 +442,10 @@ def test_served_app_refuses_forged_paths_and_big_uploads_and_listens_on_loopback
     # a real upload goes through; an out-of-range setting comes back as a one-line message
     status, text = http(f"{base}/gradio_api/upload", *multipart("person.png", Path(upload_image(ctx)).read_bytes()))
     uploaded = json.loads(text)[0]
-    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2])
+    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 4, 0, "ddim", 2, 1.0])
     assert event == "complete" and len(calls) == 1
     assert probe_video(json.loads(data)[0]["path"]).frames == 4
-    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 500, 0, "ddim", 2])
+    event, data = call_api(base, "generate", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, 500, 0, "ddim", 2, 1.0])
     message = json.loads(data)["error"]  # Gradio's slider check answers before the handler's own
     assert event == "error" and "500" in message and "128" in message and "\n" not in message and len(calls) == 1
 
@@ -452,7 +462,7 @@ def test_served_app_runs_concurrent_users_one_at_a_time(served):
     status, text = http(f"{base}/gradio_api/upload", *multipart("person.png", Path(upload_image(ctx)).read_bytes()))
     image = {"path": json.loads(text)[0], "meta": {"_type": "gradio.FileData"}}
     events = []
-    users = [threading.Thread(target=lambda: events.append(call_api(base, "generate", [image, 24, 0, "ddim", 3])[0]))
+    users = [threading.Thread(target=lambda: events.append(call_api(base, "generate", [image, 24, 0, "ddim", 3, 1.0])[0]))
              for _ in range(3)]
     for user in users:
         user.start()

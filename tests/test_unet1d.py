@@ -46,12 +46,25 @@ def test_unet_output_is_zero_at_init():
     assert torch.count_nonzero(out) == 0
 
 
-def test_unet_padding_does_not_leak_future_lengths():
-    # the same input gives the same output whether or not the batch is evaluated alone
+@pytest.mark.parametrize("length", [5, 11, 13])
+def test_unet_pads_at_the_end_by_replicating_and_crops_back(length):
+    """An odd length is computed as the replicate-padded multiple-of-4 input, cropped to the first L positions.
+
+    Fails if the padding used zeros (or reflection), went at the front, or the crop kept the wrong end.
+    """
+    import torch.nn.functional as F
+
     model = TemporalUNet1D(**TINY).eval()
     _randomize_output(model)
-    x = torch.randn(4, 5, 11)
-    torch.testing.assert_close(model(x, 5)[1:2], model(x[1:2], 5))
+    assert model.length_multiple == 4
+    x = torch.randn(2, 5, length)
+    padded = F.pad(x, (0, (-length) % 4), mode="replicate")
+    assert padded.shape[-1] != length  # the case under test really pads
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, 5), model(padded, 5)[..., :length])
+        # and the choice matters: a zero-padded input gives another result
+        zero = F.pad(x, (0, (-length) % 4))
+        assert not torch.allclose(model(x, 5), model(zero, 5)[..., :length], atol=1e-4)
 
 
 @pytest.mark.parametrize("name", list(UNET1D_PRESETS))

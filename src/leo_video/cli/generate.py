@@ -33,7 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-videos", type=int, default=1, help="videos to generate (OUT_000.mp4, ... when > 1)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same video (default 0)")
     add_sampler_arg(p, None, "default: the pipeline's (ddim)")
-    add_steps_arg(p, None, "denoising steps, at least 1 (default: the pipeline's, 50)")
+    add_steps_arg(p, None, "denoising steps of cLMDM, the start-code prior and the cDDPM, at least 1 "
+                           "(default: the pipeline's, 50)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="the cDDPM's classifier-free guidance scale for unconditional start frames "
+                        "(1: none, >1 follows the start code more; default: the pipeline's, 1)")
+    p.add_argument("--rendering", choices=("relative", "absolute"), default=None,
+                   help="render frames relative to the start code (default) or from the sampled codes directly")
     p.add_argument("--fps", type=float, default=None,
                    help="output frame rate (default: the --motion-from clip's, else the pipeline's)")
     p.add_argument("--out", required=True, help="output .mp4 or .gif")
@@ -78,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     fps = args.fps or motion_fps or pipe.defaults.fps  # --motion-from keeps the driving clip's rate
     videos = f"{args.num_videos} videos x " if args.num_videos > 1 else ""
     progress_note(f"generate: {videos}{frames:,} frames ({format_seconds(frames / fps)} of video at {fps:g} fps)")
-    options = GenerateOptions(image, frames, args.num_videos, args.seed, args.sampler, args.steps, motion, fps, dtype)
+    options = GenerateOptions(image, frames, args.num_videos, args.seed, args.sampler, args.steps, motion, fps, dtype,
+                              guidance_scale=args.guidance_scale, rendering=args.rendering)
     try:
         estimate = TimeEstimate("generate", frames)
         write_generated(pipe, outs, options, on_chunk=lambda chunk: estimate.update(chunk.shape[1]))

@@ -15,6 +15,10 @@ own per-dimension std, ``m̂ = m / σ_m`` (no shift, so "no motion" stays 0, and
 residuals get unit scale instead of vanishing under the noise). The denoiser input is
 ``[α̂_1, α̂_1 + m̂_t]``, and the output is mapped back exactly: ``α_i = α_1 + σ_m · m̂_0,i``; the first
 code of a sample is the given α₁ bit for bit. The ablation normalises the whole sequence with (μ, σ).
+
+**LMC in one scale** (``lmc_scale="common"``, the paper's form): residuals are scaled by the codes' own σ,
+``m̂ = m / σ``, so ``α̂_1 + m̂_t`` is exactly the normalised code ``(α_i − μ) / σ`` the paper adds; small
+motions (σ_m ≪ σ) then diffuse at small scale. ``lmc_scale="residual"`` (σ_m, above) is ours.
 Statistics come from the training codes (``data.motion_codes.compute_code_stats`` /
 ``compute_residual_stats``) and live in buffers, saved with the weights.
 """
@@ -65,6 +69,7 @@ class MotionDiffusion(CodeDiffusion):
         motion_dim: M.
         sequence_length: training clip length L (default chunk length for long generation).
         use_lmc: the Linear Motion Condition (True) or the no-LMC ablation (False).
+        lmc_scale: ``residual`` (m scaled by its own σ_m, ours) or ``common`` (by the codes' σ, the paper's).
         unet_config: keyword arguments of :class:`TemporalUNet1D` (channels are set to M).
         scheduler_config: the noise schedule (:func:`~leo_video.diffusion.schedulers.scheduler_config`).
 
@@ -79,10 +84,13 @@ class MotionDiffusion(CodeDiffusion):
         use_lmc: bool = True,
         unet_config: dict | None = None,
         scheduler_config: dict | None = None,
+        lmc_scale: str = "residual",
     ):
         super().__init__()
         if sequence_length < 2:
             raise ConfigError(f"sequence_length: must be >= 2, got {sequence_length}")
+        if lmc_scale not in ("residual", "common"):
+            raise ConfigError(f"lmc_scale {lmc_scale!r}: choose residual or common")
         if unet_config is None:  # record defaults so that the saved folder is self-describing
             self.register_to_config(unet_config=dict(UNET1D_PRESETS["small"]))
         if scheduler_config is None:
@@ -93,13 +101,19 @@ class MotionDiffusion(CodeDiffusion):
 
     @classmethod
     def from_preset(cls, preset: str, motion_dim: int = 20, sequence_length: int = 16, use_lmc: bool = True,
-                    **schedule) -> "MotionDiffusion":
+                    lmc_scale: str = "residual", **schedule) -> "MotionDiffusion":
         """A fresh model with the U-Net preset ``tiny``/``small``/``base``; ``schedule`` goes to scheduler_config."""
         if preset not in UNET1D_PRESETS:
             raise ConfigError(f"lmdm preset {preset!r}: choose one of {', '.join(UNET1D_PRESETS)}")
         # keyword arguments: diffusers' register_to_config records positional ones as "defaults"
         return cls(motion_dim=motion_dim, sequence_length=sequence_length, use_lmc=use_lmc,
-                   unet_config=dict(UNET1D_PRESETS[preset]), scheduler_config=schedulers.scheduler_config(**schedule))
+                   unet_config=dict(UNET1D_PRESETS[preset]), scheduler_config=schedulers.scheduler_config(**schedule),
+                   lmc_scale=lmc_scale)
+
+    @property
+    def residual_scale(self) -> torch.Tensor:
+        """The per-dimension scale of the diffused residuals m̂ = m / scale, (M,): σ_m or, in one scale, σ."""
+        return self.code_std if self.config.get("lmc_scale", "residual") == "common" else self.residual_std
 
     # ---- the denoiser under LMC / without LMC
     def residual_eps(self, alpha1_hat: torch.Tensor, m_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -122,7 +136,7 @@ class MotionDiffusion(CodeDiffusion):
         codes = self._check_codes(codes).to(device=self.device, dtype=self.dtype)
         if self.config.use_lmc:
             alpha1, m = split_codes(codes)  # (B, M), (B, L-1, M)
-            m_t, t, target = self._noised(m / self.residual_std, generator)  # only m is noised
+            m_t, t, target = self._noised(m / self.residual_scale, generator)  # only m is noised
             pred = self.residual_eps(self._normalize(alpha1), m_t, t)  # α₁ stays clean
         else:
             a_t, t, target = self._noised(self._normalize(codes), generator)  # the whole a is noised
@@ -164,7 +178,7 @@ class MotionDiffusion(CodeDiffusion):
         if self.config.use_lmc:
             a1_hat = self._normalize(alpha1)  # (B, M)
             m_hat = denoise(lambda m_t, t: self.residual_eps(a1_hat, m_t, t), (B, L - 1, M), **kw)
-            return merge_codes(alpha1, m_hat * self.residual_std)  # (B, L, M), first code = α₁ exactly
+            return merge_codes(alpha1, m_hat * self.residual_scale)  # (B, L, M), first code = α₁ exactly
 
         model_fn = lambda a_t, t: self.sequence_eps(a_t, t)  # noqa: E731
         if alpha1 is not None:

@@ -45,10 +45,17 @@ def scheduler_config(
     beta_start: float = 1e-4,
     beta_end: float = 0.02,
     timestep_spacing: str = "leading",
+    clip_sample_range: float | None = None,
+    zero_terminal_snr: bool = False,
 ) -> dict:
     """The shared schedule config (a plain JSON-able dict) that every sampler is built from.
 
-    ``clip_sample`` is off: normalised motion codes are not confined to [-1, 1].
+    ``clip_sample`` is off unless ``clip_sample_range`` r is given: then DDPM and DDIM clip the predicted
+    x̂₀ to [−r, r] at every step (diffusers' ``clip_sample``; DPM-Solver++ has no such option and ignores
+    it). Normalised motion codes are not confined to [-1, 1], so r is in normalised units: the range of
+    the training codes after normalisation. ``zero_terminal_snr`` rescales the betas so that ᾱ_T = 0
+    (Lin et al. 2024, diffusers' ``rescale_betas_zero_snr``); ε is undefined there, so it needs
+    ``v_prediction`` and sampling from t = T − 1 (``trailing`` spacing, which it sets).
 
     Defaults (cosine betas, ``leading`` spacing, ε-prediction as in the paper) were chosen on a toy
     linear-motion problem (tiny U-Net, 600 Adam steps, 25 sampling steps): DDIM's deviation from
@@ -65,15 +72,24 @@ def scheduler_config(
         raise ConfigError(f"timestep_spacing {timestep_spacing!r}: choose linspace, leading or trailing")
     if num_train_timesteps < 2:
         raise ConfigError(f"num_train_timesteps: must be >= 2, got {num_train_timesteps}")
-    return dict(
+    if clip_sample_range is not None and not clip_sample_range > 0:
+        raise ConfigError(f"clip_sample_range: must be > 0, got {clip_sample_range}")
+    if zero_terminal_snr and prediction_type != "v_prediction":
+        raise ConfigError("zero_terminal_snr: needs prediction_type v_prediction (ε is undefined at SNR 0)")
+    config = dict(
         num_train_timesteps=int(num_train_timesteps),
         beta_schedule=beta_schedule,
         beta_start=float(beta_start),
         beta_end=float(beta_end),
         prediction_type=prediction_type,
-        clip_sample=False,
-        timestep_spacing=timestep_spacing,
+        clip_sample=clip_sample_range is not None,
+        timestep_spacing="trailing" if zero_terminal_snr else timestep_spacing,
     )
+    if clip_sample_range is not None:
+        config["clip_sample_range"] = float(clip_sample_range)
+    if zero_terminal_snr:
+        config["rescale_betas_zero_snr"] = True
+    return config
 
 
 def make_scheduler(

@@ -43,7 +43,7 @@ class StartCodePrior(CodeDiffusion):
                    scheduler_config=schedulers.scheduler_config(**schedule))
 
     def training_loss(self, alpha1: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """ε-prediction MSE over start codes ``alpha1 (B, M)`` (frames of any video serve as samples)."""
+        """The MSE to the schedule's target (ε, or v) over start codes ``alpha1 (B, M)``."""
         if alpha1.ndim != 2 or alpha1.shape[-1] != self.config.motion_dim:
             raise InputError(f"alpha1: expected (B, {self.config.motion_dim}), got {tuple(alpha1.shape)}")
         x0 = self._normalize(alpha1.to(device=self.device, dtype=self.dtype))  # (B, M)

@@ -19,7 +19,9 @@ class GenerateOptions:
     """One generation: ``num_videos`` videos of ``num_frames`` frames from ``image`` (3, S, S) in [-1, 1]
     (None: unconditional), or driven by the given ``motion`` (T, M) instead of sampled motion.
 
-    ``sampler`` / ``steps``: None means the pipeline's defaults; ``dtype``: the autocast compute dtype.
+    ``sampler`` / ``steps`` (of every diffusion model), ``guidance_scale`` (the cDDPM's classifier-free
+    guidance), ``rendering`` (``relative`` / ``absolute``): None means the pipeline's defaults; ``dtype``: the
+    autocast compute dtype.
     """
 
     image: torch.Tensor | None = None
@@ -31,6 +33,8 @@ class GenerateOptions:
     motion: torch.Tensor | None = None
     fps: float = 25.0
     dtype: torch.dtype = torch.float32
+    guidance_scale: float | None = None
+    rendering: str | None = None
 
 
 def write_generated(pipe, outs: Sequence[str | os.PathLike], options: GenerateOptions,
@@ -43,7 +47,8 @@ def write_generated(pipe, outs: Sequence[str | os.PathLike], options: GenerateOp
     """
     generator = torch.Generator(device="cpu").manual_seed(options.seed)
     stream = pipe.stream(options.image, options.num_frames, options.num_videos, generator, options.sampler,
-                         options.steps, options.motion)
+                         options.steps, options.motion, guidance_scale=options.guidance_scale,
+                         rendering=options.rendering)
     with contextlib.ExitStack() as stack, progress_bar(options.num_frames, "generate", show=show_progress) as bar:
         writers = [stack.enter_context(VideoWriter(out, fps=options.fps)) for out in outs]
         with autocast(pipe.device, options.dtype):

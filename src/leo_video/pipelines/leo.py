@@ -5,9 +5,11 @@ codes α₁ … α_T chunk by chunk (autoregressively, any length); the frozen a
 from x₁ and its code. With ``image=None`` LEO is fully unconditional: α₁ ~ p(α₁) (the start-code prior)
 and x₁ from the cDDPM given α₁ (LEO_METHOD.md, "The start frame", option 2).
 
-Frames are rendered *relative to α₁*: the latent of frame i is ``w(x₁) + Q(α_i − α₁) + Q E(x₁)``
+Frames are rendered *relative to α₁* by default: the latent of frame i is ``w(x₁) + Q(α_i − α₁) + Q E(x₁)``
 (LIA's relative mode). For a real start image α₁ = E(x₁) and this is exactly ``w + Qα_i``; for a
 cDDPM start frame it keeps frame 1 equal to x₁ even where E(x₁) and the sampled α₁ differ slightly.
+``rendering="absolute"`` renders ``w(x₁) + Qα_i`` instead (LEO_METHOD.md's ``x_i = T(x₁, G(α_i))`` read
+literally: the sampled codes themselves, also for frame 1); for a real start image both agree.
 
 One name per part, the same for the attribute, the constructor argument, the ``model_index.json`` key and
 the saved folder (:meth:`LEOPipeline.save_pretrained`, diffusers' layout, no pickle)::
@@ -61,6 +63,8 @@ class GenerationDefaults:
     steps: int = 50
     start_frame_steps: int = 50
     fps: float = 25.0
+    guidance_scale: float = 1.0  # the cDDPM's classifier-free guidance (1: the conditional model alone)
+    rendering: str = "relative"  # unconditional frames relative to α₁ (see the module docstring) or "absolute"
 
 
 class LEOPipeline(DiffusionPipeline):
@@ -159,8 +163,14 @@ class LEOPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def start(self, image: torch.Tensor | None, num_videos: int, generator: torch.Generator | None,
-              start_frame_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start frames and codes: ``(x₁ (B, 3, S, S), α₁ (B, M))``, from an image or unconditionally."""
+              start_frame_steps: int | None = None, sampler: str | None = None, steps: int | None = None,
+              guidance_scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start frames and codes: ``(x₁ (B, 3, S, S), α₁ (B, M))``, from an image or unconditionally.
+
+        Unconditionally, α₁ comes from the start-code prior with ``sampler`` / ``steps`` and x₁ from the
+        cDDPM with ``sampler``, ``start_frame_steps`` (else ``steps``) and ``guidance_scale``; each
+        argument left None takes the pipeline's default.
+        """
         if image is not None:
             x1 = image if image.ndim == 4 else image.unsqueeze(0)  # (b, 3, S, S)
             x1 = x1.to(self.device, torch.float32)
@@ -174,9 +184,12 @@ class LEOPipeline(DiffusionPipeline):
             raise InputError(f"unconditional generation needs a start-code prior and a cDDPM; this pipeline has no {absent}"
                              " (give a start image instead)")
         defaults = self.defaults
-        alpha1 = self.start_code.sample(num_videos, defaults.sampler, defaults.steps, generator)  # (B, M)
-        steps = defaults.start_frame_steps if start_frame_steps is None else start_frame_steps
-        x1 = self.start_frame.sample(alpha1, defaults.sampler, steps, generator=generator)  # (B, 3, s, s)
+        sampler = sampler or defaults.sampler
+        frame_steps = start_frame_steps if start_frame_steps is not None else steps
+        frame_steps = defaults.start_frame_steps if frame_steps is None else frame_steps
+        scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        alpha1 = self.start_code.sample(num_videos, sampler, defaults.steps if steps is None else steps, generator)  # (B, M)
+        x1 = self.start_frame.sample(alpha1, sampler, frame_steps, scale, generator=generator)  # (B, 3, s, s)
         if x1.shape[-1] != self.size:
             x1 = F.interpolate(x1, size=(self.size, self.size), mode="bicubic", antialias=True, align_corners=False)
         return x1.clamp(-1, 1), alpha1
@@ -184,19 +197,28 @@ class LEOPipeline(DiffusionPipeline):
     @torch.no_grad()
     def stream(self, image: torch.Tensor | None = None, num_frames: int = 64, num_videos: int = 1,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-               motion: torch.Tensor | None = None, start_frame_steps: int | None = None) -> Iterator[torch.Tensor]:
+               motion: torch.Tensor | None = None, start_frame_steps: int | None = None,
+               guidance_scale: float | None = None, rendering: str | None = None) -> Iterator[torch.Tensor]:
         """Yield frame chunks ``(B, n, 3, S, S)`` in [-1, 1] until ``num_frames`` per video.
 
         image: start image (3, S, S) or (B, 3, S, S) in [-1, 1], or None (unconditional).
+        sampler, steps: of every diffusion model (cLMDM, start-code prior, cDDPM; ``start_frame_steps``
+        overrides ``steps`` for the cDDPM). guidance_scale: the cDDPM's classifier-free guidance.
         motion: optional code sequence (T, M) to use instead of sampling it with the motion model (the same
         movement on another person); rendered relative to its own first code.
+        rendering: ``relative`` (to α₁) or ``absolute`` (see the module docstring); None: the default.
         """
+        user_steps = steps
         sampler = sampler or self.defaults.sampler
         steps = self.defaults.steps if steps is None else steps  # 0 is refused, never read as "the default"
+        rendering = rendering or self.defaults.rendering
+        if rendering not in ("relative", "absolute"):
+            raise InputError(f"rendering {rendering!r}: choose relative or absolute")
         for name, value in (("steps", steps), ("start_frame_steps", start_frame_steps)):
             if value is not None and value < 1:
                 raise InputError(f"{name} {value}: must be at least 1")
-        x1, alpha1 = self.start(image, num_videos, generator, start_frame_steps)  # (B, 3, S, S), (B, M)
+        x1, alpha1 = self.start(image, num_videos, generator, start_frame_steps, sampler, user_steps,
+                                guidance_scale)  # (B, 3, S, S), (B, M)
         appearances = [self._appearance(x1[b : b + 1]) for b in range(len(x1))]
         if motion is not None:
             chunks, anchor = self._given_motion(motion, num_frames, len(x1)), motion[:1].to(alpha1)
@@ -205,7 +227,8 @@ class LEOPipeline(DiffusionPipeline):
             anchor = alpha1
         for codes in chunks:  # (B, n, M)
             frames = torch.stack([
-                self.animator.render(appearances[b], codes[b].to(self.device), start_motion=anchor[b % len(anchor)])
+                self.animator.render(appearances[b], codes[b].to(self.device),
+                                     start_motion=anchor[b % len(anchor)] if rendering == "relative" else None)
                 for b in range(len(appearances))
             ])  # (B, n, 3, S, S)
             if not torch.isfinite(frames).all():
@@ -214,9 +237,12 @@ class LEOPipeline(DiffusionPipeline):
 
     def __call__(self, image: torch.Tensor | None = None, num_frames: int = 64, num_videos: int = 1,
                  generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-                 motion: torch.Tensor | None = None) -> torch.Tensor:
+                 motion: torch.Tensor | None = None, start_frame_steps: int | None = None,
+                 guidance_scale: float | None = None, rendering: str | None = None) -> torch.Tensor:
         """Generate videos ``(B, T, 3, S, S)`` in [-1, 1] (see :meth:`stream` for the arguments)."""
-        return torch.cat(list(self.stream(image, num_frames, num_videos, generator, sampler, steps, motion)), dim=1)
+        chunks = self.stream(image, num_frames, num_videos, generator, sampler, steps, motion, start_frame_steps,
+                             guidance_scale, rendering)
+        return torch.cat(list(chunks), dim=1)
 
     def _appearance(self, x1: torch.Tensor) -> Appearance:
         return self.animator.encode_appearance(x1)  # batch 1: latent, feature pyramid, E(x₁)

@@ -50,6 +50,8 @@ class AlphaPriorModelConfig:
     preset: Literal["tiny", "demo", "small", "base"] = "small"
     num_train_timesteps: int = param(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    prediction_type: Literal["epsilon", "v_prediction"] = param(
+        "epsilon", doc="what the MLP predicts (v_prediction: far better with DDIM, experiments/README.md)")
 
 
 @register_config("alpha_prior")
@@ -77,7 +79,7 @@ def start_codes(root: str | os.PathLike, which: str = "first", test_fraction: fl
 
 
 class AlphaPriorTask(TrainingTask):
-    """ε-prediction training of :class:`~leo_video.diffusion.motion.StartCodePrior` on single codes (B, M)."""
+    """ε- (or v-) prediction training of :class:`~leo_video.diffusion.start_code.StartCodePrior` on single codes (B, M)."""
 
     def setup(self) -> None:
         from ..diffusion.start_code import StartCodePrior
@@ -86,7 +88,8 @@ class AlphaPriorTask(TrainingTask):
         self.codes = start_codes(cfg.data.root, cfg.data.codes, cfg.data.test_fraction)  # (N, M)
         model = StartCodePrior.from_preset(cfg.model.preset, motion_dim=self.codes.shape[1],
                                        num_train_timesteps=cfg.model.num_train_timesteps,
-                                       beta_schedule=cfg.model.beta_schedule)  # fmt: skip
+                                       beta_schedule=cfg.model.beta_schedule,
+                                       prediction_type=cfg.model.prediction_type)  # fmt: skip
         codes64 = self.codes.double()
         model.set_normalization(codes64.mean(0), codes64.std(0, unbiased=False))
         optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)

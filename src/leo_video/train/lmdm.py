@@ -64,10 +64,16 @@ class LMDMModelConfig:
     attention_levels: list[bool] | None = param(None, doc="override the preset's attention flags per level")
     sequence_length: int = param(16, ge=2, le=4096, doc="L, codes per training clip")
     use_lmc: bool = param(True, doc="Linear Motion Condition (false: the paper's no-LMC ablation)")
+    lmc_scale: Literal["residual", "common"] = param(
+        "residual", doc="residuals scaled by their own std (ours) or by the codes' std, one scale (the paper's)")
     num_train_timesteps: int = param(1000, ge=2)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = param(
         "epsilon", doc="what the U-Net predicts; epsilon is the paper's (see experiments/README.md)")
+    clip_sample_range: float | None = param(
+        None, gt=0.0, doc="DDPM/DDIM clip the predicted x0 to [-r, r] in normalised units (null: off); "
+                          "set it to the largest normalised training residual")
+    zero_terminal_snr: bool = param(False, doc="rescale the betas to zero terminal SNR (needs v_prediction)")
 
 
 @dataclasses.dataclass
@@ -98,6 +104,8 @@ class LMDMConfig:
                 return "model.attention_levels: needs one flag per model.block_channels level"
         if self.sample.steps > m.num_train_timesteps:
             return "sample.steps: more than model.num_train_timesteps"
+        if m.zero_terminal_snr and m.prediction_type != "v_prediction":
+            return "model.zero_terminal_snr: needs model.prediction_type v_prediction (epsilon is undefined at SNR 0)"
         return None
 
 
@@ -150,8 +158,10 @@ class LMDMTask(TrainingTask):
         store = MotionCodeStore(cfg.data.root)
         model = MotionDiffusion(
             motion_dim=store.motion_dim, sequence_length=m.sequence_length, use_lmc=m.use_lmc,
-            unet_config=unet_kwargs(m),
-            scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule, m.prediction_type),
+            unet_config=unet_kwargs(m), lmc_scale=m.lmc_scale,
+            scheduler_config=scheduler_config(m.num_train_timesteps, m.beta_schedule, m.prediction_type,
+                                              clip_sample_range=m.clip_sample_range,
+                                              zero_terminal_snr=m.zero_terminal_snr),
         )  # fmt: skip
         model.set_normalization(**code_normalization(store, m.sequence_length, cfg.data.frame_stride, names))
         optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)

@@ -124,18 +124,21 @@ def _generate_tab(ctx: AppContext, examples: handlers.Examples) -> None:
             defaults = models.pipeline.defaults
             sampler = gr.Dropdown(list(handlers.SAMPLERS), value=defaults.sampler, label="sampler")
             steps = gr.Slider(1, handlers.MAX_STEPS, value=defaults.steps, step=1, label="denoising steps")
+            guidance = gr.Slider(0, handlers.MAX_GUIDANCE, value=defaults.guidance_scale, step=0.5,
+                                 label="start-frame guidance scale (unconditional)",
+                                 visible=models.can_generate_unconditional)
             button = gr.Button("Generate", variant="primary")
         with gr.Column():
             video = gr.Video(label="generated video", interactive=False, autoplay=True, loop=True, height=420)
             strip = gr.Image(label="frames", interactive=False, type="filepath")
 
     @shown_in_page
-    def run(image, frames, seed, sampler, steps, progress=gr.Progress()):
-        result = handlers.generate(ctx, image, frames, seed, sampler, steps,
+    def run(image, frames, seed, sampler, steps, guidance_scale, progress=gr.Progress()):
+        result = handlers.generate(ctx, image, frames, seed, sampler, steps, guidance_scale,
                                    progress=lambda f, desc: progress(f, desc=desc), note=gr.Warning)
         return str(result.video), str(result.strip)
 
-    button.click(run, [image, frames, seed, sampler, steps], [video, strip], **MODEL_EVENT,
+    button.click(run, [image, frames, seed, sampler, steps, guidance], [video, strip], **MODEL_EVENT,
                  api_name="generate")
 
 

@@ -34,6 +34,7 @@ from .validation import UploadLimits, check_image, check_video
 ProgressFn = Callable[[float, str], None]
 STRIP_FRAMES = 8  # frames in the strip under the generated video
 MAX_STEPS = 200  # denoising steps a web user may ask for
+MAX_GUIDANCE = 20.0  # classifier-free guidance scale a web user may ask for
 MOTION_RANGE = 3.0  # slider range of each motion magnitude, as `leo-video manipulate`'s default
 BATCH_FRAMES = 16  # frames encoded and rendered per batch in Animate and Edit
 OUTPUT_MAX_AGE_S = 3600  # outputs are kept an hour (Gradio's cache copy: same, via Blocks(delete_cache))
@@ -154,10 +155,12 @@ class GenerateResult:
 
 
 def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler: str, steps: int,
-             progress: ProgressFn = _no_progress, note: Callable[[str], None] = _no_note) -> GenerateResult:
+             guidance_scale: float | None = None, progress: ProgressFn = _no_progress,
+             note: Callable[[str], None] = _no_note) -> GenerateResult:
     """LEO generation (LEOPipeline.stream): from an uploaded start image, or unconditionally when ``image`` is None.
 
     Writes a ``frames``-frame mp4 (S x S) and a strip of 8 of its frames; ``seed`` fixes the motion.
+    ``guidance_scale`` is the cDDPM's classifier-free guidance (unconditional only; None: the pipeline's).
     """
     pipe = ctx.models.pipeline
     if pipe is None:
@@ -167,6 +170,8 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
     seed = _int_in_range(seed, 0, 2**31 - 1, "seed")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler: {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if guidance_scale is not None and not 0.0 <= float(guidance_scale) <= MAX_GUIDANCE:
+        raise InputError(f"guidance scale: {guidance_scale}; must be in [0, {MAX_GUIDANCE:g}]")
     if image is None and not ctx.models.can_generate_unconditional:
         raise InputError("start image: missing (this model has no cDDPM for unconditional generation; upload an image)")
     start = None if image is None else load_image(check_image(image, "start image", ctx.limits, ctx.roots), pipe.size)
@@ -180,7 +185,8 @@ def generate(ctx: AppContext, image: str | None, frames: int, seed: int, sampler
         progress(done / frames, f"frame {done}/{frames}")
 
     progress(0.0, "sampling motion")
-    options = GenerateOptions(start, frames, 1, seed, sampler, steps, fps=pipe.defaults.fps, dtype=ctx.dtype)
+    options = GenerateOptions(start, frames, 1, seed, sampler, steps, fps=pipe.defaults.fps, dtype=ctx.dtype,
+                              guidance_scale=guidance_scale)
     write_generated(pipe, [out], options, on_chunk=keep, show_progress=False)  # the same loop as `leo-video generate`
     strip = save_image(ctx.new_output("strip", ".png"), contact_sheet([np.concatenate(pixels)], STRIP_FRAMES))
     return GenerateResult(out, strip)
