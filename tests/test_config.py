@@ -199,3 +199,15 @@ def test_recipe_bundles_for_train_demo_sh_are_valid(bundle):
     assert cddpm.model.sample_size == lia.model.size  # the start frame is drawn at the animator's size
     assert lia.loss.gan_weight == 0.0 and lia.loss.perceptual_weight == 0.0  # trainable without downloads
     assert lmdm.model.use_lmc and lmdm.model.prediction_type == "v_prediction"
+
+
+def test_augment_config_is_one_class_for_the_dataset_and_the_config():
+    """The LIA config's data.augment section is the dataset's AugmentConfig, validated the same way."""
+    from leo_video.config import validate
+    from leo_video.data.video_dataset import AugmentConfig
+
+    assert type(resolve_config("lia", "taichi256").data.augment) is AugmentConfig
+    with pytest.raises(ConfigError, match=r"^augment: hue = 0\.7 is out of range \(must be <= 0\.5\)$"):
+        validate(AugmentConfig(hue=0.7), source="augment")
+    with pytest.raises(ConfigError, match=r"^augment: crop_scale = \[0\.9, 0\.8\] must be \[min, max\] with min <= max$"):
+        validate(AugmentConfig(crop_scale=(0.9, 0.8)), source="augment")
