@@ -208,7 +208,8 @@ def release_memory() -> None:
 
 
 def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device, adam: str) -> TrainingTask:
-    from leo_video.train.common import AdamWConfig, adamw_with_warmup
+    from leo_video.configs import AdamWConfig
+    from leo_video.train.common import adamw_with_warmup
 
     config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision]["train.mixed_precision"],
                                               cpu=device.type == "cpu", optimizer_impl=adam))

@@ -224,3 +224,15 @@ def test_paper_alpha_prior_presets_use_v_prediction(preset):
 
     assert resolve_config("alpha_prior", preset).model.prediction_type == "v_prediction"
     assert "issue 21" in (preset_dir("alpha_prior") / f"{preset}.yaml").read_text()
+
+
+def test_augment_config_is_one_class_for_the_dataset_and_the_config():
+    """The LIA config's data.augment section is the dataset's AugmentConfig, validated the same way."""
+    from leo_video.config import validate
+    from leo_video.data.video_dataset import AugmentConfig
+
+    assert type(resolve_config("lia", "taichi256").data.augment) is AugmentConfig
+    with pytest.raises(ConfigError, match=r"^augment: hue = 0\.7 is out of range \(must be <= 0\.5\)$"):
+        validate(AugmentConfig(hue=0.7), source="augment")
+    with pytest.raises(ConfigError, match=r"^augment: crop_scale = \[0\.9, 0\.8\] must be \[min, max\] with min <= max$"):
+        validate(AugmentConfig(crop_scale=(0.9, 0.8)), source="augment")

@@ -12,11 +12,15 @@ Ranges and choices live in field metadata (:func:`param`), so one walk validates
   tags such as ``!!python/object`` are refused) and overlaid on the dataclass defaults.
 * Unknown keys, wrong types and out-of-range values raise :class:`~leo_video.errors.ConfigError`
   with one line naming the file (or the ``--set`` argument) and the dotted key.
-* Schemas live in :mod:`leo_video.configs` (beside the presets) or in a stage's training module,
-  registered with ``@register_config("kind")``; :class:`~leo_video.configs.LoopConfig` is the
-  ``train`` section every stage shares.
+* Every schema lives in :mod:`leo_video.configs` (beside the presets), registered with
+  ``@register_config("kind")``; :class:`~leo_video.configs.LoopConfig` is the ``train`` section every
+  stage shares.
 * The CLI's ``--config``, ``--set`` and ``--print-config`` (``leo_video.cli._common.add_config_arguments``)
   end in :func:`resolve_config`.
+* Why not OmegaConf structured configs (evaluated with 2.4, issue 20): they read these schemas as they are,
+  but would replace only the coercion and merge functions (144 of 404 lines), not the range checks, the
+  one-line errors naming the file and key (theirs span three lines), ``--set a=1e3`` integers or ``a,b``
+  lists; about 100 lines saved net, for a new dependency.
 """
 
 from __future__ import annotations
@@ -90,19 +94,8 @@ def register_config(kind: str) -> Callable[[type], type]:
 
 
 def config_class(kind: str) -> type:
-    """The dataclass registered for ``kind``.
-
-    Looked up in ``leo_video.configs`` (the schemas shipped with the presets), then in the stage's
-    training module ``leo_video.train.<kind>``, which may register its own schema.
-    """
-    for module in ("leo_video.configs", f"leo_video.train.{kind.replace('-', '_')}"):
-        if kind in _REGISTRY:
-            break
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the module exists but is broken: a programming error
-                raise
+    """The dataclass registered for ``kind`` in :mod:`leo_video.configs`."""
+    importlib.import_module("leo_video.configs")  # registers every schema
     if kind not in _REGISTRY:
         raise ConfigError(f"{kind}: unknown config kind (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[kind]
@@ -203,7 +196,7 @@ def apply_override(cfg: Any, override: str) -> None:
     if _is_dataclass_type(hint):
         raise ConfigError(f"{source}: {key} is a section; set one of its keys ({key}.NAME=VALUE)")
     value = coerce(raw, hint, key, source, from_text=True)
-    for item in value if isinstance(value, list) else [value]:
+    for item in value if isinstance(value, (list, tuple)) else [value]:
         _check_range(item, fields[leaf].metadata, key, source)
     setattr(node, leaf, value)
 
@@ -217,7 +210,7 @@ def validate(cfg: Any, source: str = "<config>", prefix: str = "") -> None:
             validate(value, source, f"{key}.")
             continue
         coerce(value, hints[f.name], key, source)  # type check
-        for item in value if isinstance(value, list) else [value]:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
             _check_range(item, f.metadata, key, source)
     check = getattr(cfg, "cross_check", None)
     if check is not None and not prefix:

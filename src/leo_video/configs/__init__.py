@@ -1,9 +1,11 @@
-"""Config schemas of the presets in this folder (``configs/<kind>/<preset>.yaml``).
+"""Every config schema, in one place, beside the presets of this folder (``configs/<kind>/<preset>.yaml``).
 
 Each stage's config is a ``@dataclass`` of sections registered under its kind with
 :func:`leo_video.config.register_config`; :func:`leo_video.config.resolve_config` loads a preset or
 YAML file into it, applies ``--set`` overrides and validates ranges. :class:`LoopConfig` is the
-``train`` section that every stage shares (it drives :class:`leo_video.train.loop.Trainer`).
+``train`` section that every stage shares (it drives :class:`leo_video.train.loop.Trainer`),
+:class:`AdamWConfig` the ``optim`` section of the three diffusion stages. Kinds: ``lia``, ``lmdm``,
+``alpha_prior``, ``cddpm``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 from typing import Literal
 
 from ..config import param, register_config, section
+from ..data.video_dataset import AugmentConfig
+from ..diffusion.schedulers import SAMPLERS
 
 # --------------------------------------------------------------------------------------------
 # Shared sections
@@ -49,25 +53,20 @@ class LoopConfig:
         "auto", doc="torch's kernel for every stage's Adam/AdamW step; auto: fused on CUDA, foreach elsewhere")
 
 
+@dataclasses.dataclass
+class AdamWConfig:
+    """AdamW with linear warm-up, then constant (the DDPM/ADM recipe); section ``optim``."""
+
+    lr: float = param(1e-4, gt=0.0, le=1.0)
+    beta1: float = param(0.9, ge=0.0, lt=1.0)
+    beta2: float = param(0.999, ge=0.0, lt=1.0)
+    weight_decay: float = param(0.0, ge=0.0)
+    warmup_steps: int = param(1000, ge=0)
+    grad_clip: float = param(1.0, ge=0.0, doc="max gradient norm (0: off)")
+
+
 # --------------------------------------------------------------------------------------------
 # Stage 1: LIA (LEO_METHOD.md, "Stage 1 - Training")
-
-
-@dataclasses.dataclass
-class AugmentSettings:
-    """One random augmentation applied identically to both frames of a pair (or every clip frame);
-    the fields of :class:`leo_video.data.video_dataset.AugmentConfig`. All off by default.
-
-    LIA's released data pipeline: Taichi = random 224/256 crop (``crop_scale: [0.875, 0.875]``) +
-    flip + colour jitter 0.1; TED = flip + jitter 0.1; VoxCeleb = none.
-    """
-
-    crop_scale: list[float] | None = param(None, gt=0.0, le=1.0, doc="[min, max] side fraction of a random square crop")
-    flip: bool = param(False, doc="horizontal flip with probability 0.5")
-    brightness: float = param(0.0, ge=0.0, lt=1.0)
-    contrast: float = param(0.0, ge=0.0, lt=1.0)
-    saturation: float = param(0.0, ge=0.0, lt=1.0)
-    hue: float = param(0.0, ge=0.0, le=0.5, doc="hue rotation in turns drawn from [-hue, hue]")
 
 
 @dataclasses.dataclass
@@ -77,7 +76,7 @@ class LIADataConfig:
     root: str = "data/taichi"
     test_root: str | None = param(None, doc="test split for periodic reconstruction eval")
     repeats: int = param(1, ge=1, doc="each video appears this many times per epoch")
-    augment: AugmentSettings = section(AugmentSettings)
+    augment: AugmentConfig = section(AugmentConfig)
 
 
 @dataclasses.dataclass
@@ -150,11 +149,168 @@ class LIAConfig:
 
     def cross_check(self) -> str | None:
         """Constraints between fields; returns the problem (naming the key) or None."""
-        crop = self.data.augment.crop_scale
-        if crop is not None and (len(crop) != 2 or crop[0] > crop[1]):
-            return f"data.augment.crop_scale = {crop} must be [min, max] with min <= max"
+        problem = self.data.augment.cross_check()
+        if problem:
+            return f"data.augment.{problem}"
         if self.loss.r1_weight > 0 and self.optim.d_reg_every == 0:
             return "optim.d_reg_every = 0 but loss.r1_weight > 0 (R1 needs an interval >= 1)"
         if self.model.size * min(self.loss.perceptual_scales, default=1.0) < 16 and self.loss.perceptual_weight > 0:
             return "loss.perceptual_scales: the smallest scale must leave at least 16 pixels for VGG19"
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: cLMDM (kind "lmdm"; LEO_METHOD.md, "Stage 2")
+
+@dataclasses.dataclass
+class LMDMDataConfig:
+    """The motion-code store (``leo-video encode-motion``) and how clips are cut from it."""
+
+    root: str = param("", doc="motion-code store folder (--codes)")
+    frame_stride: int = param(1, ge=1, le=64, doc="take every k-th stored code within a clip")
+    test_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="hash split for videos without a recorded split")
+    lia: str = param("", doc="optional LIA checkpoint/export: render sampled codes for TensorBoard (--animator)")
+
+
+@dataclasses.dataclass
+class LMDMModelConfig:
+    """The 1D temporal U-Net, the sequence length, LMC on/off and the noise schedule."""
+
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
+    block_channels: list[int] | None = param(None, ge=8, doc="override the preset's channels per level")
+    attention_levels: list[bool] | None = param(None, doc="override the preset's attention flags per level")
+    sequence_length: int = param(16, ge=2, le=4096, doc="L, codes per training clip")
+    use_lmc: bool = param(True, doc="Linear Motion Condition (false: the paper's no-LMC ablation)")
+    lmc_scale: Literal["residual", "common"] = param(
+        "residual", doc="residuals scaled by their own std (ours) or by the codes' std, one scale (the paper's)")
+    num_train_timesteps: int = param(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = param(
+        "epsilon", doc="what the U-Net predicts; epsilon is the paper's (see experiments/README.md)")
+    clip_sample_range: float | None = param(
+        None, gt=0.0, doc="DDPM/DDIM clip the predicted x0 to [-r, r] in normalised units (null: off); "
+                          "set it to the largest normalised training residual")
+    zero_terminal_snr: bool = param(False, doc="rescale the betas to zero terminal SNR (needs v_prediction)")
+
+
+@dataclasses.dataclass
+class LMDMSampleConfig:
+    """How the TensorBoard previews are sampled (only with ``data.lia``)."""
+
+    sampler: str = param("ddim", choices=tuple(SAMPLERS))
+    steps: int = param(50, ge=1)
+    num_videos: int = param(4, ge=1, le=32)
+
+
+@register_config("lmdm")
+@dataclasses.dataclass
+class LMDMConfig:
+    """Everything ``leo-video train lmdm`` needs; presets in ``configs/lmdm/*.yaml``."""
+
+    data: LMDMDataConfig = section(LMDMDataConfig)
+    model: LMDMModelConfig = section(LMDMModelConfig)
+    optim: AdamWConfig = section(AdamWConfig)
+    sample: LMDMSampleConfig = section(LMDMSampleConfig)
+    train: LoopConfig = section(LoopConfig)
+
+    def cross_check(self) -> str | None:
+        """Constraints between fields; returns the problem (naming the key) or None."""
+        m = self.model
+        if m.block_channels is not None and m.attention_levels is not None:
+            if len(m.block_channels) != len(m.attention_levels):
+                return "model.attention_levels: needs one flag per model.block_channels level"
+        if self.sample.steps > m.num_train_timesteps:
+            return "sample.steps: more than model.num_train_timesteps"
+        if m.zero_terminal_snr and m.prediction_type != "v_prediction":
+            return "model.zero_terminal_snr: needs model.prediction_type v_prediction (epsilon is undefined at SNR 0)"
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# The start-code prior (kind "alpha_prior")
+
+@dataclasses.dataclass
+class AlphaPriorDataConfig:
+    """The motion-code store and which of its codes are samples of α₁."""
+
+    root: str = param("", doc="motion-code store folder (--codes)")
+    codes: Literal["first", "all"] = param("first", doc="first code of each training video, or every code")
+    test_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="hash split for videos without a recorded split")
+
+
+@dataclasses.dataclass
+class AlphaPriorModelConfig:
+    """The MLP denoiser size and the noise schedule."""
+
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
+    num_train_timesteps: int = param(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    prediction_type: Literal["epsilon", "v_prediction"] = param(
+        "epsilon", doc="what the MLP predicts (v_prediction: far better with DDIM, experiments/README.md)")
+
+
+@register_config("alpha_prior")
+@dataclasses.dataclass
+class AlphaPriorConfig:
+    """Everything ``leo-video train alpha-prior`` needs; presets in ``configs/alpha_prior/*.yaml``."""
+
+    data: AlphaPriorDataConfig = section(AlphaPriorDataConfig)
+    model: AlphaPriorModelConfig = section(AlphaPriorModelConfig)
+    optim: AdamWConfig = section(AdamWConfig)
+    train: LoopConfig = section(LoopConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# The start frame: cDDPM (kind "cddpm")
+
+@dataclasses.dataclass
+class CDDPMDataConfig:
+    """Training videos and the frozen animator whose encoder gives α₁."""
+
+    root: str = "data/taichi"
+    lia: str = param("", doc="LIA checkpoint (.pt) or exported folder whose encoder gives the codes")
+    repeats: int = param(1, ge=1, doc="items (random frames) per video per epoch")
+    stats_frames: int = param(256, ge=2, doc="frames encoded at setup for the code mean/std")
+
+
+@dataclasses.dataclass
+class CDDPMModelConfig:
+    """U-Net size, image size and the noise schedule."""
+
+    preset: Literal["tiny", "demo", "small", "base"] = "small"
+    sample_size: int = param(64, choices=(16, 32, 64, 128, 256, 512))
+    cond_dropout: float = param(0.1, ge=0.0, lt=1.0, doc="classifier-free guidance: P(code replaced by null)")
+    offset_noise: float = param(0.1, ge=0.0, le=1.0, doc="per-channel constant in the training noise")
+    num_train_timesteps: int = param(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    zero_terminal_snr: bool = param(False, doc="rescaled betas with x_T pure noise (v-prediction, trailing)")
+
+
+@dataclasses.dataclass
+class CDDPMSampleConfig:
+    """How the TensorBoard sample grids are drawn (real frames | samples from their codes)."""
+
+    sampler: str = param("ddim", choices=tuple(SAMPLERS))
+    steps: int = param(50, ge=1)
+    guidance_scale: float = param(1.0, ge=0.0)
+    num_images: int = param(8, ge=1, le=64)
+
+
+@register_config("cddpm")
+@dataclasses.dataclass
+class CDDPMConfig:
+    """Everything ``leo-video train cddpm`` needs; presets in ``configs/cddpm/*.yaml``."""
+
+    data: CDDPMDataConfig = section(CDDPMDataConfig)
+    model: CDDPMModelConfig = section(CDDPMModelConfig)
+    optim: AdamWConfig = section(AdamWConfig)
+    sample: CDDPMSampleConfig = section(CDDPMSampleConfig)
+    train: LoopConfig = section(LoopConfig)
+
+    def cross_check(self) -> str | None:
+        """Constraints between fields; returns the problem (naming the key) or None."""
+        if self.sample.guidance_scale != 1.0 and self.model.cond_dropout == 0:
+            return "sample.guidance_scale != 1 needs model.cond_dropout > 0 (no null code is learned otherwise)"
+        if self.sample.steps > self.model.num_train_timesteps:
+            return "sample.steps: more than model.num_train_timesteps"
         return None

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import param, validate
 from ..errors import InputError
 from ..media.image import numpy_to_frames
 from ..media.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, VideoReader, natural_key
@@ -48,31 +49,26 @@ class SkippedVideoWarning(UserWarning):
 
 @dataclass
 class AugmentConfig:
-    """Random augmentation applied identically to every frame of an item (all off by default).
+    """Random augmentation applied identically to every frame of an item (all off by default); also the
+    ``data.augment`` section of the LIA config, validated by :func:`leo_video.config.validate`.
 
-    ``crop_scale``: range of the random square crop's side as a fraction of the frame (then resized
-    back), e.g. ``(0.8, 1.0)``; ``flip``: horizontal flip with probability 0.5; ``brightness``,
-    ``contrast``, ``saturation``: jitter factors drawn from ``[1 - v, 1 + v]``; ``hue``: hue rotation
-    in turns drawn from ``[-v, v]`` (v <= 0.5).
+    LIA's released data pipeline: Taichi = random 224/256 crop (``crop_scale: [0.875, 0.875]``) +
+    flip + colour jitter 0.1; TED = flip + jitter 0.1; VoxCeleb = none.
     """
 
-    crop_scale: tuple[float, float] | None = None
-    flip: bool = False
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    hue: float = 0.0
+    crop_scale: list[float] | None = param(None, gt=0.0, le=1.0, doc="[min, max] side fraction of a random square crop")
+    flip: bool = param(False, doc="horizontal flip with probability 0.5")
+    brightness: float = param(0.0, ge=0.0, lt=1.0, doc="jitter factor drawn from [1 - v, 1 + v]")
+    contrast: float = param(0.0, ge=0.0, lt=1.0, doc="jitter factor drawn from [1 - v, 1 + v]")
+    saturation: float = param(0.0, ge=0.0, lt=1.0, doc="jitter factor drawn from [1 - v, 1 + v]")
+    hue: float = param(0.0, ge=0.0, le=0.5, doc="hue rotation in turns drawn from [-hue, hue]")
 
-    def __post_init__(self) -> None:
-        if self.crop_scale is not None:
-            lo, hi = self.crop_scale
-            if not 0 < lo <= hi <= 1:
-                raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
+    def cross_check(self) -> str | None:
+        """Constraints between fields; returns the problem (naming the key) or None."""
+        crop = self.crop_scale
+        if crop is not None and (len(crop) != 2 or crop[0] > crop[1]):
+            return f"crop_scale = {list(crop)} must be [min, max] with min <= max"
+        return None
 
     @property
     def enabled(self) -> bool:
@@ -224,6 +220,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.mode, self.size, self.seed, self.epoch = mode, size, seed, 0
         self.clip_length, self.frame_stride = clip_length, frame_stride
         self.clip_sampling, self.repeats = clip_sampling, repeats
+        if augment is not None:
+            validate(augment, source="augment")  # ConfigError naming the field
         self.augment = augment if augment is not None and augment.enabled else None
         self.folder = split_folder(self.root, split)
         self.skipped: list[tuple[str, str]] = []  # (path, reason) of every video left out

@@ -16,54 +16,15 @@ distribution; LIA's codes are absolute per frame, so any of them is a valid star
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from ..config import param, register_config, section
-from ..configs import LoopConfig
-from .common import AdamWConfig, adamw_with_warmup, export_model, optimizer_step
+from .common import adamw_with_warmup, export_model, optimizer_step
 from .lmdm import train_video_names
 from .loop import TrainingTask
-
-# --------------------------------------------------------------------------------------------------
-# Config (kind "alpha_prior"; presets in configs/alpha_prior/*.yaml)
-
-
-@dataclasses.dataclass
-class AlphaPriorDataConfig:
-    """The motion-code store and which of its codes are samples of α₁."""
-
-    root: str = param("", doc="motion-code store folder (--codes)")
-    codes: Literal["first", "all"] = param("first", doc="first code of each training video, or every code")
-    test_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="hash split for videos without a recorded split")
-
-
-@dataclasses.dataclass
-class AlphaPriorModelConfig:
-    """The MLP denoiser size and the noise schedule."""
-
-    preset: Literal["tiny", "demo", "small", "base"] = "small"
-    num_train_timesteps: int = param(1000, ge=2)
-    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
-    prediction_type: Literal["epsilon", "v_prediction"] = param(
-        "epsilon", doc="what the MLP predicts (v_prediction: far better with DDIM, experiments/README.md)")
-
-
-@register_config("alpha_prior")
-@dataclasses.dataclass
-class AlphaPriorConfig:
-    """Everything ``leo-video train alpha-prior`` needs; presets in ``configs/alpha_prior/*.yaml``."""
-
-    data: AlphaPriorDataConfig = section(AlphaPriorDataConfig)
-    model: AlphaPriorModelConfig = section(AlphaPriorModelConfig)
-    optim: AdamWConfig = section(AdamWConfig)
-    train: LoopConfig = section(LoopConfig)
-
 
 def start_codes(root: str | os.PathLike, which: str = "first", test_fraction: float = 0.1) -> torch.Tensor:
     """The training samples of α₁: the first code of every train-split video, or all their codes: (N, M)."""

@@ -17,78 +17,16 @@ the final (EMA) model is exported to ``RUN_DIR/export`` as ``config.json`` + saf
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import param, register_config, section
-from ..configs import LoopConfig
-from ..diffusion.schedulers import SAMPLERS
 from ..diffusion.start_frame import StartFrameDiffusion
-from .common import AdamWConfig, adamw_with_warmup, export_model, optimizer_step
+from .common import adamw_with_warmup, export_model, optimizer_step
 from .loop import TrainingTask
-
-# --------------------------------------------------------------------------------------------------
-# Config (kind "cddpm"; presets in configs/cddpm/*.yaml)
-
-
-@dataclasses.dataclass
-class CDDPMDataConfig:
-    """Training videos and the frozen animator whose encoder gives α₁."""
-
-    root: str = "data/taichi"
-    lia: str = param("", doc="LIA checkpoint (.pt) or exported folder whose encoder gives the codes")
-    repeats: int = param(1, ge=1, doc="items (random frames) per video per epoch")
-    stats_frames: int = param(256, ge=2, doc="frames encoded at setup for the code mean/std")
-
-
-@dataclasses.dataclass
-class CDDPMModelConfig:
-    """U-Net size, image size and the noise schedule."""
-
-    preset: Literal["tiny", "demo", "small", "base"] = "small"
-    sample_size: int = param(64, choices=(16, 32, 64, 128, 256, 512))
-    cond_dropout: float = param(0.1, ge=0.0, lt=1.0, doc="classifier-free guidance: P(code replaced by null)")
-    offset_noise: float = param(0.1, ge=0.0, le=1.0, doc="per-channel constant in the training noise")
-    num_train_timesteps: int = param(1000, ge=2)
-    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
-    zero_terminal_snr: bool = param(False, doc="rescaled betas with x_T pure noise (v-prediction, trailing)")
-
-
-@dataclasses.dataclass
-class CDDPMSampleConfig:
-    """How the TensorBoard sample grids are drawn (real frames | samples from their codes)."""
-
-    sampler: str = param("ddim", choices=tuple(SAMPLERS))
-    steps: int = param(50, ge=1)
-    guidance_scale: float = param(1.0, ge=0.0)
-    num_images: int = param(8, ge=1, le=64)
-
-
-@register_config("cddpm")
-@dataclasses.dataclass
-class CDDPMConfig:
-    """Everything ``leo-video train cddpm`` needs; presets in ``configs/cddpm/*.yaml``."""
-
-    data: CDDPMDataConfig = section(CDDPMDataConfig)
-    model: CDDPMModelConfig = section(CDDPMModelConfig)
-    optim: AdamWConfig = section(AdamWConfig)
-    sample: CDDPMSampleConfig = section(CDDPMSampleConfig)
-    train: LoopConfig = section(LoopConfig)
-
-    def cross_check(self) -> str | None:
-        """Constraints between fields; returns the problem (naming the key) or None."""
-        if self.sample.guidance_scale != 1.0 and self.model.cond_dropout == 0:
-            return "sample.guidance_scale != 1 needs model.cond_dropout > 0 (no null code is learned otherwise)"
-        if self.sample.steps > self.model.num_train_timesteps:
-            return "sample.steps: more than model.num_train_timesteps"
-        return None
-
 
 # --------------------------------------------------------------------------------------------------
 # Data

@@ -5,27 +5,14 @@ fit-then-export ending.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import param
+from ..configs import AdamWConfig
 from .loop import Trainer, TrainingTask
-
-
-@dataclasses.dataclass
-class AdamWConfig:
-    """AdamW with linear warm-up, then constant (the DDPM/ADM recipe); section ``optim``."""
-
-    lr: float = param(1e-4, gt=0.0, le=1.0)
-    beta1: float = param(0.9, ge=0.0, lt=1.0)
-    beta2: float = param(0.999, ge=0.0, lt=1.0)
-    weight_decay: float = param(0.0, ge=0.0)
-    warmup_steps: int = param(1000, ge=0)
-    grad_clip: float = param(1.0, ge=0.0, doc="max gradient norm (0: off)")
 
 
 def warmup_lr(step: int, warmup_steps: int) -> float:

@@ -20,94 +20,23 @@ final (EMA) model is exported to ``RUN_DIR/export``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 
 import torch
 from torch.utils.data import Dataset
 
-from ..config import param, register_config, section
-from ..configs import LoopConfig
-from ..diffusion.schedulers import SAMPLERS
+from ..configs import LMDMDataConfig, LMDMModelConfig
 from ..errors import InputError
-from .common import AdamWConfig, adamw_with_warmup, export_model, optimizer_step
+from .common import adamw_with_warmup, export_model, optimizer_step
 from .logging import RunLogger
 from .loop import TrainingTask
 
 _log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------------
-# Config (kind "lmdm"; presets in configs/lmdm/*.yaml)
-
-
-@dataclasses.dataclass
-class LMDMDataConfig:
-    """The motion-code store (``leo-video encode-motion``) and how clips are cut from it."""
-
-    root: str = param("", doc="motion-code store folder (--codes)")
-    frame_stride: int = param(1, ge=1, le=64, doc="take every k-th stored code within a clip")
-    test_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="hash split for videos without a recorded split")
-    lia: str = param("", doc="optional LIA checkpoint/export: render sampled codes for TensorBoard (--animator)")
-
-
-@dataclasses.dataclass
-class LMDMModelConfig:
-    """The 1D temporal U-Net, the sequence length, LMC on/off and the noise schedule."""
-
-    preset: Literal["tiny", "demo", "small", "base"] = "small"
-    block_channels: list[int] | None = param(None, ge=8, doc="override the preset's channels per level")
-    attention_levels: list[bool] | None = param(None, doc="override the preset's attention flags per level")
-    sequence_length: int = param(16, ge=2, le=4096, doc="L, codes per training clip")
-    use_lmc: bool = param(True, doc="Linear Motion Condition (false: the paper's no-LMC ablation)")
-    lmc_scale: Literal["residual", "common"] = param(
-        "residual", doc="residuals scaled by their own std (ours) or by the codes' std, one scale (the paper's)")
-    num_train_timesteps: int = param(1000, ge=2)
-    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
-    prediction_type: Literal["epsilon", "v_prediction", "sample"] = param(
-        "epsilon", doc="what the U-Net predicts; epsilon is the paper's (see experiments/README.md)")
-    clip_sample_range: float | None = param(
-        None, gt=0.0, doc="DDPM/DDIM clip the predicted x0 to [-r, r] in normalised units (null: off); "
-                          "set it to the largest normalised training residual")
-    zero_terminal_snr: bool = param(False, doc="rescale the betas to zero terminal SNR (needs v_prediction)")
-
-
-@dataclasses.dataclass
-class LMDMSampleConfig:
-    """How the TensorBoard previews are sampled (only with ``data.lia``)."""
-
-    sampler: str = param("ddim", choices=tuple(SAMPLERS))
-    steps: int = param(50, ge=1)
-    num_videos: int = param(4, ge=1, le=32)
-
-
-@register_config("lmdm")
-@dataclasses.dataclass
-class LMDMConfig:
-    """Everything ``leo-video train lmdm`` needs; presets in ``configs/lmdm/*.yaml``."""
-
-    data: LMDMDataConfig = section(LMDMDataConfig)
-    model: LMDMModelConfig = section(LMDMModelConfig)
-    optim: AdamWConfig = section(AdamWConfig)
-    sample: LMDMSampleConfig = section(LMDMSampleConfig)
-    train: LoopConfig = section(LoopConfig)
-
-    def cross_check(self) -> str | None:
-        """Constraints between fields; returns the problem (naming the key) or None."""
-        m = self.model
-        if m.block_channels is not None and m.attention_levels is not None:
-            if len(m.block_channels) != len(m.attention_levels):
-                return "model.attention_levels: needs one flag per model.block_channels level"
-        if self.sample.steps > m.num_train_timesteps:
-            return "sample.steps: more than model.num_train_timesteps"
-        if m.zero_terminal_snr and m.prediction_type != "v_prediction":
-            return "model.zero_terminal_snr: needs model.prediction_type v_prediction (epsilon is undefined at SNR 0)"
-        return None
-
 
 def unet_kwargs(m: LMDMModelConfig) -> dict:
     """The U-Net keyword arguments: the preset with ``block_channels`` / ``attention_levels`` overrides.
