@@ -168,7 +168,8 @@ class LIATrainingTask(TrainingTask):
             self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
         self.track_ema("generator")
         self.preview = self._preview_batch()
-        self.probe = probe_clips(self._dataset, cfg.monitor.videos, cfg.monitor.frames)  # (V, T, 3, S, S) or None
+        probe = probe_clips(self._dataset, cfg.monitor.videos, cfg.monitor.frames)  # (V, T, 3, S, S) or None
+        self.probe = None if probe is None else probe.to(acc.device)  # moved once, not at every log step
         self._spread_peak, self._low_spread = 0.0, 0
 
     @property
@@ -278,10 +279,10 @@ class LIATrainingTask(TrainingTask):
     @torch.no_grad()
     def monitor(self, step: int) -> dict[str, float]:
         """``motion_spread`` of the probe clips (see :class:`~leo_video.configs.LIAMonitorConfig`); sets
-        ``stop_reason`` when it collapses. Same weights and clips on every rank, so every rank agrees."""
+        ``stop_reason`` when it collapses (the loop makes every rank stop if any rank's monitor did)."""
         if self.probe is None:
             return {}
-        spread = motion_spread(self.unwrap("generator"), self.probe.to(self.accelerator.device))
+        spread = motion_spread(self.unwrap("generator"), self.probe)
         cfg = self.config.monitor
         if spread > self._spread_peak:
             self._spread_peak = spread

@@ -81,8 +81,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +96,7 @@ from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
 from .accelerator import end_distributed, gather_ints, load_optimizer_state, make_accelerator, optimizer_kernel
 from .logging import MeanTracker, RunLogger
+from .stop_signals import StopSignals
 from .sampler import (
     STREAM_INIT,
     STREAM_LOADER,
@@ -274,7 +273,7 @@ class Trainer:
         self._prepare_run_dir()
         start = self._resume()
         batches = self._batches(task.dataset(), micro_batch, start)
-        with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, _StopSignals() as stop:
+        with RunLogger(self.run_dir, acc.is_main_process, start, loop.max_steps) as log, StopSignals() as stop:
             log.write(self._start_line(start, micro_batch))
             result = self._run(batches, start, log, stop)
         end_distributed(acc)
@@ -294,7 +293,7 @@ class Trainer:
 
     # ---- the loop ----
 
-    def _run(self, batches: Iterator, start: int, log: RunLogger, stop: "_StopSignals") -> TrainResult:
+    def _run(self, batches: Iterator, start: int, log: RunLogger, stop: StopSignals) -> TrainResult:
         task, loop = self.task, self.loop
         tracker, step = MeanTracker(), start
         self._clock = (time.perf_counter(), start)
@@ -308,7 +307,9 @@ class Trainer:
             for name, ema in task.emas.items():
                 ema.step(task.unwrap(name).parameters())
             tracker.add(losses)
-            self._log(step, tracker, log)
+            # on log steps the task's monitor ran: every rank stops if any rank's monitor stopped the run
+            if self._log(step, tracker, log) and any(gather_ints(self.accelerator, int(bool(task.stop_reason)))):
+                task.stop_reason = task.stop_reason or "another process's monitor stopped the run (its log says why)"
             self._periodic(step, log)
             if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up or task.stop_reason:
                 self._save(step)
@@ -323,12 +324,12 @@ class Trainer:
                 break
         return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
 
-    def _log(self, step: int, tracker: MeanTracker, log: RunLogger) -> None:
-        """Scalars (mean losses since the last log, learning rates, items/s) every ``log_every`` steps."""
+    def _log(self, step: int, tracker: MeanTracker, log: RunLogger) -> bool:
+        """Scalars (mean losses since the last log, learning rates, items/s) every ``log_every`` steps; True then."""
         loop = self.loop
         if step % loop.log_every and step != loop.max_steps:
             log.progress(step)
-            return
+            return False
         now = time.perf_counter()
         since, since_step = self._clock
         rate = (step - since_step) * loop.batch_size / max(now - since, 1e-9)
@@ -337,6 +338,7 @@ class Trainer:
                      **self._lrs(), "items_per_s": rate}, step)  # fmt: skip
         log.progress(step, {**means, **health})
         self._clock = (now, step)
+        return True
 
     def _optimizer_step(self, batches: Iterator, step: int) -> dict[str, float]:
         """``grad_accum_steps`` micro-batches through ``task.train_step``; mean losses."""
@@ -466,31 +468,6 @@ class Trainer:
             self.last_checkpoint = path
         acc.wait_for_everyone()
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
-
-
-class _StopSignals:
-    """SIGTERM/SIGINT set ``requested`` (stop after this step); a second SIGINT aborts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("got %s: saving a checkpoint after this step, then stopping "
-                       "(Ctrl-C again to abort without saving)", signal.Signals(signum).name)  # fmt: skip
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 __all__ = [
