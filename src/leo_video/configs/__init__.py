@@ -15,7 +15,7 @@ from typing import Literal
 
 from ..config import param, register_config, section
 from ..data.video_dataset import AugmentConfig
-from ..diffusion.schedulers import SAMPLERS
+from ..diffusion.sampler_names import SAMPLER_NAMES
 
 # --------------------------------------------------------------------------------------------
 # Shared sections
@@ -197,7 +197,7 @@ class LMDMModelConfig:
 class LMDMSampleConfig:
     """How the TensorBoard previews are sampled (only with ``data.lia``)."""
 
-    sampler: str = param("ddim", choices=tuple(SAMPLERS))
+    sampler: str = param("ddim", choices=SAMPLER_NAMES)
     steps: int = param(50, ge=1)
     num_videos: int = param(4, ge=1, le=32)
 
@@ -290,7 +290,7 @@ class CDDPMModelConfig:
 class CDDPMSampleConfig:
     """How the TensorBoard sample grids are drawn (real frames | samples from their codes)."""
 
-    sampler: str = param("ddim", choices=tuple(SAMPLERS))
+    sampler: str = param("ddim", choices=SAMPLER_NAMES)
     steps: int = param(50, ge=1)
     guidance_scale: float = param(1.0, ge=0.0)
     num_images: int = param(8, ge=1, le=64)

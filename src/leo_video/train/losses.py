@@ -142,7 +142,7 @@ class ReconstructionLoss(nn.Module):
         """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
         ``vgg_weights``, ``vgg_random_init`` (e.g. :class:`leo_video.config.LIALossConfig`)."""
         return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
-                   loss.vgg_random_init, getattr(loss, "l1_scales", (1.0,)))  # fmt: skip
+                   loss.vgg_random_init, loss.l1_scales)  # fmt: skip
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are
