@@ -97,18 +97,15 @@ def conditional_metrics(options: ReportOptions, setup: VideoDistanceSetup) -> li
                              f"pipeline {options.cond_pipeline}, real clips of {setup.real_dir}")
 
 
-def recon_fvd_metrics(options: ReportOptions, setup: VideoDistanceSetup) -> list[dict[str, Any]]:
-    """Reconstruction FVD/KVD: the animator re-renders each real clip of --recon-data (its test split) from its
+def recon_fvd_metrics(options: ReportOptions, setup: VideoDistanceSetup, animator: Any) -> list[dict[str, Any]]:
+    """Reconstruction FVD/KVD: ``animator`` re-renders each real clip of --recon-data (its test split) from its
     first frame, driven by its own frames; compared with those clips."""
     from ..data.video_dataset import split_folder
-    from ..models.loading import load_lia
-    from ..utils.device import resolve_device
     from .evaluate import real_clip_features, video_distances
     from .generated import reconstructed_videos
 
     d = options.distances
     folder = split_folder(Path(options.recon_data), "test")
-    animator = load_lia(options.checkpoint, device=resolve_device(d.device))
     fake = generated_clip_features(setup.detector, reconstructed_videos(animator, folder, setup.protocol),
                                    setup.protocol, d.batch_size, d.progress, what=f"--recon-data {folder}")
     real = real_clip_features(setup.detector, folder, setup.protocol, d.cache_dir, setup.detector_info.sha256,
@@ -151,12 +148,12 @@ def motion_metrics(options: ReportOptions) -> tuple[list[dict[str, Any]], dict[s
     ], r
 
 
-def recon_metrics(options: ReportOptions) -> list[dict[str, Any]]:
-    """Self-reenactment L1 of ``checkpoint`` on the test videos of ``recon_data``."""
+def recon_metrics(options: ReportOptions, animator: Any) -> list[dict[str, Any]]:
+    """Self-reenactment L1 of ``animator`` (loaded from ``checkpoint``) on the test videos of ``recon_data``."""
     from .recon import reconstruction_error
 
     r = reconstruction_error(options.checkpoint, options.recon_data, options.recon_max_videos,
-                             device=options.distances.device, progress=options.distances.progress)
+                             device=options.distances.device, progress=options.distances.progress, animator=animator)
     return [{"name": "reconstruction L1 [0, 1]", "key": "recon_l1", "value": r["l1"],
              "samples": f"{r['num_videos']} videos, {r['num_frames']} frames", "note": f"std over videos {r['l1_std']:.3g}"}]
 
@@ -206,7 +203,10 @@ def write_eval_report(options: ReportOptions) -> dict[str, Any]:
     import datetime
 
     from .. import __version__
+    from ..models.loading import load_lia
+    from ..pipelines.leo import animator_path
     from ..utils.atomic import check_output_path
+    from ..utils.device import resolve_device
     from .acd import load_embedder
     from .i3d import I3D_KWARGS
     from .protocol import protocol_hash
@@ -226,9 +226,10 @@ def write_eval_report(options: ReportOptions) -> dict[str, Any]:
     if options.real_codes is not None:
         entries, motion = motion_metrics(options)
         metrics += entries
-    if options.checkpoint is not None:
-        metrics += recon_metrics(options) + recon_fvd_metrics(options, setup)
-    notes = ["Plots are drawn with Pillow (matplotlib is not a dependency of leo-video)."]
+    if options.checkpoint is not None:  # one animator for the L1 and the FVD (a LIA file or a pipeline folder)
+        animator = load_lia(animator_path(options.checkpoint), device=resolve_device(options.distances.device))
+        metrics += recon_metrics(options, animator) + recon_fvd_metrics(options, setup, animator)
+    notes = []
     if info["num_real_videos"] and metrics[0]["num_real"] < protocol.num_videos:
         notes.append(f"Only {metrics[0]['num_real']} real clips (the protocol asks for {protocol.num_videos}): "
                      "FVD/KVD are biased by the sample size and not comparable with papers' numbers.")

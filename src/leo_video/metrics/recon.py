@@ -120,13 +120,14 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
 
 def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
-                         progress: bool = True) -> dict[str, Any]:
+                         progress: bool = True, animator: Any = None) -> dict[str, Any]:
     """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
     "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated).
 
     ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
     ``test`` split. ``per_video`` maps each video's path to its L1. ``checkpoint``: a LIA checkpoint,
-    exported folder or LEO pipeline folder; None is the embedded demo model.
+    exported folder or LEO pipeline folder; None is the embedded demo model. ``animator``: an animator already
+    loaded from ``checkpoint`` (``eval all`` shares one with its reconstruction FVD), else it is loaded here.
     """
     from pathlib import Path
 
@@ -143,7 +144,8 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
             raise InputError(f"{option} {value}: must be at least 1")
     folder = split_folder(Path(data), "test")  # DATASET/test when given a dataset with split folders
     paths = list_videos(folder, "--data")[:max_videos]
-    animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
+    if animator is None:
+        animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
     per_video, still_per_video, total = {}, {}, 0
     with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
         for path in paths:
