@@ -154,7 +154,8 @@ def test_motion_sliders_are_lia_linear_manipulation(ctx, pipe):
     source = load_image(image, size=64)
     with torch.no_grad():
         appearance = animator.encode_appearance(source[None])
-        expected = animator.render(appearance, manipulation_codes(animator, source, 2, torch.tensor([1.5])))
+        alpha = animator.encode_motion(source[None])  # (1, M), its own encoder pass
+        expected = animator.render(appearance, manipulation_codes(alpha, 2, torch.tensor([1.5])))
     values = [0.0] * M
     values[2] = 1.5
     assert np.array_equal(handlers.motion_frame(ctx, image, values), frames_to_numpy(expected[0]))

@@ -115,14 +115,13 @@ def transfer_motion(
 
 
 @torch.no_grad()
-def manipulation_codes(animator, source: torch.Tensor, direction: int, values: torch.Tensor) -> torch.Tensor:
-    """Codes that move ``source`` along one motion direction (LIA's linear manipulation).
+def manipulation_codes(alpha: torch.Tensor, direction: int, values: torch.Tensor) -> torch.Tensor:
+    """Codes that move a source whose own motion code is ``alpha`` (1, M) along one motion direction (LIA's
+    linear manipulation).
 
     The official script forms ``w + D(α_source) + D(v·e_k)``; D is linear, so this is
     ``render`` with codes ``α_source + v·e_k``. Returns (len(values), M).
     """
-    device = next(animator.parameters()).device
-    alpha = animator.encode_motion(source.unsqueeze(0).to(device))  # (1, M)
     steps = alpha.new_zeros(len(values), alpha.shape[1])  # (K, M)
     steps[:, direction] = values.to(alpha)
     return alpha + steps  # (K, M)

@@ -22,19 +22,19 @@ def write_manipulation(animator, source: torch.Tensor, directions: Sequence[int]
     ``steps`` steps, written to ``out/direction_KK.mp4``; then ``out/contact_sheet.png``, whose path is returned."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # every output refused before anything is rendered (not the sheet after all the videos)
+    paths = {k: check_output_path(out / f"direction_{k:02d}.mp4", overwrite) for k in directions}
+    sheet = check_output_path(out / "contact_sheet.png", overwrite)
     device = next(animator.parameters()).device
     with torch.no_grad():
-        appearance = animator.encode_appearance(source.unsqueeze(0).to(device))
+        appearance = animator.encode_appearance(source.unsqueeze(0).to(device))  # its motion: α_source (1, M)
     values = torch.linspace(value_range[0], value_range[1], steps)
     videos = []
     for k in directions:
-        with torch.no_grad():
-            codes = manipulation_codes(animator, source, k, values)  # (steps, M)
-        path = check_output_path(out / f"direction_{k:02d}.mp4", overwrite)
-        with VideoWriter(path, fps=fps) as writer:  # rendered and written in batches
+        codes = manipulation_codes(appearance.motion, k, values)  # (steps, M)
+        with VideoWriter(paths[k], fps=fps) as writer:  # rendered and written in batches
             frames = [_render(animator, appearance, batch, writer) for batch in codes.split(RENDER_BATCH)]
         videos.append(torch.cat(frames))  # (steps, 3, S, S)
-    sheet = check_output_path(out / "contact_sheet.png", overwrite)
     save_contact_sheet(sheet, videos, num_frames=min(steps, 9), labels=[f"dir {k}" for k in directions])
     return sheet
 
