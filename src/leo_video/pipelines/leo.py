@@ -43,7 +43,7 @@ from ..diffusion.start_code import StartCodePrior
 from ..diffusion.start_frame import StartFrameDiffusion
 from ..errors import CheckpointError, InputError, NumericalError
 from ..models.lia import Appearance, LatentImageAnimator
-from ..models.loading import load_lia
+from ..models import loading  # looked up at call time: a load_lia patched in tests is seen, never a stale copy
 from ..utils.atomic import atomic_folder
 
 logger = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ def load_component(name: str, path: str | os.PathLike, torch_dtype: torch.dtype 
     pipeline folder), in ``torch_dtype`` (default float32, whatever dtype the weights were stored in)."""
     path = Path(path)
     if name == "animator":
-        return load_lia(animator_path(path), dtype=torch_dtype or torch.float32)
+        return loading.load_lia(animator_path(path), dtype=torch_dtype or torch.float32)
     _check_part_folder(name, path)
     cls = PARTS[name]
     try:
