@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_batch_frames_arg, add_device_args, add_overwrite_arg
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, add_overwrite_arg, load_animator
 
 PARENT = "eval"
 ORDER = 66
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Prints one JSON line."
         ),
     )
-    p.add_argument("--checkpoint", required=True, help="LIA checkpoint (.pt) or exported folder")
+    add_animator_arg(p)
     p.add_argument("--data", default=None, help="folder written by `make-synthetic --pairs` (default: render pairs now)")
     p.add_argument("--seed", type=int, default=9001, help="seed of the pairs rendered now (default 9001: people no "
                    "preset trains on)")
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..metrics.transfer import transfer_pairs, write_transfer_errors
-    from ..models.loading import load_lia
+    from ..pipelines.leo import animator_path
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device
 
@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise InputError(f"{option} {value}: must be at least 1")
     sheet = check_output_path(args.sheet, args.overwrite) if args.sheet else None
-    animator = load_lia(args.checkpoint, device=resolve_device(args.device))
+    animator = load_animator(args.checkpoint, resolve_device(args.device))
     pairs = transfer_pairs(args.data, args.seed, args.pairs, args.frames, animator.config.size)
     result = write_transfer_errors(animator, pairs, not args.absolute, args.batch_frames, sheet,
                                    None if args.data else args.pairs)
     source = args.data or f"rendered: seed {args.seed}, {args.pairs} pairs x {args.frames} frames"
-    print(json.dumps({"metric": "transfer_l1", "checkpoint": args.checkpoint, "data": source,
+    print(json.dumps({"metric": "transfer_l1", "checkpoint": str(animator_path(args.checkpoint)), "data": source,
                       "relative": not args.absolute, **result.to_dict()}))  # fmt: skip
     return 0

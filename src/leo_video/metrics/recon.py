@@ -84,15 +84,18 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
 
 
 def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
-                            dtype: Any = None) -> dict[str, Any]:
+                            dtype: Any = None, on_chunk: Any = None) -> dict[str, Any]:
     """``{"l1", "still_l1", "frames"}`` of one video: the animator's self-reenactment L1 on [0, 1] and that of
     the still baseline (the source frame repeated) on the same frames.
 
     The still baseline is what an animator that ignores the driver scores: an L1 is only meaningful below
-    it. Both are means over frames, channels and pixels.
+    it. Both are means over frames, channels and pixels. ``on_chunk(result, target)``, if given, sees every
+    chunk of renderings and frames (n, 3, S, S) first.
     """
     abs_error, still_error, count, frames, source = 0.0, 0.0, 0, 0, None
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
+        if on_chunk is not None:
+            on_chunk(result, target)
         source = target[:1] if source is None else source  # (1, 3, S, S): frame 0, as the animator saw it
         abs_error += ((result - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
         still_error += ((source - target).abs() / 2).sum().item()
@@ -177,20 +180,17 @@ def reconstruct_video(animator: Any, video: str | os.PathLike, out: str | os.Pat
     from ..media.video import VideoReader, VideoWriter
     from ..utils.progress import progress_bar
 
-    reader = VideoReader(video)
-    total = len(reader) if max_frames is None else min(len(reader), max_frames)
-    abs_error, still_error, count, source = 0.0, 0.0, 0, None
-    writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
-    with writer as sink, progress_bar(total, "reconstruct") as bar:
-        for result, target in iter_self_reenactment(animator, reader, total, batch_frames, dtype or torch.float32):
-            if not torch.isfinite(result).all():
-                raise NumericalError(f"{model}: rendered frames contain NaN or inf (check the weights)")
-            source = target[:1] if source is None else source  # the first frame: the still baseline
-            abs_error += ((result - target).abs() / 2).sum().item()  # L1 on [0, 1]
-            still_error += ((source - target).abs() / 2).sum().item()
-            count += target.numel()
-            if sink is not None:
-                sink.write(make_grid([target.cpu(), result.cpu()], ncols=2))
-            bar.update(len(result))
-    count = max(count, 1)
-    return {"video": str(video), "frames": total, "l1": abs_error / count, "still_l1": still_error / count}
+    def check_and_write(result: torch.Tensor, target: torch.Tensor) -> None:
+        if not torch.isfinite(result).all():
+            raise NumericalError(f"{model}: rendered frames contain NaN or inf (check the weights)")
+        if sink is not None:
+            sink.write(make_grid([target.cpu(), result.cpu()], ncols=2))
+        bar.update(len(result))
+
+    with VideoReader(video) as reader:
+        total = len(reader) if max_frames is None else min(len(reader), max_frames)
+        writer = VideoWriter(out, fps=reader.info.fps) if out else contextlib.nullcontext()
+        with writer as sink, progress_bar(total, "reconstruct") as bar:
+            errors = self_reenactment_errors(animator, reader, total, batch_frames, dtype or torch.float32,
+                                             on_chunk=check_and_write)
+    return {"video": str(video), "frames": total, "l1": errors["l1"], "still_l1": errors["still_l1"]}
