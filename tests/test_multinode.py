@@ -33,18 +33,18 @@ from leo_video.train.loop import Trainer
 out, hide_from, argv = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 rank = int(os.environ["RANK"])
 seen = {"rank": rank, "world": int(os.environ["WORLD_SIZE"]), "losses": [], "saved": []}
-agree, save, latest = Trainer._agree, ckpt.save_checkpoint, ckpt.load_latest
+agree, save, latest = Trainer._mean_over_processes, ckpt.save_checkpoint, ckpt.load_latest
 
-def spy_agree(self, losses, *flags):
-    agreed = agree(self, losses, *flags)
-    seen["losses"].append(agreed[0])
+def spy_agree(self, means):  # the losses every rank logs (log_every 1: one record per step)
+    agreed = agree(self, means)
+    seen["losses"].append(agreed)
     return agreed
 
 def spy_save(state, path):
     seen["saved"].append(Path(path).name)
     return save(state, path)
 
-Trainer._agree, ckpt.save_checkpoint = spy_agree, spy_save
+Trainer._mean_over_processes, ckpt.save_checkpoint = spy_agree, spy_save
 if rank == hide_from:  # this node cannot see the run folder's checkpoints (not a shared file system)
     ckpt.load_latest = lambda run_dir: None
 code = main(argv)

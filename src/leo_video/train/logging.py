@@ -24,24 +24,50 @@ from einops import rearrange
 from ..utils.progress import progress_enabled
 
 
-class MeanTracker:
-    """Running means of named scalars between two log steps."""
+class LossWindow:
+    """The losses of every step since the last log step, left where they were computed.
+
+    A training step's losses are device tensors; reading one (``.item()``) makes the host wait for the
+    GPU to finish that step, so the CPU could no longer queue the next step's kernels while the GPU runs
+    this one. The window keeps the tensors and reads them all at once — one device-to-host copy per log
+    step or checkpoint — with every step's values, so the first non-finite step is still found exactly.
+    Steps may log different names (LIA's ``r1`` only every ``d_reg_every`` steps).
+    """
 
     def __init__(self) -> None:
-        self._sums: dict[str, float] = defaultdict(float)
-        self._counts: dict[str, int] = defaultdict(int)
+        self._rows: list[tuple[int, dict[str, Any]]] = []  # (step, {name: 0-d tensor or float})
 
-    def add(self, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self._sums[name] += value
-            self._counts[name] += 1
+    def add(self, step: int, losses: dict[str, Any]) -> None:
+        self._rows.append((step, {k: v.detach() if torch.is_tensor(v) else float(v) for k, v in losses.items()}))
 
-    def pop(self) -> dict[str, float]:
-        """The means since the last ``pop``; resets the tracker."""
-        means = {name: self._sums[name] / self._counts[name] for name in self._sums}
-        self._sums.clear()
-        self._counts.clear()
-        return means
+    def read(self) -> list[tuple[int, dict[str, float]]]:
+        """Every step's losses as floats (one host sync for all of them, none when already read)."""
+        tensors = [v for _, row in self._rows for v in row.values() if torch.is_tensor(v)]
+        if tensors:
+            device = tensors[0].device
+            values = iter(torch.stack([t.reshape(()).float().to(device) for t in tensors]).tolist())
+            self._rows = [(step, {k: next(values) if torch.is_tensor(v) else v for k, v in row.items()})
+                          for step, row in self._rows]  # fmt: skip
+        return self._rows
+
+    def first_non_finite(self) -> tuple[int, str, float] | None:
+        """``(step, name, value)`` of the first non-finite loss in the window, or None."""
+        for step, row in self.read():
+            for name, value in row.items():
+                if not math.isfinite(value):
+                    return step, name, value
+        return None
+
+    def pop_means(self) -> dict[str, float]:
+        """Each name's mean over the steps that logged it; empties the window."""
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        for _, row in self.read():
+            for name, value in row.items():
+                sums[name] += value
+                counts[name] += 1
+        self._rows = []
+        return {name: sums[name] / counts[name] for name in sums}
 
 
 class RunLogger:

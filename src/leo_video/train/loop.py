@@ -95,7 +95,7 @@ from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
 from .accelerator import end_distributed, gather_ints, load_optimizer_state, make_accelerator, optimizer_kernel
-from .logging import MeanTracker, RunLogger
+from .logging import LossWindow, RunLogger
 from .stop_signals import StopSignals
 from .sampler import (
     STREAM_INIT,
@@ -107,6 +107,8 @@ from .sampler import (
     seed_everything,
     worker_init,
 )
+
+AGREE_EVERY = 8  # steps between agreements on stop flags when there are several processes
 
 logger = logging.getLogger(__name__)
 
@@ -294,24 +296,30 @@ class Trainer:
     # ---- the loop ----
 
     def _run(self, batches: Iterator, start: int, log: RunLogger, stop: StopSignals) -> TrainResult:
+        """The steps. Nothing here waits for the GPU between log steps (see :class:`LossWindow`): losses are
+        read, checked for NaN/inf (exactly, per step) and averaged once per log step and before each save."""
         task, loop = self.task, self.loop
-        tracker, step = MeanTracker(), start
+        window, step = LossWindow(), start
         self._clock = (time.perf_counter(), start)
         deadline = time.perf_counter() + loop.max_minutes * 60 if loop.max_minutes else float("inf")
         while step < loop.max_steps:
-            losses = self._optimizer_step(batches, step)
+            self._optimizer_step(batches, step, window)
             step += 1
             self._data_position += loop.batch_size
-            losses, stop_now, time_up = self._agree(losses, stop.requested, time.perf_counter() >= deadline)
-            self._check_finite(losses, step)
+            stop_now, time_up = self._agree_flags(step, stop.requested, time.perf_counter() >= deadline)
             for name, ema in task.emas.items():
                 ema.step(task.unwrap(name).parameters())
-            tracker.add(losses)
+            log_step = step % loop.log_every == 0 or step == loop.max_steps
+            save = step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up
+            if log_step or save:
+                self._check_finite(window)
             # on log steps the task's monitor ran: every rank stops if any rank's monitor stopped the run
-            if self._log(step, tracker, log) and any(gather_ints(self.accelerator, int(bool(task.stop_reason)))):
+            if log_step and self._log(step, window, log) and any(gather_ints(self.accelerator, int(bool(task.stop_reason)))):
                 task.stop_reason = task.stop_reason or "another process's monitor stopped the run (its log says why)"
+            elif not log_step:
+                log.progress(step)
             self._periodic(step, log)
-            if step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up or task.stop_reason:
+            if save or task.stop_reason:
                 self._save(step)
             if task.stop_reason:
                 log.write(f"WARNING: stopped at step {step}: {task.stop_reason}; checkpoint {self.last_checkpoint}")
@@ -324,55 +332,63 @@ class Trainer:
                 break
         return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
 
-    def _log(self, step: int, tracker: MeanTracker, log: RunLogger) -> bool:
-        """Scalars (mean losses since the last log, learning rates, items/s) every ``log_every`` steps; True then."""
-        loop = self.loop
-        if step % loop.log_every and step != loop.max_steps:
-            log.progress(step)
-            return False
+    def _log(self, step: int, window: LossWindow, log: RunLogger) -> bool:
+        """Scalars (mean losses since the last log, averaged over processes, learning rates, items/s); True."""
         now = time.perf_counter()
         since, since_step = self._clock
-        rate = (step - since_step) * loop.batch_size / max(now - since, 1e-9)
-        means, health = tracker.pop(), self.task.monitor(step)
+        rate = (step - since_step) * self.loop.batch_size / max(now - since, 1e-9)
+        means, health = self._mean_over_processes(window.pop_means()), self.task.monitor(step)
         log.scalars({**{f"loss/{k}": v for k, v in means.items()}, **{f"monitor/{k}": v for k, v in health.items()},
                      **self._lrs(), "items_per_s": rate}, step)  # fmt: skip
         log.progress(step, {**means, **health})
         self._clock = (now, step)
         return True
 
-    def _optimizer_step(self, batches: Iterator, step: int) -> dict[str, float]:
-        """``grad_accum_steps`` micro-batches through ``task.train_step``; mean losses."""
+    def _optimizer_step(self, batches: Iterator, step: int, window: LossWindow) -> None:
+        """``grad_accum_steps`` micro-batches through ``task.train_step``; their losses go to ``window``
+        under ``step + 1`` (steps completed), unread."""
         acc, task, loop = self.accelerator, self.task, self.loop
-        tracker = MeanTracker()
         for micro in range(loop.grad_accum_steps):
             seed_everything(derive_seed(loop.seed, STREAM_STEP, acc.process_index, step * loop.grad_accum_steps + micro))
             batch = next(batches)
             with acc.accumulate(*task.models.values()):
-                out = task.train_step(batch, step)
-            tracker.add({k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in out.items()})
-        return tracker.pop()
+                window.add(step + 1, task.train_step(batch, step))
 
-    def _agree(self, losses: dict[str, float], *flags: bool) -> tuple[dict[str, float], ...]:
-        """Average losses over ranks; each flag (stop signal, time up) is true everywhere if any rank set it."""
+    def _agree_flags(self, step: int, *flags: bool) -> tuple[bool, ...]:
+        """Each flag (stop signal, time up) true on every process if any set it. On one process: as given,
+        every step. On several, agreeing is a collective that waits for the GPU, so they agree every
+        ``AGREE_EVERY`` steps (a signal or the time limit stops them all within that many steps)."""
         acc = self.accelerator
         if acc.num_processes == 1:
-            return (losses, *flags)
-        names = sorted(losses)
-        values = torch.tensor([losses[n] for n in names] + [float(f) for f in flags], dtype=torch.float64,
-                              device=acc.device)
-        values = acc.reduce(values, reduction="sum").cpu()
-        means = {n: float(v) / acc.num_processes for n, v in zip(names, values[: len(names)])}
-        return (means, *(bool(v > 0) for v in values[len(names):]))
+            return flags
+        if step % AGREE_EVERY and step != self.loop.max_steps:
+            return tuple(False for _ in flags)
+        votes = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=acc.device)
+        return tuple(bool(v > 0) for v in acc.reduce(votes, reduction="sum").cpu())
 
-    def _check_finite(self, losses: dict[str, float], step: int) -> None:
-        bad = {k: v for k, v in losses.items() if not np.isfinite(v)}
-        if bad:
-            name, value = next(iter(bad.items()))
-            last = self.last_checkpoint or "none"
-            raise NumericalError(
-                f"{self.run_dir}: loss '{name}' is {value} at step {step}; stopped without saving "
-                f"(last good checkpoint: {last}; lower the lr or use fp32, then rerun to resume)"
-            )
+    def _mean_over_processes(self, means: dict[str, float]) -> dict[str, float]:
+        """Each loss averaged over processes (every rank logs the same names at the same steps)."""
+        acc = self.accelerator
+        if acc.num_processes == 1 or not means:
+            return means
+        names = sorted(means)
+        values = torch.tensor([means[n] for n in names], dtype=torch.float64, device=acc.device)
+        values = acc.reduce(values, reduction="sum").cpu()
+        return {n: float(v) / acc.num_processes for n, v in zip(names, values)}
+
+    def _check_finite(self, window: LossWindow) -> None:
+        """NumericalError naming the first non-finite loss of the window (on any process): before a save."""
+        found = window.first_non_finite()
+        steps = [s for s in gather_ints(self.accelerator, found[0] if found else 0) if s > 0]
+        if not steps:
+            return
+        here = found is not None and found[0] == min(steps)
+        what = f"loss '{found[1]}' is {found[2]}" if here else "a loss is not finite"
+        where = "" if here else " on another process"
+        raise NumericalError(
+            f"{self.run_dir}: {what} at step {min(steps)}{where}; stopped without saving (last good checkpoint: "
+            f"{self.last_checkpoint or 'none'}; lower the lr or use fp32, then rerun to resume)"
+        )
 
     def _periodic(self, step: int, log: RunLogger) -> None:
         loop, task = self.loop, self.task
