@@ -148,13 +148,6 @@ def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 
 
-def progress(total: int | None, desc: str, unit: str = "frame"):
-    """A tqdm progress bar on stderr (:func:`leo_video.utils.progress.progress_bar`)."""
-    from ..utils.progress import progress_bar
-
-    return progress_bar(total, desc, unit)
-
-
 # More frames than this (per command run, all videos together) need --yes: 10,000 frames is 11 minutes
 # at 15 fps and about 6 minutes of rendering at the demo model's ~28 frames/s on one CPU core.
 FRAMES_WITHOUT_YES = 10_000
