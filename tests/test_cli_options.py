@@ -281,6 +281,35 @@ def test_demo_domain_score_separates_synthetic_people_from_real_photos(shared_da
     assert synthetic < 0.8 * DOMAIN_SCORE_LIMIT and min(real) > 1.2 * DOMAIN_SCORE_LIMIT, (synthetic, real)
 
 
+def test_demo_domain_score_encodes_the_still_once_and_is_its_self_reconstruction(monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.pipelines import demo
+
+    torch.manual_seed(0)
+    animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=6, channel_max=16).eval()
+    image = torch.rand(3, 64, 64) * 2 - 1
+    calls = []
+    animator.enc.net_app.register_forward_hook(lambda *_: calls.append(1))
+    score = demo.demo_domain_score(animator, image)
+    assert len(calls) == 1  # not once for the appearance and again for the motion code
+    with torch.no_grad():  # the definition: LIA's transfer of the still onto itself, x -> E -> render
+        x = image[None]
+        y = animator(x, x).clamp(-1, 1)
+    kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]).expand(3, 1, 3, 3)
+    lap = lambda v: F.conv2d(v, kernel, groups=3)  # noqa: E731
+    detail = ((lap(x) - lap(y)).abs().mean() / lap(x).abs().mean()).item()
+    coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(y, 4)).abs().mean().item()
+    expected = (detail / demo.DOMAIN_DETAIL_MEDIAN * coarse / demo.DOMAIN_COARSE_MEDIAN) ** 0.5
+    assert score == pytest.approx(expected, rel=1e-4)
+    monkeypatch.setattr(demo, "DOMAIN_SCORE_LIMIT", score * 0.99)
+    assert demo.unlike_demo_note(animator, image, "a.png") == f"a.png {demo.DOMAIN_NOTE}"
+    monkeypatch.setattr(demo, "DOMAIN_SCORE_LIMIT", score * 1.01)
+    assert demo.unlike_demo_note(animator, image, "a.png") is None
+
+
 @pytest.mark.parametrize("still", ["synthetic", "real"])
 def test_the_demo_model_notes_a_real_photo_once(still, shared_data, media, tmp_path, run_cli):
     import shutil

@@ -111,10 +111,10 @@ def note_if_unlike_demo(command: str, model_path, animator, image, image_path) -
     ``image`` (3, S, S) that does not look like its synthetic people (a real photo), pointing to training."""
     import sys
 
-    from ..pipelines.demo import DOMAIN_NOTE, DOMAIN_SCORE_LIMIT, demo_domain_score, is_demo_model
+    from ..pipelines.demo import is_demo_model, unlike_demo_note
 
-    if is_demo_model(model_path) and demo_domain_score(animator, image) > DOMAIN_SCORE_LIMIT:
-        print(f"leo-video {command}: note: {image_path} {DOMAIN_NOTE}", file=sys.stderr, flush=True)
+    if is_demo_model(model_path) and (text := unlike_demo_note(animator, image, str(image_path))):
+        print(f"leo-video {command}: note: {text}", file=sys.stderr, flush=True)
 
 
 def model_name(path: str | None) -> str:

@@ -184,9 +184,20 @@ def demo_domain_score(animator, image: torch.Tensor) -> float:
     import torch.nn.functional as F
 
     x = image[None].to(next(animator.parameters()).device, torch.float32)  # (1, 3, S, S)
-    y = animator(x, x).clamp(-1, 1)  # its reconstruction of itself
+    appearance = animator.encode_appearance(x)  # encoded once: its motion code is the one to render
+    y = animator.decode(animator.latent_from_motion(appearance, appearance.motion), appearance.features)
+    y = y.clamp(-1, 1)  # its reconstruction of itself, (1, 3, S, S)
     kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]], device=x.device)
     laplacian = lambda v: F.conv2d(v, kernel.expand(3, 1, 3, 3), groups=3)  # noqa: E731 (1, 3, S-2, S-2)
     detail = ((laplacian(x) - laplacian(y)).abs().mean() / laplacian(x).abs().mean().clamp_min(1e-8)).item()
     coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(y, 4)).abs().mean().item()
     return (detail / DOMAIN_DETAIL_MEDIAN * coarse / DOMAIN_COARSE_MEDIAN) ** 0.5
+
+
+def unlike_demo_note(animator, image: torch.Tensor, label: str) -> str | None:
+    """The note for a still ``image`` (3, S, S) in [-1, 1] that the demo ``animator`` meets and that does not
+    look like its synthetic people (``"{label} does not look like ..."``), or None when it does. Only for the
+    demo model: the caller checks that (:func:`is_demo_model`)."""
+    if demo_domain_score(animator, image) > DOMAIN_SCORE_LIMIT:
+        return f"{label} {DOMAIN_NOTE}"
+    return None
