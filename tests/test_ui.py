@@ -342,6 +342,8 @@ def test_ui_command_binds_to_loopback_by_default(run_cli, pipe_dir, fake_launch)
 def test_ui_command_user_errors_are_one_line(run_cli, pipe_dir, fake_launch, monkeypatch, tmp_path):
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--lia", pipe_dir / "animator")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not both" in err
+    code, out, err = run_cli("ui", "--animator", pipe_dir / "animator", "--prior", pipe_dir / "start_code")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "needs the animator and the motion" in err
     code, out, err = run_cli("ui", "--pipeline", tmp_path / "nothing")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "model_index.json" in err
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--port", "70000")

@@ -251,26 +251,14 @@ def add_pipeline_args(parser: argparse.ArgumentParser, title: str, pipeline_help
         add_part_arg(group, part)
 
 
-def pipeline_sources(args: argparse.Namespace):
-    """The :class:`~leo_video.pipelines.sources.PipelineSources` of :func:`add_pipeline_args`' flags."""
+def pipeline_sources(args: argparse.Namespace, animator_alone: bool = False):
+    """The :class:`~leo_video.pipelines.sources.PipelineSources` of :func:`add_pipeline_args`' flags, checked
+    (:meth:`~leo_video.pipelines.sources.PipelineSources.check`) before any model loads."""
     from ..pipelines.sources import PipelineSources
 
-    return PipelineSources(args.pipeline, args.animator, args.motion, args.start_code, args.start_frame)
-
-
-def check_pipeline_args(args: argparse.Namespace, animator_alone: bool = False) -> None:
-    """``--pipeline`` or parts, not both; parts: at least ``--animator`` and ``--motion`` (or, where
-    ``animator_alone``, ``--animator`` by itself)."""
-    from ..errors import InputError
-
-    parts = [PART_FLAGS[p][0] for p in PART_FLAGS if getattr(args, p)]
-    if args.pipeline and parts:
-        raise InputError(f"give --pipeline DIR or the parts ({', '.join(parts)}), not both")
-    if animator_alone and parts == ["--animator"]:
-        return
-    if parts and not (args.animator and args.motion):
-        raise InputError("give --pipeline DIR, or --animator and --motion (plus --start-code and --start-frame "
-                         "for unconditional output)")
+    sources = PipelineSources(args.pipeline, args.animator, args.motion, args.start_code, args.start_frame)
+    sources.check(animator_alone)
+    return sources
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -59,7 +59,8 @@ class UIModels:
         from ..models.loading import load_lia
         from ..pipelines.demo import is_demo_model
 
-        if sources.animator and not (sources.pipeline or sources.motion):
+        sources.check(animator_alone=True)
+        if sources.parts == ["animator"]:
             return cls(load_lia(sources.animator, device=device), name=str(sources.animator))
         models = cls.from_pipeline(load_leo_pipeline(sources, device), name=sources.name())
         # the embedded demo model (MissingWeightsError when the package ships without it): real photos get a note
