@@ -34,6 +34,22 @@ def test_steps_below_one_is_refused_the_same_way_everywhere(command, value, caps
     assert f"argument --steps: {value}: must be at least 1" in err.splitlines()[-1], err
 
 
+BATCH_FRAMES_COMMANDS = {  # each command's --batch-frames with the other required arguments (never reached)
+    "animate": ["animate", "--source", "s.png", "--driving", "d.mp4", "--out", "x.mp4"],
+    "reconstruct": ["reconstruct", "--video", "v.mp4"],
+    "edit": ["edit", "--video", "v.mp4", "--edited-first-frame", "e.png", "--out", "x.mp4"],
+    "encode-motion": ["encode-motion", "--data", "d", "--out", "o"],
+    "eval recon": ["eval", "recon", "--data", "d"],
+    "eval transfer": ["eval", "transfer"],
+}
+
+
+@pytest.mark.parametrize("command", list(BATCH_FRAMES_COMMANDS))
+def test_batch_frames_below_one_is_refused_the_same_way_everywhere(command, capsys):
+    err = _usage_error(capsys, *BATCH_FRAMES_COMMANDS[command], "--batch-frames", "0")
+    assert "argument --batch-frames: 0: must be at least 1" in err.splitlines()[-1], err
+
+
 def test_manipulate_steps_are_frames_and_need_two(capsys):
     err = _usage_error(capsys, "manipulate", "--checkpoint", "c", "--source", "s", "--out", "o", "--steps", "1")
     assert "argument --steps: 1: must be at least 2" in err.splitlines()[-1], err

@@ -84,8 +84,8 @@ def add_sampler_arg(parser: argparse.ArgumentParser, default: str | None, help: 
 
 def add_batch_frames_arg(parser: argparse.ArgumentParser, default: int = 16,
                          what: str = "frames encoded and rendered per batch") -> None:
-    """``--batch-frames``: how many frames one model call takes (memory, not results)."""
-    parser.add_argument("--batch-frames", type=int, default=default, help=f"{what} (default {default})")
+    """``--batch-frames``: how many frames one model call takes (memory, not results), at least 1."""
+    parser.add_argument("--batch-frames", type=positive_int, default=default, help=f"{what} (default {default})")
 
 
 ANIMATOR_HELP = ("LIA checkpoint (.pt: taichi.pt, vox.pt, ted.pt), exported animator folder, or LEO pipeline "
