@@ -34,6 +34,22 @@ def test_steps_below_one_is_refused_the_same_way_everywhere(command, value, caps
     assert f"argument --steps: {value}: must be at least 1" in err.splitlines()[-1], err
 
 
+BATCH_FRAMES_COMMANDS = {  # each command's --batch-frames with the other required arguments (never reached)
+    "animate": ["animate", "--source", "s.png", "--driving", "d.mp4", "--out", "x.mp4"],
+    "reconstruct": ["reconstruct", "--video", "v.mp4"],
+    "edit": ["edit", "--video", "v.mp4", "--edited-first-frame", "e.png", "--out", "x.mp4"],
+    "encode-motion": ["encode-motion", "--data", "d", "--out", "o"],
+    "eval recon": ["eval", "recon", "--data", "d"],
+    "eval transfer": ["eval", "transfer"],
+}
+
+
+@pytest.mark.parametrize("command", list(BATCH_FRAMES_COMMANDS))
+def test_batch_frames_below_one_is_refused_the_same_way_everywhere(command, capsys):
+    err = _usage_error(capsys, *BATCH_FRAMES_COMMANDS[command], "--batch-frames", "0")
+    assert "argument --batch-frames: 0: must be at least 1" in err.splitlines()[-1], err
+
+
 def test_manipulate_steps_are_frames_and_need_two(capsys):
     err = _usage_error(capsys, "manipulate", "--checkpoint", "c", "--source", "s", "--out", "o", "--steps", "1")
     assert "argument --steps: 1: must be at least 2" in err.splitlines()[-1], err
@@ -279,6 +295,35 @@ def test_demo_domain_score_separates_synthetic_people_from_real_photos(shared_da
     real = [demo_domain_score(animator, load_image(shared_data / "images" / name, size=64))
             for name in ("faces/face_liveportrait_3.jpg", "bodies/body_lia_taichi_1.png")]
     assert synthetic < 0.8 * DOMAIN_SCORE_LIMIT and min(real) > 1.2 * DOMAIN_SCORE_LIMIT, (synthetic, real)
+
+
+def test_demo_domain_score_encodes_the_still_once_and_is_its_self_reconstruction(monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.pipelines import demo
+
+    torch.manual_seed(0)
+    animator = LatentImageAnimator(size=64, style_dim=32, motion_dim=6, channel_max=16).eval()
+    image = torch.rand(3, 64, 64) * 2 - 1
+    calls = []
+    animator.enc.net_app.register_forward_hook(lambda *_: calls.append(1))
+    score = demo.demo_domain_score(animator, image)
+    assert len(calls) == 1  # not once for the appearance and again for the motion code
+    with torch.no_grad():  # the definition: LIA's transfer of the still onto itself, x -> E -> render
+        x = image[None]
+        y = animator(x, x).clamp(-1, 1)
+    kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]).expand(3, 1, 3, 3)
+    lap = lambda v: F.conv2d(v, kernel, groups=3)  # noqa: E731
+    detail = ((lap(x) - lap(y)).abs().mean() / lap(x).abs().mean()).item()
+    coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(y, 4)).abs().mean().item()
+    expected = (detail / demo.DOMAIN_DETAIL_MEDIAN * coarse / demo.DOMAIN_COARSE_MEDIAN) ** 0.5
+    assert score == pytest.approx(expected, rel=1e-4)
+    monkeypatch.setattr(demo, "DOMAIN_SCORE_LIMIT", score * 0.99)
+    assert demo.unlike_demo_note(animator, image, "a.png") == f"a.png {demo.DOMAIN_NOTE}"
+    monkeypatch.setattr(demo, "DOMAIN_SCORE_LIMIT", score * 1.01)
+    assert demo.unlike_demo_note(animator, image, "a.png") is None
 
 
 @pytest.mark.parametrize("still", ["synthetic", "real"])

@@ -16,7 +16,7 @@ from tiny_models import tiny_pipeline
 
 from leo_video.metrics.evaluate import make_protocol
 from leo_video.metrics.generated import conditional_videos, reconstructed_videos
-from leo_video.metrics.protocol import plan_real_clips
+from leo_video.metrics.protocol import iter_real_clips, plan_real_clips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LENGTHS = (12, 7, 9, 10)  # frames per real video: the 7-frame one is shorter than an 8-frame clip
@@ -111,8 +111,15 @@ def test_eval_fvd_conditional_pipeline_and_real_split(real_dir, tmp_path, run_cl
     assert code == 2 and "--condition first-frame: needs --pipeline" in err
 
 
-def test_eval_all_reports_conditional_and_reconstruction_fvd(real_dir, tmp_path, run_cli):
+def test_eval_all_reports_conditional_and_reconstruction_fvd(real_dir, tmp_path, run_cli, monkeypatch):
+    """Conditional and reconstruction FVD are reported, and the real clips are measured once: FVD, conditional
+    FVD (the same seed) and reconstruction FVD (here --recon-data is --real) share one feature pass without
+    --cache-dir."""
+    import leo_video.metrics.evaluate as evaluate
     from leo_video.models.lia import LatentImageAnimator
+
+    real_passes = []
+    monkeypatch.setattr(evaluate, "iter_real_clips", lambda *a: real_passes.append(a) or iter_real_clips(*a))
 
     pipeline, detector, lia = tmp_path / "pipe", tmp_path / "i3d.pt", tmp_path / "lia.pt"
     tiny_pipeline(with_start_models=False).save_pretrained(pipeline)
@@ -131,3 +138,4 @@ def test_eval_all_reports_conditional_and_reconstruction_fvd(real_dir, tmp_path,
         assert (by_key[key]["num_real"], by_key[key]["num_fake"]) == (3, 3), key
     assert report["details"]["real_split"] == "as given" and "split: as given" in report["inputs"]["real"]
     assert "sha256" in report["inputs"]["detector"] and report["details"]["detector"] == "stylegan-v-torchscript"
+    assert len(real_passes) == 1

@@ -173,3 +173,17 @@ def test_l1_pyramid_sums_l1_at_every_scale():
     assert terms["l1_pyramid"].item() == pytest.approx(expected, rel=1e-5)
     assert terms["total"].item() == pytest.approx(2 * expected, rel=1e-5)
     assert terms["l1"].item() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)  # still full-size L1
+
+
+@pytest.mark.parametrize("scales", [(1.0,), (1.0, 0.5, 0.25), (0.5, 0.25)])
+def test_l1_pyramid_computes_each_scale_once(scales, monkeypatch):
+    """The full-size L1 (logged as ``l1``) is the pyramid's scale-1 term, not a second pass over the images."""
+    import leo_video.train.losses as losses
+
+    sizes = []
+    real = losses.l1_loss
+    monkeypatch.setattr(losses, "l1_loss", lambda p, t: sizes.append(p.shape[-1]) or real(p, t))
+    pred, target = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    terms = ReconstructionLoss(l1_weight=1.0, perceptual_weight=0.0, l1_scales=scales)(pred, target)
+    assert sizes.count(32) == 1 and len(sizes) == len(scales) + (1.0 not in scales)
+    assert terms["l1"].item() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)

@@ -214,6 +214,28 @@ def test_generate_unconditional_without_cddpm_is_one_line(run_cli, parts, tmp_pa
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_pipeline_sources_one_rule_for_the_library_the_cli_and_the_ui(run_cli, parts, tmp_path):
+    """A pipeline folder or parts, not both; parts need the animator and the motion, except where an animator
+    alone does (the UI's Animate tab): the library refuses it, and `generate` before any model loads."""
+    from leo_video.errors import InputError
+    from leo_video.pipelines.sources import PipelineSources, load_leo_pipeline
+    from leo_video.ui.handlers import UIModels
+
+    for sources, message in [(PipelineSources(tmp_path, animator=parts / "lia"), "not both"),
+                             (PipelineSources(animator=parts / "lia"), "needs the animator and the motion"),
+                             (PipelineSources(motion=parts / "lmdm", start_code=parts / "prior"), "needs the animator")]:
+        with pytest.raises(InputError, match=message):
+            load_leo_pipeline(sources, "cpu")
+    with pytest.raises(InputError, match="needs the animator and the motion"):
+        UIModels.load(PipelineSources(animator=parts / "lia", start_code=parts / "prior"), torch.device("cpu"))
+    assert UIModels.load(PipelineSources(animator=parts / "lia"), torch.device("cpu")).pipeline is None
+    for argv, message in ((["--lia", parts / "lia", "--start-code", parts / "prior"], "needs the animator"),
+                          (["--pipeline", tmp_path / "absent", "--motion", parts / "lmdm"], "not both")):
+        code, out, err = run_cli("generate", *argv, "--out", tmp_path / "x.mp4")
+        assert code != 0 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_edit_command_renders_original_motion_on_the_edited_frame(run_cli, parts, tmp_path):
     """`edit` writes the original video's motion, relative to its first frame, rendered on the edited frame.
 

@@ -136,14 +136,19 @@ def test_dataset_files_hold_the_rendered_videos(tmp_path):
     assert np.abs(pixels - rendered).mean() < 6.0  # H.264 is lossy, but it is the same video
 
 
-def test_frames_format_is_lossless(tmp_path):
-    out = make_synthetic_dataset(tmp_path / "ds", 2, 4, 32, seed=1, fmt="frames", progress=False)
+def test_frames_format_is_lossless_in_prepares_layout_and_older_names_read_alike(tmp_path):
+    out = make_synthetic_dataset(tmp_path / "ds", 2, 12, 32, seed=1, fmt="frames", progress=False)
     folder = out / "train" / "synth_00000"
-    assert sorted(p.name for p in folder.iterdir()) == [f"{t:06d}.png" for t in range(4)]
-    assert probe_video(folder).frames == 4
+    assert sorted(p.name for p in folder.iterdir()) == [f"{t:07d}.png" for t in range(12)]  # as `prepare` writes
+    assert probe_video(folder).frames == 12
     decoded = read_video(folder)
     assert np.array_equal(np.round((decoded.permute(0, 2, 3, 1).numpy() + 1) * 127.5).astype(np.uint8),
-                          render_synthetic_video(1, 4, 32, index=0))
+                          render_synthetic_video(1, 12, 32, index=0))
+    older = tmp_path / "older"  # make-synthetic datasets on disk from before: six digits
+    older.mkdir()
+    for t in range(12):
+        (folder / f"{t:07d}.png").rename(older / f"{t:06d}.png")
+    assert np.array_equal(read_video(older).numpy(), decoded.numpy())  # frame 10 after frame 9 either way
 
 
 def test_make_synthetic_cli_writes_splits_and_refuses_to_overwrite(tmp_path, run_cli):

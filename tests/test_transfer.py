@@ -80,3 +80,20 @@ def test_make_synthetic_pairs_then_eval_transfer(tmp_path, run_cli, monkeypatch)
     assert (tmp_path / "sheet.png").stat().st_size > 0
     code, _, err = run_cli("eval", "transfer", "--checkpoint", tmp_path / "lia", "--data", tmp_path / "nothing")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "nothing" in err
+
+
+def test_write_transfer_errors_is_transfer_errors_plus_a_sheet_of_the_first_pairs(tmp_path, monkeypatch):
+    import leo_video.media.grid as grid
+    from leo_video.metrics.transfer import SHEET_LABELS, SHEET_PAIRS, write_transfer_errors
+
+    pairs = [render_transfer_pair(7, i, 4, 32) for i in range(SHEET_PAIRS + 1)]
+    sheets = []
+    monkeypatch.setattr(grid, "save_contact_sheet", lambda path, videos, num_frames, labels: sheets.append((videos, labels)))
+    written = write_transfer_errors(_Stub("paste"), iter(pairs), sheet=tmp_path / "sheet.png")
+    assert written.per_pair == transfer_errors(_Stub("paste"), pairs).per_pair
+    (videos, labels), = sheets
+    assert len(videos) == 4 * SHEET_PAIRS and labels == SHEET_LABELS * SHEET_PAIRS  # the first pairs only
+    truth = pair_transfer_errors(_Stub("paste"), *pairs[SHEET_PAIRS - 1], return_frames=True)["frames"]
+    for got, key in zip(videos[-4:-1], ("driving", "target", "animated")):  # the last pair shown, in row order
+        torch.testing.assert_close(got, truth[key], rtol=0, atol=0)
+    assert write_transfer_errors(_Stub("paste"), iter(pairs)).per_pair == written.per_pair and len(sheets) == 1

@@ -342,6 +342,8 @@ def test_ui_command_binds_to_loopback_by_default(run_cli, pipe_dir, fake_launch)
 def test_ui_command_user_errors_are_one_line(run_cli, pipe_dir, fake_launch, monkeypatch, tmp_path):
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--lia", pipe_dir / "animator")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "not both" in err
+    code, out, err = run_cli("ui", "--animator", pipe_dir / "animator", "--prior", pipe_dir / "start_code")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "needs the animator and the motion" in err
     code, out, err = run_cli("ui", "--pipeline", tmp_path / "nothing")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "model_index.json" in err
     code, out, err = run_cli("ui", "--pipeline", pipe_dir, "--port", "70000")
@@ -359,6 +361,64 @@ def test_ui_command_opens_on_the_demo_model_by_default(run_cli, pipe_dir, fake_l
     code, out, err = run_cli("ui")
     assert code == 0, err
     assert "Model: `demo model`" in str(fake_launch[0][0].get_config_file())
+
+
+@pytest.fixture
+def signalled_launch(monkeypatch, tmp_path):
+    """`launch` serving for real (a free port) until ``signalled_launch.signum`` arrives 0.3 s after it started;
+    records the app and the SIGTERM handler it was served under."""
+    import signal
+
+    import leo_video.ui.app as app_module
+    from leo_video.utils.atomic import allow_outputs
+
+    real, seen = app_module.launch, {}
+
+    def launch(app, limits, host, port):
+        seen.update(app=app, sigterm=signal.getsignal(signal.SIGTERM))
+        real(app, limits, host=host, port=free_port(), block=False, quiet=True)
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), seen["signum"]))
+        timer.start()
+        try:
+            app.block_thread()  # what launch(block=True) does: sleep until a signal's exception
+        finally:
+            timer.join()
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(app_module, "launch", launch)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a plain Python process
+    yield seen
+    signal.signal(signal.SIGTERM, previous)
+    allow_outputs()  # a stopped in-process command leaves outputs refused until the next command starts
+
+
+def test_ui_command_stopped_by_ctrl_c_closes_the_server_and_keeps_the_cli_handlers(run_cli, pipe_dir,
+                                                                                   signalled_launch):
+    """The CLI's SIGINT handler raises its own stop (not KeyboardInterrupt, which Gradio would catch and close
+    on): serve still closes the server; the CLI's SIGTERM handler is not replaced and every handler comes back."""
+    import signal
+
+    from leo_video.ui.app import _interrupt
+
+    signalled_launch["signum"] = signal.SIGINT
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    code, out, err = run_cli("ui", "--pipeline", pipe_dir)
+    assert code == 128 + signal.SIGINT and "stopped by SIGINT" in err, err
+    assert not signalled_launch["app"].is_running  # closed: the port is given back, the queue stopped
+    assert signalled_launch["sigterm"] not in (_interrupt, signal.SIG_DFL)  # the CLI's: stop, exit 143
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_serve_outside_the_cli_stops_on_sigterm_and_restores_the_handler(signalled_launch, pipe_dir):
+    import signal
+
+    from leo_video.ui.app import _interrupt, serve
+
+    signalled_launch["signum"] = signal.SIGTERM
+    models = UIModels.from_pipeline(LEOPipeline.from_pretrained(pipe_dir), "tiny")
+    serve(models, UploadLimits())  # returns once SIGTERM closed the server
+    assert signalled_launch["sigterm"] is _interrupt and not signalled_launch["app"].is_running
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_ui_command_with_lia_only_serves_the_lia_tabs(run_cli, pipe_dir, fake_launch):

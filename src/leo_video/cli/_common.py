@@ -84,8 +84,8 @@ def add_sampler_arg(parser: argparse.ArgumentParser, default: str | None, help: 
 
 def add_batch_frames_arg(parser: argparse.ArgumentParser, default: int = 16,
                          what: str = "frames encoded and rendered per batch") -> None:
-    """``--batch-frames``: how many frames one model call takes (memory, not results)."""
-    parser.add_argument("--batch-frames", type=int, default=default, help=f"{what} (default {default})")
+    """``--batch-frames``: how many frames one model call takes (memory, not results), at least 1."""
+    parser.add_argument("--batch-frames", type=positive_int, default=default, help=f"{what} (default {default})")
 
 
 ANIMATOR_HELP = ("LIA checkpoint (.pt: taichi.pt, vox.pt, ted.pt), exported animator folder, or LEO pipeline "
@@ -111,10 +111,10 @@ def note_if_unlike_demo(command: str, model_path, animator, image, image_path) -
     ``image`` (3, S, S) that does not look like its synthetic people (a real photo), pointing to training."""
     import sys
 
-    from ..pipelines.demo import DOMAIN_NOTE, DOMAIN_SCORE_LIMIT, demo_domain_score, is_demo_model
+    from ..pipelines.demo import is_demo_model, unlike_demo_note
 
-    if is_demo_model(model_path) and demo_domain_score(animator, image) > DOMAIN_SCORE_LIMIT:
-        print(f"leo-video {command}: note: {image_path} {DOMAIN_NOTE}", file=sys.stderr, flush=True)
+    if is_demo_model(model_path) and (text := unlike_demo_note(animator, image, str(image_path))):
+        print(f"leo-video {command}: note: {text}", file=sys.stderr, flush=True)
 
 
 def model_name(path: str | None) -> str:
@@ -146,13 +146,6 @@ def warn(command: str, text: str) -> None:
 
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-
-
-def progress(total: int | None, desc: str, unit: str = "frame"):
-    """A tqdm progress bar on stderr (:func:`leo_video.utils.progress.progress_bar`)."""
-    from ..utils.progress import progress_bar
-
-    return progress_bar(total, desc, unit)
 
 
 # More frames than this (per command run, all videos together) need --yes: 10,000 frames is 11 minutes
@@ -258,26 +251,14 @@ def add_pipeline_args(parser: argparse.ArgumentParser, title: str, pipeline_help
         add_part_arg(group, part)
 
 
-def pipeline_sources(args: argparse.Namespace):
-    """The :class:`~leo_video.pipelines.sources.PipelineSources` of :func:`add_pipeline_args`' flags."""
+def pipeline_sources(args: argparse.Namespace, animator_alone: bool = False):
+    """The :class:`~leo_video.pipelines.sources.PipelineSources` of :func:`add_pipeline_args`' flags, checked
+    (:meth:`~leo_video.pipelines.sources.PipelineSources.check`) before any model loads."""
     from ..pipelines.sources import PipelineSources
 
-    return PipelineSources(args.pipeline, args.animator, args.motion, args.start_code, args.start_frame)
-
-
-def check_pipeline_args(args: argparse.Namespace, animator_alone: bool = False) -> None:
-    """``--pipeline`` or parts, not both; parts: at least ``--animator`` and ``--motion`` (or, where
-    ``animator_alone``, ``--animator`` by itself)."""
-    from ..errors import InputError
-
-    parts = [PART_FLAGS[p][0] for p in PART_FLAGS if getattr(args, p)]
-    if args.pipeline and parts:
-        raise InputError(f"give --pipeline DIR or the parts ({', '.join(parts)}), not both")
-    if animator_alone and parts == ["--animator"]:
-        return
-    if parts and not (args.animator and args.motion):
-        raise InputError("give --pipeline DIR, or --animator and --motion (plus --start-code and --start-frame "
-                         "for unconditional output)")
+    sources = PipelineSources(args.pipeline, args.animator, args.motion, args.start_code, args.start_frame)
+    sources.check(animator_alone)
+    return sources
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -46,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.device import resolve_device, resolve_dtype
     from ._common import check_video_output, load_animator, model_name, note_if_unlike_demo
 
-    if args.batch_frames < 1:
-        raise InputError(f"--batch-frames {args.batch_frames}: must be at least 1")
     out = check_video_output(args.out, args.overwrite)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     animator = load_animator(args.checkpoint, device)

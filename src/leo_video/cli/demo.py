@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.demo import DemoSettings, load_demo_pipeline, write_demo
     from ..pipelines.leo import LEOPipeline
     from ..utils.device import resolve_device
-    from ._common import check_frame_count, progress
+    from ._common import check_frame_count
 
     if args.frames < 2 or args.infinite_frames < 2:
         raise InputError("--frames and --infinite-frames must be at least 2")
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(num_frames=args.frames, infinite_frames=args.infinite_frames, seed=args.seed,
                             steps=args.steps)
     started = time.perf_counter()
-    paths = write_demo(pipe, args.out, settings, report=lambda line: print(line, file=sys.stderr), progress=progress)
+    paths = write_demo(pipe, args.out, settings, report=lambda line: print(line, file=sys.stderr), show_progress=True)
     for label, path in paths.items():
         print(f"{label + ':':15} {path}")
     print(f"done in {time.perf_counter() - started:.1f} s; open {paths['contact sheet']} for an overview")

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.atomic import check_output_path
     from ..utils.device import resolve_device
 
-    for option, value in (("--pairs", args.pairs), ("--frames", args.frames), ("--batch-frames", args.batch_frames)):
+    for option, value in (("--pairs", args.pairs), ("--frames", args.frames)):
         if value < 1:
             raise InputError(f"{option} {value}: must be at least 1")
     sheet = check_output_path(args.sheet, args.overwrite) if args.sheet else None

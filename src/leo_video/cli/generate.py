@@ -58,18 +58,17 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.generate import GenerateOptions, write_generated
     from ..pipelines.sources import load_leo_pipeline, load_motion
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import (TimeEstimate, check_frame_count, check_pipeline_args, check_video_output, format_seconds,
+    from ._common import (TimeEstimate, check_frame_count, check_video_output, format_seconds,
                           note_if_unlike_demo, pipeline_sources, progress_note, warn)
 
     if args.frames < 1 or args.num_videos < 1:
         raise InputError("--frames and --num-videos must be at least 1")
-    check_pipeline_args(args)
+    sources = pipeline_sources(args)  # checked before any model loads
     check_frame_count("--frames", args.frames, args.frames * args.num_videos, args.yes)
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     outs = _output_paths(Path(args.out), args.num_videos)
     for out in outs:
         check_video_output(out, args.overwrite)  # before any model loads
-    sources = pipeline_sources(args)
     pipe = load_leo_pipeline(sources, device).optimize_for_inference(compile=args.compile,
                                                                      channels_last=args.channels_last)
     image = load_image(args.source, size=pipe.size) if args.source else None

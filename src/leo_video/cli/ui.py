@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ui.handlers import UIModels
     from ..ui.validation import UploadLimits, is_loopback
     from ..utils.device import resolve_device, resolve_dtype
-    from ._common import check_pipeline_args, pipeline_sources
+    from ._common import pipeline_sources
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: must be 1..65535")
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     limits = UploadLimits(args.max_upload_mb, args.max_video_frames, args.max_video_seconds, args.max_frames,
                           min(32, args.max_frames))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    check_pipeline_args(args, animator_alone=True)
-    models = UIModels.load(pipeline_sources(args), device)
+    models = UIModels.load(pipeline_sources(args, animator_alone=True), device)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
               file=sys.stderr)

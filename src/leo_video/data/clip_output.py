@@ -72,6 +72,16 @@ def clip_writer(path: Path, fmt: str, fps: float, crf: int) -> Iterator["FrameSi
         with VideoWriter(path, fps=fps, crf=crf, keyframe_interval=KEYFRAME_INTERVAL) as writer:
             yield FrameSink(writer.write)
         return
+    with frame_folder_writer(path, fmt) as sink:
+        yield sink
+
+
+@contextlib.contextmanager
+def frame_folder_writer(path: Path, fmt: str = "png") -> Iterator["FrameSink"]:
+    """Yield a sink writing uint8 ``(H, W, 3)`` frames as ``path/0000000.png ...`` (``fmt`` png or jpg); the
+    folder appears under ``path`` only when the block succeeds with at least one frame. Every frame folder
+    the package writes (``prepare``, ``make-synthetic --format frames``) comes from here; readers order
+    frames by the number in the name, so folders with other digit counts (six, from older versions) read alike."""
     with atomic_folder(path, overwrite=True) as tmp:
         sink = FrameSink(lambda frame: _save_frame(tmp, sink.count, frame, fmt))
         yield sink

@@ -65,11 +65,6 @@ def detect(frame: np.ndarray, cascade: str = "haarcascade_frontalface_default.xm
     return [tuple(int(round(v / scale)) for v in (x, y, x + w, y + h)) for x, y, w, h in found]
 
 
-def sample_positions(num_frames: int, count: int = SAMPLED_FRAMES) -> list[int]:
-    """``count`` positions spread evenly over ``num_frames`` (all of them when there are fewer)."""
-    return sorted(set(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int).tolist()))
-
-
 def clip_face_box(frames: Sequence[np.ndarray], width: int, height: int) -> PixelBox:
     """The square face box of a clip from a few of its frames ``(H, W, 3)``; :class:`NoFaceError` if none."""
     boxes = [max(found, key=_area) for found in map(detect, frames) if found]  # largest face per frame

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from ..media.grid import sample_frame_indices
 from ..media.image import resize_center_crop
 from ..media.video import VideoReader
 from .clip_output import clip_writer
 from .clips import ClipSpec, PixelBox, pixel_box
-from .face_box import clip_face_box, sample_positions
+from .face_box import SAMPLED_FRAMES, clip_face_box
 
 if TYPE_CHECKING:
     from .prepare import PrepareConfig
@@ -57,6 +58,7 @@ def _box(spec: ClipSpec, reader: VideoReader, frames: Sequence[int], width: int,
     if spec.region == "center":
         return None
     if spec.region == "face":
-        sampled = reader.read([frames[i] for i in sample_positions(len(frames))])  # (K, H, W, 3)
+        positions = sample_frame_indices(len(frames), min(SAMPLED_FRAMES, len(frames)))  # spread over the clip
+        sampled = reader.read([frames[i] for i in positions])  # (K, H, W, 3)
         return clip_face_box(list(sampled), width, height)
     return pixel_box(spec.region, width, height)

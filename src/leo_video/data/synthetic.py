@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..utils.atomic import OutputExistsError, atomic_folder, atomic_write_text
+from ..utils.atomic import OutputExistsError, atomic_write_text
 from .synthetic_render import _JOINT_NAMES, _JOINTS, Body, Look, Motion, Person, Scene, render_person
 
 DATASET_KIND = "leo-video synthetic humans"
@@ -338,16 +338,14 @@ def _prepare_output(out: Path, overwrite: bool, splits: tuple[str, ...] = ("trai
 
 
 def _write_video(stem: Path, frames: np.ndarray, fmt: str, fps: float) -> None:
-    """``frames (T, H, W, 3)`` uint8 -> ``stem.mp4`` or a folder ``stem/`` of ``000000.png ...``."""
+    """``frames (T, H, W, 3)`` uint8 -> ``stem.mp4`` or a folder ``stem/`` of ``0000000.png ...`` (prepare's)."""
     if fmt == "mp4":
         from ..media.video import write_video
 
         write_video(stem.with_suffix(".mp4"), frames, fps=fps)
         return
-    from PIL import Image
+    from .clip_output import frame_folder_writer
 
-    # The frames go into a hidden folder that is renamed at the end, so a half-written video never
-    # appears under its final name (one atomic rename instead of an fsync per PNG).
-    with atomic_folder(stem, overwrite=True) as tmp:
-        for t, frame in enumerate(frames):
-            Image.fromarray(frame).save(tmp / f"{t:06d}.png")
+    with frame_folder_writer(stem, "png") as sink:  # atomic: a half-written video never appears
+        for frame in frames:
+            sink.write(frame)

@@ -43,15 +43,12 @@ def image_scheduler_config(zero_terminal_snr: bool = False, **schedule) -> dict:
     """The shared schedule (:func:`~leo_video.diffusion.schedulers.scheduler_config`) with x₀ clipped to [-1, 1].
 
     ``zero_terminal_snr`` rescales the betas so that x_T is pure noise (Lin et al. 2024); it needs
-    ``v_prediction`` (ε is degenerate at SNR 0) and ``trailing`` spacing (sampling must start at t = T − 1),
-    which it sets.
+    ``v_prediction`` (ε is degenerate at SNR 0), the prediction type it defaults to, and ``trailing`` spacing
+    (sampling must start at t = T − 1), which ``scheduler_config`` sets.
     """
     if zero_terminal_snr:
-        if schedule.get("prediction_type", "v_prediction") != "v_prediction":
-            raise ConfigError("prediction_type: zero_terminal_snr needs v_prediction")
-        schedule = {**schedule, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}
-    config = {**schedulers.scheduler_config(**schedule), "clip_sample": True, "clip_sample_range": 1.0}
-    return {**config, "rescale_betas_zero_snr": True} if zero_terminal_snr else config
+        schedule.setdefault("prediction_type", "v_prediction")
+    return schedulers.scheduler_config(clip_sample_range=1.0, zero_terminal_snr=zero_terminal_snr, **schedule)
 
 
 class StartFrameDiffusion(CodeDiffusion):

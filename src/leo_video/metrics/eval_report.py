@@ -11,7 +11,7 @@ from ..errors import InputError
 from .evaluate import generated_clip_features, list_videos
 from .report import bar_plot, mean_std, write_report
 from .video_distance import (VideoDistanceOptions, VideoDistanceSetup, distances_for_seed, fake_features,
-                             pipeline_videos, setup_video_distances)
+                             pipeline_videos, real_features, setup_video_distances)
 
 
 @dataclass
@@ -101,15 +101,14 @@ def recon_fvd_metrics(options: ReportOptions, setup: VideoDistanceSetup, animato
     """Reconstruction FVD/KVD: ``animator`` re-renders each real clip of --recon-data (its test split) from its
     first frame, driven by its own frames; compared with those clips."""
     from ..data.video_dataset import split_folder
-    from .evaluate import real_clip_features, video_distances
+    from .evaluate import video_distances
     from .generated import reconstructed_videos
 
     d = options.distances
     folder = split_folder(Path(options.recon_data), "test")
     fake = generated_clip_features(setup.detector, reconstructed_videos(animator, folder, setup.protocol),
                                    setup.protocol, d.batch_size, d.progress, what=f"--recon-data {folder}")
-    real = real_clip_features(setup.detector, folder, setup.protocol, d.cache_dir, setup.detector_info.sha256,
-                              d.batch_size, d.progress)
+    real = real_features(setup, folder, setup.protocol.seed)
     result = video_distances(real.features, fake, setup.protocol)
     return _distance_entries(f"reconstruction ({setup.protocol.name})", "recon", result,
                              f"self-reenactment of the clips of {folder}")

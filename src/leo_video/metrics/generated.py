@@ -71,14 +71,11 @@ def reconstructed_videos(animator: Any, real_dir: str | os.PathLike, protocol: F
                          what: str = "--recon-data") -> Iterator[torch.Tensor]:
     """Each real clip of the protocol re-rendered by the animator (self-reenactment): ``(num_frames, 3, S, S)``.
 
-    Source = the clip's first frame; every frame of the clip drives it with its absolute code.
+    Source = the clip's first frame; every frame of the clip drives it with its absolute code
+    (:func:`~leo_video.metrics.recon.self_reenact`).
     """
-    from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion_chunks
+    from .recon import self_reenact
 
-    device = next(animator.parameters()).device
-    options = AnimateOptions(relative=False, batch_frames=batch_frames)
     for reader, spec in _real_clips(real_dir, protocol, what):
-        clip = list(reader.read(spec.frame_indices))  # num_frames x (H, W, 3) uint8
-        source = frames_to_batch(clip[:1], animator.config.size, device)[0]  # (3, S, S)
-        chunks = [rendered for _, rendered in transfer_motion_chunks(animator, source, clip, options)]
-        yield torch.cat(chunks).cpu()  # (num_frames, 3, S, S)
+        clip = reader.read(spec.frame_indices)  # (num_frames, H, W, 3) uint8
+        yield torch.cat([rendered for _, rendered in self_reenact(animator, clip, batch_frames)]).cpu()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import InputError
 from .frechet import to_numpy
 
-__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenactment_errors", "self_reenactment_l1"]
+__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenact", "self_reenactment_errors", "self_reenactment_l1"]
 
 
 @dataclass
@@ -51,26 +51,37 @@ def reconstruction_l1(pred: Any, target: Any) -> ReconstructionL1:
     return result
 
 
-def iter_self_reenactment(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
-                          dtype: Any = None) -> Iterator[tuple[Any, Any]]:
-    """LIA's self-reenactment as a stream of ``(rendered, target)`` chunks, each (n, 3, S, S) in [-1, 1].
+def self_reenact(animator: Any, frames: Iterable[np.ndarray], batch_frames: int = 16,
+                 dtype: Any = None) -> Iterator[tuple[list[np.ndarray], Any]]:
+    """LIA's self-reenactment of a frame stream, uint8 ``(H, W, 3)`` each: the first frame is the source and every
+    frame (the first too) drives it with its *absolute* code (``AnimateOptions(relative=False)``, as in LIA
+    training). Yields ``(driving frames, rendered (n, 3, S, S) in [-1, 1])`` chunks; each frame is decoded once."""
+    import itertools
 
-    The first frame of ``reader`` (a :class:`leo_video.media.video.VideoReader`) is the source; every
-    frame (up to ``max_frames``) drives it with its *absolute* code (``AnimateOptions(relative=False)``,
-    as in LIA training); the target is the frame itself, centre-cropped and resized to the model's size.
-    Each frame is decoded once and used both as driver and as target.
-    """
     import torch
 
     from ..pipelines.animate import AnimateOptions, frames_to_batch, transfer_motion_chunks
 
-    device = next(animator.parameters()).device
-    size = animator.config.size
-    total = len(reader) if max_frames is None else min(len(reader), max_frames)
-    source = frames_to_batch([next(iter(reader.iter_frames(stop=1)))], size, device)[0]  # (3, S, S)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    source = frames_to_batch([first], animator.config.size, next(animator.parameters()).device)[0]  # (3, S, S)
     options = AnimateOptions(relative=False, batch_frames=batch_frames, dtype=dtype or torch.float32)
-    for driving, result in transfer_motion_chunks(animator, source, reader.iter_frames(stop=total), options):
-        yield result, frames_to_batch(driving, size, device)  # (n, 3, S, S) each
+    yield from transfer_motion_chunks(animator, source, itertools.chain([first], frames), options)
+
+
+def iter_self_reenactment(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
+                          dtype: Any = None) -> Iterator[tuple[Any, Any]]:
+    """LIA's self-reenactment (:func:`self_reenact`) of the first ``max_frames`` frames of ``reader`` (a
+    :class:`leo_video.media.video.VideoReader`) as a stream of ``(rendered, target)`` chunks, each (n, 3, S, S)
+    in [-1, 1]; the target is the frame itself, centre-cropped and resized to the model's size."""
+    from ..pipelines.animate import frames_to_batch
+
+    device = next(animator.parameters()).device
+    total = len(reader) if max_frames is None else min(len(reader), max_frames)
+    for driving, result in self_reenact(animator, reader.iter_frames(stop=total), batch_frames, dtype):
+        yield result, frames_to_batch(driving, animator.config.size, device)  # (n, 3, S, S) each
 
 
 def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..media.image import center_crop_box
+
 __all__ = ["clip_at_resolution", "tf1_resize_bilinear"]
 
 
@@ -56,10 +58,8 @@ def clip_at_resolution(clip: np.ndarray | torch.Tensor, size: int) -> np.ndarray
     ``size``. Real and generated clips both go through here, so ``--resolution`` treats them alike.
     """
     frames = torch.as_tensor(np.asarray(clip)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
-    height, width = frames.shape[-2:]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    frames = frames[..., top : top + side, left : left + side]
+    top, left, side, _ = center_crop_box(*frames.shape[-2:])
+    frames = frames[..., top : top + side, left : left + side]  # (T, 3, side, side)
     if side != size:
         frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (T, size, size, 3)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -85,11 +85,23 @@ def pair_transfer_errors(animator: Any, driving: np.ndarray, target: np.ndarray,
 
 
 def transfer_errors(animator: Any, pairs: Iterable[tuple[np.ndarray, np.ndarray]], relative: bool = True,
-                    batch_frames: int = 16) -> TransferErrors:
-    """:func:`pair_transfer_errors` over ``(driving, target)`` pairs; per-pair lists in a :class:`TransferErrors`."""
+                    batch_frames: int = 16, frames_of: int = 0,
+                    on_pair: Callable[[dict[str, Any]], None] | None = None) -> TransferErrors:
+    """:func:`pair_transfer_errors` over ``(driving, target)`` pairs; per-pair lists in a :class:`TransferErrors`.
+
+    ``on_pair(errors)``, if given, sees each pair's errors as they come, with the pair's frames (``"frames"``)
+    for the first ``frames_of`` pairs.
+    """
+    import torch
+
     result = TransferErrors()
-    for driving, target in pairs:
-        result.add(pair_transfer_errors(animator, driving, target, relative, batch_frames))
+    with torch.no_grad():
+        for index, (driving, target) in enumerate(pairs):
+            errors = pair_transfer_errors(animator, driving, target, relative, batch_frames,
+                                          return_frames=index < frames_of)
+            result.add(errors)
+            if on_pair is not None:
+                on_pair(errors)
     return result
 
 
@@ -144,21 +156,19 @@ def write_transfer_errors(animator: Any, pairs: Iterable[tuple[np.ndarray, np.nd
                           total: int | None = None) -> TransferErrors:
     """:func:`transfer_errors` with a progress bar (``total`` pairs, when known) and, when ``sheet`` is given, a
     labelled contact sheet PNG of the first :data:`SHEET_PAIRS` pairs."""
-    import torch
-
     from ..media.grid import save_contact_sheet
     from ..utils.progress import progress_bar
 
-    result, shown = TransferErrors(), []
-    with torch.no_grad(), progress_bar(total, "eval transfer", unit="pair") as bar:
-        for driving, target in pairs:
-            errors = pair_transfer_errors(animator, driving, target, relative, batch_frames,
-                                          return_frames=sheet is not None and len(shown) < 4 * SHEET_PAIRS)
-            result.add(errors)
-            if "frames" in errors:
-                f = errors["frames"]
-                shown += [f["driving"], f["target"], f["animated"], f["target"][:1].expand_as(f["target"])]
-            bar.update(1)
+    shown: list[Any] = []  # (T, 3, S, S) videos, four rows a pair
+
+    def on_pair(errors: dict[str, Any]) -> None:
+        if "frames" in errors:
+            f = errors["frames"]
+            shown.extend([f["driving"], f["target"], f["animated"], f["target"][:1].expand_as(f["target"])])
+        bar.update(1)
+
+    with progress_bar(total, "eval transfer", unit="pair") as bar:
+        result = transfer_errors(animator, pairs, relative, batch_frames, SHEET_PAIRS if sheet else 0, on_pair)
     if sheet is not None:
         save_contact_sheet(sheet, shown, num_frames=8, labels=SHEET_LABELS * (len(shown) // 4))
     return result

@@ -54,6 +54,9 @@ class VideoDistanceSetup:
     real_dir: Path  # the real folder, or its split folder
     real_split: str  # "train", "test", or "as given" (a folder without split folders)
     protocol: Any  # FVDProtocol
+    # real features already computed in this run, by (folder, seed): eval all's conditional FVD (run 0's
+    # seed) and reconstruction FVD (when --recon-data is --real) reuse them without --cache-dir
+    real_computed: dict[tuple[str, int], Any] = dataclasses.field(default_factory=dict)
 
 
 def check_options(options: VideoDistanceOptions) -> None:
@@ -136,16 +139,26 @@ def pipeline_videos(setup: VideoDistanceSetup, pipeline: str, condition: str):
 def distances_for_seed(setup: VideoDistanceSetup, fake: Any, seed: int,
                        which: tuple[str, ...] = ("fvd", "kvd")) -> dict[str, Any]:
     """FVD and/or KVD of ``fake`` features against the real clips drawn with ``seed`` (real features cached per seed)."""
-    from .evaluate import real_clip_features, video_distances
+    from .evaluate import video_distances
 
-    o = setup.options
-    protocol = dataclasses.replace(setup.protocol, seed=seed)
-    real = real_clip_features(setup.detector, setup.real_dir, protocol, o.cache_dir, setup.detector_info.sha256,
-                              o.batch_size, o.progress)
-    result = video_distances(real.features, fake, protocol, which)
+    real = real_features(setup, setup.real_dir, seed)
+    result = video_distances(real.features, fake, dataclasses.replace(setup.protocol, seed=seed), which)
     result.update(num_real_videos=real.num_videos, real_eligible_videos=real.num_eligible,
                   real_cache=real.cache_path, real_from_cache=real.from_cache)
     return result
+
+
+def real_features(setup: VideoDistanceSetup, folder: Path, seed: int) -> Any:
+    """The :class:`~leo_video.metrics.evaluate.RealFeatures` of the real clips of ``folder`` drawn with ``seed``:
+    computed (or read from ``cache_dir``) once per run, then kept in ``setup``."""
+    from .evaluate import real_clip_features
+
+    key = (str(Path(folder).resolve()), seed)
+    if key not in setup.real_computed:
+        o, protocol = setup.options, dataclasses.replace(setup.protocol, seed=seed)
+        setup.real_computed[key] = real_clip_features(setup.detector, folder, protocol, o.cache_dir,
+                                                      setup.detector_info.sha256, o.batch_size, o.progress)
+    return setup.real_computed[key]
 
 
 def video_distance(options: VideoDistanceOptions, metric: str) -> dict[str, Any]:

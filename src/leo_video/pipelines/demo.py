@@ -13,7 +13,6 @@ transfer from a driving video and a video edited through its first frame, plus a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from importlib import resources
@@ -90,19 +89,20 @@ def make_demo_inputs(size: int, num_frames: int, seed: int = DEMO_INPUT_SEED) ->
 
 
 def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
-               report: Callable[[str], None] = print, progress: Callable | None = None) -> dict[str, Path]:
+               report: Callable[[str], None] = print, show_progress: bool = False) -> dict[str, Path]:
     """Generate the demo videos and contact sheet into ``out``; returns ``{label: path}``.
 
     Writes ``unconditional.mp4`` (``num_videos`` videos from nothing, in a grid), ``conditional.mp4``
     (one still, two seeds: different motions), ``infinite.mp4`` (``infinite_frames`` frames
     from the still, autoregressively), ``transfer.mp4`` (driving | source | result), ``edit.mp4``
-    (original | edited), ``demo.gif`` and ``contact_sheet.png``. ``progress(total, label)``, if given,
-    makes a tqdm-like bar (a context manager with ``update(n)``) for the infinite video.
+    (original | edited), ``demo.gif`` and ``contact_sheet.png``. ``show_progress``: a tqdm bar on stderr for
+    the infinite video (written by :func:`~leo_video.pipelines.generate.write_generated`, like ``generate``).
     """
     from ..media.grid import make_grid, save_contact_sheet
     from ..media.image import from_uint8
-    from ..media.video import VideoWriter, write_video
+    from ..media.video import write_video
     from .animate import AnimateOptions, transfer_motion
+    from .generate import GenerateOptions, write_generated
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,13 +123,10 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     paths["conditional"] = write_video(out / "conditional.mp4", make_grid(list(cond), ncols=2), fps=DEMO_FPS)
 
     report(f"generating an infinite-length video ({settings.infinite_frames} frames) ...")
-    bar = progress(settings.infinite_frames, "infinite") if progress else contextlib.nullcontext()
-    with VideoWriter(out / "infinite.mp4", fps=DEMO_FPS) as writer, bar:  # streamed: memory flat in the length
-        for chunk in pipe.stream(still, settings.infinite_frames, 1, generator(2), **sample):  # (1, n, 3, S, S)
-            writer.write(chunk[0].float().cpu())
-            if progress:
-                bar.update(chunk.shape[1])
+    infinite = GenerateOptions(image=still, num_frames=settings.infinite_frames, seed=settings.seed + 2,
+                               fps=DEMO_FPS, **sample)
     paths["infinite"] = out / "infinite.mp4"
+    write_generated(pipe, [paths["infinite"]], infinite, show_progress=show_progress)  # streamed: memory flat
 
     report("transferring a driving video's motion to the still ...")
     options = AnimateOptions(relative=True)
@@ -187,9 +184,20 @@ def demo_domain_score(animator, image: torch.Tensor) -> float:
     import torch.nn.functional as F
 
     x = image[None].to(next(animator.parameters()).device, torch.float32)  # (1, 3, S, S)
-    y = animator(x, x).clamp(-1, 1)  # its reconstruction of itself
+    appearance = animator.encode_appearance(x)  # encoded once: its motion code is the one to render
+    y = animator.decode(animator.latent_from_motion(appearance, appearance.motion), appearance.features)
+    y = y.clamp(-1, 1)  # its reconstruction of itself, (1, 3, S, S)
     kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]], device=x.device)
     laplacian = lambda v: F.conv2d(v, kernel.expand(3, 1, 3, 3), groups=3)  # noqa: E731 (1, 3, S-2, S-2)
     detail = ((laplacian(x) - laplacian(y)).abs().mean() / laplacian(x).abs().mean().clamp_min(1e-8)).item()
     coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(y, 4)).abs().mean().item()
     return (detail / DOMAIN_DETAIL_MEDIAN * coarse / DOMAIN_COARSE_MEDIAN) ** 0.5
+
+
+def unlike_demo_note(animator, image: torch.Tensor, label: str) -> str | None:
+    """The note for a still ``image`` (3, S, S) in [-1, 1] that the demo ``animator`` meets and that does not
+    look like its synthetic people (``"{label} does not look like ..."``), or None when it does. Only for the
+    demo model: the caller checks that (:func:`is_demo_model`)."""
+    if demo_domain_score(animator, image) > DOMAIN_SCORE_LIMIT:
+        return f"{label} {DOMAIN_NOTE}"
+    return None

@@ -10,6 +10,8 @@ import torch
 
 from ..errors import InputError, NumericalError
 
+PARTS = ("animator", "motion", "start_code", "start_frame")  # a LEO pipeline's parts, in model_index.json's names
+
 
 @dataclass
 class PipelineSources:
@@ -23,8 +25,25 @@ class PipelineSources:
     start_frame: str | os.PathLike | None = None
 
     @property
+    def parts(self) -> list[str]:
+        """The names of the parts given (``animator``, ``motion``, ``start_code``, ``start_frame``)."""
+        return [part for part in PARTS if getattr(self, part)]
+
+    @property
     def parts_given(self) -> bool:
-        return any((self.animator, self.motion, self.start_code, self.start_frame))
+        return bool(self.parts)
+
+    def check(self, animator_alone: bool = False) -> None:
+        """Refuse (InputError) a pipeline folder together with parts, and parts without the animator and the
+        motion (where ``animator_alone``, the animator by itself is accepted: animation needs nothing more)."""
+        if self.pipeline and self.parts_given:
+            raise InputError(f"{self.pipeline}: give a pipeline folder or its parts ({', '.join(self.parts)}), "
+                             "not both")
+        if animator_alone and self.parts == ["animator"]:
+            return
+        if self.parts_given and not (self.animator and self.motion):
+            raise InputError(f"{', '.join(self.parts)}: a pipeline built of parts needs the animator and the motion "
+                             "(plus start_code and start_frame for unconditional output)")
 
     def name(self) -> str:
         """How messages name the pipeline: its folder, the parts it is built of, or the demo pipeline."""
@@ -36,17 +55,13 @@ def load_leo_pipeline(sources: PipelineSources, device: str | torch.device):
     """The :class:`~leo_video.pipelines.leo.LEOPipeline` of ``sources`` on ``device``."""
     from .leo import LEOPipeline
 
-    if sources.pipeline and sources.parts_given:
-        raise InputError(f"{sources.pipeline}: give a pipeline folder or its parts, not both")
+    sources.check()
     if sources.pipeline:
         return LEOPipeline.from_pretrained(sources.pipeline, device=device)
     if not sources.parts_given:
         from .demo import load_demo_pipeline
 
         return load_demo_pipeline(device)  # the embedded default
-    if not (sources.animator and sources.motion):
-        raise InputError("a pipeline built of parts needs the animator and the motion (plus start_code and "
-                         "start_frame for unconditional output)")
     return LEOPipeline.from_parts(sources.animator, sources.motion, sources.start_code, sources.start_frame).to(device)
 
 

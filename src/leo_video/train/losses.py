@@ -155,12 +155,14 @@ class ReconstructionLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())
         if self.l1_weight > 0:
-            terms["l1"] = l1_loss(pred, target)
+            pairs = zip(image_pyramid(pred, self.l1_scales), image_pyramid(target, self.l1_scales))
+            levels = [l1_loss(p, t) for p, t in pairs]  # one L1 per scale
+            full = [level for scale, level in zip(self.l1_scales, levels) if scale == 1]
+            terms["l1"] = full[0] if full else l1_loss(pred, target)  # the full-size L1, computed once
             if self.l1_scales == (1.0,):
                 total = total + self.l1_weight * terms["l1"]
             else:
-                pairs = zip(image_pyramid(pred, self.l1_scales), image_pyramid(target, self.l1_scales))
-                terms["l1_pyramid"] = sum(l1_loss(p, t) for p, t in pairs)
+                terms["l1_pyramid"] = sum(levels)
                 total = total + self.l1_weight * terms["l1_pyramid"]
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(pred, target)

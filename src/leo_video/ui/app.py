@@ -9,11 +9,13 @@ they reach the disk, handlers read only inside the app's folders, and :func:`lau
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -222,15 +224,33 @@ def launch(app: gr.Blocks, limits: UploadLimits, host: str = "127.0.0.1", port: 
 
 def serve(models: handlers.UIModels, limits: UploadLimits, host: str = "127.0.0.1", port: int = 7860,
           max_queue: int = 16, dtype: torch.dtype = torch.float32) -> None:
-    """Build the app on ``models`` and serve it until interrupted (Ctrl-C or SIGTERM); the app's temporary folder
-    (outputs, and Gradio's uploads unless GRADIO_TEMP_DIR is set) is removed afterwards."""
+    """Build the app on ``models`` and serve it until interrupted (Ctrl-C or SIGTERM); the server is closed and
+    the app's temporary folder (outputs, and Gradio's uploads unless GRADIO_TEMP_DIR is set) removed afterwards,
+    however it stopped."""
     workdir = _app_folder(tempfile.mkdtemp(prefix="leo-ui-"))
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` closes the server like Ctrl-C, then the folder goes
     try:
-        app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=max_queue)
-        launch(app, limits, host=host, port=port)
+        with _sigterm_interrupts():
+            app = build_ui(AppContext(models, workdir, limits, dtype=dtype), max_queue=max_queue)
+            try:
+                launch(app, limits, host=host, port=port)
+            finally:  # Gradio closes its server on KeyboardInterrupt only; the CLI's stop signals raise another
+                app.close(verbose=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """Where SIGTERM has no handler yet, `kill` stops the server like Ctrl-C while this runs; the previous
+    handler is restored afterwards. A handler already there (the CLI's: stop, exit 143) is kept."""
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _interrupt(signum, frame) -> None:

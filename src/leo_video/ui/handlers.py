@@ -59,7 +59,8 @@ class UIModels:
         from ..models.loading import load_lia
         from ..pipelines.demo import is_demo_model
 
-        if sources.animator and not (sources.pipeline or sources.motion):
+        sources.check(animator_alone=True)
+        if sources.parts == ["animator"]:
             return cls(load_lia(sources.animator, device=device), name=str(sources.animator))
         models = cls.from_pipeline(load_leo_pipeline(sources, device), name=sources.name())
         # the embedded demo model (MissingWeightsError when the package ships without it): real photos get a note
@@ -137,10 +138,10 @@ def _no_note(text: str) -> None:
 
 def _note_if_unlike_demo(ctx: AppContext, image: torch.Tensor, label: str, note: Callable[[str], None]) -> None:
     """``note`` (the page shows it as a warning) when the demo model meets a still (3, S, S) unlike its people."""
-    from ..pipelines.demo import DOMAIN_NOTE, DOMAIN_SCORE_LIMIT, demo_domain_score
+    from ..pipelines.demo import unlike_demo_note
 
-    if ctx.models.is_demo and demo_domain_score(ctx.models.animator, image) > DOMAIN_SCORE_LIMIT:
-        note(f"{label} {DOMAIN_NOTE}")
+    if ctx.models.is_demo and (text := unlike_demo_note(ctx.models.animator, image, label)):
+        note(text)
 
 
 # ----------------------------------------------------------------------------- Generate
