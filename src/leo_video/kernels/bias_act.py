@@ -42,7 +42,7 @@ def fused_applies(x: torch.Tensor, bias: torch.Tensor, slope: float, gain: float
                   scale: torch.Tensor | None = None) -> bool:
     """Whether ``auto`` takes the kernel: a CUDA map, fused kernels on (:func:`leo_video.kernels.fused_enabled`),
     not inside ``torch.compile`` (Inductor fuses the reference's ops into its own kernels) and :func:`fusable`."""
-    return (x.is_cuda and fused_enabled() and not torch.compiler.is_compiling()
+    return (not torch.compiler.is_compiling() and x.is_cuda and fused_enabled()
             and fusable(x, bias, slope, gain, scale))  # fmt: skip
 
 
