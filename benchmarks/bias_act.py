@@ -35,7 +35,8 @@ def recorded_calls(args: argparse.Namespace, device: torch.device) -> Counter[Ca
     calls: Counter[Call] = Counter()
     networks = {"G": LatentImageAnimator(args.size, style_dim=args.style_dim, channel_max=args.channel_max),
                 "D": Discriminator(args.size, channel_max=args.channel_max)}  # fmt: skip
-    images = [(torch.rand(1, 3, args.size, args.size, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    shape = (1, 3, args.size, args.size)
+    images = [(torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
               for _ in range(2)]  # source, driving  # fmt: skip
     for name, net in networks.items():
         net = net.to(device, memory_format=torch.channels_last)
@@ -144,8 +145,8 @@ def map_row(call: Call, count: int, inputs: dict, measured: dict) -> list[str]:
 def total_row(totals: dict, width: int) -> list[str]:
     ref, tri = totals["reference"], totals.get("triton")
     ms = lambda s: f"{1000 * s:.2f}"  # noqa: E731
-    row = ["**total**", "", "", "", "", ms(ref[0]), ms(tri[0]) if tri else "—", ms(ref[1]), ms(tri[1]) if tri else "—",
-           f"{ref[1] / tri[1]:.2f}x" if tri else "—"]
+    row = ["**total**", "", "", "", "", ms(ref[0]), ms(tri[0]) if tri else "—", ms(ref[1]),
+           ms(tri[1]) if tri else "—", f"{ref[1] / tri[1]:.2f}x" if tri else "—"]
     return row + [""] * (width - len(row))
 
 

@@ -137,7 +137,8 @@ def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, co
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
     flops = _bench.count_flops(step) if count and task.accelerator.num_processes == 1 else None
-    dump = os.path.join(args.out, f"{args.name}_profile_{row_name(precision, 'auto', fused).replace(', ', '_').replace(' ', '-')}.txt")
+    row = row_name(precision, "auto", fused).replace(", ", "_").replace(" ", "-")  # bf16, bf16_fused-off
+    dump = os.path.join(args.out, f"{args.name}_profile_{row}.txt")
     kernels = _bench.profile_table(step, device, rows=25, dump=dump) if profile else None
     world = task.accelerator.num_processes
     del task, batch, step

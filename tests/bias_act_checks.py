@@ -148,7 +148,8 @@ def case_double_backward(fused, with_scale: bool) -> None:
     """R1's penalty differentiates D's input gradient: the fused Function's backward is differentiable; second-order
     gradients within a few products and one float32 sum of float64's."""
     inputs = make_inputs((2, 3, 5, 4), torch.float32, False, with_scale)
-    ours, exact = penalty_grads(fused, inputs, lambda t: t), penalty_grads(bias_act_reference, inputs, torch.Tensor.double)
+    ours = penalty_grads(fused, inputs, lambda t: t)
+    exact = penalty_grads(bias_act_reference, inputs, torch.Tensor.double)
     assert set(ours) == set(exact) == {"bias", "dy"} | ({"scale"} if with_scale else set())
     assert not exact["bias"].any() and (ours["bias"] is None or not ours["bias"].any())  # lrelu'' = 0
     for name in set(ours) - {"bias"}:
@@ -167,11 +168,11 @@ def interpreter_cases() -> dict:
 
 
 def main(out: str) -> None:
-    """Run every interpreter case on CPU (``TRITON_INTERPRET=1`` must be set before this process imports triton)."""
+    """Run every interpreter case on CPU (``TRITON_INTERPRET=1`` set before this process imports triton)."""
     torch.set_num_threads(1)
     from leo_video.kernels import bias_act_triton
 
-    assert type(bias_act_triton._forward_kernel).__name__ == "InterpretedFunction", "TRITON_INTERPRET=1 not in effect"
+    assert type(bias_act_triton._bias_act_forward).__name__ == "InterpretedFunction", "TRITON_INTERPRET=1 not in effect"
     results = {}
     for name, case in interpreter_cases().items():
         try:

@@ -30,6 +30,13 @@ CHECKS = Path(__file__).with_name("bias_act_checks.py")
 # ----------------------------------------------------------------------------- Triton's interpreter (CPU)
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child Python that imports this checkout's package, on one thread."""
+    src = str(Path(leo_video.__file__).parents[1])  # whatever else is installed
+    path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra}
+
+
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory) -> dict[str, str]:
     """``{case: "ok" | traceback}`` from one child process running every case in Triton's interpreter."""
@@ -39,11 +46,8 @@ def interpreted(tmp_path_factory) -> dict[str, str]:
             pytest.fail(message)
         pytest.skip(message)
     out = tmp_path_factory.mktemp("interpreter") / "results.json"
-    src = str(Path(leo_video.__file__).parents[1])  # this checkout's package, whatever is installed
-    path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    done = subprocess.run([sys.executable, str(CHECKS), str(out)], env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run([sys.executable, str(CHECKS), str(out)], env=child_env(TRITON_INTERPRET="1"),
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -105,9 +109,7 @@ def test_package_runs_without_triton():
         "assert layer.activate.bias.grad.shape == (1, 4, 1, 1) and not fused_enabled()\n"
         "assert 'leo_video.kernels.bias_act_triton' not in sys.modules\n"
     )
-    src = str(Path(leo_video.__file__).parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
 

@@ -282,7 +282,8 @@ def test_fused_kernels_key_sets_the_switch(data_root, tmp_path, run_cli, monkeyp
     monkeypatch.setattr(kernels, "triton_available", lambda: True)
     monkeypatch.delenv(kernels.FUSED_ENV, raising=False)
     try:
-        code, _, err = run_cli(*train_args(data_root, tmp_path / "off", train__max_steps=1, train__fused_kernels="false"))
+        off = train_args(data_root, tmp_path / "off", train__max_steps=1, train__fused_kernels="false")
+        code, _, err = run_cli(*off)
         assert code == 0, err
         assert not kernels.fused_enabled() and "fused Triton kernels" not in err
         assert run_cli(*train_args(data_root, tmp_path / "on", train__max_steps=1))[0] == 0

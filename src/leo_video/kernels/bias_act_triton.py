@@ -46,7 +46,7 @@ def _sample_offsets(pixels, channels, S, C, CHANNELS_LAST: tl.constexpr):
 
 
 @triton.jit
-def _forward_kernel(x_ptr, bias_ptr, scale_ptr, y_ptr, S, C, slope, gain,
+def _bias_act_forward(x_ptr, bias_ptr, scale_ptr, y_ptr, S, C, slope, gain,
                     HAS_SCALE: tl.constexpr, CHANNELS_LAST: tl.constexpr,
                     BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr):
     n = tl.program_id(2)
@@ -68,7 +68,7 @@ def _forward_kernel(x_ptr, bias_ptr, scale_ptr, y_ptr, S, C, slope, gain,
 
 
 @triton.jit
-def _backward_kernel(dy_ptr, saved_ptr, bias_ptr, scale_ptr, dx_ptr, db_ptr, ds_ptr, S, C, slope, gain,
+def _bias_act_backward(dy_ptr, saved_ptr, bias_ptr, scale_ptr, dx_ptr, db_ptr, ds_ptr, S, C, slope, gain,
                      SAVED_X: tl.constexpr, HAS_SCALE: tl.constexpr, WANT_DX: tl.constexpr, WANT_DS: tl.constexpr,
                      CHANNELS_LAST: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
                      ITERS: tl.constexpr):
@@ -153,7 +153,7 @@ def forward(x: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor | None, slo
     y = torch.empty_like(x)
     grid = (triton.cdiv(S, block_s), triton.cdiv(C, block_c), B)
     with _device(x):
-        _forward_kernel[grid](x, bias, scale if scale is not None else bias, y, S, C, slope, gain,
+        _bias_act_forward[grid](x, bias, scale if scale is not None else bias, y, S, C, slope, gain,
                               HAS_SCALE=scale is not None, CHANNELS_LAST=channels_last,
                               BLOCK_S=block_s, BLOCK_C=block_c, num_warps=_warps(block_s, block_c))
     return y
@@ -174,7 +174,7 @@ def backward(dy: torch.Tensor, saved: torch.Tensor, bias: torch.Tensor, scale: t
     ds = torch.empty_like(db) if want_ds else None
     grid = (programs, triton.cdiv(C, block_c), B)
     with _device(saved):
-        _backward_kernel[grid](dy, saved, bias, scale if scale is not None else bias,
+        _bias_act_backward[grid](dy, saved, bias, scale if scale is not None else bias,
                                dx if want_dx else dy, db, ds if want_ds else db, S, C, slope, gain,
                                SAVED_X=saved_x, HAS_SCALE=scale is not None, WANT_DX=want_dx, WANT_DS=want_ds,
                                CHANNELS_LAST=channels_last, BLOCK_S=block_s, BLOCK_C=block_c, ITERS=iters,
