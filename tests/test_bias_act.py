@@ -2,8 +2,9 @@
 
 On CPU the kernels run in Triton's interpreter, in one child process with ``TRITON_INTERPRET=1``
 (``bias_act_checks.py`` says why and derives the tolerances); each case is reported here as its own test.
-Without triton they skip, except under ``CI=true``, where they fail. The ``gpu`` tests run the automatic path on
-CUDA tensors with the same checks.
+What only the compiler checks is covered by compiling the kernels for the H100 (sm_90) without a GPU. Without
+triton these tests skip, except under ``CI=true``, where they fail. The ``gpu`` tests run the automatic path on
+CUDA tensors with the same checks, and the discriminator's R1 step through it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ CHECKS = Path(__file__).with_name("bias_act_checks.py")
 # ----------------------------------------------------------------------------- Triton's interpreter (CPU)
 
 
+def require_triton() -> None:
+    """Skip without triton, except under ``CI=true``: there the CPU checks of the kernels must run."""
+    if importlib.util.find_spec("triton") is None:
+        message = "triton is not installed (make install, or pip install triton)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child Python that imports this checkout's package, on one thread."""
     src = str(Path(leo_video.__file__).parents[1])  # whatever else is installed
@@ -40,11 +50,7 @@ def child_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory) -> dict[str, str]:
     """``{case: "ok" | traceback}`` from one child process running every case in Triton's interpreter."""
-    if importlib.util.find_spec("triton") is None:
-        message = "triton is not installed (make install, or pip install triton)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_triton()
     out = tmp_path_factory.mktemp("interpreter") / "results.json"
     done = subprocess.run([sys.executable, str(CHECKS), str(out)], env=child_env(TRITON_INTERPRET="1"),
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -188,3 +194,46 @@ def test_cuda_discriminator_with_r1_keeps_parity(channels_last, monkeypatch):
     fused = grads("cuda", torch.float32)
     monkeypatch.setenv(kernels.FUSED_ENV, "0")
     assert relative_error(fused) <= 1.5 * relative_error(grads("cuda", torch.float32)) + 1e-6
+
+
+# ----------------------------------------------------------------------------- compiling for the H100, without one
+
+
+def test_kernels_compile_for_sm90():
+    """Triton's interpreter runs Python, so it misses what only the compiler checks (types, constexpr branches,
+    block shapes): compile the variants the 256² animator launches, bf16 maps in both layouts, for sm_90
+    (the H100) through triton's own ptxas, no GPU needed."""
+    require_triton()
+    import inspect
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from leo_video.kernels import bias_act_triton as K
+
+    if "constexprs" not in inspect.signature(ASTSource).parameters:
+        pytest.skip(f"triton {triton.__version__}: ASTSource takes another signature (3.3+ needed for this check)")
+    divisible = [["tt.divisibility", 16]]  # what the launcher tells the compiler about 16-aligned pointers and sizes
+
+    def compile_kernel(fn, types: dict[str, str], constexprs: dict) -> None:
+        signature = {**types, **{name: "constexpr" for name in constexprs}}
+        attrs = {(i,): divisible for i, t in enumerate(types.values()) if t.startswith("*") or t == "i32"}
+        options = {"num_warps": K._warps(constexprs["BLOCK_S"], constexprs["BLOCK_C"]), "enable_fp_fusion": True}
+        triton.compile(ASTSource(fn, signature, constexprs, attrs), target=GPUTarget("cuda", 90, 32), options=options)
+
+    scalars = {"S": "i32", "C": "i32", "slope": "fp32", "gain": "fp32"}
+    # (C, pixels, NHWC, scale): 64 channels at 256² in both layouts (with the demodulation scale in NHWC), the RGB
+    # head's 3 channels in NHWC, 512 at 8² with a scale, and an EqualLinear's (B, C) (one pixel)
+    for C, S, channels_last, has_scale in [(64, 65536, False, False), (64, 65536, True, True), (3, 65536, True, False),
+                                           (512, 64, True, True), (512, 1, False, False)]:  # fmt: skip
+        flags = {"HAS_SCALE": has_scale, "CHANNELS_LAST": channels_last}
+        block_s, block_c = K._blocks(S, C, channels_last)
+        types = {"x_ptr": "*bf16", "bias_ptr": "*fp32", "scale_ptr": "*bf16", "y_ptr": "*bf16", **scalars}
+        compile_kernel(K._bias_act_forward, types, {**flags, "BLOCK_S": block_s, "BLOCK_C": block_c})
+        block_s, block_c, iters, _ = K.backward_tiles(S, C, channels_last)
+        types = {"dy_ptr": "*bf16", "saved_ptr": "*bf16", "bias_ptr": "*fp32", "scale_ptr": "*bf16",
+                 "dx_ptr": "*bf16", "db_ptr": "*fp32", "ds_ptr": "*fp32", **scalars}
+        compile_kernel(K._bias_act_backward, types, {**flags, "SAVED_X": has_scale, "WANT_DX": True,
+                                                     "WANT_DS": has_scale, "BLOCK_S": block_s, "BLOCK_C": block_c,
+                                                     "ITERS": iters})

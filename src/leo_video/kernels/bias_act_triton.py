@@ -134,9 +134,19 @@ def _blocks(S: int, C: int, channels_last: bool) -> tuple[int, int]:
     return block_s, min(triton.next_power_of_2(C), TILE // block_s)
 
 
+def backward_tiles(S: int, C: int, channels_last: bool) -> tuple[int, int, int, int]:
+    """(BLOCK_S, BLOCK_C, ITERS, programs along the pixels) of the backward pass."""
+    block_s, block_c = _blocks(S, C, channels_last)
+    iters = min(MAX_ITERS, triton.next_power_of_2(triton.cdiv(S, block_s)))
+    return block_s, block_c, iters, triton.cdiv(S, block_s * iters)
+
+
 def _device(t: torch.Tensor):
-    """Launch on ``t``'s GPU (Triton launches on the current device); nothing to do for the interpreter's CPU."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+    """Launch on ``t``'s GPU (Triton launches on the current device); nothing to do when it is the current one,
+    or for the interpreter's CPU tensors."""
+    if t.is_cuda and t.device.index != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
 
 
 def _warps(block_s: int, block_c: int) -> int:
@@ -154,8 +164,8 @@ def forward(x: torch.Tensor, bias: torch.Tensor, scale: torch.Tensor | None, slo
     grid = (triton.cdiv(S, block_s), triton.cdiv(C, block_c), B)
     with _device(x):
         _bias_act_forward[grid](x, bias, scale if scale is not None else bias, y, S, C, slope, gain,
-                              HAS_SCALE=scale is not None, CHANNELS_LAST=channels_last,
-                              BLOCK_S=block_s, BLOCK_C=block_c, num_warps=_warps(block_s, block_c))
+                                HAS_SCALE=scale is not None, CHANNELS_LAST=channels_last,
+                                BLOCK_S=block_s, BLOCK_C=block_c, num_warps=_warps(block_s, block_c))
     return y
 
 
@@ -166,19 +176,17 @@ def backward(dy: torch.Tensor, saved: torch.Tensor, bias: torch.Tensor, scale: t
     S = saved[0, 0].numel()
     channels_last = _dense(saved)[1]
     dy = _same_layout(dy, channels_last)
-    block_s, block_c = _blocks(S, C, channels_last)
-    iters = min(MAX_ITERS, triton.next_power_of_2(triton.cdiv(S, block_s)))
-    programs = triton.cdiv(S, block_s * iters)
+    block_s, block_c, iters, programs = backward_tiles(S, C, channels_last)
     dx = torch.empty_like(saved) if want_dx else None
     db = torch.empty(B, programs, C, device=saved.device, dtype=torch.float32)
     ds = torch.empty_like(db) if want_ds else None
     grid = (programs, triton.cdiv(C, block_c), B)
     with _device(saved):
         _bias_act_backward[grid](dy, saved, bias, scale if scale is not None else bias,
-                               dx if want_dx else dy, db, ds if want_ds else db, S, C, slope, gain,
-                               SAVED_X=saved_x, HAS_SCALE=scale is not None, WANT_DX=want_dx, WANT_DS=want_ds,
-                               CHANNELS_LAST=channels_last, BLOCK_S=block_s, BLOCK_C=block_c, ITERS=iters,
-                               num_warps=_warps(block_s, block_c))
+                                 dx if want_dx else dy, db, ds if want_ds else db, S, C, slope, gain,
+                                 SAVED_X=saved_x, HAS_SCALE=scale is not None, WANT_DX=want_dx, WANT_DS=want_ds,
+                                 CHANNELS_LAST=channels_last, BLOCK_S=block_s, BLOCK_C=block_c, ITERS=iters,
+                                 num_warps=_warps(block_s, block_c))
     return dx, db.sum((0, 1)), (ds.sum(1) if want_ds else None)
 
 
