@@ -61,8 +61,8 @@ for p in $PARTS; do
       fi ;;
     generate_fast) part generate_fast "${LIMIT[4]}" $PY benchmarks/generate.py "${FAST[@]}" --name generate_fast --out "$OUT" ;;
     fused)
-      part bias_act 60 $PY benchmarks/bias_act.py --out "$OUT"
-      part train_fused 120 $PY benchmarks/train_throughput.py --only lia --precisions bf16 --fused off on --profile bf16 \
+      part bias_act 90 $PY benchmarks/bias_act.py --out "$OUT"
+      part train_fused 150 $PY benchmarks/train_throughput.py --only lia --precisions bf16 --fused off on --profile bf16 \
         --warmup 3 --steps 8 --name train_fused --out "$OUT" ;;
     *) echo "unknown part $p" >&2 ;;
   esac
