@@ -155,7 +155,8 @@ def test_cuda_fused_past_int32_offsets():
         xn = x.detach()[n : n + 1].float().requires_grad_(True)
         yn = bias_act_reference(xn, bias.detach(), SLOPE, GAIN)
         yn.backward(torch.ones_like(yn))
-        torch.testing.assert_close(y[n : n + 1].float(), yn, rtol=2**-8, atol=1e-6)
+        # bf16 rounding of y, plus float32's of either path on z: 4 u32 (|g x| + |g b|) < 1e-5 for |x| < 7, |b| < 5
+        torch.testing.assert_close(y[n : n + 1].float(), yn, rtol=2**-8, atol=1e-5)
         torch.testing.assert_close(x.grad[n : n + 1].float(), xn.grad, rtol=2**-8, atol=0)
     positives = (y > 0).sum((0, 2, 3), dtype=torch.float64)
     exact = GAIN * (positives + SLOPE * (y[0].numel() // 64 * 33 - positives))
