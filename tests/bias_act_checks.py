@@ -9,11 +9,11 @@ in the interpreter. So it is set once, before anything imports triton, in a proc
 
 Tolerances follow from the arithmetic. The yardstick is the reference in float64 on the very values the kernel
 reads, so only the kernel's rounding counts: it computes in float32 (unit roundoff u32 = 2^-24) and rounds each
-output once to its dtype (u = 2^-24 float32, 2^-8 bfloat16). Per element: z = g * (x * s + b) takes a product
-and a fused multiply-add on g * s and g * b (each rounded): |Δz| <= 4 u32 (|g x s| + |g b|); dx = (g s) dz: 3
-roundings. The parameter gradients are blocked float32 sums (at most 12 tree levels in a tile, 8 tiles per row,
-12 levels adding the rows, x2 margin): |Δ| <= 64 u32 sum |terms|. Inputs keep |z| >= 0.05 (z drawn at least
-0.1 from the kink, x then rounded), so no rounding flips a leaky ReLU branch.
+output once to its dtype (u = 2^-24 float32, 2^-8 bfloat16, 2^-11 float16). Per element: z = g * (x * s + b)
+takes a product and a fused multiply-add on g * s and g * b (each rounded): |Δz| <= 4 u32 (|g x s| + |g b|);
+dx = (g s) dz: 3 roundings. The parameter gradients are blocked float32 sums (at most 12 tree levels in a tile,
+8 tiles per row, 12 levels adding the rows, x2 margin): |Δ| <= 64 u32 sum |terms|. Inputs keep |z| >= 0.05
+(z drawn at least 0.1 from the kink, x then rounded), so no rounding flips a leaky ReLU branch.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from leo_video.kernels.bias_act import bias_act_reference
 
 SLOPE, GAIN = 0.2, math.sqrt(2.0)
 U32 = 2.0**-24
-UNIT_ROUNDOFF = {torch.float32: U32, torch.bfloat16: 2.0**-8}
+UNIT_ROUNDOFF = {torch.float32: U32, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
 SUM_LEVELS = 64  # the blocked sums' bound in u32 (module docstring)
 
 

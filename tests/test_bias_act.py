@@ -130,7 +130,7 @@ GPU_SHAPES = [(2, 64, 128, 128), (8, 512, 8, 8), (4, 3, 64, 64), (8, 512)]
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", GPU_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"])
 @pytest.mark.parametrize("with_scale", [False, True], ids=["bias", "scale"])
 def test_cuda_fused_matches_reference(shape, channels_last, dtype, with_scale):
     if channels_last and len(shape) != 4:

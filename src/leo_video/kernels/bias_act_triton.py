@@ -1,7 +1,7 @@
 """Triton kernels of the biased leaky ReLU (:func:`leo_video.kernels.bias_act.bias_act`), forward and backward.
 
 This module imports triton: :mod:`leo_video.kernels.bias_act` imports it on the first fused call (CUDA tensors
-only), and the interpreter tests load their own copy of it under ``TRITON_INTERPRET=1``.
+only), and the interpreter tests in a child process started with ``TRITON_INTERPRET=1`` (``tests/bias_act_checks.py``).
 
 Layout. A map x (B, C, *spatial), S = prod(spatial) pixels, is dense either as NCHW (contiguous) or as NHWC
 (channels_last): within sample n, (pixel p, channel c) is element ``c * S + p`` or ``p * C + c``. Each program
