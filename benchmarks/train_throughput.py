@@ -10,6 +10,7 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
     python benchmarks/train_throughput.py --device cuda                       # everything, one GPU
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
     python benchmarks/train_throughput.py --device cuda --adam foreach fused   # Adam's kernel, a row each, side by side
+    python benchmarks/train_throughput.py --device cuda --only lia --precisions bf16 --fused on off   # Triton kernels
     python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
         --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
 """
@@ -17,6 +18,7 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from types import SimpleNamespace
@@ -71,14 +73,24 @@ def adam_name(impl: str, device: torch.device) -> str:
     return "fused" if kernel["fused"] else "foreach" if kernel["foreach"] else "for-loop"
 
 
-def row_name(name: str, impl: str) -> str:
-    """A row's name: ``name`` for the default Adam (``auto``), ``"name, Adam fused"`` for a chosen one."""
-    return name if impl == "auto" else f"{name}, Adam {impl}"
+def row_name(name: str, impl: str, fused: str = "on") -> str:
+    """A row's name: ``name`` for the default Adam (``auto``) and fused kernels (``on``), ``"name, Adam fused"``
+    for a chosen Adam, ``"name, fused off"`` without the Triton kernels."""
+    return name + ("" if impl == "auto" else f", Adam {impl}") + ("" if fused == "on" else f", fused {fused}")
 
 
-def lia_task(args: argparse.Namespace, precision: str, device: torch.device, adam: str = "auto") -> TrainingTask:
+def fused_ran(fused: str, precision: str, device: torch.device) -> bool:
+    """Whether a row's StyleGAN2 activations ran the Triton kernels: asked for, on CUDA, triton importable, eager
+    (under torch.compile Inductor fuses the plain ops)."""
+    from leo_video.kernels import fused_enabled
+
+    return fused == "on" and device.type == "cuda" and fused_enabled() and "compile" not in precision
+
+
+def lia_task(args: argparse.Namespace, precision: str, device: torch.device, adam: str = "auto",
+             fused: str = "on") -> TrainingTask:
     """``LIATrainingTask`` of the taichi256 recipe at ``args.size``, set up without a dataset; ``adam``:
-    ``train.optimizer_impl``."""
+    ``train.optimizer_impl``; ``fused``: ``train.fused_kernels`` (on / off)."""
     from leo_video.train.lia import LIATrainingTask
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -86,7 +98,7 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device, ada
             "train.batch_size": args.batch * world, "train.cpu": device.type == "cpu",
             "loss.vgg_random_init": "true", "loss.perceptual_weight": 0 if args.no_vgg else 10,
             "monitor.videos": 0,  # random tensors have no videos to probe; the probe is outside the timed step
-            "train.optimizer_impl": adam, **PRECISIONS[precision]}  # fmt: skip
+            "train.optimizer_impl": adam, "train.fused_kernels": fused == "on", **PRECISIONS[precision]}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
     task = _accelerate(LIATrainingTask(), config)
     with mock.patch("leo_video.train.lia.pairs_dataset", lambda cfg, seed: RandomPairs(args.size)):
@@ -115,23 +127,25 @@ def random_pairs(args: argparse.Namespace, device: torch.device, seed: int) -> d
 
 
 def bench_lia(args: argparse.Namespace, device: torch.device, precision: str, count: bool = True,
-              profile: bool = False, adam: str = "auto") -> dict:
+              profile: bool = False, adam: str = "auto", fused: str = "on") -> dict:
     """LIA training steps: s/step, images/s over all processes, FLOPs per step (if ``count``, one process only),
     and with ``profile`` the top kernels of one step (``_bench.profile_table``)."""
-    task = lia_task(args, precision, device, adam)
+    task = lia_task(args, precision, device, adam, fused)
     device = task.accelerator.device
     batch = random_pairs(args, device, task.accelerator.process_index)
     counter = iter(range(1, 1 << 30))
     step = lambda: task.train_step(batch, next(counter))  # noqa: E731
     seconds = time_steps(step, device, args.warmup, args.steps)
     flops = _bench.count_flops(step) if count and task.accelerator.num_processes == 1 else None
-    dump = os.path.join(args.out, f"{args.name}_profile_{precision}.txt")
+    row = row_name(precision, "auto", fused).replace(", ", "_").replace(" ", "-")  # bf16, bf16_fused-off
+    dump = os.path.join(args.out, f"{args.name}_profile_{row}.txt")
     kernels = _bench.profile_table(step, device, rows=25, dump=dump) if profile else None
     world = task.accelerator.num_processes
     del task, batch, step
     release_memory()
     return {"seconds_per_step": seconds, "images_per_s": args.batch * world / seconds, "flops_per_step": flops,
-            "gpus": world, "profile": kernels, "adam": adam_name(adam, device)}
+            "gpus": world, "profile": kernels, "adam": adam_name(adam, device),
+            "fused_kernels": fused_ran(fused, precision, device)}
 
 
 def breakdown_parts(task: TrainingTask, batch: dict[str, torch.Tensor]) -> dict[str, Callable[[], object]]:
@@ -273,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adam", nargs="+", choices=("auto", "fused", "foreach", "for-loop"), default=["auto"],
                         help="train.optimizer_impl of every row, a row per setting (auto: fused on CUDA, foreach "
                              "elsewhere); e.g. --adam foreach fused times both in one run")
+    parser.add_argument("--fused", nargs="+", choices=("on", "off"), default=["on"],
+                        help="train.fused_kernels of every LIA row, a row per setting (on: the Triton kernels of the "
+                             "StyleGAN2 activations where they apply, i.e. eager CUDA rows); --fused on off times both")
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
@@ -303,20 +320,21 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
         rows: list[list[str]] = []
         losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
         report.table(f"LIA training step at {args.size}² (G + D, {losses}), channel_max {args.channel_max}",
-                     ["precision", "Adam", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)"],
-                     rows)
+                     ["precision", "Adam", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)",
+                      "fused kernels"], rows)
         flops = None  # the same arithmetic in every row: counted once
-        for precision, adam in ((p, a) for p in args.precisions for a in args.adam):
-            first = adam == args.adam[0]  # profiles and breakdowns: once per precision
+        for precision, adam, fused in itertools.product(args.precisions, args.adam, args.fused):
+            first = adam == args.adam[0]  # breakdowns: once per precision; profiles: once per precision and --fused
             r = bench_lia(args, device, precision, count=flops is None, profile=first and precision in args.profile,
-                          adam=adam)
+                          adam=adam, fused=fused)
             kernels = r.pop("profile")
             if kernels:
                 table, ms = kernels
                 what = "kernels" if device.type == "cuda" else "CPU ops"
-                report.table(f"LIA training step at {args.size}²: profile of one {precision} step ({ms:.0f} ms of {what})",
+                report.table(f"LIA training step at {args.size}²: profile of one {row_name(precision, 'auto', fused)} "
+                             f"step ({ms:.0f} ms of {what})",
                              ["kernel / op", "calls", "self ms", "share"], table)
-            if first and precision in args.breakdown:
+            if first and fused == args.fused[0] and precision in args.breakdown:
                 report.table(f"LIA training step at {args.size}², {precision}: each part timed alone",
                              ["part", "ms", "share of the step", "GFLOP", "TFLOP/s", "of the bf16 peak"],
                              bench_breakdown(args, device, precision, peak))
@@ -324,9 +342,10 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
             mfu = f"{100 * r['flops_per_step'] / r['seconds_per_step'] / peak:.1f}%" if peak and r["flops_per_step"] else "—"
             gflop = "—" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e9:,.4g}"
             rows.append([precision, r["adam"], str(r["gpus"]), f"{args.batch} per GPU",
-                         f"{1000 * r['seconds_per_step']:.0f}", _bench.fmt(r["images_per_s"], 1), gflop, mfu])
+                         f"{1000 * r['seconds_per_step']:.0f}", _bench.fmt(r["images_per_s"], 1), gflop, mfu,
+                         "Triton" if r["fused_kernels"] else "off"])
             r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak and r["flops_per_step"] else None
-            report.data[f"lia/{row_name(precision, adam)}/{r['gpus']}gpu"] = r
+            report.data[f"lia/{row_name(precision, adam, fused)}/{r['gpus']}gpu"] = r
             if main_process:
                 report.save(args.out)
     for name, fn, what in (("lmdm", bench_lmdm, f"cLMDM '{args.lmdm_preset}', B {args.lmdm_batch}, L {args.sequence_length}"),

@@ -26,7 +26,7 @@ def bench_modules():
     sys.path.insert(0, str(BENCH))
     try:
         yield {name: importlib.import_module(name)
-               for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput")}
+               for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput", "bias_act")}
     finally:
         sys.path.remove(str(BENCH))
         torch.set_num_threads(threads)
@@ -55,6 +55,17 @@ def test_render_benchmark_cpu(bench_modules, out):
     assert section["decoder_flops"] > 0 and section["encoder_flops"] > 0
     assert section["render/fp32"]["mean_abs_diff_vs_fp32"] == 0.0
     assert 0 < section["render/bf16 weights + channels_last"]["mean_abs_diff_vs_fp32"] < 0.2  # bf16 rounding only
+
+
+def test_bias_act_benchmark_cpu(bench_modules, out):
+    """The fused activation's micro-benchmark records the networks' maps and times the reference (CPU: no Triton)."""
+    bench_modules["bias_act"].main([*TINY, "--out", str(out), "--size", "64", "--channel-max", "16",
+                                    "--style-dim", "32", "--batch", "2", "--iters", "1"])
+    text, data = _report(out, "bias_act")
+    assert "| G | 16 x 64 x 64 | NHWC | bfloat16 |" in text  # a StyledConv's map with its demodulation scale
+    assert "| D | 16 (B, C) | — | — | 1 |" in text  # the discriminator's EqualLinear
+    assert data["total"]["reference"]["forward_backward_s"] > data["total"]["reference"]["forward_s"] > 0
+    assert "triton" not in data["total"]
 
 
 def test_i3d_throughput_benchmark_cpu(bench_modules, out):
@@ -91,7 +102,7 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--sequence-length", "4",
                                             "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
-                                            "--breakdown", "fp32", "--adam", "auto", "fused"])
+                                            "--breakdown", "fp32", "--adam", "auto", "fused", "--fused", "on", "off"])
     text, data = _report(out, "train")
     parts = text.split("each part timed alone")[1].split("###")[0]
     assert "| G forward + backward" in parts and "| D step" in parts and "| whole step (train_step) |" in parts
@@ -105,6 +116,9 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     assert "| fp32 | foreach | 1 |" in text and "| fp32 | fused | 1 |" in text and "| fused |" in text.split("cLMDM")[1]
     assert data["lmdm, Adam fused"]["steps_per_s"] > 0 and data["cddpm, Adam fused"]["steps_per_s"] > 0
     assert text.count("profile of one fp32 step") == 1 and text.count("each part timed alone") == 1
+    # --fused: a row per setting (train.fused_kernels); CPU runs the plain ops in both
+    assert data["lia/fp32, fused off/1gpu"]["fused_kernels"] is False and data["lia/fp32/1gpu"]["fused_kernels"] is False
+    assert "profile of one fp32, fused off step" in text and (out / "train_profile_fp32_fused-off.txt").is_file()
     bench_modules["summarize"].main(str(out))
     summary = (out / "SUMMARY.md").read_text()
     assert "## Targets" in summary and "LIA training step at 64²" in summary and "profile of one render" in summary

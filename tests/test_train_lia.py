@@ -272,3 +272,21 @@ def test_fused_adam_matches_the_for_loop_and_keeps_lazy_regularisation(data_root
     assert run_cli(*train_args(data_root, runs["for-loop"], train__max_steps=5, train__optimizer_impl="fused"))[0] == 0
     state = ckpt.load_latest(runs["for-loop"])[1]["task"]["optimizers"]["generator"]
     assert state["param_groups"][0]["fused"] and sorted(logged(runs["for-loop"], "loss/l1")) == [1, 2, 3, 4, 5]
+
+
+def test_fused_kernels_key_sets_the_switch(data_root, tmp_path, run_cli, monkeypatch):
+    """``train.fused_kernels`` reaches ``leo_video.kernels``' process-wide switch (CPU runs the plain ops either
+    way, so the run's first line never names the kernels here)."""
+    from leo_video import kernels
+
+    monkeypatch.setattr(kernels, "triton_available", lambda: True)
+    monkeypatch.delenv(kernels.FUSED_ENV, raising=False)
+    try:
+        off = train_args(data_root, tmp_path / "off", train__max_steps=1, train__fused_kernels="false")
+        code, _, err = run_cli(*off)
+        assert code == 0, err
+        assert not kernels.fused_enabled() and "fused Triton kernels" not in err
+        assert run_cli(*train_args(data_root, tmp_path / "on", train__max_steps=1))[0] == 0
+        assert kernels.fused_enabled()
+    finally:
+        kernels.set_fused(True)

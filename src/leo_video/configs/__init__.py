@@ -51,6 +51,9 @@ class LoopConfig:
     ema_decay: float = param(0.999, gt=0.0, lt=1.0)
     optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = param(
         "auto", doc="torch's kernel for every stage's Adam/AdamW step; auto: fused on CUDA, foreach elsewhere")
+    fused_kernels: bool = param(
+        True, doc="Triton kernels for LIA's StyleGAN2 biased leaky ReLU on CUDA (when triton imports); off: plain "
+                  "PyTorch ops. LEO_FUSED=0 in the environment turns them off too")
 
 
 @dataclasses.dataclass

@@ -1,8 +1,9 @@
 """StyleGAN2 building blocks shared by the LIA encoder, the LIA generator and the discriminator.
 
-Everything is built from standard PyTorch ops (no custom CUDA), so it runs on CPU, CUDA and MPS, in
-any float dtype. The parameter / buffer names and shapes follow LIA's generator exactly (see
-``lia_checkpoint_layout.md``), so official checkpoints load with ``strict=True``.
+Everything is built from standard PyTorch ops, so it runs on CPU, CUDA and MPS, in any float dtype; on CUDA
+the biased leaky ReLU runs a fused Triton kernel when triton is installed (:mod:`leo_video.kernels`). The
+parameter / buffer names and shapes follow LIA's generator exactly (see ``lia_checkpoint_layout.md``), so
+official checkpoints load with ``strict=True``.
 
 Conventions (StyleGAN2, Karras et al. 2020):
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels.bias_act import bias_act
 from .fir import FIR_TAPS, Blur, Upsample, is_channels_last
 
 LEAKY_SLOPE = 0.2
@@ -50,16 +52,12 @@ def biased_leaky_relu(
 
     x: (B, C, ...) ; bias: C values of any shape ((C,) or (1, C, 1, 1)), broadcast along dim 1;
     scale: None or per-(sample, channel) factors (B, C, 1, ...) — the demodulation of a modulated conv,
-    folded in here so that it costs no pass of its own.
-    Evaluated as ``leaky_relu(gain * x * scale + gain * bias)`` (gain > 0 commutes with the leaky ReLU):
-    one multiply-add over x and one in-place activation instead of four passes. Without autograd the
-    activation runs in place on the fresh sum; values are the same either way.
+    folded in here so that it costs no pass of its own. Returns x's shape, dtype and memory layout.
+    Evaluated as ``leaky_relu(gain * x * scale + gain * bias)`` (gain > 0 commutes with the leaky ReLU) by
+    :func:`leo_video.kernels.bias_act.bias_act`: one Triton kernel per pass on CUDA (forward; backward with the
+    bias and scale gradients), a multiply-add and an activation elsewhere.
     """
-    # In x's dtype: a float32 bias would promote a bf16 map (autocast) to float32, doubling this pass's
-    # memory traffic and adding a cast before the next convolution.
-    bias = bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2))) * gain
-    out = torch.add(bias, x, alpha=gain) if scale is None else torch.addcmul(bias, x, (scale * gain).to(x.dtype))
-    return F.leaky_relu(out, slope) if _needs_grad(out) else F.leaky_relu_(out, slope)
+    return bias_act(x, bias, slope, gain, scale)
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ..configs import LIAConfig
 from ..errors import CheckpointError, ConfigError, InputError
+from ..kernels import fused_enabled, set_fused
 from . import checkpoint as ckpt
 from .logging import RunLogger
 from .loop import TrainingTask
@@ -149,6 +150,7 @@ class LIATrainingTask(TrainingTask):
         if cfg.data.test_root:
             list_test_videos(cfg.data.test_root)  # a missing test split fails now, not at the first eval
         self.recon_loss = ReconstructionLoss.from_config(cfg.loss).to(acc.device)  # VGG19 missing: fails here
+        set_fused(self.loop.fused_kernels)  # process-wide, like torch.backends flags (the layers have no config)
         generator, discriminator = self._build_networks()
         if self.channels_last:  # NHWC weights; the maps follow (the animator converts the images it encodes)
             from ..models.stylegan2 import set_memory_format
@@ -183,7 +185,8 @@ class LIATrainingTask(TrainingTask):
         return loop.memory_format == "channels_last"
 
     def start_note(self) -> str:
-        return ", channels_last" if self.channels_last else ""
+        fused = self.accelerator.device.type == "cuda" and fused_enabled()  # train.fused_kernels, LEO_FUSED, triton
+        return (", channels_last" if self.channels_last else "") + (", fused Triton kernels" if fused else "")
 
     def _build_networks(self) -> tuple[torch.nn.Module, torch.nn.Module | None]:
         from ..models.discriminator import Discriminator
