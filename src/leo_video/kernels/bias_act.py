@@ -39,12 +39,19 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, slope: float, gain: float, sca
     return bias_act_reference(x, bias, slope, gain, scale)
 
 
+# Below this many elements the kernel loses to the reference on an H100 (benchmarks/bias_act.py, 2026-12-06: a
+# bf16 fwd+bwd costs the kernel ~0.25 ms whatever the size — launches and the bias-gradient rows — so maps of
+# 16.7M elements (32 x 512 x 32 x 32) ran 0.77x, of 33.5M (32 x 256 x 64 x 64) 1.43x, and larger ones 2.4-3.3x).
+FUSED_MIN_ELEMENTS = 1 << 25
+
+
 def fused_applies(x: torch.Tensor, bias: torch.Tensor, slope: float, gain: float,
                   scale: torch.Tensor | None = None) -> bool:
     """Whether ``auto`` takes the kernel: a CUDA map, fused kernels on (:func:`leo_video.kernels.fused_enabled`),
-    not inside ``torch.compile`` (Inductor fuses the reference's ops into its own kernels) and :func:`fusable`."""
-    return (not torch.compiler.is_compiling() and x.is_cuda and fused_enabled()
-            and fusable(x, bias, slope, gain, scale))  # fmt: skip
+    not inside ``torch.compile`` (Inductor fuses the reference's ops into its own kernels), at least
+    ``FUSED_MIN_ELEMENTS`` elements and :func:`fusable`."""
+    return (not torch.compiler.is_compiling() and x.is_cuda and x.numel() >= FUSED_MIN_ELEMENTS
+            and fused_enabled() and fusable(x, bias, slope, gain, scale))  # fmt: skip
 
 
 def fusable(x: torch.Tensor, bias: torch.Tensor, slope: float, gain: float, scale: torch.Tensor | None = None) -> bool:
