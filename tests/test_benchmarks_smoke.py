@@ -26,7 +26,8 @@ def bench_modules():
     sys.path.insert(0, str(BENCH))
     try:
         yield {name: importlib.import_module(name)
-               for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput", "bias_act")}
+               for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput", "bias_act",
+                            "train_data_vs_random")}
     finally:
         sys.path.remove(str(BENCH))
         torch.set_num_threads(threads)
@@ -66,6 +67,19 @@ def test_bias_act_benchmark_cpu(bench_modules, out):
     assert "| D | 16 (B, C) | — | — | 1 |" in text  # the discriminator's EqualLinear
     assert data["total"]["reference"]["forward_backward_s"] > data["total"]["reference"]["forward_s"] > 0
     assert "triton" not in data["total"]
+
+
+def test_train_data_vs_random_benchmark_cpu(bench_modules, out, tmp_path):
+    """Issue 19's end-to-end row: the real loop on prepared jpg frames and on random tensors, a ratio each."""
+    bench_modules["train_data_vs_random"].main([*TINY, "--out", str(out), "--size", "64", "--channel-max", "16",
+                                                "--style-dim", "32", "--no-vgg", "--batch", "2", "--steps", "4",
+                                                "--log-every", "2", "--workers", "0", "--videos", "2", "--frames", "8",
+                                                "--formats", "jpg", "--work", str(tmp_path)])
+    text, _ = _report(out, "train_data_vs_random")
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| random") or line.startswith("| jpg")]
+    assert [row[1].strip() for row in rows] == ["random tensors", "jpg files"]
+    random_rate, jpg_rate = (float(row[3].replace(",", "")) for row in rows)
+    assert rows[0][4].strip() == "100 %" and rows[1][4].strip() == f"{100 * jpg_rate / random_rate:.0f} %"
 
 
 def test_i3d_throughput_benchmark_cpu(bench_modules, out):
