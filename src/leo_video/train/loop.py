@@ -29,9 +29,11 @@ section, a :class:`~leo_video.configs.LoopConfig`).
     schedulers out of ``accelerator.prepare`` (it would step them once per process, though
     ``train.batch_size`` is already global) and call ``scheduler.step()`` only when
     ``self.accelerator.sync_gradients`` is true, i.e. once per optimizer step. ``step`` is
-    the number of optimizer steps completed before this one. Return the scalar losses to log; a
-    non-finite value stops the run with :class:`~leo_video.errors.NumericalError`. Torch, NumPy and
-    Python RNGs are seeded from (seed, rank, step) before every call.
+    the number of optimizer steps completed before this one. Return the scalar losses to log as
+    tensors, without reading them (``.item()`` would make the host wait for the GPU every step): the
+    loop reads them once per log step and before each save, and a non-finite value stops the run with
+    :class:`~leo_video.errors.NumericalError` naming its step, before anything after it is saved.
+    Torch, NumPy and Python RNGs are seeded from (seed, rank, step) before every call.
 ``state_dict()`` / ``load_state_dict(state)``
     The default saves ``models`` (unwrapped), ``optimizers``, ``schedulers`` and ``emas``; extend it
     for extra state. Store only tensors and plain containers (checkpoints load ``weights_only``).
