@@ -42,6 +42,8 @@ PRECISIONS = {
     "bf16-compile": {"train.mixed_precision": "bf16", "train.dynamo_backend": "inductor"},
     "bf16-contiguous-compile": {"train.mixed_precision": "bf16", "train.memory_format": "contiguous",
                                 "train.dynamo_backend": "inductor"},
+    "bf16-compile-cudagraphs": {"train.mixed_precision": "bf16", "train.dynamo_backend": "inductor",
+                                "train.compile_mode": "reduce-overhead"},
 }
 
 
@@ -278,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="LIA images per GPU")
     parser.add_argument("--precisions", nargs="+", choices=sorted(PRECISIONS), default=["bf16", "fp32"],
                         help="LIA rows; bf16 runs train.memory_format=auto (channels_last on CUDA); -contiguous and "
-                             "-channels_last set it; bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor)")
+                             "-channels_last set it; bf16-compile: G and D under torch.compile (train.dynamo_backend=inductor); "
+                             "bf16-compile-cudagraphs: the same with train.compile_mode=reduce-overhead (CUDA graphs)")
     parser.add_argument("--profile", nargs="*", default=[], metavar="PRECISION",
                         help="LIA rows whose step is profiled (torch.profiler top-25 kernels, and the full table "
                              "by input shape in <out>/<name>_profile_<row>.txt)")

@@ -290,3 +290,18 @@ def test_fused_kernels_key_sets_the_switch(data_root, tmp_path, run_cli, monkeyp
         assert kernels.fused_enabled()
     finally:
         kernels.set_fused(True)
+
+
+@pytest.mark.parametrize("backend, mode, want", [("no", "reduce-overhead", ("NO", "default")),
+                                                 ("inductor", "default", ("INDUCTOR", "default")),
+                                                 ("inductor", "reduce-overhead", ("INDUCTOR", "reduce-overhead"))])
+def test_compile_mode_reaches_accelerate(backend, mode, want, monkeypatch):
+    """``train.compile_mode`` is the torch.compile mode accelerate compiles with (CUDA graphs for reduce-overhead);
+    without a backend nothing is compiled, and accelerate's environment variables do not override the config."""
+    from leo_video.configs import LoopConfig
+    from leo_video.train.accelerator import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_DYNAMO_MODE", "max-autotune")
+    acc = make_accelerator(LoopConfig(cpu=True, dynamo_backend=backend, compile_mode=mode))
+    plugin = acc.state.dynamo_plugin
+    assert (plugin.backend.name, plugin.mode if backend != "no" else "default") == want

@@ -38,6 +38,9 @@ class LoopConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     dynamo_backend: Literal["no", "inductor", "aot_eager"] = param(
         "no", doc="torch.compile the trained networks through accelerate: inductor (GPU speed), aot_eager (traces without compiling: tests)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = param(
+        "default", doc="torch.compile's mode with dynamo_backend inductor; reduce-overhead replays CUDA graphs (for "
+                       "small models whose steps are bound by kernel launches, e.g. LIA at 128²)")
     cpu: bool = param(False, doc="run on CPU even when a GPU is present")
     memory_format: Literal["auto", "channels_last", "contiguous"] = param(
         "auto", doc="layout of LIA training's networks and maps; auto: channels_last on CUDA with bf16/fp16 (1.4x faster steps on an H100), else contiguous")

@@ -30,10 +30,20 @@ def make_accelerator(loop: LoopConfig, find_unused_parameters: bool = False) -> 
         AcceleratorState._reset_state(reset_partial_state=True)
     ddp = DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
     acc = Accelerator(mixed_precision=loop.mixed_precision, gradient_accumulation_steps=loop.grad_accum_steps,
-                      cpu=cpu, log_with=None, kwargs_handlers=[ddp], dynamo_backend=loop.dynamo_backend)  # fmt: skip
+                      cpu=cpu, log_with=None, kwargs_handlers=[ddp], dynamo_plugin=dynamo_plugin(loop))  # fmt: skip
     if acc.num_processes != launched:
         raise RuntimeError(f"launched {launched} processes but accelerate sees {acc.num_processes}")
     return acc
+
+
+def dynamo_plugin(loop: LoopConfig) -> Any:
+    """accelerate's torch.compile settings: ``train.dynamo_backend`` with ``train.compile_mode`` (None: eager)."""
+    from accelerate.utils import TorchDynamoPlugin
+
+    if loop.dynamo_backend == "no":
+        return TorchDynamoPlugin(backend="no")
+    # the mode always from the config: left None, accelerate would read ACCELERATE_DYNAMO_MODE instead
+    return TorchDynamoPlugin(backend=loop.dynamo_backend, mode=loop.compile_mode)
 
 
 def optimizer_kernel(impl: str, device: torch.device) -> dict[str, bool]:
