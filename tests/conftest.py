@@ -54,6 +54,17 @@ def _quiet_progress_bars(monkeypatch):
     monkeypatch.setenv("LEO_PROGRESS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _fused_kernels_switch_restored():
+    """``train.fused_kernels`` is process-wide (``kernels.set_fused``, set by LIA training's setup): a test that
+    trains with it off must not leave it off for the tests after it."""
+    from leo_video import kernels
+
+    before = kernels._switch["fused"]
+    yield
+    kernels.set_fused(before)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run the CLI in-process: ``code, out, err = run_cli("probe", "x.mp4")``."""
