@@ -6,6 +6,9 @@
 #   bash scripts/train_demo.sh --install       # ... then copy the pipeline into src/leo_video/assets/
 #   SMOKE=1 bash scripts/train_demo.sh         # a few steps of everything on a CPU (checks the wiring)
 #   LIA=runs/x/export bash scripts/train_demo.sh  # stage 1 already trained (an exported animator): skip it
+#   LIA_SETS="train.max_minutes=12 train.batch_size=128" FORMAT=frames bash scripts/train_demo.sh
+#       # settings on top of a stage's config (LIA_SETS, LMDM_SETS, PRIOR_SETS, CDDPM_SETS: space-separated
+#       # key=value, as --set takes them); FORMAT=frames renders the synthetic data as PNG folders (lossless)
 #
 # The same recipe on a dataset of your own (a `leo-video prepare` folder with train/ and test/):
 #   DATA=runs/faces128 CONFIGS=configs/real_faces RUNS=runs/faces bash scripts/train_demo.sh
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/demo}
 LEO=${LEO:-leo-video}
 VIDEOS=${VIDEOS:-400}
+FORMAT=${FORMAT:-mp4}
 FRAMES=${FRAMES:-64}
 CONFIGS=${CONFIGS:-configs/demo}
 INSTALL=0
@@ -39,6 +43,12 @@ if [[ "${SMOKE:-0}" == "1" ]]; then  # tiny everything, CPU: proves that the sta
   mapfile -t PRIOR_SET < <(sets train.batch_size=8)
   mapfile -t CDDPM_SET < <(sets train.batch_size=4 data.stats_frames=8)
 fi
+# the caller's settings last: they win over the smoke settings and the configs
+for stage in LIA LMDM PRIOR CDDPM; do
+  declare -n target="${stage}_SET" extra="${stage}_SETS"
+  for kv in ${extra:-}; do target+=(--set "$kv"); done
+  unset -n target extra
+done
 
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 t0=$(date +%s)
@@ -46,7 +56,7 @@ mkdir -p "$RUNS"
 
 if [[ $MAKE_SYNTHETIC == 1 ]]; then
   log "synthetic humans: $VIDEOS videos x $FRAMES frames at 64x64 -> $DATA"
-  $LEO make-synthetic --out "$DATA" --videos "$VIDEOS" --frames "$FRAMES" --size 64 --seed 0 --overwrite --no-progress
+  $LEO make-synthetic --out "$DATA" --videos "$VIDEOS" --frames "$FRAMES" --size 64 --seed 0 --format "$FORMAT" --overwrite --no-progress
 else
   log "dataset $DATA: $(ls "$DATA/train" | wc -l) training and $(ls "$DATA/test" | wc -l) held-out videos"
 fi
