@@ -39,6 +39,9 @@ def test_demo_writes_every_use_and_rerunning_replaces_them(tiny_pipeline_dir, tm
     transfer = probe_video(out / "transfer.mp4")
     assert transfer.frames == 6 and 3 * transfer.height <= transfer.width < 3.2 * transfer.height  # driving | source | result
     assert "contact_sheet.png" in stdout.splitlines()[-1]
+    gif = probe_video(out / "demo.gif")  # 2 rows x 3 captioned cells (the tiny model renders 32x32)
+    size = probe_video(out / "conditional.mp4").height  # one cell (conditional.mp4 is one row of 2)
+    assert (gif.width, gif.height) == (3 * size + 2 * 2, 2 * (size + 12) + 2)
 
 
 def test_demo_bad_arguments_are_one_line(tiny_pipeline_dir, tmp_path, run_cli):

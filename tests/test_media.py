@@ -377,6 +377,19 @@ def test_contact_sheet_uses_fixed_mapping(tmp_path):
         assert image.height == sheet.shape[0] and image.width > sheet.shape[1]
 
 
+def test_caption_video_adds_a_labelled_strip_and_keeps_the_frames():
+    from leo_video.media.grid import caption_video
+
+    video = torch.linspace(-1, 1, 5).view(5, 1, 1, 1).expand(5, 3, 16, 64)
+    out = caption_video(video, "transfer", height=12)
+    assert out.shape == (5, 3, 16 + 12, 64) and torch.equal(out[:, :, :16], video)
+    strip = out[:, :, 16:]
+    assert torch.equal(strip[0], strip[4])  # the same caption in every frame
+    dark = (strip[0] < 0).any(0)  # text pixels: black on white
+    assert 10 < int(dark.sum()) < 12 * 64 // 2 and not dark[:, 56:].any()  # "transfer" fits in ~50 pixels
+    assert not (caption_video(video, "", height=12)[:, :, 16:] < 1).any()  # no text: a white strip
+
+
 def test_mp4_writes_are_byte_identical(tmp_path):
     """Same frames -> same file (x264 runs single-threaded), so synthetic datasets are reproducible."""
     from leo_video.data.synthetic import render_synthetic_video

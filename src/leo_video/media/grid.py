@@ -68,6 +68,20 @@ def make_grid(
     return grid[..., : grid.shape[-2] - padding, : grid.shape[-1] - padding]  # drop the outer gutter
 
 
+def caption_video(video: VideoLike, text: str, height: int = 12) -> torch.Tensor:
+    """``video`` with ``text`` on a white strip under it, the same in every frame: ``(T, 3, H + height, W)``.
+
+    For grids whose cells need names (the demo's GIF); PIL's default bitmap font, about 6 pixels a character,
+    so a 64-pixel cell holds about 10.
+    """
+    clip = as_video_tensor(video)
+    T, _, H, W = clip.shape
+    strip = Image.new("RGB", (W, height), (255, 255, 255))
+    ImageDraw.Draw(strip).text((2, max(0, (height - 11) // 2)), text, fill=(0, 0, 0))
+    strip_frames = numpy_to_frames(np.asarray(strip)[None])  # (1, 3, height, W) in [-1, 1]
+    return torch.cat([clip, strip_frames.expand(T, -1, -1, -1)], dim=2)
+
+
 def _resize_to(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if video.shape[-2:] == (height, width):
         return video

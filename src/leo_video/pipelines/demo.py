@@ -98,7 +98,7 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     (original | edited), ``demo.gif`` and ``contact_sheet.png``. ``show_progress``: a tqdm bar on stderr for
     the infinite video (written by :func:`~leo_video.pipelines.generate.write_generated`, like ``generate``).
     """
-    from ..media.grid import make_grid, save_contact_sheet
+    from ..media.grid import caption_video, make_grid, save_contact_sheet
     from ..media.image import from_uint8
     from ..media.video import write_video
     from .animate import AnimateOptions, transfer_motion
@@ -140,14 +140,16 @@ def write_demo(pipe, out: str | os.PathLike, settings: DemoSettings = DemoSettin
     original = as_frames(inputs.original)
     paths["edit"] = write_video(out / "edit.mp4", make_grid([original, edited], ncols=2), fps=DEMO_FPS)
 
-    rows = [*uncond[:2], *cond[:2], transfer, edited]
-    paths["gif"] = write_video(out / "demo.gif", make_grid([v[:n] for v in rows], ncols=3), fps=DEMO_FPS)
+    rows = [caption_video(v[:n], label) for v, label in zip([*uncond[:2], *cond[:2], transfer, edited], GIF_LABELS)]
+    paths["gif"] = write_video(out / "demo.gif", make_grid(rows, ncols=3), fps=DEMO_FPS)
     sheet_rows = [*uncond[:2], *cond[:2], driving, transfer, original, edited]  # each result under its input
     paths["contact sheet"] = save_contact_sheet(out / "contact_sheet.png", sheet_rows, num_frames=8,
                                                 labels=SHEET_LABELS)
     return paths
 
 
+# The cells of the demo's GIF, row-major (3 a row; short: a 64-pixel cell holds about 10 characters).
+GIF_LABELS = ("uncond. 1", "uncond. 2", "still 1", "still 2", "transfer", "edit")
 # The rows of the demo's contact sheet, top to bottom.
 SHEET_LABELS = ("unconditional 1", "unconditional 2", "from a still 1", "from a still 2", "driving video",
                 "transfer to the still", "original video", "edited via frame 1")
