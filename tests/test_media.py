@@ -400,3 +400,43 @@ def test_mp4_writes_are_byte_identical(tmp_path):
         write_video(tmp_path / f"v{k}.mp4", frames, fps=15)
         blobs.add((tmp_path / f"v{k}.mp4").read_bytes())
     assert len(blobs) == 1
+
+
+# A child process writes one clip, then three times another clip followed by the first again, and prints
+# the first clip's sha256 each time. The clip is the demo's driving video (synthetic seed 9001, index 1):
+# with x264's macroblock tree on, its bytes depended on what the process had encoded before (an
+# uninitialised stack value in the bundled x264), so `leo-video demo` wrote a different transfer.mp4 per run.
+_REWRITE_SCRIPT = """
+import sys
+from pathlib import Path
+from leo_video.data.synthetic import render_synthetic_video
+from leo_video.media.video import write_video
+from leo_video.utils.hashing import sha256_file
+out = Path(sys.argv[1])
+clip = render_synthetic_video(9001, 40, 64, index=1)
+print(sha256_file(write_video(out / "clip.mp4", clip, fps=15)))
+for k in range(3):
+    write_video(out / f"other{k}.mp4", render_synthetic_video(k, 12, 80 + 16 * k), fps=15)
+    print(sha256_file(write_video(out / f"clip{k}.mp4", clip, fps=15)))
+"""
+
+
+def test_mp4_bytes_depend_on_the_frames_alone_across_processes(tmp_path):
+    """Same frames -> same file in two fresh processes, whatever else each encoded first (`leo-video demo`)."""
+    import os
+    import subprocess
+    import sys
+
+    import leo_video
+
+    src = str(Path(leo_video.__file__).parents[1])  # this checkout's package in the children
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    hashes = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        done = subprocess.run([sys.executable, "-c", _REWRITE_SCRIPT, str(tmp_path / run)], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        hashes += done.stdout.split()
+    assert len(hashes) == 8 and len(set(hashes)) == 1, hashes

@@ -88,9 +88,11 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
-        # One encoder thread: x264's threaded encodes can differ from run to run, and the same frames
-        # must give the same file (reproducible datasets from `make-synthetic`, same seed -> same video).
-        options = {"crf": str(self.crf), "preset": "medium", "threads": "1"}
+        # The same frames must give the same file (reproducible datasets from `make-synthetic`, `leo-video
+        # demo`), so: one encoder thread (x264's threaded encodes can differ from run to run), and no
+        # macroblock-tree rate control, which in the bundled x264 (core 165) reads an uninitialised stack
+        # value, so the bytes depended on what the process ran before (docs/RELIABILITY.md, "Same frames").
+        options = {"crf": str(self.crf), "preset": "medium", "threads": "1", "mbtree": "0"}
         if self.keyframe_interval:
             options |= {"g": str(self.keyframe_interval), "keyint_min": "1"}
         self._stream.options = options
