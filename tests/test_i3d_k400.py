@@ -22,10 +22,9 @@ from leo_video.metrics.i3d_k400 import (
     I3D_K400_INSTALL,
     i3d_k400_weights_path,
     load_i3d_k400,
-    max_pool_same,
     read_array_pickle,
-    same_pads,
 )
+from leo_video.models.same_padding import max_pool_same, same_pads
 from leo_video.metrics.resize import clip_at_resolution, tf1_resize_bilinear
 
 REFERENCE = Path(__file__).parent / "reference" / "i3d_k400_expected.safetensors"
