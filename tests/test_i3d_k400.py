@@ -33,13 +33,8 @@ LOGIT_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def i3d() -> torch.nn.Module:
-    try:
-        return load_i3d_k400()
-    except MissingWeightsError as exc:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+def i3d(i3d_k400) -> torch.nn.Module:
+    return i3d_k400
 
 
 @pytest.fixture(scope="module")

