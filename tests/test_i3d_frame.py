@@ -107,3 +107,26 @@ def test_frozen_and_fold_once(random_i3d):
     # the three 1x1 units that read Mixed_3b's input are one convolution: 64 + 96 + 16 outputs
     assert net.Mixed_3b.reduce.weight.shape == (176, 192, 1, 1) and net.Mixed_3b.splits == (64, 96, 16)
     assert net.Conv3d_1a_7x7.weight.shape == (64, 3, 7, 7) and net.Conv3d_1a_7x7.weight.dtype == torch.float32
+
+
+@pytest.mark.gpu
+def test_fold_is_exact_on_cuda_in_channels_last(i3d_k400):
+    """cuDNN's fp32 convolutions (TF32 off), the folded network in channels_last as bf16 training lays it out."""
+    from leo_video.models.stylegan2 import set_memory_format
+
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        torch.manual_seed(2)
+        image = torch.rand(2, 3, 64, 64, device="cuda") * 2 - 1
+        clip = image.unsqueeze(2).expand(-1, -1, FRAMES, -1, -1).contiguous()
+        with torch.no_grad():
+            i3d = InceptionI3d().requires_grad_(False)
+            i3d.load_state_dict(i3d_k400.state_dict())  # a CUDA copy: the session's CPU model stays as it is
+            reference = [m[:, :, FRAMES // 4] for m in i3d.cuda().eval().end_points(clip, FEATURE_LAYERS)]
+            net = set_memory_format(I3DFrameFeatures(i3d_k400.state_dict()).cuda(), torch.channels_last)
+            ours = net(image.contiguous(memory_format=torch.channels_last))
+        for name, ref, out in zip(FEATURE_LAYERS, reference, ours):
+            assert ((out - ref).abs().max() / ref.abs().max()).item() <= REL_TOL, name
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
