@@ -322,7 +322,7 @@ def test_i3d_perceptual_loss_trains_the_generator(data_root, tmp_path, run_cli, 
     code, _, err = run_cli(*train_args(data_root, run_dir, train__max_steps=3, loss__perceptual_weight=10,
                                        loss__perceptual_network="i3d-k400"))  # fmt: skip
     assert code == 0, err
-    l1, perceptual, g_gan, g_total = (logged(run_dir, f"loss/{key}") for key in ("l1", "perceptual", "g_gan", "g_total"))
+    l1, perceptual, g_gan, g_total = (logged(run_dir, f"loss/{k}") for k in ("l1", "perceptual", "g_gan", "g_total"))
     assert list(perceptual) == [1, 2, 3] and all(math.isfinite(value) for value in perceptual.values())
     for step, value in g_total.items():  # G's loss = L1 + perceptual + gan_weight (0.1) x GAN
         assert value == pytest.approx(l1[step] + perceptual[step] + 0.1 * g_gan[step], rel=1e-5)

@@ -180,8 +180,9 @@ class LIAConfig:
             name, least = PERCEPTUAL_MIN_SIZE[loss.perceptual_network]
             if self.model.size * min(loss.perceptual_scales, default=1.0) < least:
                 return f"loss.perceptual_scales: the smallest scale must leave at least {least} pixels for {name}"
-            if loss.vgg_random_init and loss.perceptual_network != "vgg19":
-                return f"loss.vgg_random_init applies to VGG19 only (loss.perceptual_network is {loss.perceptual_network})"
+            network = loss.perceptual_network
+            if loss.vgg_random_init and network != "vgg19":
+                return f"loss.vgg_random_init applies to VGG19 only (loss.perceptual_network: {network})"
         return None
 
 

@@ -56,7 +56,7 @@ BRANCHES = {"branch_1": "Branch_1.Conv3d_0b_3x3", "branch_2": "Branch_2.Conv3d_0
 
 
 def fold_unit(state: Mapping[str, torch.Tensor], prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One I3D unit (Conv3d + BatchNorm + ReLU) on an infinite static clip: 2-D ``weight (C', C, kH, kW)``, ``bias (C',)``.
+    """One I3D unit (Conv3d + BatchNorm + ReLU) on an infinite static clip: ``weight (C', C, kH, kW)``, ``bias (C',)``.
 
     ``state`` is an :class:`~leo_video.metrics.i3d_k400.InceptionI3d` state dict; ``prefix`` the unit's name.
     """

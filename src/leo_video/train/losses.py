@@ -163,7 +163,8 @@ class PerceptualLoss(nn.Module):
 class ReconstructionLoss(nn.Module):
     """L1 + perceptual loss between a reconstruction and its driving frame.
 
-    A weight of 0 skips that term entirely (the feature network is not even built).
+    A weight of 0 skips that term entirely (the feature network is not even built). ``vgg_random_init`` gives
+    the perceptual network, VGG19 or the I3D, random weights (tests; the config allows it for VGG19 only).
     """
 
     def __init__(self, l1_weight: float = 1.0, perceptual_weight: float = 10.0,
