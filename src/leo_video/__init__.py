@@ -66,6 +66,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "Trainer": "leo_video.train.loop",
     "TrainingTask": "leo_video.train.loop",
     "VGG19": "leo_video.models.vgg",
+    "I3DFrameFeatures": "leo_video.models.i3d_frame",
     "PerceptualLoss": "leo_video.train.losses",
     "LMDMConfig": "leo_video.configs",
     "LMDMTask": "leo_video.train.lmdm",

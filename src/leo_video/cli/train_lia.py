@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "lia",
         help="Train or fine-tune the LIA animator (stage 1) on pairs of frames of your videos.",
         description=(
-            "Self-supervised LIA training: L1 + VGG19 perceptual + non-saturating GAN loss on (source, driving) "
+            "Self-supervised LIA training: L1 + perceptual (VGG19, or the Kinetics-400 I3D's early layers with "
+            "loss.perceptual_network=i3d-k400) + non-saturating GAN loss on (source, driving) "
             "frame pairs of the videos under data.root/train, on CPU, one GPU or many (accelerate launch / "
             "torchrun). The resolved config is saved as RUN_DIR/config.yaml; checkpoints go to "
             "RUN_DIR/checkpoints and TensorBoard logs to RUN_DIR/tb. Rerunning the same command resumes."

