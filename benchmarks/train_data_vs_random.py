@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     device = _bench.setup(args)
     report = _bench.Report(args.name, "train lia on files vs on random tensors (issue 19)", device)
     random_rate = train_rate(args, device, None)
-    rows = [["random tensors", "-", _bench.fmt(random_rate, 1), "100 %"]]
+    rows = [["random tensors", str(args.workers), _bench.fmt(random_rate, 1), "100 %"]]
     for fmt in args.formats:
         rate = train_rate(args, device, prepared(args, fmt))
         rows.append([f"{fmt} files", str(args.workers), _bench.fmt(rate, 1), f"{100 * rate / random_rate:.0f} %"])
