@@ -88,7 +88,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -315,10 +314,12 @@ class Trainer:
             save = step % loop.checkpoint_every == 0 or step == loop.max_steps or stop_now or time_up
             if log_step or save:
                 self._check_finite(window)
-            # on log steps the task's monitor ran: every rank stops if any rank's monitor stopped the run
-            if log_step and self._log(step, window, log) and any(gather_ints(self.accelerator, int(bool(task.stop_reason)))):
-                task.stop_reason = task.stop_reason or "another process's monitor stopped the run (its log says why)"
-            elif not log_step:
+            if log_step:
+                self._log(step, window, log)
+                # the task's monitor ran: every rank stops if any rank's monitor stopped the run
+                if any(gather_ints(self.accelerator, int(bool(task.stop_reason)))):
+                    task.stop_reason = task.stop_reason or "another process's monitor stopped the run (its log says why)"
+            else:
                 log.progress(step)
             self._periodic(step, log)
             if save or task.stop_reason:
@@ -334,8 +335,8 @@ class Trainer:
                 break
         return TrainResult(step, False, self.last_checkpoint, self._resumed_from)
 
-    def _log(self, step: int, window: LossWindow, log: RunLogger) -> bool:
-        """Scalars (mean losses since the last log, averaged over processes, learning rates, items/s); True."""
+    def _log(self, step: int, window: LossWindow, log: RunLogger) -> None:
+        """Scalars (mean losses since the last log, averaged over processes, learning rates, items/s)."""
         now = time.perf_counter()
         since, since_step = self._clock
         rate = (step - since_step) * self.loop.batch_size / max(now - since, 1e-9)
@@ -344,7 +345,6 @@ class Trainer:
                      **self._lrs(), "items_per_s": rate}, step)  # fmt: skip
         log.progress(step, {**means, **health})
         self._clock = (now, step)
-        return True
 
     def _optimizer_step(self, batches: Iterator, step: int, window: LossWindow) -> None:
         """``grad_accum_steps`` micro-batches through ``task.train_step``; their losses go to ``window``
