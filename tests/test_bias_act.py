@@ -96,11 +96,9 @@ def test_switches(monkeypatch):
     monkeypatch.setenv(kernels.FUSED_ENV, "0")
     assert not kernels.fused_enabled()
     monkeypatch.setenv(kernels.FUSED_ENV, "1")
-    kernels.set_fused(False)
-    try:
-        assert not kernels.fused_enabled()
-    finally:
-        kernels.set_fused(True)
+    kernels.set_fused(False)  # conftest restores the switch after the test
+    assert not kernels.fused_enabled()
+    kernels.set_fused(True)
     monkeypatch.setattr(kernels, "triton_available", lambda: False)
     assert not kernels.fused_enabled()
 

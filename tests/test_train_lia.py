@@ -281,16 +281,13 @@ def test_fused_kernels_key_sets_the_switch(data_root, tmp_path, run_cli, monkeyp
     from leo_video import kernels
 
     monkeypatch.setattr(kernels, "triton_available", lambda: True)
-    monkeypatch.delenv(kernels.FUSED_ENV, raising=False)
-    try:
-        off = train_args(data_root, tmp_path / "off", train__max_steps=1, train__fused_kernels="false")
-        code, _, err = run_cli(*off)
-        assert code == 0, err
-        assert not kernels.fused_enabled() and "fused Triton kernels" not in err
-        assert run_cli(*train_args(data_root, tmp_path / "on", train__max_steps=1))[0] == 0
-        assert kernels.fused_enabled()
-    finally:
-        kernels.set_fused(True)
+    monkeypatch.delenv(kernels.FUSED_ENV, raising=False)  # the switch itself is restored by conftest
+    off = train_args(data_root, tmp_path / "off", train__max_steps=1, train__fused_kernels="false")
+    code, _, err = run_cli(*off)
+    assert code == 0, err
+    assert not kernels.fused_enabled() and "fused Triton kernels" not in err
+    assert run_cli(*train_args(data_root, tmp_path / "on", train__max_steps=1))[0] == 0
+    assert kernels.fused_enabled()
 
 
 @pytest.mark.parametrize("backend, mode, want", [("no", "reduce-overhead", ("NO", "default")),
