@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     device = _bench.setup(args)
     report = _bench.Report(args.name, "train lia on files vs on random tensors (issue 19)", device)
     random_rate = train_rate(args, device, None)
+    report.data["images_per_s"] = {"random": random_rate}  # unrounded: the table shows 1 decimal
     rows = [["random tensors", str(args.workers), _bench.fmt(random_rate, 1), "100 %"]]
     for fmt in args.formats:
         rate = train_rate(args, device, prepared(args, fmt))
+        report.data["images_per_s"][fmt] = rate
         rows.append([f"{fmt} files", str(args.workers), _bench.fmt(rate, 1), f"{100 * rate / random_rate:.0f} %"])
         report.table(f"{args.size}², batch {args.batch}, {args.steps} steps, taichi256 recipe (VGG19 random "
                      "weights, GAN), bf16 on CUDA", ["data", "workers", "images/s", "of random"], rows)

@@ -75,11 +75,12 @@ def test_train_data_vs_random_benchmark_cpu(bench_modules, out, tmp_path):
                                                 "--style-dim", "32", "--no-vgg", "--batch", "2", "--steps", "4",
                                                 "--log-every", "2", "--workers", "0", "--videos", "2", "--frames", "8",
                                                 "--formats", "jpg", "--work", str(tmp_path)])
-    text, _ = _report(out, "train_data_vs_random")
+    text, data = _report(out, "train_data_vs_random")
     rows = [line.split("|") for line in text.splitlines() if line.startswith("| random") or line.startswith("| jpg")]
     assert [row[1].strip() for row in rows] == ["random tensors", "jpg files"]
-    random_rate, jpg_rate = (float(row[3].replace(",", "")) for row in rows)
-    assert rows[0][4].strip() == "100 %" and rows[1][4].strip() == f"{100 * jpg_rate / random_rate:.0f} %"
+    rates = data["images_per_s"]  # unrounded; the table's images/s column has 1 decimal
+    assert [float(row[3].replace(",", "")) for row in rows] == [round(rates["random"], 1), round(rates["jpg"], 1)]
+    assert rows[0][4].strip() == "100 %" and rows[1][4].strip() == f"{100 * rates['jpg'] / rates['random']:.0f} %"
 
 
 def test_i3d_throughput_benchmark_cpu(bench_modules, out):
