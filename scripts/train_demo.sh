@@ -6,9 +6,10 @@
 #   bash scripts/train_demo.sh --install       # ... then copy the pipeline into src/leo_video/assets/
 #   SMOKE=1 bash scripts/train_demo.sh         # a few steps of everything on a CPU (checks the wiring)
 #   LIA=runs/x/export bash scripts/train_demo.sh  # stage 1 already trained (an exported animator): skip it
-#   LIA_SETS="train.max_minutes=12 train.batch_size=128" FORMAT=frames bash scripts/train_demo.sh
+#   LIA_SETS="train.max_minutes=12 train.batch_size=128" FORMAT=mp4 bash scripts/train_demo.sh
 #       # settings on top of a stage's config (LIA_SETS, LMDM_SETS, PRIOR_SETS, CDDPM_SETS: space-separated
-#       # key=value, as --set takes them); FORMAT=frames renders the synthetic data as PNG folders (lossless)
+#       # key=value, as --set takes them); FORMAT=mp4 stores the synthetic data as H.264 (lossy) instead of the
+#       # default PNG frame folders (lossless, as the shipped model was trained)
 #
 # The same recipe on a dataset of your own (a `leo-video prepare` folder with train/ and test/):
 #   DATA=runs/faces128 CONFIGS=configs/real_faces RUNS=runs/faces bash scripts/train_demo.sh
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/demo}
 LEO=${LEO:-leo-video}
 VIDEOS=${VIDEOS:-400}
-FORMAT=${FORMAT:-mp4}
+FORMAT=${FORMAT:-frames}
 FRAMES=${FRAMES:-64}
 CONFIGS=${CONFIGS:-configs/demo}
 INSTALL=0
@@ -36,7 +37,8 @@ MAKE_SYNTHETIC=0
 declare -a LIA_SET=() LMDM_SET=() PRIOR_SET=() CDDPM_SET=()
 if [[ "${SMOKE:-0}" == "1" ]]; then  # tiny everything, CPU: proves that the stages fit together
   VIDEOS=10; FRAMES=24
-  common=(train.max_steps=2 train.cpu=true train.num_workers=0 train.mixed_precision=no train.checkpoint_every=2)
+  common=(train.max_steps=2 train.cpu=true train.num_workers=0 train.mixed_precision=no train.checkpoint_every=2
+          train.dynamo_backend=no)
   sets() { for kv in "${common[@]}" "$@"; do printf '%s\n' --set "$kv"; done; }
   mapfile -t LIA_SET < <(sets train.batch_size=4 model.channel_max=16 model.style_dim=32)
   mapfile -t LMDM_SET < <(sets train.batch_size=4 model.sequence_length=8)

@@ -11,8 +11,8 @@ from tiny_models import tiny_pipeline
 from leo_video.media.video import probe_video
 
 # Ground-truth transfer L1 of the shipped animator over that of the still baseline must stay below this
-# (measured on the test's 4 pairs: configs/demo/README.md).
-DEMO_TRANSFER_OVER_STILL = 0.8
+# (0.54 measured on the test's 4 pairs, 0.59 on 16: configs/demo/README.md; the model before it measured 0.68).
+DEMO_TRANSFER_OVER_STILL = 0.65
 
 DEMO_FILES = ("unconditional.mp4", "conditional.mp4", "infinite.mp4", "transfer.mp4", "edit.mp4", "demo.gif",
               "contact_sheet.png")
@@ -81,8 +81,8 @@ def test_the_demo_model_ships_in_the_package_small_and_in_fp16():
 
 def test_the_demo_model_is_trained_and_moves():
     """The shipped model is trained, not random, and follows motion: from its first frame it reconstructs
-    a held-out person's video better than repeating that frame (L1 0.024 vs 0.038 on [-1, 1]) and far better
-    than when driven by the same video played backwards (0.081); a random animator gives 0.5 on frame 0.
+    a held-out person's video at half the error of repeating that frame (L1 0.018 vs 0.038 on [-1, 1]) and far
+    better than when driven by the same video played backwards (0.079); a random animator gives 0.5 on frame 0.
     Videos it generates from a still move."""
     from leo_video.media.image import from_uint8
     from leo_video.pipelines.animate import AnimateOptions, transfer_motion
@@ -97,13 +97,13 @@ def test_the_demo_model_is_trained_and_moves():
     backwards = torch.cat(list(transfer_motion(pipe.animator, video[0], inputs.original[::-1].copy(), options)))
     error, still_error = (recon - video).abs().mean(), (video - video[:1]).abs().mean()
     assert (recon[0] - video[0]).abs().mean() < 0.03
-    assert error < 0.85 * still_error
-    assert (backwards - video).abs().mean() > 2 * error
+    assert error < 0.6 * still_error
+    assert (backwards - video).abs().mean() > 3 * error
 
     generated = pipe(video[0], 16, 1, torch.Generator().manual_seed(0), steps=10)[0]  # (T, 3, S, S)
     assert generated.shape == video.shape and torch.isfinite(generated).all()
     assert (generated[0] - video[0]).abs().mean() < 0.03  # the first frame is the still, rendered
-    # it moves: the shipped model changes 2.5e-3 per frame, the collapsed first GPU run 7e-5
+    # it moves: the shipped model changes 2.4e-3 per frame, the collapsed first GPU run 7e-5
     assert (generated[1:] - generated[:-1]).abs().mean() > 5e-4
 
 

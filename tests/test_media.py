@@ -49,6 +49,17 @@ def test_uint8_mapping_is_fixed_and_round_trips():
     assert frames_to_numpy(video).shape == (4, 8, 10, 3)
 
 
+def test_from_uint8_takes_read_only_arrays_without_warning(recwarn):
+    """Decoded frames and broadcast views are read-only numpy arrays; torch warns on wrapping them
+    (`make demo` printed that warning), so they are copied first and the source stays untouched."""
+    frame = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    frame.flags.writeable = False
+    out = from_uint8(frame)
+    out += 1  # writing to the result must not reach the read-only source
+    assert frame[0, 0, 0] == 0 and not recwarn.list
+    assert from_uint8(np.broadcast_to(frame[:1], (4, 3, 3))).shape == (4, 3, 3) and not recwarn.list
+
+
 # ----------------------------------------------------------------------------- images
 
 

@@ -44,7 +44,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def from_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Map uint8 pixels to float32 in [-1, 1] (``p / 127.5 - 1``); same shape and layout."""
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        # a read-only array (a decoded frame, a broadcast view) is copied: torch warns on non-writable memory
+        x = torch.from_numpy(np.require(x, requirements=("C", "W")))
     return x.float() / 127.5 - 1
 
 
