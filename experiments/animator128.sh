@@ -32,7 +32,8 @@ declare -a EXTRA=() DEMO_EXTRA=()
 VIDEOS=400; PAIRS=16; EVAL_VIDEOS=20
 if [[ "${SMOKE:-0}" == "1" ]]; then
   VIDEOS=10; PAIRS=2; EVAL_VIDEOS=2; MINUTES=0.2
-  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.batch_size=4
+  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.dynamo_backend=no
+         --set train.batch_size=4
          --set model.channel_max=16 --set model.style_dim=32 --set train.log_every=2 --set train.max_steps=4)
   DEMO_EXTRA=("${EXTRA[@]}")
 fi

