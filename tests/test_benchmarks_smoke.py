@@ -65,7 +65,9 @@ def test_bias_act_benchmark_cpu(bench_modules, out):
     text, data = _report(out, "bias_act")
     assert "| G | 16 x 64 x 64 | NHWC | bfloat16 |" in text  # a StyledConv's map with its demodulation scale
     assert "| D | 16 (B, C) | — | — | 1 |" in text  # the discriminator's EqualLinear
-    assert data["total"]["reference"]["forward_backward_s"] > data["total"]["reference"]["forward_s"] > 0
+    # both timings are recorded; not their order: one iteration on a shared CPU can time forward alone slower
+    # than forward + backward (CI saw 0.038 s vs 0.021 s)
+    assert data["total"]["reference"]["forward_backward_s"] > 0 and data["total"]["reference"]["forward_s"] > 0
     assert "triton" not in data["total"]
 
 
@@ -106,7 +108,8 @@ def test_generate_benchmark_cpu(bench_modules, out, name, extra):
     text, data = _report(out, name)
     for videos in (1, 2):
         row = data[f"ddim:2/{videos}"]
-        assert row["end_to_end_s"] > row["sampling_s"] > 0 and row["frames_per_s"] > 0
+        # each timed in its own run: on a shared CPU sampling alone can take longer than the whole, so no order
+        assert row["end_to_end_s"] > 0 and row["sampling_s"] > 0 and row["frames_per_s"] > 0
     assert "| ddim 2 | 2 |" in text and ("channels_last" in text) == bool(extra)
 
 
