@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import CheckpointError, InputError, MissingWeightsError
 from ..models.same_padding import conv_same, max_pool_same
+from ..utils.serialization import state_mismatch
 
 __all__ = ["END_POINTS", "I3D_K400", "I3D_K400_INSTALL", "ArrayUnpickler", "InceptionI3d", "i3d_k400_weights_path",
            "load_i3d_k400", "read_array_pickle"]
@@ -279,12 +280,8 @@ def load_i3d_k400(path: str | os.PathLike | None = None, device: str | torch.dev
     state = flax_to_torch(read_array_pickle(path))
     with torch.device("meta"):  # no random init: every tensor comes from the file
         model = InceptionI3d()
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if got != expected:
-        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-        raise CheckpointError(f"{path}: not the Kinetics-400 I3D (missing {missing[:3]}, unexpected {extra[:3]}, "
-                              f"wrong shape {wrong[:3]})")
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: not the Kinetics-400 I3D ({problem})")
     model.load_state_dict(state, assign=True)
     return model.eval().requires_grad_(False).to(device)

@@ -164,18 +164,14 @@ def load_i3d_frame_weights(path: str | os.PathLike) -> I3DFrameFeatures:
     tensors are not exactly this network's."""
     from ..errors import CheckpointError
     from ..metrics.i3d_k400 import InceptionI3d
-    from ..utils.serialization import read_safetensors
+    from ..utils.serialization import read_safetensors, state_mismatch
 
     state = read_safetensors(path)
     with torch.device("meta"):  # the structure only: every tensor comes from the file
         network = I3DFrameFeatures(InceptionI3d().state_dict())
-    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if got != expected:
-        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-        raise CheckpointError(f"{path}: not the I3D frame network's weights (missing {missing[:3]}, unexpected "
-                              f"{extra[:3]}, wrong shapes {wrong[:3]}); write one with "
+    problem = state_mismatch(network.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: not the I3D frame network's weights ({problem}); write one with "
                               f"scripts/export_i3d_frame_weights.py")
     network.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
     for p in network.parameters():

@@ -61,3 +61,15 @@ def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict:
         return load_file(str(path), device=device)
     except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({str(exc)[:160]})") from exc
+
+
+def state_mismatch(expected: dict, got: dict) -> str | None:
+    """How the tensors ``got`` differ from the state dict ``expected`` (names and shapes), or None when they
+    match: ``"missing [...], unexpected [...], wrong shape [...]"`` with the first three keys of each."""
+    want = {k: tuple(v.shape) for k, v in expected.items()}
+    have = {k: tuple(v.shape) for k, v in got.items()}
+    if want == have:
+        return None
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    wrong = sorted(k for k in set(have) & set(want) if have[k] != want[k])
+    return f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape {wrong[:3]}"
