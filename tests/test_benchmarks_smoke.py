@@ -189,6 +189,7 @@ def test_gpu_suite_passes_arguments_its_scripts_accept(bench_modules, tmp_path, 
 
 
 @pytest.mark.gpu
+@pytest.mark.timeout(600)  # torch.compile: minutes on a busy host, beyond a short --timeout
 def test_render_benchmark_cuda_profile_and_compile(bench_modules, tmp_path):
     """The CUDA-only paths of render.py: kernel profile, compile row, peak fraction (tiny model)."""
     bench_modules["render"].main(["--device", "cuda", "--repeats", "1", "--out", str(tmp_path), "--sizes", "64",

@@ -244,6 +244,7 @@ def test_same_layout_converts_layout_and_dtype_in_one_copy():
 
 
 @pytest.mark.gpu
+@pytest.mark.timeout(600)  # torch.compile: minutes on a busy host, beyond a short --timeout
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_cuda_fast_paths_match_cpu_float64(lia, images, truth, channels_last, monkeypatch):
     """fp32 on CUDA (TF32 off) within fp32 rounding of float64; bf16 within the bf16 bound; compiled too."""
