@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from leo_video.metrics.i3d_k400 import i3d_k400_weights_path, load_i3d_k400
 
-    network = I3DFrameFeatures(load_i3d_k400(i3d_k400_weights_path(instead="")).state_dict())
+    network = I3DFrameFeatures(load_i3d_k400(i3d_k400_weights_path(instead="first")).state_dict())
     save_i3d_frame_weights(network, args.out)
     print(f"wrote {args.out} ({sum(p.numel() for p in network.parameters()) / 1e6:.2f} M parameters)")
 

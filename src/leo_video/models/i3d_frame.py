@@ -173,7 +173,6 @@ def load_i3d_frame_weights(path: str | os.PathLike) -> I3DFrameFeatures:
     if problem:
         raise CheckpointError(f"{path}: not the I3D frame network's weights ({problem}); write one with "
                               f"scripts/export_i3d_frame_weights.py")
+    # assign: the file's tensors become the parameters; they keep the module's requires_grad=False (frozen)
     network.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
-    for p in network.parameters():
-        p.requires_grad_(False)
     return network.eval()
