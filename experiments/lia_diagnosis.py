@@ -2,6 +2,7 @@
 
     python experiments/lia_diagnosis.py pairs --data runs/demo/data --size 64              # what training sees
     python experiments/lia_diagnosis.py animator --checkpoint EXPORT --data runs/demo/data  # where the error is
+    python experiments/lia_diagnosis.py levels --checkpoint EXPORT --data runs/demo/data    # which level draws it
 
 ``pairs``: frame gaps of LIA training pairs (``VideoDataset(mode="pairs")``, as ``train lia`` draws them) and the
 L1 on [0, 1] between source and driving frame: what copying the source scores on training pairs, i.e. the
@@ -10,6 +11,13 @@ loss the still-frame shortcut reaches without learning any motion.
 ``animator``: on held-out videos, the self-reenactment L1 split into the *identity* error (frame 0 driven by
 itself: pure encode/decode blur) and the rest, next to the still baseline, and the motion code's spread
 (``train.lia.motion_spread``).
+
+``levels``: frame 0 of each video drawn from itself, decoder level by level (docs/TRAINING.md, finding 10). LIA's
+image is the sum over levels r = 8 .. S of ``to_rgbs[k]`` applied to the masked, warped encoder map (each
+upsampled to S): per level the standard deviation of that level's own RGB term, the mean |flow offset| in
+pixels of the level (``tanh`` of the flow logits x r / 2: non-zero although nothing moves) and the mean mask.
+An animator that redraws the source sharply draws it at the finest level; one that draws it at r = S/2 and
+upsamples is blurred by construction.
 """
 
 from __future__ import annotations
@@ -64,6 +72,57 @@ def animator(args: argparse.Namespace) -> dict:
             "motion_spread_test": spread, "videos": len(rows)}  # fmt: skip
 
 
+def decoder_levels(model, image: torch.Tensor) -> tuple[torch.Tensor, dict[int, dict]]:
+    """Draw ``image`` (B, 3, S, S) from itself; returns the output and, per level r = 8 .. S, the level's own RGB
+    term ``rgb`` (B, 3, r, r), the mean |flow offset| ``offset_px`` in pixels of r and the mean ``mask``.
+    The output is rgb_S + up(rgb_{S/2} + up(...)), ``up`` being the level's ``to_rgbs[k].upsample``."""
+    found: dict[int, dict] = {}
+
+    def on_flow(module, inputs, output):  # ToFlow(x, latent, logits) -> (grid, mask, logits)
+        _, mask, logits = output
+        r = mask.shape[-1]
+        found.setdefault(r, {}).update(offset_px=float(torch.tanh(logits[:, :2]).abs().mean() * r / 2),
+                                       mask=float(mask.mean()))
+
+    def on_rgb(module, inputs, output):  # ToRGB(feature, grid, mask, skip) -> own term + upsample(skip)
+        skip = inputs[3] if len(inputs) > 3 else None
+        found.setdefault(output.shape[-1], {})["rgb"] = output if skip is None else output - module.upsample(skip)
+
+    hooks = [m.register_forward_hook(on_flow) for m in model.dec.to_flows]
+    hooks += [m.register_forward_hook(on_rgb) for m in model.dec.to_rgbs]
+    try:
+        with torch.no_grad():
+            out = model(image, image)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, dict(sorted(found.items()))
+
+
+def levels(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from leo_video.data.video_dataset import split_folder
+    from leo_video.media.video import VideoReader
+    from leo_video.metrics.evaluate import list_videos
+    from leo_video.models.loading import load_lia
+
+    model = load_lia(args.checkpoint, device="cpu")
+    size = model.config.size
+    per_video = {}
+    for split in args.splits:
+        for path in list_videos(split_folder(Path(args.data), split))[: args.videos]:
+            with VideoReader(path) as reader:
+                first = torch.from_numpy(reader.read([0])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            first = torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
+            out, found = decoder_levels(model, first)
+            per_video[f"{split}/{path.stem}"] = {
+                "identity_l1": float((out - first).abs().mean() / 2),
+                "levels": {r: {"rgb_std": float(v["rgb"].std()), "offset_px": v["offset_px"], "mask": v["mask"]}
+                           for r, v in found.items()}}  # fmt: skip
+    return {"checkpoint": args.checkpoint, "per_video": per_video}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -76,9 +135,14 @@ def main() -> None:
     a.add_argument("--data", required=True)
     a.add_argument("--videos", type=int, default=8)
     a.add_argument("--frames", type=int, default=32)
+    lv = sub.add_parser("levels")
+    lv.add_argument("--checkpoint", required=True)
+    lv.add_argument("--data", required=True)
+    lv.add_argument("--splits", nargs="+", default=["test"], choices=("train", "test"))
+    lv.add_argument("--videos", type=int, default=8, help="per split")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(json.dumps(pairs(args) if args.what == "pairs" else animator(args)))
+    print(json.dumps({"pairs": pairs, "animator": animator, "levels": levels}[args.what](args)))
 
 
 if __name__ == "__main__":
