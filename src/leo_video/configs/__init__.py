@@ -151,12 +151,17 @@ class LIAMonitorConfig:
     ``monitor/motion_spread`` = RMS distance of a clip's codes from their mean, over the appearance latent's
     norm (the share of the latent that motion moves). When it falls below ``collapse_fraction`` of its peak
     at two log steps in a row the run stops with a warning: the encoder has collapsed (renderings stop
-    following the driver; configs/demo/README.md, run A).
+    following the driver; configs/demo/README.md, run A). ``monitor/motion_spread_test``, the same on held-out
+    clips, shows whether the encoder reads motion of people it never trained on (docs/TRAINING.md, finding 10:
+    0.07 held out against 0.45 on training clips for the real-face animator).
     """
 
     videos: int = param(4, ge=0, le=64, doc="training videos probed (0: no monitor)")
     frames: int = param(8, ge=2, le=64, doc="frames per probed video, evenly spaced")
     collapse_fraction: float = param(0.1, ge=0.0, lt=1.0, doc="stop below this share of the peak spread (0: never)")
+    test_videos: int = param(4, ge=0, le=64, doc="held-out videos probed as well when the data has a test split "
+                             "(data.test_root, or data.root/test): monitor/motion_spread_test, the spread on "
+                             "people training never sees (0: off); it does not stop a run")
 
 
 @register_config("lia")

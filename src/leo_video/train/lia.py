@@ -172,6 +172,8 @@ class LIATrainingTask(TrainingTask):
         self.preview = self._preview_batch()
         probe = probe_clips(self._dataset, cfg.monitor.videos, cfg.monitor.frames)  # (V, T, 3, S, S) or None
         self.probe = None if probe is None else probe.to(acc.device)  # moved once, not at every log step
+        held_out = held_out_probe(cfg)
+        self.probe_test = None if held_out is None else held_out.to(acc.device)
         self._spread_peak, self._low_spread = 0.0, 0
 
     @property
@@ -281,10 +283,14 @@ class LIATrainingTask(TrainingTask):
 
     @torch.no_grad()
     def monitor(self, step: int) -> dict[str, float]:
-        """``motion_spread`` of the probe clips (see :class:`~leo_video.configs.LIAMonitorConfig`); sets
+        """``motion_spread`` of the probe clips and ``motion_spread_test`` of the held-out ones (see
+        :class:`~leo_video.configs.LIAMonitorConfig`); sets
         ``stop_reason`` when it collapses (the loop makes every rank stop if any rank's monitor did)."""
+        logs = {}
+        if self.probe_test is not None:
+            logs["motion_spread_test"] = motion_spread(self.unwrap("generator"), self.probe_test)
         if self.probe is None:
-            return {}
+            return logs
         spread = motion_spread(self.unwrap("generator"), self.probe)
         cfg = self.config.monitor
         if spread > self._spread_peak:
@@ -295,7 +301,7 @@ class LIATrainingTask(TrainingTask):
                                 f"{spread / self._spread_peak:.0%} of its peak {self._spread_peak:.3g} "
                                 "(renderings no longer follow the driver; with a GAN, lower loss.gan_weight; "
                                 "docs/TRAINING.md)")  # fmt: skip
-        return {"motion_spread": spread}
+        return {"motion_spread": spread, **logs}
 
     @torch.no_grad()
     def log_images(self, step: int, logger: RunLogger) -> None:
@@ -336,6 +342,20 @@ def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
     clips = [numpy_to_frames(readers[v].read(np.linspace(0, len(readers[v]) - 1, frames).round().astype(int)))
              for v in chosen]  # fmt: skip
     return torch.stack(clips)
+
+
+def held_out_probe(config: LIAConfig) -> torch.Tensor | None:
+    """``monitor.test_videos`` un-augmented clips of the held-out split (``data.test_root``, else
+    ``data.root/test``) for ``monitor/motion_spread_test``: (V, T, 3, S, S), or None without a test split."""
+    from ..data.video_dataset import VideoDataset, find_videos, split_folder
+
+    videos = config.monitor.test_videos
+    root = Path(config.data.test_root) if config.data.test_root else Path(config.data.root)
+    folder = split_folder(root, "test")
+    if not videos or folder == root and not config.data.test_root or not find_videos(folder):
+        return None  # no split folders (root itself is the training data) or an empty test split
+    dataset = VideoDataset(root, split="test", size=config.model.size)
+    return probe_clips(dataset, videos, config.monitor.frames)
 
 
 @torch.no_grad()
@@ -409,7 +429,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, ema:
 
 
 __all__ = ["LIATrainingTask", "adopt_init_architecture", "export_generator", "generator_from_checkpoint",
-           "motion_spread", "pairs_dataset", "probe_clips", "read_init_checkpoint"]  # fmt: skip
+           "held_out_probe", "motion_spread", "pairs_dataset", "probe_clips", "read_init_checkpoint"]  # fmt: skip
 
 
 def freeze_unused_parameters(generator: torch.nn.Module) -> None:
