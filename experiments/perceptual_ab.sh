@@ -6,7 +6,8 @@
 #   l1   L1 alone (loss.perceptual_weight=0)
 #   i3d  L1 + the I3D perceptual pyramid (loss.perceptual_network=i3d-k400, loss.perceptual_weight=WEIGHT, the
 #        preset's scales [1, 0.5, 0.25]; GAN still off)
-#   _aug / _narrow appended (aug alone = l1_aug): wide / the session-9 narrow augmentation instead of CONFIG's
+#   _aug / _narrow appended (aug alone = l1_aug): wide / the session-9 narrow augmentation instead of CONFIG's;
+#   _shift: each frame of a pair also moved on its own (data.augment.frame_shift=0.05): motion for any identity
 # then the EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
 # baseline), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
 # wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
@@ -80,6 +81,7 @@ train() {  # name [--set ...]
 # of the side, stronger brightness/contrast/saturation (one draw per pair: both frames get the same transform).
 AUG_SETS=(--set data.augment.hue=0.5 --set data.augment.saturation=0.4 --set data.augment.brightness=0.3
           --set data.augment.contrast=0.3 --set 'data.augment.crop_scale=[0.8,1.0]')
+SHIFT_SETS=(--set data.augment.frame_shift=0.05)  # each frame of a pair moved on its own by up to 5 % of the side
 NARROW_SETS=(--set data.augment.hue=0.02 --set data.augment.saturation=0.1 --set data.augment.brightness=0.1
              --set data.augment.contrast=0.1 --set data.augment.crop_scale=null --set data.augment.flip=true)
 I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT"
@@ -87,17 +89,18 @@ I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$
 L1_SETS=(--set loss.perceptual_weight=0)
 declare -a pids=()
 for name in $ARMS; do
-  declare -a loss=("${L1_SETS[@]}") augment=()
+  declare -a loss=("${L1_SETS[@]}") augment=() shift_sets=()
   for factor in ${name//_/ }; do
     case $factor in
       l1) ;;
       i3d) loss=("${I3D_SETS[@]}") ;;
       aug) augment=("${AUG_SETS[@]}") ;;
       narrow) augment=("${NARROW_SETS[@]}") ;;
-      *) log "unknown factor '$factor' in arm '$name' (factors: l1 i3d aug narrow)"; exit 2 ;;
+      shift) shift_sets=("${SHIFT_SETS[@]}") ;;
+      *) log "unknown factor '$factor' in arm '$name' (factors: l1 i3d aug narrow shift)"; exit 2 ;;
     esac
   done
-  train "$name" "${loss[@]}" ${augment[@]+"${augment[@]}"} &
+  train "$name" "${loss[@]}" ${augment[@]+"${augment[@]}"} ${shift_sets[@]+"${shift_sets[@]}"} &
   pids+=($!)
 done
 status=0

@@ -82,6 +82,35 @@ def test_pairs_share_augmentation_and_are_reproducible(dataset_root):
         dataset_root, "train", mode="pairs", size=SIZE, augment=augment, seed=3)[0]["source"])
 
 
+def test_frame_shift_moves_each_frame_on_its_own_and_leaves_the_rest_alone():
+    """``frame_shift``: each frame of an item translated by its own whole-pixel draw, edges replicated; the
+    shared transform and the random stream without it are unchanged (existing runs stay reproducible)."""
+    from leo_video.data.video_dataset import AugmentParams, apply_augment
+
+    base = AugmentConfig(flip=True, brightness=0.2, hue=0.1)
+    shifted = AugmentConfig(flip=True, brightness=0.2, hue=0.1, frame_shift=0.2)
+    assert AugmentParams.draw(base, np.random.default_rng(5), frames=2) == \
+        AugmentParams.draw(base, np.random.default_rng(5), frames=7)  # no shift draws when off
+    params = AugmentParams.draw(shifted, np.random.default_rng(5), frames=2)
+    plain = AugmentParams.draw(base, np.random.default_rng(5), frames=2)
+    assert params.shifts is not None and len(params.shifts) == 2 and plain.shifts is None
+    assert (params.flip, params.brightness, params.hue) == (plain.flip, plain.brightness, plain.hue)
+    assert all(abs(v) <= 0.2 for shift in params.shifts for v in shift)
+    assert any(round(v * 20) for shift in params.shifts for v in shift)  # this draw moves something
+    frames = torch.rand(2, 3, 20, 20) * 2 - 1
+    reference = apply_augment(frames, plain)
+    for (dy, dx), out, ref in zip(params.shifts, apply_augment(frames, params), reference):
+        dy, dx = round(dy * 20), round(dx * 20)
+        # independent of _translate: the overlap is the reference moved by (dy, dx), the rest an edge copy
+        rows, cols = slice(max(dy, 0), 20 + min(dy, 0)), slice(max(dx, 0), 20 + min(dx, 0))
+        src_rows, src_cols = slice(max(-dy, 0), 20 + min(-dy, 0)), slice(max(-dx, 0), 20 + min(-dx, 0))
+        torch.testing.assert_close(out[:, rows, cols], ref[:, src_rows, src_cols])
+        if dy > 0:
+            torch.testing.assert_close(out[:, 0, cols], ref[:, 0, src_cols])
+    draws = [AugmentParams.draw(shifted, np.random.default_rng(seed), frames=2).shifts for seed in range(20)]
+    assert len({shift for draw in draws for shift in draw}) == 40  # every frame its own draw
+
+
 def test_flip_happens_for_some_seeds(dataset_root):
     data = VideoDataset(dataset_root, "train", size=SIZE, augment=AugmentConfig(flip=True), repeats=8)
     sides = {bool(data[i]["source"][0, :, :4].mean() > 0) for i in range(len(data))}

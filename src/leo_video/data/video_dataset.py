@@ -62,6 +62,9 @@ class AugmentConfig:
     contrast: float = param(0.0, ge=0.0, lt=1.0, doc="jitter factor drawn from [1 - v, 1 + v]")
     saturation: float = param(0.0, ge=0.0, lt=1.0, doc="jitter factor drawn from [1 - v, 1 + v]")
     hue: float = param(0.0, ge=0.0, le=0.5, doc="hue rotation in turns drawn from [-hue, hue]")
+    frame_shift: float = param(0.0, ge=0.0, lt=0.5, doc="per-frame translation drawn from [-v, v] of the side, "
+                               "independently for every frame of an item (edges replicated): camera-like motion "
+                               "that the motion code must read whoever the person is (0: off)")
 
     def cross_check(self) -> str | None:
         """Constraints between fields; returns the problem (naming the key) or None."""
@@ -72,12 +75,14 @@ class AugmentConfig:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.crop_scale or self.flip or self.brightness or self.contrast or self.saturation or self.hue)
+        return bool(self.crop_scale or self.flip or self.brightness or self.contrast or self.saturation or self.hue
+                    or self.frame_shift)
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """One draw of :class:`AugmentConfig`: the exact transform shared by all frames of an item."""
+    """One draw of :class:`AugmentConfig`: the exact transform shared by all frames of an item, and each
+    frame's own translation ``shifts`` ((dy, dx) fractions of the side per frame; None when off)."""
 
     crop: tuple[float, float, float] | None  # (top, left, side) as fractions of the frame
     flip: bool
@@ -85,9 +90,12 @@ class AugmentParams:
     contrast: float
     saturation: float
     hue: float
+    shifts: tuple[tuple[float, float], ...] | None = None
 
     @staticmethod
-    def draw(config: AugmentConfig, rng: np.random.Generator) -> "AugmentParams":
+    def draw(config: AugmentConfig, rng: np.random.Generator, frames: int = 1) -> "AugmentParams":
+        """``frames``: the item's frame count (each gets its own shift). Without ``frame_shift`` the draws,
+        and so the random stream, are those of the shared transform alone."""
         crop = None
         if config.crop_scale is not None:
             side = rng.uniform(*config.crop_scale)
@@ -100,6 +108,8 @@ class AugmentParams:
             contrast=jitter(config.contrast),
             saturation=jitter(config.saturation),
             hue=float(rng.uniform(-config.hue, config.hue)) if config.hue else 0.0,
+            shifts=(tuple((float(dy), float(dx)) for dy, dx in rng.uniform(-1, 1, (frames, 2)) * config.frame_shift)
+                    if config.frame_shift else None),
         )
 
 
@@ -124,7 +134,19 @@ def apply_augment(frames: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     x = (x - _luma(x)) * params.saturation + _luma(x)
     if params.hue:
         x = _rotate_hue(x, params.hue)
-    return (x.clamp(0, 1) * 2 - 1).contiguous()
+    x = x.clamp(0, 1) * 2 - 1
+    if params.shifts is not None:
+        x = torch.stack([_translate(frame, round(dy * S), round(dx * S)) for frame, (dy, dx) in zip(x, params.shifts)])
+    return x.contiguous()
+
+
+def _translate(frame: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``frame`` (3, S, S) moved ``dy`` pixels down and ``dx`` right; the edge pixels fill what is uncovered."""
+    if dy == dx == 0:
+        return frame
+    S, pad = frame.shape[-1], max(abs(dy), abs(dx))
+    padded = F.pad(frame[None], (pad, pad, pad, pad), mode="replicate")[0]
+    return padded[:, pad - dy : pad - dy + S, pad - dx : pad - dx + S]
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -320,7 +342,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def _augment(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.augment is None:
             return frames
-        return apply_augment(frames, AugmentParams.draw(self.augment, rng))
+        return apply_augment(frames, AugmentParams.draw(self.augment, rng, frames=frames.shape[0]))
 
     def __repr__(self) -> str:
         return (
