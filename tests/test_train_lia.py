@@ -368,6 +368,9 @@ def test_held_out_probe_reads_the_test_split_only(data_root, tmp_path):
     flat = tmp_path / "flat"  # the training videos alone, no split folders
     shutil.copytree(data_root / "train", flat)
     assert held_out_probe(config(data__root=flat, model__size=64)) is None
+    train_only = tmp_path / "train_only"  # split folders, but no test/
+    shutil.copytree(data_root / "train", train_only / "train")
+    assert held_out_probe(config(data__root=train_only, model__size=64)) is None
     chosen = held_out_probe(config(data__root=flat, data__test_root=data_root / "test", model__size=64))
     assert chosen is not None and torch.equal(chosen, test)
 

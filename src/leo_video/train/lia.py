@@ -352,8 +352,8 @@ def held_out_probe(config: LIAConfig) -> torch.Tensor | None:
     videos = config.monitor.test_videos
     root = Path(config.data.test_root) if config.data.test_root else Path(config.data.root)
     folder = split_folder(root, "test")
-    if not videos or folder == root and not config.data.test_root or not find_videos(folder):
-        return None  # no split folders (root itself is the training data) or an empty test split
+    if not videos or folder == root and not config.data.test_root or not folder.is_dir() or not find_videos(folder):
+        return None  # no split folders (root itself is the training data), or no test split, or an empty one
     dataset = VideoDataset(root, split="test", size=config.model.size)
     return probe_clips(dataset, videos, config.monitor.frames)
 
