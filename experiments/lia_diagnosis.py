@@ -45,6 +45,14 @@ def pairs(args: argparse.Namespace) -> dict:
 
 
 @torch.no_grad()
+def first_frame(reader, size: int) -> torch.Tensor:
+    """Frame 0 of an open VideoReader as (1, 3, size, size) in [-1, 1]."""
+    from leo_video.media.image import numpy_to_frames
+
+    first = numpy_to_frames(reader.read([0]))
+    return torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
+
+
 def animator(args: argparse.Namespace) -> dict:
     from leo_video.data.video_dataset import VideoDataset
     from leo_video.media.video import VideoReader
@@ -61,9 +69,9 @@ def animator(args: argparse.Namespace) -> dict:
     for path in list_videos(split_folder(Path(args.data), "test"))[: args.videos]:
         with VideoReader(path) as reader:
             errors = self_reenactment_errors(model, reader, args.frames)
-            first = torch.from_numpy(reader.read([0])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        first = torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
-        identity = float((model(first, first) - first).abs().mean() / 2)
+            first = first_frame(reader, size)
+        with torch.no_grad():
+            identity = float((model(first, first) - first).abs().mean() / 2)
         rows.append({**errors, "identity_l1": identity})
     test = VideoDataset(args.data, split="test", size=size)
     spread = motion_spread(model, probe_clips(test, args.videos, 8))
@@ -113,8 +121,7 @@ def levels(args: argparse.Namespace) -> dict:
     for split in args.splits:
         for path in list_videos(split_folder(Path(args.data), split))[: args.videos]:
             with VideoReader(path) as reader:
-                first = torch.from_numpy(reader.read([0])).permute(0, 3, 1, 2).float() / 127.5 - 1
-            first = torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
+                first = first_frame(reader, size)
             out, found = decoder_levels(model, first)
             per_video[f"{split}/{path.stem}"] = {
                 "identity_l1": float((out - first).abs().mean() / 2),

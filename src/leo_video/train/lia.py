@@ -349,13 +349,18 @@ def held_out_probe(config: LIAConfig) -> torch.Tensor | None:
     ``data.root/test``) for ``monitor/motion_spread_test``: (V, T, 3, S, S), or None without a test split."""
     from ..data.video_dataset import VideoDataset, find_videos, split_folder
 
-    videos = config.monitor.test_videos
-    root = Path(config.data.test_root) if config.data.test_root else Path(config.data.root)
-    folder = split_folder(root, "test")
-    if not videos or folder == root and not config.data.test_root or not folder.is_dir() or not find_videos(folder):
-        return None  # no split folders (root itself is the training data), or no test split, or an empty one
+    if not config.monitor.test_videos:
+        return None
+    if config.data.test_root:
+        root = Path(config.data.test_root)
+        folder = split_folder(root, "test")  # test_root itself, or its test/
+    else:
+        root = Path(config.data.root)
+        folder = root / "test"  # never data.root itself: without split folders it is the training data
+    if not folder.is_dir() or not find_videos(folder):
+        return None
     dataset = VideoDataset(root, split="test", size=config.model.size)
-    return probe_clips(dataset, videos, config.monitor.frames)
+    return probe_clips(dataset, config.monitor.test_videos, config.monitor.frames)
 
 
 @torch.no_grad()
