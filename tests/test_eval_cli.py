@@ -350,6 +350,40 @@ def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monk
     assert _json(out)["num_videos"] == 2 and _json(out)["data"] == str(tmp_path / "dataset" / "test")
 
 
+def test_eval_recon_shuffled_codes_baseline(folders, tmp_path, run_cli, monkeypatch):
+    """Every frame rendered with the code of frame perm[i] (perm = default_rng(0)'s permutation), computed here
+    from the stub's formula; an animator that ignores its codes scores the same with and without shuffling."""
+    import leo_video.models.loading as loading
+    from leo_video.pipelines.animate import frames_to_batch
+
+    root, _ = folders
+    stub = _StubAnimator()
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu", dtype=None: stub)
+    args = ("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real", "--max-videos", 2,
+            "--frames", 9, "--batch-frames", 4, "--device", "cpu")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    result = _json(out)
+    expected = []
+    for path in sorted((root / "real").glob("*.mp4"))[:2]:
+        with VideoReader(path) as reader:
+            frames = frames_to_batch(list(reader.iter_frames(stop=9)), 32, torch.device("cpu")).double()
+        codes = frames.mean(dim=(2, 3))[np.random.default_rng(0).permutation(9)]  # (9, 3), shuffled
+        rendered = (frames[:1] + 0.5 * codes[:, :, None, None]).clamp(-1, 1)
+        expected.append(float((rendered - frames).abs().mean() / 2))
+    assert list(result["shuffled_per_video"].values()) == pytest.approx(expected, rel=FLOAT32_REL)
+    assert result["shuffled_l1"] == pytest.approx(np.mean(expected), rel=FLOAT32_REL) != result["l1"]
+    assert result["l1_over_shuffled"] == pytest.approx(result["l1"] / result["shuffled_l1"], rel=1e-12)
+
+    stub.gain.data.zero_()  # codes ignored: shuffling them changes nothing
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert _json(out)["shuffled_l1"] == pytest.approx(_json(out)["l1"], rel=FLOAT32_REL)
+    code, out, err = run_cli(*args, "--no-shuffled")
+    assert code == 0, err
+    assert "shuffled_l1" not in _json(out)
+
+
 def test_eval_all_writes_report(folders, tmp_path, run_cli):
     root, detector = folders
     common = ["--real", root / "real", "--fake", root / "fake", "--detector", detector, "--frames", 8, "--seed", 5]

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "For every video: the first frame is the source and every frame drives it with its absolute "
             "motion code; L1 on [0, 1] between rendering and frame, averaged over frames, then over videos "
             "(each video weighs the same), as LIA's protocol. Beside it the still baseline (the first frame "
-            "repeated) on the same frames: an animator that ignores its driver scores that. Prints one JSON line."
+            "repeated) on the same frames: an animator that ignores its driver scores that; and the shuffled-codes "
+            "baseline (every frame rendered with the code of another frame of its video, a fixed random order): an "
+            "animator whose codes do not say which pose scores that. Prints one JSON line."
         ),
     )
     add_animator_arg(p)
@@ -27,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-videos", type=int, default=None, help="only the first N videos")
     p.add_argument("--frames", type=int, default=None, help="only the first N frames of each video")
     add_batch_frames_arg(p, 16, "frames rendered per batch")
+    p.add_argument("--no-shuffled", dest="shuffled", action="store_false",
+                   help="skip the shuffled-codes baseline (it renders every video twice)")
     add_device_args(p)
     p.set_defaults(func=run)
 
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.leo import animator_path
 
     result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
-                                  args.device, args.dtype)
+                                  args.device, args.dtype, shuffled=args.shuffled)
 
     print(json.dumps({"metric": "recon_l1", "checkpoint": str(animator_path(args.checkpoint)), **result}))
     return 0

@@ -95,15 +95,23 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
 
 
 def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
-                            dtype: Any = None, on_chunk: Any = None) -> dict[str, Any]:
+                            dtype: Any = None, on_chunk: Any = None, shuffled: bool = False,
+                            seed: int = 0) -> dict[str, Any]:
     """``{"l1", "still_l1", "frames"}`` of one video: the animator's self-reenactment L1 on [0, 1] and that of
-    the still baseline (the source frame repeated) on the same frames.
+    the still baseline (the source frame repeated) on the same frames; with ``shuffled``, ``"shuffled_l1"`` too.
 
     The still baseline is what an animator that ignores the driver scores: an L1 is only meaningful below
-    it. Both are means over frames, channels and pixels. ``on_chunk(result, target)``, if given, sees every
-    chunk of renderings and frames (n, 3, S, S) first.
+    it. The shuffled-codes baseline renders every frame with the code of a frame drawn by a fixed random
+    permutation (``seed``) of the same video: an animator whose codes say "some pose of this video" but not
+    which one scores about as well as its reconstruction there (a second pass: the frames are decoded twice).
+    All are means over frames, channels and pixels. ``on_chunk(result, target)``, if given, sees every chunk
+    of renderings and frames (n, 3, S, S) of the first pass.
     """
-    abs_error, still_error, count, frames, source = 0.0, 0.0, 0, 0, None
+    import torch
+
+    from ..utils.device import autocast
+
+    abs_error, still_error, count, frames, source, codes = 0.0, 0.0, 0, 0, None, []
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
         if on_chunk is not None:
             on_chunk(result, target)
@@ -112,8 +120,36 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
         still_error += ((source - target).abs() / 2).sum().item()
         count += target.numel()
         frames += len(target)
+        if shuffled:
+            with torch.no_grad(), autocast(target.device, dtype or torch.float32):
+                codes.append(animator.encode_motion(target).float())  # (n, M): the codes the renderer was driven by
     count = max(count, 1)
-    return {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames}
+    errors = {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames}
+    if shuffled and frames:
+        errors["shuffled_l1"] = _shuffled_codes_l1(animator, reader, source, torch.cat(codes), batch_frames, dtype,
+                                                   seed) / count
+    return errors
+
+
+def _shuffled_codes_l1(animator: Any, reader: Any, source: Any, codes: Any, batch_frames: int, dtype: Any,
+                       seed: int) -> float:
+    """Summed L1 on [0, 1] of the first ``len(codes)`` frames of ``reader`` against renderings of ``source``
+    (1, 3, S, S) driven by ``codes`` (T, M) permuted with ``seed`` (absolute codes, as the reconstruction)."""
+    import torch
+
+    from ..pipelines.animate import batched, frames_to_batch
+    from ..utils.device import autocast
+
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(codes))).to(codes.device)
+    total, start = 0.0, 0
+    with torch.no_grad(), autocast(source.device, dtype or torch.float32):
+        appearance = animator.encode_appearance(source)
+        for chunk in batched(reader.iter_frames(stop=len(codes)), batch_frames):
+            target = frames_to_batch(chunk, animator.config.size, source.device)  # (n, 3, S, S)
+            rendered = animator.render(appearance, codes[order[start : start + len(chunk)]]).float()
+            total += ((rendered - target).abs() / 2).sum().item()
+            start += len(chunk)
+    return total
 
 
 def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
@@ -134,9 +170,11 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
 
 def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
-                         progress: bool = True, animator: Any = None) -> dict[str, Any]:
+                         progress: bool = True, animator: Any = None, shuffled: bool = True) -> dict[str, Any]:
     """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
-    "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated).
+    "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated); with
+    ``shuffled``, also ``"shuffled_l1", "l1_over_shuffled", "shuffled_per_video"`` (each video driven by its own
+    codes in a fixed random order, see :func:`self_reenactment_errors`; it doubles the rendering work).
 
     ``data`` is a folder of test videos; a dataset folder with ``train``/``test`` split folders means its
     ``test`` split. ``per_video`` maps each video's path to its L1. ``checkpoint``: a LIA checkpoint,
@@ -160,18 +198,28 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     paths = list_videos(folder, "--data")[:max_videos]
     if animator is None:
         animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
-    per_video, still_per_video, total = {}, {}, 0
+    per_video, still_per_video, shuffled_per_video, total = {}, {}, {}, 0
     with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
         for path in paths:
             with VideoReader(path) as reader:
-                errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype))
+                errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype),
+                                                 shuffled=shuffled)
             per_video[str(path)], still_per_video[str(path)] = errors["l1"], errors["still_l1"]
+            if shuffled:
+                shuffled_per_video[str(path)] = errors["shuffled_l1"]
             total += errors["frames"]
             bar.update(1)
     values, still = np.array(list(per_video.values())), np.array(list(still_per_video.values()))
-    return {"data": str(folder), "l1": float(values.mean()), "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "still_l1": float(still.mean()), "l1_over_still": float(values.mean() / still.mean()),
-            "num_videos": len(values), "num_frames": total, "per_video": per_video, "still_per_video": still_per_video}
+    result = {"data": str(folder), "l1": float(values.mean()),
+              "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+              "still_l1": float(still.mean()), "l1_over_still": float(values.mean() / still.mean())}
+    if shuffled:
+        mean_shuffled = float(np.mean(list(shuffled_per_video.values())))
+        result.update(shuffled_l1=mean_shuffled, l1_over_shuffled=float(values.mean()) / mean_shuffled)
+    result.update(num_videos=len(values), num_frames=total, per_video=per_video, still_per_video=still_per_video)
+    if shuffled:
+        result["shuffled_per_video"] = shuffled_per_video
+    return result
 
 
 def reconstruct_video(animator: Any, video: str | os.PathLike, out: str | os.PathLike | None = None,
