@@ -251,10 +251,11 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
         optimizer_step(task, "model", loss, grad_clip=1.0)
 
     seconds = time_steps(step, task.accelerator.device, args.warmup, args.steps)
+    flops = _bench.count_flops(step)  # one more step, counted: the same shapes every step
     task.models.clear()
     task.optimizers.clear()
     release_memory()
-    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds}
+    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "flops_per_step": flops}
 
 
 def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str) -> dict:
@@ -366,8 +367,10 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
             rows = []
             for adam in args.adam:
                 r = report.data[row_name(name, adam)] = fn(args, device, adam)
-                rows.append([adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}"])
-            report.table(f"{what}, bf16 autocast", ["AdamW", "ms/step", "steps/s"], rows)
+                r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak else None
+                rows.append([adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}",
+                             f"{r['flops_per_step'] / 1e9:,.4g}", "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"])
+            report.table(f"{what}, bf16 autocast", ["AdamW", "ms/step", "steps/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,7 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     assert lia["images_per_s"] > 0 and lia["flops_per_step"] > 0 and lia["mfu"] is None  # no peak on CPU
     assert data["lia/bf16-channels_last/1gpu"]["images_per_s"] > 0
     assert data["lmdm"]["steps_per_s"] > 0 and data["cddpm"]["steps_per_s"] > 0
+    assert all(data[k]["flops_per_step"] > 0 and data[k]["mfu"] is None for k in ("lmdm", "cddpm"))  # no peak on CPU
     # --adam: a row per Adam kernel, side by side (auto is foreach on CPU)
     assert data["lia/fp32/1gpu"]["adam"] == "foreach" and data["lia/fp32, Adam fused/1gpu"]["adam"] == "fused"
     assert "| fp32 | foreach | 1 |" in text and "| fp32 | fused | 1 |" in text and "| fused |" in text.split("cLMDM")[1]

@@ -72,8 +72,28 @@ def gather_ints(accelerator, value: int) -> list[int]:
     return [int(v) for v in accelerator.gather(torch.tensor([value], device=accelerator.device)).cpu()]
 
 
+# Seconds the main thread sleeps (GIL released) after tearing a gloo process group down; see end_distributed.
+GLOO_DRAIN_SECONDS = 0.5
+
+
 def end_distributed(accelerator) -> None:
-    """Tear the process group down after the last step (gloo can abort at interpreter exit otherwise)."""
+    """Tear the process group down after the last step, then let gloo's worker threads finish.
+
+    A gloo worker thread marks a collective complete *before* it drops its reference to the work, and that
+    drop can free tensors that Python made (an all-gather's outputs, kept alive by the barriers queued after
+    it) and so needs the GIL. If the interpreter starts shutting down in between, the thread is killed
+    inside a C++ destructor and the process aborts ("terminate called without an active exception",
+    SIGABRT) after a run that finished well. A core dump showed exactly this (``ProcessGroupGloo::runLoop``
+    → ``~AsyncBarrierWork`` → ``~AsyncAllgatherWork`` → ``take_gil`` during ``Py_FinalizeEx``), in about 1
+    of 20 two-process CPU runs under load. ``destroy_process_group`` does not join those threads (the DDP
+    wrappers still hold the group) and torch has no call that waits for them, so the main thread sleeps
+    briefly with the GIL released: they need milliseconds, the sleep is ``GLOO_DRAIN_SECONDS``.
+    """
+    import time
+
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gloo = torch.distributed.get_backend() == "gloo"
         accelerator.wait_for_everyone()
         torch.distributed.destroy_process_group()
+        if gloo:
+            time.sleep(GLOO_DRAIN_SECONDS)
