@@ -9,8 +9,10 @@ L1 on [0, 1] between source and driving frame: what copying the source scores on
 loss the still-frame shortcut reaches without learning any motion.
 
 ``animator``: on held-out videos, the self-reenactment L1 split into the *identity* error (frame 0 driven by
-itself: pure encode/decode blur) and the rest, next to the still baseline, and the motion code's spread
-(``train.lia.motion_spread``).
+itself: pure encode/decode loss) and the rest, next to the still and shuffled-codes baselines, and the motion
+code's spread (``train.lia.motion_spread``). The identity error is split into a low band (shapes misplaced or
+miscoloured, below a Gaussian of ``BAND_SIGMA`` px) and a high band (detail lost), with the drawing's share of
+the image's detail (``detail_ratio``).
 
 ``levels``: frame 0 of each video drawn from itself, decoder level by level (docs/TRAINING.md, finding 10). LIA's
 image is the sum over levels r = 8 .. S of ``to_rgbs[k]`` applied to the masked, warped encoder map (each
@@ -44,6 +46,9 @@ def pairs(args: argparse.Namespace) -> dict:
             "source_vs_driving_l1": float(np.mean(l1)), "pairs": len(gaps)}  # fmt: skip
 
 
+BAND_SIGMA = 2.0  # px: identity_bands' split between shapes (low) and detail (high)
+
+
 @torch.no_grad()
 def first_frame(reader, size: int) -> torch.Tensor:
     """Frame 0 of an open VideoReader as (1, 3, size, size) in [-1, 1]."""
@@ -68,16 +73,35 @@ def animator(args: argparse.Namespace) -> dict:
     rows = []
     for path in list_videos(split_folder(Path(args.data), "test"))[: args.videos]:
         with VideoReader(path) as reader:
-            errors = self_reenactment_errors(model, reader, args.frames)
+            errors = self_reenactment_errors(model, reader, args.frames, shuffled=True)
             first = first_frame(reader, size)
         with torch.no_grad():
-            identity = float((model(first, first) - first).abs().mean() / 2)
-        rows.append({**errors, "identity_l1": identity})
+            drawn = model(first, first)
+        rows.append({**errors, "identity_l1": float((drawn - first).abs().mean() / 2), **identity_bands(drawn, first)})
     test = VideoDataset(args.data, split="test", size=size)
     spread = motion_spread(model, probe_clips(test, args.videos, 8))
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("l1", "still_l1", "identity_l1")}
+    keys = ("l1", "still_l1", "shuffled_l1", "identity_l1", "identity_low", "identity_high", "detail_ratio")
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     return {"checkpoint": args.checkpoint, **mean, "l1_over_still": mean["l1"] / mean["still_l1"],
             "motion_spread_test": spread, "videos": len(rows)}  # fmt: skip
+
+
+def identity_bands(drawn: torch.Tensor, image: torch.Tensor, sigma: float = BAND_SIGMA) -> dict[str, float]:
+    """Where the identity error (``drawn``: ``image`` (1, 3, S, S) in [-1, 1] drawn from itself) lies: L1 on
+    [0, 1] of the low band (both blurred with a Gaussian of ``sigma`` px: misplaced or miscoloured shapes) and
+    of the high band (what the blur removes: lost or false detail), and ``detail_ratio``, the high band's std
+    in the drawing over that in the image (1: as sharp; below 1: blurred)."""
+    import cv2
+
+    def low(x: torch.Tensor) -> np.ndarray:  # (S, S, 3) float32, edges replicated
+        return cv2.GaussianBlur(x[0].permute(1, 2, 0).numpy(), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+
+    d, x = drawn.float(), image.float()
+    d_low, x_low = low(d), low(x)
+    d_high, x_high = d[0].permute(1, 2, 0).numpy() - d_low, x[0].permute(1, 2, 0).numpy() - x_low
+    return {"identity_low": float(np.abs(d_low - x_low).mean() / 2),
+            "identity_high": float(np.abs(d_high - x_high).mean() / 2),
+            "detail_ratio": float(d_high.std() / max(x_high.std(), 1e-12))}
 
 
 def decoder_levels(model, image: torch.Tensor) -> tuple[torch.Tensor, dict[int, dict]]:

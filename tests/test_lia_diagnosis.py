@@ -38,3 +38,23 @@ def test_decoder_levels_add_up_to_the_image():
     # every level contributes: dropping any one term changes the image by far more than float32 rounding
     for r in found:
         assert found[r]["rgb"].abs().max() > 1e-3
+
+
+def test_identity_bands_separate_shapes_from_detail():
+    """A colour offset is all low band; a blur is mostly high band and lowers the detail ratio; an exact
+    drawing scores zero in both bands (a split that swapped the bands or blurred only one side fails)."""
+    import cv2
+
+    bands = load_script().identity_bands
+    rng = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=rng) * 2 - 1
+    exact = bands(image.clone(), image)
+    assert exact == {"identity_low": 0.0, "identity_high": 0.0, "detail_ratio": 1.0}
+
+    shifted = bands(image + 0.1, image)  # 0.1 on [-1, 1] = 0.05 on [0, 1], at every pixel
+    assert abs(shifted["identity_low"] - 0.05) < 1e-6 and shifted["identity_high"] < 1e-6
+    assert abs(shifted["detail_ratio"] - 1.0) < 1e-5
+
+    blurred_np = cv2.GaussianBlur(image[0].permute(1, 2, 0).numpy(), (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+    blurred = bands(torch.from_numpy(blurred_np).permute(2, 0, 1)[None], image)
+    assert blurred["identity_high"] > 3 * blurred["identity_low"] and blurred["detail_ratio"] < 0.5
