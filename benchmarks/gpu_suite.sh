@@ -9,6 +9,8 @@
 # torchrun + accelerate's DDP, when at least two are visible), generate_fast (item 2 with channels_last and
 # the cLMDM U-Net under CUDA graphs: is the sampler loop launch-bound?); fused (opt-in, about a minute: issue 22's
 # Triton activation alone, benchmarks/bias_act.py, and the bf16 LIA step with and without it, train_fused.md).
+# encode (opt-in, about two minutes: issue 22's encode-motion frames/s on DATA, default ../shared/data/videos;
+# mp4 needs PyAV, frame folders do not).
 # SMOKE=1: tiny CPU sizes (about a minute).
 set -uo pipefail  # no -e: one failing part must not lose the others
 cd "$(dirname "$0")/.."
@@ -64,6 +66,8 @@ for p in $PARTS; do
       part bias_act 90 $PY benchmarks/bias_act.py --out "$OUT"
       part train_fused 150 $PY benchmarks/train_throughput.py --only lia --precisions bf16 --fused off on --profile bf16 \
         --warmup 3 --steps 8 --name train_fused --out "$OUT" ;;
+    encode) part encode_motion 150 $PY benchmarks/encode_motion.py --data "${DATA:-../shared/data/videos}" --size 256 \
+              --batch-frames 1 64 --dtypes fp32 bf16 --max-frames 64 --out "$OUT" ;;
     *) echo "unknown part $p" >&2 ;;
   esac
 done

@@ -27,7 +27,7 @@ def bench_modules():
     try:
         yield {name: importlib.import_module(name)
                for name in ("render", "generate", "train_throughput", "summarize", "i3d_throughput", "bias_act",
-                            "train_data_vs_random", "perceptual")}
+                            "train_data_vs_random", "perceptual", "encode_motion")}
     finally:
         sys.path.remove(str(BENCH))
         torch.set_num_threads(threads)
@@ -239,3 +239,25 @@ def test_perceptual_benchmark_cpu(bench_modules, out):
     assert vgg["features_gflop_per_image"] > 10 * i3d["features_gflop_per_image"]
     assert i3d["loss_ms_per_image"] > 0 and vgg["loss_ms_per_image"] > 0
 
+
+
+def test_encode_motion_benchmark(bench_modules, out, tmp_path):
+    """Rows per dtype and batch over a folder of videos; the encoder's FLOPs per frame do not depend on the batch
+    (a count not divided by the batch would), and every pass encodes every frame asked for."""
+    import numpy as np
+
+    from leo_video.media.video import write_video
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "videos").mkdir()
+    for k in range(2):
+        write_video(tmp_path / "videos" / f"clip{k}.mp4", rng.integers(0, 256, (8, 40, 48, 3), dtype=np.uint8), fps=25)
+    bench_modules["encode_motion"].main([*TINY, "--out", str(out), "--data", str(tmp_path / "videos"), "--size", "64",
+                                         "--channel-max", "16", "--batch-frames", "1", "4", "--dtypes", "fp32",
+                                         "--max-frames", "6"])
+    text, data = _report(out, "encode_motion")
+    one, four = data["fp32/batch1"], data["fp32/batch4"]
+    assert one["frames"] == four["frames"] == 12
+    assert one["flops_per_frame"] == four["flops_per_frame"] > 0 and one["encoder_mfu"] is None  # no peak on CPU
+    assert all(r[k] > 0 for r in (one, four) for k in ("frames_per_s", "decode_frames_per_s", "encoder_frames_per_s"))
+    assert "| fp32 | 1 |" in text and "| 1.00x |" in text and "| fp32 | 4 |" in text
