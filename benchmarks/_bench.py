@@ -132,6 +132,24 @@ def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15
     return table, total / 1e3
 
 
+def count_launches(fn: Callable[[], object], device: torch.device) -> dict[str, int | None]:
+    """``{"aten_calls", "kernels"}`` of one call of ``fn()`` (already warmed up): the ATen operator calls the host
+    dispatches (nested ones included) and, on CUDA, the device kernels that run (None elsewhere). A step whose
+    time divided by its kernels is a few microseconds is bound by launching them, not by arithmetic."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    events = prof.key_averages()
+    aten = sum(e.count for e in events if e.key.startswith("aten::"))
+    kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) if cuda else None
+    return {"aten_calls": aten, "kernels": kernels}
+
+
 @contextlib.contextmanager
 def budget_guard(seconds: float | None):
     """Yields a callable telling whether ``seconds`` have passed (never, for None)."""

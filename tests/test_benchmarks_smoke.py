@@ -118,7 +118,7 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--channel-max", "16", "--style-dim", "32", "--no-vgg",
                                             "--precisions", "fp32", "bf16-channels_last", "--lmdm-preset", "tiny",
                                             "--sequence-length", "4",
-                                            "--lmdm-batch", "2", "--cddpm-preset", "tiny", "--cddpm-size", "16",
+                                            "--lmdm-batch", "2", "3", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
                                             "--breakdown", "fp32", "--adam", "auto", "fused", "--fused", "on", "off"])
     text, data = _report(out, "train")
@@ -134,6 +134,12 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     assert data["lia/fp32/1gpu"]["adam"] == "foreach" and data["lia/fp32, Adam fused/1gpu"]["adam"] == "fused"
     assert "| fp32 | foreach | 1 |" in text and "| fp32 | fused | 1 |" in text and "| fused |" in text.split("cLMDM")[1]
     assert data["lmdm, Adam fused"]["steps_per_s"] > 0 and data["cddpm, Adam fused"]["steps_per_s"] > 0
+    # --lmdm-batch 2 3: a row per batch; the host launches the same operators whatever the batch, and a CPU has
+    # no device kernels to count
+    small, large = data["lmdm"], data["lmdm, B 3"]
+    assert (small["batch"], large["batch"]) == (2, 3) and large["flops_per_step"] == 1.5 * small["flops_per_step"]
+    assert small["aten_calls"] == large["aten_calls"] > 100 and small["kernels"] is None
+    assert "| eager | 3 | foreach |" in text.split("cLMDM")[1].split("cDDPM")[0]
     assert text.count("profile of one fp32 step") == 1 and text.count("each part timed alone") == 1
     # --fused: a row per setting (train.fused_kernels); CPU runs the plain ops in both
     assert data["lia/fp32, fused off/1gpu"]["fused_kernels"] is False and data["lia/fp32/1gpu"]["fused_kernels"] is False
