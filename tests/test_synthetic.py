@@ -151,6 +151,22 @@ def test_frames_format_is_lossless_in_prepares_layout_and_older_names_read_alike
     assert np.array_equal(read_video(older).numpy(), decoded.numpy())  # frame 10 after frame 9 either way
 
 
+def test_workers_render_the_same_files_as_one_process(tmp_path, run_cli):
+    one = make_synthetic_dataset(tmp_path / "one", 5, 4, 32, seed=3, test_fraction=0.4, fmt="frames", progress=False)
+    code, _, stderr = run_cli("make-synthetic", "--out", tmp_path / "two", "--videos", 5, "--frames", 4, "--size", 32,
+                              "--seed", 3, "--test-fraction", 0.4, "--format", "frames", "--workers", 2, "--no-progress")
+    assert code == 0, stderr
+    two = tmp_path / "two"
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert len(files) == 20 and files == sorted(p.relative_to(two) for p in two.rglob("*.png"))
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+    meta_one, meta_two = (json.loads((d / "dataset.json").read_text()) for d in (one, two))
+    assert meta_two["complete"] and meta_one["train"] == meta_two["train"] == [f"synth_{i:05d}" for i in range(3)]
+    assert meta_one["test"] == meta_two["test"] == ["synth_00003", "synth_00004"]
+    code, _, stderr = run_cli("make-synthetic", "--out", tmp_path / "three", "--workers", 0)
+    assert code != 0 and "workers" in stderr and "Traceback" not in stderr
+
+
 def test_make_synthetic_cli_writes_splits_and_refuses_to_overwrite(tmp_path, run_cli):
     out = tmp_path / "synth"
     argv = ("make-synthetic", "--out", out, "--videos", 5, "--frames", 4, "--size", 32, "--seed", 2, "--no-progress")

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="instead of a dataset, write N ground-truth motion-transfer pairs to OUT/pairs/: "
                              "person 2i performing person 2i+1's motion (target) and 2i+1's own video (driving), "
                              "for `leo-video eval transfer --data OUT`")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="render N videos at once in separate processes (default 1; the files are the same "
+                             "for any N)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier synthetic dataset in DIR")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.pairs} transfer pairs ({args.frames} frames, {args.size}x{args.size}) to {out / 'pairs'}")
         return 0
     out = make_synthetic_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.test_fraction,
-                                 args.format, progress, overwrite=args.overwrite, config=config)
+                                 args.format, progress, overwrite=args.overwrite, config=config, workers=args.workers)
     train, test = split_counts(args.videos, args.test_fraction)
     print(f"wrote {train} train + {test} test synthetic videos ({args.frames} frames, {args.size}x{args.size}) to {out}")
     return 0

@@ -276,14 +276,17 @@ def split_counts(num_videos: int, test_fraction: float) -> tuple[int, int]:
 
 def make_synthetic_dataset(out_dir: str | os.PathLike, num_videos: int, num_frames: int = 32, size: int = 64,
                            seed: int = 0, test_fraction: float = 0.2, fmt: str = "mp4", progress: bool = True, *,
-                           overwrite: bool = False, config: SyntheticHumanConfig | None = None) -> Path:
+                           overwrite: bool = False, config: SyntheticHumanConfig | None = None,
+                           workers: int = 1) -> Path:
     """Render a synthetic-humans dataset: ``out/train/synth_XXXXX.mp4``, ``out/test/...`` and ``out/dataset.json``.
 
     Video ``i`` is :func:`render_synthetic_video` ``(seed, index=i)``; the last ``test`` indices form
     the test split. ``fmt="frames"`` writes folders of PNG frames instead of mp4s (lossless). A
     non-empty ``out_dir`` is refused unless ``overwrite``, and even then only a previous synthetic
     dataset (one with our ``dataset.json``, complete or interrupted) is replaced. ``dataset.json``
-    says ``"complete": false`` until the last video is written. Returns ``out_dir``.
+    says ``"complete": false`` until the last video is written. ``workers`` > 1 renders that many
+    videos at once in separate processes; every video depends on ``(seed, i)`` only, so the files are
+    the same whatever the number of workers. Returns ``out_dir``.
     """
     from tqdm.auto import tqdm
 
@@ -296,20 +299,42 @@ def make_synthetic_dataset(out_dir: str | os.PathLike, num_videos: int, num_fram
         raise ConfigError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if seed < 0:
         raise ConfigError(f"seed: {seed} must be >= 0")
+    if workers < 1:
+        raise ConfigError(f"workers: {workers} must be >= 1")
     out = _prepare_output(Path(out_dir), overwrite)
     num_train, _ = split_counts(num_videos, test_fraction)
     names: dict[str, list[str]] = {"train": [], "test": []}
     meta = {"kind": DATASET_KIND, "complete": False, "generator_version": GENERATOR_VERSION, "seed": seed,
             "num_videos": num_videos, "test_fraction": test_fraction, "format": fmt, "config": _config_dict(config)}
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")  # marks the folder as ours
-    for index in tqdm(range(num_videos), desc="synthetic humans", unit="video", disable=not progress):
-        split, name = ("train" if index < num_train else "test"), f"synth_{index:05d}"
-        frames = render_synthetic_video(seed, num_frames, size, index=index, config=config)  # (T, S, S, 3)
-        _write_video(out / split / name, frames, fmt, config.fps)
-        names[split].append(name)
+    jobs = [(out / ("train" if i < num_train else "test") / f"synth_{i:05d}", seed, i, fmt, config)
+            for i in range(num_videos)]
+    with tqdm(total=num_videos, desc="synthetic humans", unit="video", disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                _render_and_write(job)
+                bar.update(1)
+        else:
+            import concurrent.futures
+            import multiprocessing
+
+            # spawn, not fork: the caller may hold threads (torch's) that a forked child would inherit locked
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(min(workers, num_videos), mp_context=context) as pool:
+                for _ in pool.map(_render_and_write, jobs, chunksize=4):
+                    bar.update(1)
+    for stem, *_ in jobs:
+        names[stem.parent.name].append(stem.name)
     meta.update(complete=True, **names)
     atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2) + "\n")
     return out
+
+
+def _render_and_write(job: tuple[Path, int, int, str, SyntheticHumanConfig]) -> None:
+    """One video of :func:`make_synthetic_dataset`: ``(stem, seed, index, fmt, config)`` rendered and written."""
+    stem, seed, index, fmt, config = job
+    frames = render_synthetic_video(seed, config.frames, config.size, index=index, config=config)  # (T, S, S, 3)
+    _write_video(stem, frames, fmt, config.fps)
 
 
 def is_synthetic_dataset(path: str | os.PathLike) -> bool:
