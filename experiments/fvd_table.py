@@ -30,7 +30,7 @@ Datasets too short for one real clip per video (few long clips, as ../shared/dat
 ``--segment``-frame pieces first (frame folders under RUNS/segments): every piece is a real clip of its own.
 
     # synthetic humans at 128² (train LIA here, ~25 GPU minutes in all)
-    leo-video make-synthetic --out data/syn128 --videos 2200 --frames 64 --size 128 --format frames --test-fraction 0.1 \
+    leo-video make-synthetic --out data/syn128 --videos 2200 --frames 64 --size 128 --format frames --test-fraction 0.1 \\
         --workers 14
     python experiments/fvd_table.py --data data/syn128 --lia-config configs/lia/synthetic128.yaml --lia-minutes 10 \\
         --configs configs/real_faces --runs runs/fvd_syn128 --uncond
