@@ -162,7 +162,7 @@ def train_stages(args: argparse.Namespace, data: Path, runs: Path) -> dict[str, 
 
     configs = Path(args.configs)
     jobs, exports = [], {"lia": lia}
-    budget = [f"train.max_minutes={args.minutes}", *(smoke or [f"train.max_steps={args.max_steps}"])]
+    budget = [f"train.max_minutes={args.minutes}", *(smoke or [f"train.max_steps={args.max_steps}"]), *args.set]
     for name in args.variants:
         run = runs / f"lmdm_{name}"
         exports[name] = run / "export"
@@ -341,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--uncond", action="store_true", help="also train the prior and the cDDPM: unconditional rows")
     p.add_argument("--minutes", type=float, default=4.0, help="stage-2 training cap per model (side by side)")
     p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting for every stage-2 training (repeatable), e.g. --set train.cpu=true")
     p.add_argument("--segment", type=int, default=0, help="cut the videos into pieces of this many frames first")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--protocol", default="fvd16")
