@@ -8,6 +8,7 @@
 * ``run_cli``: runs ``leo-video`` in-process and returns (exit code, stdout, stderr).
 * ``one_thread``: torch on one thread for a module of tiny models (opt in with
   ``pytestmark = pytest.mark.usefixtures("one_thread")``).
+* ``load_experiment(name)``: ``experiments/<name>.py`` imported as a module (the scripts are not a package).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_experiment(name: str):
+    """``experiments/<name>.py`` as a module, registered in ``sys.modules`` (its dataclasses look it up there)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _shared_data_dir() -> Path:

@@ -6,26 +6,20 @@ stand-in detector) to prove that every row is measured against the same real cli
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_experiment
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "fvd_table.py"
 
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("fvd_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("fvd_table")
 
 
 def _frame_folders(root: Path, colours: list[list[int]]) -> Path:

@@ -1,20 +1,13 @@
 """experiments/lia_diagnosis.py's per-level split of the animator's image (docs/TRAINING.md, finding 10)."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from conftest import load_experiment
 
 from leo_video.models.lia import LatentImageAnimator
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "lia_diagnosis.py"
-
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("lia_diagnosis", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("lia_diagnosis")
 
 
 def test_decoder_levels_add_up_to_the_image():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_experiment
 
 from leo_video.errors import InputError
 
@@ -18,11 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "lmc_ablation.py"
 
 @pytest.fixture(scope="module")
 def ablation():
-    spec = importlib.util.spec_from_file_location("lmc_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("lmc_ablation")
 
 
 def test_joint_trajectories_are_the_renderers_smooth_motion(ablation):

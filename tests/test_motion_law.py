@@ -9,24 +9,17 @@ DDIM in 25 steps from 128 held-out start codes. Measured when written (one threa
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import load_experiment
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "motion_law.py"
 STEPS = 600
 OMEGA_TOL, GAMMA_TOL, RMS_MAX = 0.02, 0.2, 0.15  # relative, relative, absolute (codes of norm 0.5 … 1.5)
 
+
 @pytest.fixture(scope="module")
 def law():
-    spec = importlib.util.spec_from_file_location("motion_law", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("motion_law")
 
 
 @pytest.fixture(scope="module")
