@@ -73,3 +73,31 @@ def test_encode_motion_missing_data_is_one_line(run_cli, tiny_lia, tmp_path):
     code, _, err = run_cli("encode-motion", "--checkpoint", tiny_lia[1], "--data", tmp_path / "nope", "--out", tmp_path / "c")
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and "nope" in err
+
+
+def test_encode_motion_batch_defaults_to_the_devices(run_cli, tiny_lia, dataset, tmp_path, monkeypatch):
+    """Without --batch-frames a CPU encodes one frame per call (faster there), a GPU 64; a given value wins."""
+    import leo_video.pipelines.encode as encode
+
+    seen = []
+    real = encode.encode_video
+
+    def spy(animator, reader, batch_frames, *args, **kwargs):
+        seen.append(batch_frames)
+        return real(animator, reader, batch_frames, *args, **kwargs)
+
+    monkeypatch.setattr(encode, "encode_video", spy)
+    _, ckpt = tiny_lia
+    code, _, err = run_cli("encode-motion", "--checkpoint", ckpt, "--data", dataset, "--out", tmp_path / "a",
+                           "--device", "cpu")
+    assert code == 0, err
+    assert seen == [encode.DEFAULT_BATCH_FRAMES["cpu"]] * 4 == [1] * 4 and encode.DEFAULT_BATCH_FRAMES["cuda"] == 64
+    seen.clear()
+    code, _, err = run_cli("encode-motion", "--checkpoint", ckpt, "--data", dataset, "--out", tmp_path / "b",
+                           "--device", "cpu", "--batch-frames", "3")
+    assert code == 0, err
+    assert seen == [3] * 4
+    # one frame at a time or three: the same codes
+    a, b = MotionCodeStore(tmp_path / "a"), MotionCodeStore(tmp_path / "b")
+    for name in a.names:
+        torch.testing.assert_close(a.codes(name), b.codes(name), atol=1e-5, rtol=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, warn
+from ._common import add_animator_arg, add_device_args, positive_int, warn
 
 ORDER = 30
 
@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder (with train/ and test/, or a flat folder)")
     p.add_argument("--out", required=True, help="output store folder (created; resumed if it exists)")
     p.add_argument("--frame-stride", type=int, default=1, help="encode every k-th frame (default 1)")
-    add_batch_frames_arg(p, 64, "frames per encoder batch")
+    p.add_argument("--batch-frames", type=positive_int, default=None,
+                   help="frames per encoder batch (default: 64 on a GPU, 1 on a CPU, where batches run slower)")
     p.add_argument("--shard-size", type=int, default=64, help="videos per safetensors shard (default 64)")
     add_device_args(p)
     p.set_defaults(func=run)

@@ -57,17 +57,24 @@ def encode_video(
         yield codes.float().cpu()
 
 
+# Frames per encoder call by device type. On CPUs one frame at a time is fastest: measured on a 2-core EPYC,
+# batch 64 ran at 0.59x the frames/s of batch 1 at 128² and batch 16 at 0.55x at 256² (the activations of a
+# batch leave the caches; benchmarks/encode_motion.py, benchmarks/RESULTS.md). GPUs want large batches.
+DEFAULT_BATCH_FRAMES = {"cuda": 64, "cpu": 1}
+
+
 @dataclass
 class EncodeOptions:
     """``encode_dataset``'s job: every video of the dataset folder ``data`` into the motion-code store ``out``
     (resumed when it exists), encoding every ``frame_stride``-th frame ``batch_frames`` at a time with the animator
-    ``checkpoint`` (None: the demo model's), ``shard_size`` videos per safetensors shard."""
+    ``checkpoint`` (None: the demo model's), ``shard_size`` videos per safetensors shard. ``batch_frames`` None:
+    :data:`DEFAULT_BATCH_FRAMES` for the device."""
 
     data: str | os.PathLike
     out: str | os.PathLike
     checkpoint: str | os.PathLike | None = None
     frame_stride: int = 1
-    batch_frames: int = 64
+    batch_frames: int | None = None
     shard_size: int = 64
     device: str = "auto"
     dtype: str = "fp32"
@@ -88,7 +95,7 @@ def encode_dataset(options: EncodeOptions, warn: Callable[[str], None] = lambda 
     from ..utils.progress import progress_bar
     from .leo import animator_path
 
-    if options.frame_stride < 1 or options.batch_frames < 1:
+    if options.frame_stride < 1 or (options.batch_frames is not None and options.batch_frames < 1):
         raise InputError("--frame-stride and --batch-frames must be at least 1")
     root, out = Path(options.data), Path(options.out)
     if not root.is_dir():
@@ -102,6 +109,7 @@ def encode_dataset(options: EncodeOptions, warn: Callable[[str], None] = lambda 
     dtype = resolve_dtype(options.dtype)
     checkpoint = animator_path(options.checkpoint)  # a pipeline folder's animator/, the demo model's by default
     animator = load_lia(checkpoint, device=device)
+    batch_frames = options.batch_frames or DEFAULT_BATCH_FRAMES.get(torch.device(device).type, 64)
     sha = sha256_checkpoint(checkpoint)  # a file's hash, or an exported folder's (its files')
     rank_out = out if state.num_processes == 1 else out / f"rank-{state.process_index}"
     done = set(MotionCodeStore(out).names) if (out / "index.json").exists() else set()
@@ -116,8 +124,7 @@ def encode_dataset(options: EncodeOptions, warn: Callable[[str], None] = lambda 
                 continue
             try:
                 reader = VideoReader(video.path)
-                codes = torch.cat(list(encode_video(animator, reader, options.batch_frames, options.frame_stride,
-                                                    dtype)))
+                codes = torch.cat(list(encode_video(animator, reader, batch_frames, options.frame_stride, dtype)))
             except LeoError as exc:  # one bad file never stops a dataset-wide job
                 warn(f"skipped {exc}")
                 skipped += 1
