@@ -103,19 +103,26 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
+def profile_once(fn: Callable[[], object], device: torch.device, record_shapes: bool = False):
+    """torch.profiler's record of one call of ``fn()`` (already warmed up), from a synchronised start to a
+    synchronised end: host ops, and the CUDA kernels on a GPU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=record_shapes) as prof:
+        fn()
+        sync(device)
+    return prof
+
+
 def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15,
                   dump: str | os.PathLike | None = None) -> tuple[list[list[str]], float]:
     """Top ``rows`` CUDA kernels (or CPU ops) by self time in one call of ``fn()`` (already warmed up):
     rows [name, calls, self ms, share], and the total ms of all kernels (ops). ``dump``: also write
     torch.profiler's own table of the top 100 ops and kernels, grouped by input shape, to that file."""
-    from torch.profiler import ProfilerActivity, profile
-
-    sync(device)
     cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities, record_shapes=dump is not None) as prof:
-        fn()
-        sync(device)
+    prof = profile_once(fn, device, record_shapes=dump is not None)
     if dump is not None:
         sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
         text = prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=100, max_name_column_width=70)
@@ -136,15 +143,8 @@ def count_launches(fn: Callable[[], object], device: torch.device) -> dict[str, 
     """``{"aten_calls", "kernels"}`` of one call of ``fn()`` (already warmed up): the ATen operator calls the host
     dispatches (nested ones included) and, on CUDA, the device kernels that run (None elsewhere). A step whose
     time divided by its kernels is a few microseconds is bound by launching them, not by arithmetic."""
-    from torch.profiler import ProfilerActivity, profile
-
-    sync(device)
     cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
-        fn()
-        sync(device)
-    events = prof.key_averages()
+    events = profile_once(fn, device).key_averages()
     aten = sum(e.count for e in events if e.key.startswith("aten::"))
     kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) if cuda else None
     return {"aten_calls": aten, "kernels": kernels}
