@@ -98,12 +98,13 @@ def sets(pairs: list[str]) -> list[str]:
 
 
 def segment_dataset(data: Path, out: Path, length: int) -> Path:
-    """``data``'s videos cut into pieces of ``length`` frames (PNG frame folders ``<video>-<k>``), per split."""
-    from PIL import Image
-
+    """``data``'s videos cut into pieces of ``length`` frames (PNG frame folders ``<video>-<k>``, written by the
+    package's atomic frame-folder writer), per split; a video's frames are streamed, one piece in memory at a time."""
+    from leo_video.data.clip_output import frame_folder_writer
     from leo_video.data.video_dataset import SPLITS
     from leo_video.media.video import VideoReader
     from leo_video.metrics.evaluate import list_videos
+    from leo_video.pipelines.animate import batched
 
     done = out / "done"
     if done.exists():
@@ -113,12 +114,11 @@ def segment_dataset(data: Path, out: Path, length: int) -> Path:
             continue
         for path in list_videos(data / split, f"--data {split}"):
             with VideoReader(path) as reader:
-                frames = reader.read(list(range(len(reader))))  # (T, H, W, 3) uint8
-            for k in range(len(frames) // length):
-                folder = out / split / f"{path.stem}-{k:03d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                for i, frame in enumerate(frames[k * length : (k + 1) * length]):
-                    Image.fromarray(frame).save(folder / f"{i:07d}.png")
+                pieces = len(reader) // length  # the tail shorter than a piece is dropped
+                for k, piece in enumerate(batched(reader.iter_frames(stop=pieces * length), length)):
+                    with frame_folder_writer(out / split / f"{path.stem}-{k:03d}", "png") as sink:
+                        for frame in piece:  # (H, W, 3) uint8
+                            sink.write(frame)
     done.write_text("ok\n")
     return out
 
@@ -235,6 +235,8 @@ def shuffled_code_videos(animator, real_dir: Path, protocol, seed: int):
 def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], lia: Path, runs: Path) -> dict:
     """``{row: {"fvd": [...], "kvd": [...], ...}}`` over the seeds; each seed's result is kept in
     ``runs/measure/<row>_<seed>.json`` (a rerun measures only what is missing)."""
+    import dataclasses
+
     from leo_video.media.grid import save_contact_sheet
     from leo_video.metrics.evaluate import generated_clip_features
     from leo_video.metrics.generated import reconstructed_videos
@@ -249,20 +251,26 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
     if args.uncond:
         rows += [(f"uncond_{name}", "train", name) for name in args.variants]
     results: dict[str, dict] = {}
+    loaded: dict[str, object] = {}  # split -> VideoDistanceSetup: the detector is loaded once per split
+
+    def setup_for(split: str, seed: int):
+        """The split's setup with ``seed`` for the real clips' offsets and the samples (real features: per seed)."""
+        if split not in loaded:
+            loaded[split] = setup_video_distances(VideoDistanceOptions(
+                real=str(data), real_split=split, detector=args.detector, protocol=args.protocol,
+                num_videos=args.num_videos, seed=seed, gen_seed=seed, gen_batch=args.gen_batch, device=args.device,
+                cache_dir=str(runs / "real_features"), progress=not args.no_progress))
+        setup = loaded[split]
+        return dataclasses.replace(setup, options=dataclasses.replace(setup.options, seed=seed, gen_seed=seed),
+                                   protocol=dataclasses.replace(setup.protocol, seed=seed))
+
     for seed in args.seeds:
-        setups = {}
         for row, split, pipeline in rows:
             path = folder / f"{row}_{seed}.json"
             if path.exists():
                 results.setdefault(row, {"seeds": []})["seeds"].append(json.loads(path.read_text()))
                 continue
-            if split not in setups:
-                options = VideoDistanceOptions(real=str(data), real_split=split, detector=args.detector,
-                                               protocol=args.protocol, num_videos=args.num_videos, seed=seed,
-                                               gen_seed=seed, gen_batch=args.gen_batch, device=args.device,
-                                               cache_dir=str(runs / "real_features"), progress=not args.no_progress)
-                setups[split] = setup_video_distances(options)
-            setup = setups[split]
+            setup = setup_for(split, seed)
             log(f"seed {seed}: {row}")
             if pipeline is not None:
                 videos = pipeline_videos(setup, str(pipelines[pipeline]), "first-frame" if split == "test" else "none")
