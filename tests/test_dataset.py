@@ -111,6 +111,28 @@ def test_frame_shift_moves_each_frame_on_its_own_and_leaves_the_rest_alone():
     assert len({shift for draw in draws for shift in draw}) == 40  # every frame its own draw
 
 
+def test_a_still_is_a_one_frame_video_whose_pairs_frame_shift_moves_apart(tmp_path):
+    """A still image as a 1-frame folder (extra identities for LIA training): its pair is the image twice,
+    identical without ``frame_shift``, and two different whole-pixel translations of it with."""
+    still = tmp_path / "still_a"
+    still.mkdir()
+    image = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    Image.fromarray(image).save(still / "0000000.png")
+    plain = VideoDataset(tmp_path, None, mode="pairs", size=SIZE, seed=1)[0]
+    assert plain["frames"].tolist() == [0, 0]
+    torch.testing.assert_close(plain["source"], plain["driving"])
+    shifted = VideoDataset(tmp_path, None, mode="pairs", size=SIZE, seed=1,
+                           augment=AugmentConfig(frame_shift=0.2), repeats=8)
+    moved = [not torch.equal(shifted[i]["source"], shifted[i]["driving"]) for i in range(len(shifted))]
+    assert sum(moved) >= 6  # two independent draws of up to ±6 pixels rarely coincide
+    for i in range(len(shifted)):  # each frame is the still translated: some whole-pixel offset matches
+        for frame in (shifted[i]["source"], shifted[i]["driving"]):  # (up to the colour path's float rounding)
+            errors = [(frame[:, max(dy, 0):SIZE + min(dy, 0), max(dx, 0):SIZE + min(dx, 0)]
+                       - plain["source"][:, max(-dy, 0):SIZE + min(-dy, 0), max(-dx, 0):SIZE + min(-dx, 0)]).abs().max()
+                      for dy in range(-7, 8) for dx in range(-7, 8)]
+            assert min(errors) < 1e-5 and sorted(errors)[1] > 0.1
+
+
 def test_flip_happens_for_some_seeds(dataset_root):
     data = VideoDataset(dataset_root, "train", size=SIZE, augment=AugmentConfig(flip=True), repeats=8)
     sides = {bool(data[i]["source"][0, :, :4].mean() > 0) for i in range(len(data))}
