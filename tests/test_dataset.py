@@ -133,6 +133,26 @@ def test_a_still_is_a_one_frame_video_whose_pairs_frame_shift_moves_apart(tmp_pa
             assert min(errors) < 1e-5 and sorted(errors)[1] > 0.1
 
 
+def test_motion_view_recolours_only_the_motion_encoders_copy_of_the_driving_frame(dataset_root):
+    """``motion_view``: the item gains ``driving_view``, the driving frame recoloured by a draw of its own (same
+    geometry, other colours); source and driving, and the random stream before it, are those without it."""
+    plain = VideoDataset(dataset_root, "train", mode="pairs", size=SIZE, seed=4, augment=AugmentConfig(flip=True))
+    viewed = VideoDataset(dataset_root, "train", mode="pairs", size=SIZE, seed=4,
+                          augment=AugmentConfig(flip=True, motion_view=0.5))
+    assert "driving_view" not in plain[0]
+    changed = 0
+    for i in range(len(viewed)):
+        a, b = plain[i], viewed[i]
+        torch.testing.assert_close(b["source"], a["source"], rtol=0, atol=1e-6)
+        torch.testing.assert_close(b["driving"], a["driving"], rtol=0, atol=1e-6)
+        view = b["driving_view"]
+        assert view.shape == b["driving"].shape and view.min() >= -1 and view.max() <= 1
+        changed += float((view - b["driving"]).abs().mean()) > 0.01
+        red_left = [img[0, :, : SIZE // 4].mean() > img[0, :, -SIZE // 4 :].mean() for img in (b["driving"], view)]
+        assert red_left[0] == red_left[1]  # the same flip: geometry is shared
+    assert changed == len(viewed)
+
+
 def test_flip_happens_for_some_seeds(dataset_root):
     data = VideoDataset(dataset_root, "train", size=SIZE, augment=AugmentConfig(flip=True), repeats=8)
     sides = {bool(data[i]["source"][0, :, :4].mean() > 0) for i in range(len(data))}

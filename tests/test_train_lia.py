@@ -374,3 +374,42 @@ def test_held_out_probe_reads_the_test_split_only(data_root, tmp_path):
     chosen = held_out_probe(config(data__root=flat, data__test_root=data_root / "test", model__size=64))
     assert chosen is not None and torch.equal(chosen, test)
 
+
+
+def test_motion_view_feeds_the_recoloured_copy_to_the_motion_encoder_and_scores_the_plain_frame(
+        data_root, tmp_path, run_cli, monkeypatch):
+    """``data.augment.motion_view``: in each training step the generator's driving input (read for the motion code
+    only) is the batch's ``driving_view``, and the L1 target is ``driving`` itself."""
+    from leo_video.models.lia import LatentImageAnimator
+    from leo_video.train import lia as lia_task
+
+    calls = []
+    forward = LatentImageAnimator.forward
+
+    def spy(self, source, driving, *args, **kwargs):
+        calls.append(driving.detach().clone())
+        return forward(self, source, driving, *args, **kwargs)
+
+    monkeypatch.setattr(LatentImageAnimator, "forward", spy)
+    batches, targets = [], []
+    train_step = lia_task.LIATrainingTask.train_step
+
+    def keep(self, batch, step):
+        batches.append({k: v.detach().clone() for k, v in batch.items()})
+        if not hasattr(self.recon_loss, "spied"):
+            loss = self.recon_loss
+            self.recon_loss = lambda recon, target: (targets.append(target.detach().clone()), loss(recon, target))[1]
+            self.recon_loss.spied = True
+        return train_step(self, batch, step)
+
+    monkeypatch.setattr(lia_task.LIATrainingTask, "train_step", keep)
+    code, _, err = run_cli(*train_args(data_root, tmp_path / "run", train__max_steps=2, train__ema="false",
+                                       data__augment__motion_view=0.5, loss__gan_weight=0))
+    assert code == 0, err
+    assert len(batches) == 2 and all(set(b) == {"source", "driving", "driving_view"} for b in batches)
+    steps = [c for c in calls if c.shape[0] == TINY["train.batch_size"]]  # not the monitor's probe clips
+    assert len(steps) == len(targets) == 2
+    for batch, seen, target in zip(batches, steps, targets):
+        torch.testing.assert_close(seen, batch["driving_view"])
+        torch.testing.assert_close(target, batch["driving"])
+        assert (batch["driving_view"] - batch["driving"]).abs().mean() > 0.01

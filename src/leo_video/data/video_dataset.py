@@ -65,6 +65,11 @@ class AugmentConfig:
     frame_shift: float = param(0.0, ge=0.0, lt=0.5, doc="per-frame translation drawn from [-v, v] of the side, "
                                "independently for every frame of an item (edges replicated): camera-like motion "
                                "that the motion code must read whoever the person is (0: off)")
+    motion_view: float = param(0.0, ge=0.0, lt=1.0, doc="pairs only: a second colour jitter of this strength "
+                               "(brightness, contrast, saturation from [1 - v, 1 + v], hue from [-v/2, v/2] turns) "
+                               "on the copy of the driving frame the motion encoder reads (item 'driving_view'); "
+                               "the reconstruction target keeps the pair's colours, so colour cannot pass through "
+                               "the motion code (0: off)")
 
     def cross_check(self) -> str | None:
         """Constraints between fields; returns the problem (naming the key) or None."""
@@ -76,7 +81,7 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.crop_scale or self.flip or self.brightness or self.contrast or self.saturation or self.hue
-                    or self.frame_shift)
+                    or self.frame_shift or self.motion_view)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,14 @@ class AugmentParams:
             shifts=(tuple((float(dy), float(dx)) for dy, dx in rng.uniform(-1, 1, (frames, 2)) * config.frame_shift)
                     if config.frame_shift else None),
         )
+
+
+def motion_view_params(strength: float, rng: np.random.Generator) -> AugmentParams:
+    """The colour-only draw of ``AugmentConfig.motion_view``: brightness, contrast and saturation factors from
+    [1 - v, 1 + v], a hue rotation from [-v/2, v/2] turns; no crop, flip or shift (the geometry is the target's)."""
+    factor = lambda: float(rng.uniform(1 - strength, 1 + strength))  # noqa: E731
+    return AugmentParams(crop=None, flip=False, brightness=factor(), contrast=factor(), saturation=factor(),
+                         hue=float(rng.uniform(-strength / 2, strength / 2)))
 
 
 def apply_augment(frames: torch.Tensor, params: AugmentParams) -> torch.Tensor:
@@ -331,8 +344,11 @@ class VideoDataset(torch.utils.data.Dataset):
         if self.mode == "pairs":
             frames = rng.choice(n, size=2, replace=False) if n > 1 else np.zeros(2, dtype=int)
             pair = self._augment(numpy_to_frames(reader.read(frames)), rng)  # (2, 3, S, S)
-            return {"source": pair[0], "driving": pair[1], "video_index": video_index,
+            item = {"source": pair[0], "driving": pair[1], "video_index": video_index,
                     "frames": torch.as_tensor(frames)}
+            if self.augment is not None and self.augment.motion_view:
+                item["driving_view"] = apply_augment(pair[1:], motion_view_params(self.augment.motion_view, rng))[0]
+            return item
         if start is None:
             start = int(rng.integers(0, n - self.clip_span + 1))
         indices = range(start, start + self.clip_span, self.frame_stride)

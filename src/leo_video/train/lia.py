@@ -221,8 +221,10 @@ class LIATrainingTask(TrainingTask):
         return self._dataset
 
     def collate(self, items: list) -> dict[str, torch.Tensor]:
-        """Only the frames travel: ``{"source", "driving"}`` (B, 3, S, S)."""
-        return {k: torch.stack([item[k] for item in items]) for k in ("source", "driving")}
+        """Only the frames travel: ``{"source", "driving"}`` (B, 3, S, S), and ``driving_view`` (what the motion
+        encoder reads, ``data.augment.motion_view``) when the items have it."""
+        keys = ("source", "driving", "driving_view") if "driving_view" in items[0] else ("source", "driving")
+        return {k: torch.stack([item[k] for item in items]) for k in keys}
 
     def _preview_batch(self) -> dict[str, torch.Tensor]:
         """Fixed pairs for the image grids, the same at every log step: (K, 3, S, S) each."""
@@ -235,18 +237,21 @@ class LIATrainingTask(TrainingTask):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         source, driving = batch["source"], batch["driving"]  # (B, 3, S, S) each, [-1, 1]
+        view = batch.get("driving_view", driving)  # the motion encoder's input: driving, or its recoloured copy
         if self.channels_last:  # D sees real frames in the layout of G's reconstructions (a compiled D: one graph)
-            source, driving = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving))
-        losses, recon = self._generator_step(source, driving)
+            source, driving, view = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving, view))
+        losses, recon = self._generator_step(source, driving, view)
         if "discriminator" in self.models:
             losses.update(self._discriminator_step(driving, recon.detach(), step))
         return losses
 
-    def _generator_step(self, source: torch.Tensor, driving: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        """Reconstruction + GAN loss for G with D frozen; returns losses and recon (B, 3, S, S)."""
+    def _generator_step(self, source: torch.Tensor, driving: torch.Tensor,
+                        view: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+        """Reconstruction + GAN loss for G with D frozen; returns losses and recon (B, 3, S, S). ``view``: the
+        frame the motion is read from (default ``driving``), the target is always ``driving``."""
         acc, cfg = self.accelerator, self.config
         with acc.autocast():
-            recon = self.models["generator"](source, driving)  # (B, 3, S, S), absolute transfer
+            recon = self.models["generator"](source, driving if view is None else view)  # (B, 3, S, S), absolute
             terms = self.recon_loss(recon.float(), driving.float())
             loss, losses = terms["total"], {k: v for k, v in terms.items() if k != "total"}
             if "discriminator" in self.models:
