@@ -113,6 +113,35 @@ def test_generate_benchmark_cpu(bench_modules, out, name, extra):
     assert "| ddim 2 | 2 |" in text and ("channels_last" in text) == bool(extra)
 
 
+def test_cddpm_channels_last_rows_train_nhwc_weights_on_nhwc_images(bench_modules, monkeypatch):
+    """The cDDPM channels_last row hands the step a U-Net whose convolution weights, and images, are NHWC in
+    memory (a layout dropped on the way would time the contiguous step twice)."""
+    import argparse
+
+    import torch
+
+    bench = bench_modules["train_throughput"]
+    seen = {}
+    build = bench._single_model_task
+
+    def spy(model, *rest, **kwargs):
+        seen["weights"] = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        return build(model, *rest, **kwargs)
+
+    def record(task, inputs, args):
+        seen["images"] = inputs[0]
+        return {}
+
+    monkeypatch.setattr(bench, "_single_model_task", spy)
+    monkeypatch.setattr(bench, "bench_diffusion", record)
+    args = argparse.Namespace(cddpm_preset="tiny", cddpm_size=16)
+    for layout, nhwc in (("channels_last", True), ("contiguous", False)):
+        bench.bench_cddpm(args, torch.device("cpu"), "auto", 2, "eager", layout=layout)
+        kernels = [w for w in seen["weights"] if w.shape[-1] > 1]  # 1x1 kernels are both layouts at once
+        assert kernels and all(w.is_contiguous(memory_format=torch.channels_last) == nhwc for w in kernels)
+        assert seen["images"].is_contiguous(memory_format=torch.channels_last) == nhwc
+
+
 def test_train_benchmark_cpu_and_summary(bench_modules, out):
     bench_modules["train_throughput"].main([*TINY, "--out", str(out), "--size", "64", "--batch", "2",
                                             "--channel-max", "16", "--style-dim", "32", "--no-vgg",
@@ -120,8 +149,13 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--sequence-length", "4",
                                             "--lmdm-batch", "2", "3", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
-                                            "--breakdown", "fp32", "--adam", "auto", "fused", "--fused", "on", "off"])
+                                            "--breakdown", "fp32", "--adam", "auto", "fused", "--fused", "on", "off",
+                                            "--cddpm-layouts", "contiguous", "channels_last"])
     text, data = _report(out, "train")
+    # --cddpm-layouts: a row per layout, the same arithmetic; cLMDM (1-D maps) has no layout rows
+    nhwc = data["cddpm, channels_last"]
+    assert nhwc["layout"] == "channels_last" and nhwc["flops_per_step"] == data["cddpm"]["flops_per_step"]
+    assert "| eager, channels_last | 2 |" in text and "lmdm, channels_last" not in data
     parts = text.split("each part timed alone")[1].split("###")[0]
     assert "| G forward + backward" in parts and "| D step" in parts and "| whole step (train_step) |" in parts
     assert "profile of one fp32 step" in text and "aten::" in text  # CPU ops table
