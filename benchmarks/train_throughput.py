@@ -408,7 +408,8 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
             r.update(batch=batch, mode=mode, layout=layout)
             r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak else None
             per_kernel = f"{1e6 * r['seconds_per_step'] / r['kernels']:.1f}" if r["kernels"] else "—"
-            rows.append([mode if layout == "contiguous" else f"{mode}, {layout}", str(batch), adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}",
+            label = mode if layout == "contiguous" else f"{mode}, {layout}"
+            rows.append([label, str(batch), adam_name(adam, device), f"{1000 * r['seconds_per_step']:.1f}",
                          f"{r['steps_per_s']:.2f}", f"{r['flops_per_step'] / 1e9:,.4g}",
                          "—" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%", f"{r['aten_calls']:,}",
                          "—" if r["kernels"] is None else f"{r['kernels']:,}", per_kernel])

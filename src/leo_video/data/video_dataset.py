@@ -121,9 +121,8 @@ class AugmentParams:
 def motion_view_params(strength: float, rng: np.random.Generator) -> AugmentParams:
     """The colour-only draw of ``AugmentConfig.motion_view``: brightness, contrast and saturation factors from
     [1 - v, 1 + v], a hue rotation from [-v/2, v/2] turns; no crop, flip or shift (the geometry is the target's)."""
-    factor = lambda: float(rng.uniform(1 - strength, 1 + strength))  # noqa: E731
-    return AugmentParams(crop=None, flip=False, brightness=factor(), contrast=factor(), saturation=factor(),
-                         hue=float(rng.uniform(-strength / 2, strength / 2)))
+    colour = AugmentConfig(brightness=strength, contrast=strength, saturation=strength, hue=strength / 2)
+    return AugmentParams.draw(colour, rng)
 
 
 def apply_augment(frames: torch.Tensor, params: AugmentParams) -> torch.Tensor:

@@ -237,21 +237,22 @@ class LIATrainingTask(TrainingTask):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         source, driving = batch["source"], batch["driving"]  # (B, 3, S, S) each, [-1, 1]
-        view = batch.get("driving_view", driving)  # the motion encoder's input: driving, or its recoloured copy
+        view = batch.get("driving_view")  # the motion encoder's recoloured input (data.augment.motion_view), or None
         if self.channels_last:  # D sees real frames in the layout of G's reconstructions (a compiled D: one graph)
-            source, driving, view = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving, view))
-        losses, recon = self._generator_step(source, driving, view)
+            source, driving = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving))
+            view = None if view is None else view.contiguous(memory_format=torch.channels_last)
+        losses, recon = self._generator_step(source, driving, driving if view is None else view)
         if "discriminator" in self.models:
             losses.update(self._discriminator_step(driving, recon.detach(), step))
         return losses
 
     def _generator_step(self, source: torch.Tensor, driving: torch.Tensor,
-                        view: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+                        view: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """Reconstruction + GAN loss for G with D frozen; returns losses and recon (B, 3, S, S). ``view``: the
-        frame the motion is read from (default ``driving``), the target is always ``driving``."""
+        frame the motion is read from (``driving`` itself unless recoloured); the target is always ``driving``."""
         acc, cfg = self.accelerator, self.config
         with acc.autocast():
-            recon = self.models["generator"](source, driving if view is None else view)  # (B, 3, S, S), absolute
+            recon = self.models["generator"](source, view)  # (B, 3, S, S), absolute transfer
             terms = self.recon_loss(recon.float(), driving.float())
             loss, losses = terms["total"], {k: v for k, v in terms.items() if k != "total"}
             if "discriminator" in self.models:
