@@ -249,8 +249,10 @@ def _single_model_task(model: torch.nn.Module, precision: str, device: torch.dev
     return task
 
 
-def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace) -> dict:
-    """steps/s of ``loss = model(*inputs)`` + the loop's optimizer step (grad clip 1)."""
+def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace,
+                    profile_dump: str | None = None) -> dict:
+    """steps/s of ``loss = model(*inputs)`` + the loop's optimizer step (grad clip 1). ``profile_dump``: also
+    profile one step, ``"profile"`` = (top-15 kernel rows, total kernel ms), the full table to that file."""
     from leo_video.train.common import optimizer_step
 
     def step():
@@ -261,23 +263,26 @@ def bench_diffusion(task: TrainingTask, inputs: tuple, args: argparse.Namespace)
     seconds = time_steps(step, task.accelerator.device, args.warmup, args.steps)
     launches = _bench.count_launches(step, task.accelerator.device)  # one more step each: the same shapes every step
     flops = _bench.count_flops(step)
+    profile = None if profile_dump is None else _bench.profile_table(step, task.accelerator.device, 15, profile_dump)
     task.models.clear()
     task.optimizers.clear()
     release_memory()
-    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "flops_per_step": flops, **launches}
+    return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "flops_per_step": flops, **launches,
+            "profile": profile}
 
 
-def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager") -> dict:
+def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager",
+               profile_dump: str | None = None) -> dict:
     from leo_video.diffusion.motion import MotionDiffusion
 
     model = MotionDiffusion.from_preset(args.lmdm_preset, sequence_length=args.sequence_length)
     task = _single_model_task(model, "bf16", device, adam, mode)
     codes = torch.randn(batch, args.sequence_length, model.config.motion_dim, device=task.accelerator.device)
-    return bench_diffusion(task, (codes,), args)
+    return bench_diffusion(task, (codes,), args, profile_dump)
 
 
 def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager",
-                layout: str = "contiguous") -> dict:
+                layout: str = "contiguous", profile_dump: str | None = None) -> dict:
     """``layout`` channels_last: the U-Net's weights and the images in NHWC memory, the layout of cuDNN's bf16
     tensor-core convolutions (LIA's step: 217 -> 159 ms at 256² on an H100); `train cddpm` trains contiguous."""
     from leo_video.diffusion.start_frame import StartFrameDiffusion
@@ -290,7 +295,7 @@ def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str, batch
     images = (torch.rand(batch, 3, args.cddpm_size, args.cddpm_size, device=dev) * 2 - 1).contiguous(
         memory_format=memory_format)
     codes = torch.randn(batch, model.motion_dim, device=dev)
-    return bench_diffusion(task, (images, codes), args)
+    return bench_diffusion(task, (images, codes), args, profile_dump)
 
 
 def stage_row_name(name: str, adam: str, batch: int, mode: str, args: argparse.Namespace,
@@ -342,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cddpm-batch", type=int, nargs="+", default=[16], help="cDDPM batch sizes, a row each")
     parser.add_argument("--cddpm-layouts", nargs="+", choices=("contiguous", "channels_last"), default=["contiguous"],
                         help="cDDPM rows' memory layout, a row each (channels_last: NHWC weights and images)")
+    parser.add_argument("--stage-profile", nargs="*", choices=("lmdm", "cddpm"), default=[],
+                        help="stages whose every row is also profiled (torch.profiler top-15 kernels, the full table "
+                             "by input shape in <out>/<name>_profile_<stage>_<row>.txt)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
@@ -402,10 +410,19 @@ def run_all(args: argparse.Namespace, device: torch.device, report: _bench.Repor
                      rows)  # filled row by row: a run cut short keeps the rows measured
         layouts = args.cddpm_layouts if name == "cddpm" else ["contiguous"]  # cLMDM's maps are 1-D
         for mode, batch, adam, layout in itertools.product(args.stage_modes, batches, args.adam, layouts):
+            key = stage_row_name(name, adam, batch, mode, args, layout)
             extra = {"layout": layout} if name == "cddpm" else {}
-            r = report.data[stage_row_name(name, adam, batch, mode, args, layout)] = fn(args, device, adam, batch,
-                                                                                        mode, **extra)
+            if name in args.stage_profile:  # e.g. <out>/train_profile_cddpm_channels_last.txt
+                file_part = key.replace(", ", "_").replace(" ", "-")
+                extra["profile_dump"] = os.path.join(args.out, f"{args.name}_profile_{file_part}.txt")
+            r = report.data[key] = fn(args, device, adam, batch, mode, **extra)
             r.update(batch=batch, mode=mode, layout=layout)
+            kernels = r.pop("profile")
+            if kernels:
+                table, ms = kernels
+                unit = "kernels" if device.type == "cuda" else "CPU ops"
+                report.table(f"{what}: profile of one `{key}` step ({ms:.1f} ms of {unit})",
+                             ["kernel / op", "calls", "self ms", "share"], table)
             r["mfu"] = r["flops_per_step"] / r["seconds_per_step"] / peak if peak else None
             per_kernel = f"{1e6 * r['seconds_per_step'] / r['kernels']:.1f}" if r["kernels"] else "—"
             label = mode if layout == "contiguous" else f"{mode}, {layout}"

@@ -128,7 +128,7 @@ def test_cddpm_channels_last_rows_train_nhwc_weights_on_nhwc_images(bench_module
         seen["weights"] = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         return build(model, *rest, **kwargs)
 
-    def record(task, inputs, args):
+    def record(task, inputs, args, profile_dump=None):
         seen["images"] = inputs[0]
         return {}
 
@@ -150,8 +150,13 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--lmdm-batch", "2", "3", "--cddpm-preset", "tiny", "--cddpm-size", "16",
                                             "--cddpm-batch", "2", "--warmup", "1", "--steps", "1", "--profile", "fp32",
                                             "--breakdown", "fp32", "--adam", "auto", "fused", "--fused", "on", "off",
-                                            "--cddpm-layouts", "contiguous", "channels_last"])
+                                            "--cddpm-layouts", "contiguous", "channels_last", "--stage-profile", "cddpm"])
     text, data = _report(out, "train")
+    # --stage-profile cddpm: every cDDPM row profiled, a table each and the full table in a file; cLMDM not
+    for key, file in (("cddpm", "train_profile_cddpm.txt"), ("cddpm, channels_last", "train_profile_cddpm_channels_last.txt")):
+        table = text.split(f"profile of one `{key}` step")[1].split("###")[0]
+        assert "aten::" in table and (out / file).is_file() and "profile" not in data[key]
+    assert "profile of one `cddpm, Adam fused` step" in text and "profile of one `lmdm" not in text
     # --cddpm-layouts: a row per layout, the same arithmetic; cLMDM (1-D maps) has no layout rows
     nhwc = data["cddpm, channels_last"]
     assert nhwc["layout"] == "channels_last" and nhwc["flops_per_step"] == data["cddpm"]["flops_per_step"]
