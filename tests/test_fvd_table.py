@@ -7,6 +7,7 @@ stand-in detector) to prove that every row is measured against the same real cli
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,11 @@ def test_still_and_shuffled_baselines_render_the_protocols_clips(table, tmp_path
 
 def test_smoke_run_measures_every_row_on_the_same_clips_and_resumes(table, tmp_path, capsys):
     runs = tmp_path / "runs"
-    table.main(["--smoke", "--runs", str(runs), "--no-progress", "--variants", "v", "nolmc"])
+    table.main(["--smoke", "--runs", str(runs), "--no-progress", "--variants", "v", "nolmc", "--cddpm-minutes", "1.5"])
+    commands = [line for line in capsys.readouterr().out.splitlines() if "$ leo-video train " in line]
+    # --cddpm-minutes: the cDDPM's own cap, the code models keep --minutes (1.0 in smoke runs)
+    caps = sorted((c.split(" train ")[1].split()[0], re.findall(r"train\.max_minutes=([\d.]+)", c)) for c in commands)
+    assert caps == [("alpha-prior", ["1.0"]), ("cddpm", ["1.5"]), ("lia", ["10.0"]), ("lmdm", ["1.0"]), ("lmdm", ["1.0"])]
     result = json.loads((runs / "table.json").read_text())["rows"]
     variants = ["v", "nolmc"]
     assert set(result) == {*variants, "still", "shuffled", "recon", *(f"uncond_{v}" for v in variants)}
@@ -88,6 +93,7 @@ def test_smoke_run_measures_every_row_on_the_same_clips_and_resumes(table, tmp_p
     assert result["still"]["fvd_mean"] != result["v"]["fvd_mean"]
     text = (runs / "table.md").read_text()
     assert "| baseline: first frame repeated (still) | first frame of a test clip |" in text
+    assert "stage 2 at most 1.0 minutes each (the cDDPM 1.5)." in text
 
     export = runs / "lmdm_v" / "export" / "config.json"
     before = export.stat().st_mtime_ns
