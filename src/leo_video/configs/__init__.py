@@ -43,7 +43,9 @@ class LoopConfig:
                        "small models whose steps are bound by kernel launches, e.g. LIA at 128²)")
     cpu: bool = param(False, doc="run on CPU even when a GPU is present")
     memory_format: Literal["auto", "channels_last", "contiguous"] = param(
-        "auto", doc="layout of LIA training's networks and maps; auto: channels_last on CUDA with bf16/fp16 (1.4x faster steps on an H100), else contiguous")
+        "auto", doc="layout of the image stages' networks and maps (LIA, cDDPM; the 1-D stages ignore it); auto: "
+                    "channels_last for LIA on CUDA with bf16/fp16 (1.4x faster steps on an H100), contiguous for the "
+                    "cDDPM (NHWC not measured faster yet) and elsewhere")
     num_workers: int = param(4, ge=0, le=128, doc="DataLoader worker processes per rank")
     checkpoint_every: int = param(5000, ge=1)
     keep_last: int = param(3, ge=1, doc="how many of the newest checkpoints to keep")

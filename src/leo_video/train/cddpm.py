@@ -60,6 +60,10 @@ class StartFrames(Dataset):
 class CDDPMTask(TrainingTask):
     """ε-prediction training of :class:`StartFrameDiffusion` on (frame, LIA code) pairs."""
 
+    # train.memory_format auto stays contiguous: the NHWC step is not measured faster yet
+    # (benchmarks/train_throughput.py --only cddpm --cddpm-layouts contiguous channels_last); channels_last is opt-in
+    channels_last_when_auto = False
+
     def setup(self) -> None:
         from ..models.loading import load_lia
 
@@ -74,6 +78,8 @@ class CDDPMTask(TrainingTask):
         self.preview_images, codes = self._stats_frames()  # (K, 3, S, S), (N, M)
         model.set_normalization(codes.mean(0), codes.std(0))
         self.preview_codes = codes[: len(self.preview_images)]  # (K, M)
+        if self.channels_last:  # train.memory_format: NHWC weights here, NHWC images in train_step
+            model = model.to(memory_format=torch.channels_last)
         optimizer, lr = adamw_with_warmup(model.parameters(), cfg.optim, self.optimizer_kernel)
         self.models["cddpm"], self.optimizers["cddpm"] = acc.prepare(model, optimizer)
         self.schedulers["cddpm"] = lr  # not prepared: optimizer_step steps it once per real optimizer step
@@ -107,6 +113,8 @@ class CDDPMTask(TrainingTask):
     def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         images = batch["image"]  # (B, 3, S, S)
         codes = self.encode(images)  # (B, M), no gradient into the animator
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         loss = self.models["cddpm"](images, codes)
         optimizer_step(self, "cddpm", loss, self.config.optim.grad_clip)
         return {"mse": loss}

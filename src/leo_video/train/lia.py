@@ -140,6 +140,8 @@ class LIATrainingTask(TrainingTask):
     ``loss.gan_weight > 0``, ``discriminator`` (:class:`~leo_video.models.discriminator.Discriminator`).
     """
 
+    # train.memory_format auto: NHWC on CUDA with bf16/fp16 (measured 217 vs 159 ms per 256² step on an H100)
+    channels_last_when_auto = True
     eval_videos: int = 4  # test videos in the periodic reconstruction eval
     eval_frames: int = 32  # frames per test video
     preview_pairs: int = 4  # pairs in the logged image grid
@@ -176,19 +178,9 @@ class LIATrainingTask(TrainingTask):
         self.probe_test = None if held_out is None else held_out.to(acc.device)
         self._spread_peak, self._low_spread = 0.0, 0
 
-    @property
-    def channels_last(self) -> bool:
-        """``train.memory_format``; auto: channels_last on CUDA in bf16/fp16, where cuDNN's tensor-core
-        convolutions are NHWC (contiguous maps cost a transpose before and after each; measured 217 vs
-        159 ms per 256² step on an H100), contiguous on CPU and in fp32."""
-        loop = self.config.train
-        if loop.memory_format == "auto":
-            return self.accelerator.device.type == "cuda" and loop.mixed_precision != "no"
-        return loop.memory_format == "channels_last"
-
     def start_note(self) -> str:
         fused = self.accelerator.device.type == "cuda" and fused_enabled()  # train.fused_kernels, LEO_FUSED, triton
-        return (", channels_last" if self.channels_last else "") + (", fused Triton kernels" if fused else "")
+        return super().start_note() + (", fused Triton kernels" if fused else "")
 
     def _build_networks(self) -> tuple[torch.nn.Module, torch.nn.Module | None]:
         from ..models.discriminator import Discriminator

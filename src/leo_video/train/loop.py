@@ -125,6 +125,10 @@ class TrainingTask:
     loop: LoopConfig
     #: DDP option: set True if some parameters of a prepared model get no gradient in a step.
     find_unused_parameters: bool = False
+    #: what ``train.memory_format: auto`` picks on CUDA with bf16/fp16: True (channels_last) where a benchmark
+    #: showed the stage's step faster in it (LIA), False (contiguous) until one does (cDDPM); None: the stage has
+    #: no image maps and ignores the setting (cLMDM, the start-code prior)
+    channels_last_when_auto: bool | None = None
 
     def __init__(self) -> None:
         self.stop_reason: str | None = None  # set by monitor(): the run stops, saying why
@@ -164,9 +168,22 @@ class TrainingTask:
 
     def start_note(self) -> str:
         """Optional task settings for the run's first line (e.g. ``", channels_last"``)."""
-        return ""
+        return ", channels_last" if self.channels_last else ""
 
     # ---- helpers ----
+
+    @property
+    def channels_last(self) -> bool:
+        """``train.memory_format`` for this stage's image networks and maps: channels_last (NHWC, the layout of
+        cuDNN's tensor-core convolutions: contiguous maps cost a transpose before and after each) or contiguous;
+        ``auto``: channels_last on CUDA with bf16/fp16 for a stage that sets ``channels_last_when_auto``."""
+        setting = self.loop.memory_format
+        if self.channels_last_when_auto is None:
+            return False
+        if setting == "auto":
+            mixed = self.loop.mixed_precision != "no"
+            return self.channels_last_when_auto and self.accelerator.device.type == "cuda" and mixed
+        return setting == "channels_last"
 
     @property
     def optimizer_kernel(self) -> dict[str, bool]:
