@@ -37,6 +37,9 @@ Datasets too short for one real clip per video (few long clips, as ../shared/dat
     # real faces at 128², the animator of issue 23 given
     python experiments/fvd_table.py --data runs/real128 --lia runs/faces/lia/export --segment 32 \\
         --configs configs/real_faces --runs runs/fvd_real128
+    # a trained pipeline as it is (here the embedded demo, on synthetic people it never saw), nothing trained
+    leo-video make-synthetic --out data/syn64_9001 --videos 128 --frames 32 --size 64 --seed 9001 --test-fraction 0.5
+    python experiments/fvd_table.py --data data/syn64_9001 --pipeline demo --runs runs/fvd_demo --num-videos 64
     python experiments/fvd_table.py --smoke --runs /tmp/fvd_smoke     # CPU wiring check, a few minutes
 
 Every step is skipped when its output exists, so a call cut short by a time limit resumes where it stopped.
@@ -261,6 +264,7 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
             loaded[split] = setup_video_distances(VideoDistanceOptions(
                 real=str(data), real_split=split, detector=args.detector, protocol=args.protocol,
                 num_videos=args.num_videos, seed=seed, gen_seed=seed, gen_batch=args.gen_batch, device=args.device,
+                sampler=args.sampler, steps=args.steps,  # what the assembled pipelines carry; a given one's too
                 cache_dir=str(runs / "real_features"), progress=not args.no_progress))
         setup = loaded[split]
         return dataclasses.replace(setup, options=dataclasses.replace(setup.options, seed=seed, gen_seed=seed),
@@ -308,7 +312,7 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
 
 
 def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict) -> str:
-    names = {"v": "LEO, v-prediction (shipped recipe)", "eps": "LEO, ε, linear schedule, x̂₀ clipped (paper's ε)",
+    names = {"given": f"LEO, the given pipeline ({Path(str(args.pipeline)).name})", "v": "LEO, v-prediction (shipped recipe)", "eps": "LEO, ε, linear schedule, x̂₀ clipped (paper's ε)",
              "eps_cosine": "LEO, ε, cosine, no clipping", "nolmc": "no-LMC ablation (v)",
              "onescale": "LMC in one scale (v)", "still": "baseline: first frame repeated (still)",
              "shuffled": "baseline: the clip's own codes shuffled", "recon": "LIA reconstruction (the ceiling)"}
@@ -330,8 +334,10 @@ def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict)
     notes = [f"- {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}): the real clips' offsets and the samples; "
              "one training run per variant. KVD: unbiased MMD², not x1000.",
              f"- data {info['data']}; animator {info['lia']}; detector {args.detector or 'i3d-k400'}; sampler "
-             f"{args.sampler} {args.steps} steps; stage 2 at most {args.minutes} minutes each"
-             + (f" (the cDDPM {args.cddpm_minutes})" if args.uncond and args.cddpm_minutes else "") + "."]
+             f"{args.sampler} {args.steps} steps; "
+             + (f"the pipeline {args.pipeline} as it is (no training)." if args.pipeline else
+                f"stage 2 at most {args.minutes} minutes each"
+                + (f" (the cDDPM {args.cddpm_minutes})" if args.uncond and args.cddpm_minutes else "") + ".")]
     (runs / "table.json").write_text(json.dumps({"rows": table, "info": info}, indent=1) + "\n")
     text = "\n".join(lines + [""] + notes) + "\n"
     (runs / "table.md").write_text(text)
@@ -344,6 +350,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="dataset folder with train/ and test/")
     p.add_argument("--runs", type=Path, default=Path("runs/fvd_table"), help="where everything is written")
     p.add_argument("--lia", help="an exported animator (else one is trained with --lia-config)")
+    p.add_argument("--pipeline", help="a trained LEO pipeline folder measured as it is, or 'demo' (the embedded one): "
+                                      "row 'given' (and 'uncond_given' when it has start-frame models), the "
+                                      "baselines with its animator; nothing is trained")
     p.add_argument("--lia-config", default=str(ROOT / "configs/lia/synthetic128.yaml"))
     p.add_argument("--lia-minutes", type=float, default=10.0)
     p.add_argument("--configs", default=str(ROOT / "configs/real_faces"),
@@ -379,6 +388,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.uncond = True
     elif args.data is None:
         p.error("--data is required (or --smoke)")
+    if args.pipeline:
+        if args.pipeline == "demo":
+            from leo_video.pipelines.demo import demo_pipeline_dir
+
+            args.pipeline = demo_pipeline_dir()
+        args.pipeline = Path(args.pipeline)
+        if not (args.pipeline / "model_index.json").is_file():
+            p.error(f"--pipeline {args.pipeline}: not a LEO pipeline folder (no model_index.json)")
+        args.variants = ["given"]
+        args.uncond = all((args.pipeline / part).is_dir() for part in ("start_code", "start_frame"))
     return args
 
 
@@ -392,8 +411,11 @@ def main(argv: list[str] | None = None) -> None:
         args.detector = smoke_detector(runs)
     if args.segment:
         data = segment_dataset(data, runs / "segments", args.segment)
-    exports = train_stages(args, data, runs)
-    pipelines = assemble(exports, runs, args)
+    if args.pipeline:
+        exports = pipelines = {"lia": args.pipeline / "animator", "given": args.pipeline}
+    else:
+        exports = train_stages(args, data, runs)
+        pipelines = assemble(exports, runs, args)
     results = measure(args, data, pipelines, exports["lia"], runs)
     info = {"data": str(data), "lia": str(exports["lia"]), "variants": args.variants, "protocol": args.protocol}
     print(write_table(results, args, runs, info))

@@ -102,3 +102,17 @@ def test_smoke_run_measures_every_row_on_the_same_clips_and_resumes(table, tmp_p
     out = capsys.readouterr().out
     assert export.stat().st_mtime_ns == before and "train lmdm" not in out and "seed 0:" not in out
     assert json.loads((runs / "table.json").read_text())["rows"] == result
+
+    # --pipeline: a trained pipeline measured as it is, nothing trained, its animator for the baselines
+    given = tmp_path / "given"
+    table.main(["--smoke", "--runs", str(given), "--no-progress", "--pipeline", str(runs / "pipeline_v"),
+                "--seeds", "0"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "$ leo-video train " not in out and "$ leo-video assemble" not in out
+    rows = json.loads((given / "table.json").read_text())["rows"]
+    assert set(rows) == {"given", "uncond_given", "still", "shuffled", "recon"}
+    # the same clips, detector and seed as the first table: the baselines agree with it, the pipeline's rows
+    # with its v rows (the same weights and sampler)
+    for row, same in (("still", "still"), ("given", "v"), ("uncond_given", "uncond_v")):
+        assert rows[row]["per_seed"][0]["fvd"] == pytest.approx(result[same]["per_seed"][0]["fvd"], rel=1e-5), row
+    assert "the pipeline" in (given / "table.md").read_text()
