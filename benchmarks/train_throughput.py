@@ -284,7 +284,8 @@ def bench_lmdm(args: argparse.Namespace, device: torch.device, adam: str, batch:
 def bench_cddpm(args: argparse.Namespace, device: torch.device, adam: str, batch: int, mode: str = "eager",
                 layout: str = "contiguous", profile_dump: str | None = None) -> dict:
     """``layout`` channels_last: the U-Net's weights and the images in NHWC memory, the layout of cuDNN's bf16
-    tensor-core convolutions (LIA's step: 217 -> 159 ms at 256² on an H100); `train cddpm` trains contiguous."""
+    tensor-core convolutions (LIA's step: 217 -> 159 ms at 256² on an H100), as `train cddpm --set
+    train.memory_format=channels_last` trains; its default (auto) is contiguous."""
     from leo_video.diffusion.start_frame import StartFrameDiffusion
 
     model = StartFrameDiffusion.from_preset(args.cddpm_preset, sample_size=args.cddpm_size)
