@@ -160,6 +160,8 @@ def train_stages(args: argparse.Namespace, data: Path, runs: Path) -> dict[str, 
             *sets([f"data.root={data / 'train'}", f"train.max_minutes={args.lia_minutes}", *smoke, *extra]),
             log_file=runs / "lia.log")
         leo("export", "--checkpoint", str(runs / "lia"), "--out", str(lia), "--ema", "--overwrite")
+    if not args.variants and not args.uncond:
+        return {"lia": lia}  # the baselines need the animator only
     codes = runs / "codes"
     leo("encode-motion", "--checkpoint", str(lia), "--data", str(data), "--out", str(codes))
 
@@ -357,7 +359,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lia-minutes", type=float, default=10.0)
     p.add_argument("--configs", default=str(ROOT / "configs/real_faces"),
                    help="folder of lmdm.yaml, alpha_prior.yaml, cddpm.yaml")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["v", "eps", "nolmc", "onescale"])
+    p.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=["v", "eps", "nolmc", "onescale"],
+                   help="cLMDM variants, a row each; none (--variants alone): the baselines only, nothing trained "
+                        "past stage 1 (what an animator's reconstructions score against the still)")
     p.add_argument("--uncond", action="store_true", help="also train the prior and the cDDPM: unconditional rows")
     p.add_argument("--minutes", type=float, default=4.0, help="stage-2 training cap per model (side by side)")
     p.add_argument("--cddpm-minutes", type=float, default=None,
@@ -388,6 +392,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.uncond = True
     elif args.data is None:
         p.error("--data is required (or --smoke)")
+    if args.uncond and not args.variants and not args.pipeline:
+        p.error("--uncond needs at least one of --variants (the unconditional rows are LEO's)")
     if args.pipeline:
         if args.pipeline == "demo":
             from leo_video.pipelines.demo import demo_pipeline_dir

@@ -116,3 +116,14 @@ def test_smoke_run_measures_every_row_on_the_same_clips_and_resumes(table, tmp_p
     for row, same in (("still", "still"), ("given", "v"), ("uncond_given", "uncond_v")):
         assert rows[row]["per_seed"][0]["fvd"] == pytest.approx(result[same]["per_seed"][0]["fvd"], rel=1e-5), row
     assert "the pipeline" in (given / "table.md").read_text()
+
+    # --variants alone: the baselines of a given animator, nothing trained or encoded
+    baselines = tmp_path / "baselines"
+    table.main(["--runs", str(baselines), "--data", str(runs / "data"), "--lia", str(runs / "lia" / "export"),
+                "--variants", "--seeds", "0", "--num-videos", "4", "--detector", str(runs / "stand_in_i3d.pt"),
+                "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "$ leo-video " not in out
+    rows = json.loads((baselines / "table.json").read_text())["rows"]
+    assert set(rows) == {"still", "shuffled", "recon"}
+    assert rows["recon"]["per_seed"][0]["fvd"] == pytest.approx(result["recon"]["per_seed"][0]["fvd"], rel=1e-5)
