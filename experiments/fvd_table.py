@@ -334,10 +334,12 @@ def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict)
                      f"{t['kvd_mean']:.4g} ± {t['kvd_std']:.2g} | {r['seeds'][0]['num_real']} / "
                      f"{r['seeds'][0]['num_fake']} |")
     notes = [f"- {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}): the real clips' offsets and the samples; "
-             + ("" if args.pipeline else "one training run per variant. ") + "KVD: unbiased MMD², not x1000.",
+             + ("one training run per variant. " if args.variants and not args.pipeline else "")
+             + "KVD: unbiased MMD², not x1000.",
              f"- data {info['data']}; animator {info['lia']}; detector {args.detector or 'i3d-k400'}; sampler "
              f"{args.sampler} {args.steps} steps; "
              + (f"the pipeline {args.pipeline} as it is (no training)." if args.pipeline else
+                "the baselines only (no stage 2)." if not args.variants else
                 f"stage 2 at most {args.minutes} minutes each"
                 + (f" (the cDDPM {args.cddpm_minutes})" if args.uncond and args.cddpm_minutes else "") + ".")]
     (runs / "table.json").write_text(json.dumps({"rows": table, "info": info}, indent=1) + "\n")
