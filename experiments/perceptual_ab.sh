@@ -10,6 +10,8 @@
 #   _shift: each frame of a pair also moved on its own (data.augment.frame_shift=0.05): motion for any identity
 #   _mview: the motion encoder reads a recoloured copy of the driving frame (data.augment.motion_view=0.5): colour
 #        (much of who the person is) cannot pass through the motion code
+#   _gan: LIA's non-saturating GAN term at its weight (loss.gan_weight=1, a discriminator trained beside it, R1 off
+#        as in LIA): for sharper drawing, watched by the motion-spread monitor that stops a collapsing run
 # then the EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
 # baseline), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
 # wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
@@ -85,6 +87,7 @@ AUG_SETS=(--set data.augment.hue=0.5 --set data.augment.saturation=0.4 --set dat
           --set data.augment.contrast=0.3 --set 'data.augment.crop_scale=[0.8,1.0]')
 SHIFT_SETS=(--set data.augment.frame_shift=0.05)  # each frame of a pair moved on its own by up to 5 % of the side
 MVIEW_SETS=(--set data.augment.motion_view=0.5)  # the driving frame the motion encoder reads, recoloured on its own
+GAN_SETS=(--set loss.gan_weight=1.0)  # LIA's weight; the discriminator starts fresh (INIT holds the generator only)
 NARROW_SETS=(--set data.augment.hue=0.02 --set data.augment.saturation=0.1 --set data.augment.brightness=0.1
              --set data.augment.contrast=0.1 --set data.augment.crop_scale=null --set data.augment.flip=true)
 I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$WEIGHT"
@@ -92,7 +95,7 @@ I3D_SETS=(--set loss.perceptual_network=i3d-k400 --set loss.perceptual_weight="$
 L1_SETS=(--set loss.perceptual_weight=0)
 declare -a pids=()
 for name in $ARMS; do
-  declare -a loss=("${L1_SETS[@]}") augment=() shift_sets=() mview_sets=()
+  declare -a loss=("${L1_SETS[@]}") augment=() shift_sets=() mview_sets=() gan_sets=()
   for factor in ${name//_/ }; do
     case $factor in
       l1) ;;
@@ -101,11 +104,12 @@ for name in $ARMS; do
       narrow) augment=("${NARROW_SETS[@]}") ;;
       shift) shift_sets=("${SHIFT_SETS[@]}") ;;
       mview) mview_sets=("${MVIEW_SETS[@]}") ;;
-      *) log "unknown factor '$factor' in arm '$name' (factors: l1 i3d aug narrow shift mview)"; exit 2 ;;
+      gan) gan_sets=("${GAN_SETS[@]}") ;;
+      *) log "unknown factor '$factor' in arm '$name' (factors: l1 i3d aug narrow shift mview gan)"; exit 2 ;;
     esac
   done
   train "$name" "${loss[@]}" ${augment[@]+"${augment[@]}"} ${shift_sets[@]+"${shift_sets[@]}"} \
-    ${mview_sets[@]+"${mview_sets[@]}"} &
+    ${mview_sets[@]+"${mview_sets[@]}"} ${gan_sets[@]+"${gan_sets[@]}"} &
   pids+=($!)
 done
 status=0
