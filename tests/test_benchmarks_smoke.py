@@ -153,7 +153,8 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
                                             "--cddpm-layouts", "contiguous", "channels_last", "--stage-profile", "cddpm"])
     text, data = _report(out, "train")
     # --stage-profile cddpm: every cDDPM row profiled, a table each and the full table in a file; cLMDM not
-    for key, file in (("cddpm", "train_profile_cddpm.txt"), ("cddpm, channels_last", "train_profile_cddpm_channels_last.txt")):
+    for key, file in (("cddpm", "train_profile_cddpm.txt"),
+                      ("cddpm, channels_last", "train_profile_cddpm_channels_last.txt")):
         table = text.split(f"profile of one `{key}` step")[1].split("###")[0]
         assert "aten::" in table and (out / file).is_file() and "profile" not in data[key]
     assert "profile of one `cddpm, Adam fused` step" in text and "profile of one `lmdm" not in text

@@ -57,6 +57,21 @@ def optimizer_kernel(impl: str, device: torch.device) -> dict[str, bool]:
     return {"fused": impl == "fused", "foreach": impl == "foreach"}
 
 
+def channels_last(setting: str, when_auto: bool | None, device: torch.device, mixed_precision: str) -> bool:
+    """Whether a stage's image networks and maps train in channels_last (NHWC, the layout of cuDNN's tensor-core
+    convolutions: contiguous maps cost a transpose before and after each) for ``train.memory_format`` ``setting``.
+
+    ``when_auto``: the stage's choice for ``auto`` on CUDA with bf16/fp16: True where a benchmark showed its step
+    faster in NHWC (LIA), False until one does (the cDDPM); None: the stage has no image maps and ignores the
+    setting (cLMDM, the start-code prior).
+    """
+    if when_auto is None:
+        return False
+    if setting == "auto":
+        return when_auto and device.type == "cuda" and mixed_precision != "no"
+    return setting == "channels_last"
+
+
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     """``optimizer.load_state_dict(state)``, keeping this run's kernel (``fused`` / ``foreach``): torch would
     restore the saved run's flags with its hyperparameters, and places Adam's step counters by them."""

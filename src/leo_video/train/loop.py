@@ -24,30 +24,28 @@ section, a :class:`~leo_video.configs.LoopConfig`).
     a ``.seed`` attribute; a dataset that draws random numbers (frame pairs, crops) should seed
     them from ``getattr(index, "seed", None)`` so that a resumed run sees exactly the same samples.
 ``train_step(batch, step) -> dict[str, Tensor | float]``
-    One micro-batch: forward, ``self.accelerator.backward(loss)``, ``optimizer.step()``,
-    ``optimizer.zero_grad()`` (the prepared optimizers skip steps while accumulating). Keep LR
-    schedulers out of ``accelerator.prepare`` (it would step them once per process, though
-    ``train.batch_size`` is already global) and call ``scheduler.step()`` only when
-    ``self.accelerator.sync_gradients`` is true, i.e. once per optimizer step. ``step`` is
-    the number of optimizer steps completed before this one. Return the scalar losses to log as
-    tensors, without reading them (``.item()`` would make the host wait for the GPU every step): the
-    loop reads them once per log step and before each save, and a non-finite value stops the run with
-    :class:`~leo_video.errors.NumericalError` naming its step, before anything after it is saved.
-    Torch, NumPy and Python RNGs are seeded from (seed, rank, step) before every call.
+    One micro-batch: forward, ``self.accelerator.backward(loss)``, ``optimizer.step()``, ``optimizer.zero_grad()``
+    (the prepared optimizers skip steps while accumulating). Keep LR schedulers out of ``accelerator.prepare``
+    (it would step them once per process, though ``train.batch_size`` is already global) and call
+    ``scheduler.step()`` only when ``self.accelerator.sync_gradients`` is true, i.e. once per optimizer step.
+    ``step`` is the number of optimizer steps completed before this one. Return the scalar losses to log as
+    tensors, without reading them (``.item()`` would make the host wait for the GPU every step): the loop reads
+    them once per log step and before each save, and a non-finite value stops the run with
+    :class:`~leo_video.errors.NumericalError` naming its step, before anything after it is saved. Torch, NumPy
+    and Python RNGs are seeded from (seed, rank, step) before every call.
 ``state_dict()`` / ``load_state_dict(state)``
     The default saves ``models`` (unwrapped), ``optimizers``, ``schedulers`` and ``emas``; extend it
     for extra state. Store only tensors and plain containers (checkpoints load ``weights_only``).
 
-GANs (LIA): one ``train_step`` does the generator update, then the discriminator update, each
-with its own prepared optimizer. In the generator step, freeze D (``requires_grad_(False)``, as
-LIA did, so no gradient accumulates in D) and score the fakes with the *unwrapped* discriminator
-(``self.unwrap("discriminator")``): gradients still reach G through it, while D's DDP wrapper,
-which expects gradients for D's weights, stays out of that backward pass.
+GANs (LIA): one ``train_step`` does the generator update, then the discriminator update, each with its own
+prepared optimizer. In the generator step, freeze D (``requires_grad_(False)``, as LIA did, so no gradient
+accumulates in D) and score the fakes with the *unwrapped* discriminator (``self.unwrap("discriminator")``):
+gradients still reach G through it, while D's DDP wrapper, which expects gradients for D's weights, stays out
+of that backward pass.
 
-Optional: ``evaluate(step) -> dict[str, float]`` (called on every rank every ``train.eval_every``
-steps; logged as ``eval/NAME``) and ``log_images(step, logger)`` (main process only, every
-``train.image_every`` steps; use unwrapped models, e.g. ``self.unwrap("generator")``, and
-``logger.image_grid(tag, rows, step)``).
+Optional: ``evaluate(step) -> dict[str, float]`` (called on every rank every ``train.eval_every`` steps;
+logged as ``eval/NAME``) and ``log_images(step, logger)`` (main process only, every ``train.image_every``
+steps; use unwrapped models, e.g. ``self.unwrap("generator")``, and ``logger.image_grid(tag, rows, step)``).
 
 Example::
 
@@ -72,11 +70,11 @@ Example::
     cfg = resolve_config("lia", "synthetic64", ["train.max_steps=100"])   # any config with .train
     result = Trainer(ToyTask(), cfg).fit()
 
-Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of ``train.run_dir``
-(skipping a corrupt newest one with a warning) and continues exactly where it stopped: model/optimizer/EMA
-state and the samples consumed are in the checkpoint, and every micro-step reseeds the RNGs from (seed,
-rank, micro-step). Any process count may resume any checkpoint (docs/TRAINING.md, "Batch and seed semantics").
-SIGTERM/SIGINT finish the current step, save a checkpoint and return (a second SIGINT aborts).
+Resume = rerun the same command: ``fit`` loads the newest complete checkpoint of ``train.run_dir`` (skipping a
+corrupt newest one with a warning) and continues exactly where it stopped: model/optimizer/EMA state and the
+samples consumed are in the checkpoint, and every micro-step reseeds the RNGs from (seed, rank, micro-step). Any
+process count may resume any checkpoint (docs/TRAINING.md, "Batch and seed semantics"). SIGTERM/SIGINT finish the
+current step, save a checkpoint and return (a second SIGINT aborts).
 """
 
 from __future__ import annotations
@@ -95,7 +93,8 @@ from ..config import save_config, to_dict
 from ..configs import LoopConfig
 from ..errors import CheckpointError, ConfigError, InputError, NumericalError
 from . import checkpoint as ckpt
-from .accelerator import end_distributed, gather_ints, load_optimizer_state, make_accelerator, optimizer_kernel
+from .accelerator import (channels_last, end_distributed, gather_ints, load_optimizer_state, make_accelerator,
+                          optimizer_kernel)
 from .logging import LossWindow, RunLogger
 from .stop_signals import StopSignals
 from .sampler import (
@@ -125,10 +124,7 @@ class TrainingTask:
     loop: LoopConfig
     #: DDP option: set True if some parameters of a prepared model get no gradient in a step.
     find_unused_parameters: bool = False
-    #: what ``train.memory_format: auto`` picks on CUDA with bf16/fp16: True (channels_last) where a benchmark
-    #: showed the stage's step faster in it (LIA), False (contiguous) until one does (cDDPM); None: the stage has
-    #: no image maps and ignores the setting (cLMDM, the start-code prior)
-    channels_last_when_auto: bool | None = None
+    channels_last_when_auto: bool | None = None  # train.memory_format auto on CUDA: accelerator.channels_last
 
     def __init__(self) -> None:
         self.stop_reason: str | None = None  # set by monitor(): the run stops, saying why
@@ -174,16 +170,9 @@ class TrainingTask:
 
     @property
     def channels_last(self) -> bool:
-        """``train.memory_format`` for this stage's image networks and maps: channels_last (NHWC, the layout of
-        cuDNN's tensor-core convolutions: contiguous maps cost a transpose before and after each) or contiguous;
-        ``auto``: channels_last on CUDA with bf16/fp16 for a stage that sets ``channels_last_when_auto``."""
-        setting = self.loop.memory_format
-        if self.channels_last_when_auto is None:
-            return False
-        if setting == "auto":
-            mixed = self.loop.mixed_precision != "no"
-            return self.channels_last_when_auto and self.accelerator.device.type == "cuda" and mixed
-        return setting == "channels_last"
+        """Whether this stage's image networks and maps train NHWC (``train.memory_format``)."""
+        return channels_last(self.loop.memory_format, self.channels_last_when_auto, self.accelerator.device,
+                             self.loop.mixed_precision)
 
     @property
     def optimizer_kernel(self) -> dict[str, bool]:
