@@ -314,7 +314,8 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
 
 
 def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict) -> str:
-    names = {"given": f"LEO, the given pipeline ({Path(str(args.pipeline)).name})", "v": "LEO, v-prediction (shipped recipe)", "eps": "LEO, ε, linear schedule, x̂₀ clipped (paper's ε)",
+    names = {"given": f"LEO, the given pipeline ({Path(str(args.pipeline)).name})",
+             "v": "LEO, v-prediction (shipped recipe)", "eps": "LEO, ε, linear schedule, x̂₀ clipped (paper's ε)",
              "eps_cosine": "LEO, ε, cosine, no clipping", "nolmc": "no-LMC ablation (v)",
              "onescale": "LMC in one scale (v)", "still": "baseline: first frame repeated (still)",
              "shuffled": "baseline: the clip's own codes shuffled", "recon": "LIA reconstruction (the ceiling)"}
