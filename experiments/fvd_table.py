@@ -238,6 +238,36 @@ def shuffled_code_videos(animator, real_dir: Path, protocol, seed: int):
             yield animator.render(animator.encode_appearance(frames[:1]), codes[order]).float().cpu()
 
 
+def real_clip_codes(animator, real_dir: Path, protocol) -> list:
+    """The animator's motion codes of every real clip of the protocol, each ``(span, M)`` on the CPU."""
+    import torch
+
+    from leo_video.metrics.generated import _real_clips
+    from leo_video.pipelines.animate import frames_to_batch
+
+    device = next(animator.parameters()).device
+    with torch.no_grad():
+        return [animator.encode_motion(frames_to_batch(reader.read(list(range(spec.frame_indices[0],
+                                                                                spec.frame_indices[-1] + 1))),
+                                                       animator.config.size, device)).float().cpu()
+                for reader, spec in _real_clips(real_dir, protocol)]  # fmt: skip
+
+
+def encode_video(animator, video) -> "torch.Tensor":
+    """A generated video ``(span, 3, S, S)`` in [-1, 1] read back into motion codes ``(span, M)`` (CPU, float32),
+    resized to the animator's resolution if needed."""
+    import torch
+    import torch.nn.functional as F
+
+    device = next(animator.parameters()).device
+    size = animator.config.size
+    with torch.no_grad():
+        x = video.float().to(device)
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return animator.encode_motion(x).float().cpu()
+
+
 # ----------------------------------------------------------------------------- measuring
 def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], lia: Path, runs: Path) -> dict:
     """``{row: {"fvd": [...], "kvd": [...], ...}}`` over the seeds; each seed's result is kept in
@@ -247,6 +277,7 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
     from leo_video.media.grid import save_contact_sheet
     from leo_video.metrics.evaluate import generated_clip_features
     from leo_video.metrics.generated import reconstructed_videos
+    from leo_video.metrics.motion import motion_report
     from leo_video.metrics.video_distance import (VideoDistanceOptions, distances_for_seed, pipeline_videos,
                                                   setup_video_distances)
     from leo_video.models.loading import load_lia
@@ -272,6 +303,7 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
         return dataclasses.replace(setup, options=dataclasses.replace(setup.options, seed=seed, gen_seed=seed),
                                    protocol=dataclasses.replace(setup.protocol, seed=seed))
 
+    real_codes: dict[tuple[str, int], list] = {}  # (split, seed) -> the real clips' codes, for the motion columns
     for seed in args.seeds:
         for row, split, pipeline in rows:
             path = folder / f"{row}_{seed}.json"
@@ -280,29 +312,39 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
                 continue
             setup = setup_for(split, seed)
             log(f"seed {seed}: {row}")
+            if animator is None:  # baselines render with it; every row's videos are encoded by it (motion columns)
+                from leo_video.utils.device import resolve_device
+
+                animator = load_lia(str(lia), device=resolve_device(args.device))
+            if (split, seed) not in real_codes:
+                real_codes[split, seed] = real_clip_codes(animator, setup.real_dir, setup.protocol)
             if pipeline is not None:
                 videos = pipeline_videos(setup, str(pipelines[pipeline]), "first-frame" if split == "test" else "none")
             else:
-                if animator is None:
-                    from leo_video.utils.device import resolve_device
-
-                    animator = load_lia(str(lia), device=resolve_device(args.device))
                 videos = {"still": lambda: still_videos(setup.real_dir, setup.protocol, animator.config.size),
                           "shuffled": lambda: shuffled_code_videos(animator, setup.real_dir, setup.protocol, seed),
                           "recon": lambda: reconstructed_videos(animator, setup.real_dir, setup.protocol)}[row]()
             kept: list = []  # the first videos of the first seed, for the row's contact sheet
             count = args.sheet_videos if seed == args.seeds[0] else 0
 
+            fake_codes: list = []  # each video's codes as the animator reads them back, (span, M)
+
             def keep(stream):
                 for video in stream:
                     if len(kept) < count:
                         kept.append(((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+                    fake_codes.append(encode_video(animator, video))
                     yield video
 
             fake = generated_clip_features(setup.detector, keep(videos), setup.protocol, args.batch_size,
                                            not args.no_progress, what=row)
             result = distances_for_seed(setup, fake, seed)
             entry = {"seed": seed, "split": split, **{k: result[k] for k in ("fvd", "kvd", "num_real", "num_fake")}}
+            # 8-code windows every 4 codes (3 per 16-frame clip), relative to their first code: 8 x M dimensions,
+            # fewer than the windows of a few hundred clips (16 x M would leave the covariances singular)
+            window = min(8, len(fake_codes[0]))
+            motion = motion_report(real_codes[split, seed], fake_codes, window, max(window // 2, 1), relative=True)
+            entry.update(code_fd=motion["code_window_fd"], jitter_ratio=motion["jitter_ratio"])
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(entry) + "\n")
             partial.replace(path)  # a call cut short leaves no half-written result
@@ -319,7 +361,8 @@ def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict)
              "eps_cosine": "LEO, ε, cosine, no clipping", "nolmc": "no-LMC ablation (v)",
              "onescale": "LMC in one scale (v)", "still": "baseline: first frame repeated (still)",
              "shuffled": "baseline: the clip's own codes shuffled", "recon": "LIA reconstruction (the ceiling)"}
-    lines = [f"| row | condition | FVD ({args.protocol}) ↓ | KVD ↓ | clips real / generated |", "|---|---|---:|---:|---|"]
+    lines = [f"| row | condition | FVD ({args.protocol}) ↓ | KVD ↓ | code-window FD ↓ | jitter ratio (1 ideal) | "
+             "clips real / generated |", "|---|---|---:|---:|---:|---:|---|"]
     table = {}
     for row, r in results.items():
         fvd = np.array([s["fvd"] for s in r["seeds"]])
@@ -330,13 +373,24 @@ def write_table(results: dict, args: argparse.Namespace, runs: Path, info: dict)
                       "kvd_mean": float(kvd.mean()), "kvd_std": float(kvd.std(ddof=1)) if len(kvd) > 1 else 0.0,
                       "seeds": [s["seed"] for s in r["seeds"]], "per_seed": r["seeds"]}
         t = table[row]
+        motion = []  # results measured before the motion columns existed have none: "—"
+        for name in ("code_fd", "jitter_ratio"):
+            values = np.array([s[name] for s in r["seeds"] if name in s])
+            if len(values) == len(r["seeds"]):
+                t[f"{name}_mean"] = float(values.mean())
+                t[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                motion.append(f"{t[f'{name}_mean']:.3g} ± {t[f'{name}_std']:.2g}")
+            else:
+                motion.append("—")
         condition = "unconditional (prior + cDDPM), vs train clips" if uncond else "first frame of a test clip"
         lines.append(f"| {names[key]} | {condition} | {t['fvd_mean']:.1f} ± {t['fvd_std']:.1f} | "
-                     f"{t['kvd_mean']:.4g} ± {t['kvd_std']:.2g} | {r['seeds'][0]['num_real']} / "
-                     f"{r['seeds'][0]['num_fake']} |")
+                     f"{t['kvd_mean']:.4g} ± {t['kvd_std']:.2g} | {motion[0]} | {motion[1]} | "
+                     f"{r['seeds'][0]['num_real']} / {r['seeds'][0]['num_fake']} |")
     notes = [f"- {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}): the real clips' offsets and the samples; "
              + ("one training run per variant. " if args.variants and not args.pipeline else "")
-             + "KVD: unbiased MMD², not x1000.",
+             + "KVD: unbiased MMD², not x1000. Motion columns: every video read back into codes by the animator, "
+             "Fréchet distance of the clips' 8-code windows relative to their first code, and mean code step "
+             "over the real clips' (`leo-video eval motion`).",
              f"- data {info['data']}; animator {info['lia']}; detector {args.detector or 'i3d-k400'}; sampler "
              f"{args.sampler} {args.steps} steps; "
              + (f"the pipeline {args.pipeline} as it is (no training)." if args.pipeline else

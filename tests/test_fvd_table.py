@@ -90,11 +90,17 @@ def test_smoke_run_measures_every_row_on_the_same_clips_and_resumes(table, tmp_p
         assert all(s["num_real"] == s["num_fake"] == 4 for s in r["per_seed"])  # 4 test (or train) clips each
         assert r["per_seed"][0]["split"] == ("train" if row.startswith("uncond_") else "test")
         assert (runs / f"sheet_{row}.png").is_file()
+    # motion columns: every video read back into codes; the still's codes never move (jitter ratio 0), the
+    # reconstruction's move (it is driven by the real codes)
+    assert all(np.isfinite([s["code_fd"], s["jitter_ratio"]]).all() for r in result.values() for s in r["per_seed"])
+    assert all(s["jitter_ratio"] < 1e-6 for s in result["still"]["per_seed"])
+    assert all(s["jitter_ratio"] > 0.01 for s in result["recon"]["per_seed"])
     # the still baseline is far from a moving model's clips under any detector that sees motion; here it
     # must at least differ from the variants (a row that reused another's clips would not)
     assert result["still"]["fvd_mean"] != result["v"]["fvd_mean"]
     text = (runs / "table.md").read_text()
     assert "| baseline: first frame repeated (still) | first frame of a test clip |" in text
+    assert "| code-window FD ↓ | jitter ratio (1 ideal) |" in text
     assert "stage 2 at most 1.0 minutes each (the cDDPM 1.5)." in text
 
     export = runs / "lmdm_v" / "export" / "config.json"
