@@ -220,52 +220,38 @@ def still_videos(real_dir: Path, protocol, size: int):
         yield first.expand(protocol.span, -1, -1, -1)
 
 
+def real_clip_spans(animator, real_dir: Path, protocol):
+    """Every frame of each real clip's span, in the protocol's order, at the animator's size on its device:
+    ``(span, 3, S, S)`` in [-1, 1]."""
+    from leo_video.metrics.generated import _real_clips
+    from leo_video.pipelines.animate import frames_to_batch
+
+    device = next(animator.parameters()).device
+    for reader, spec in _real_clips(real_dir, protocol):
+        yield frames_to_batch(reader.read(list(range(spec.frame_indices[0], spec.frame_indices[-1] + 1))),
+                              animator.config.size, device)
+
+
 def shuffled_code_videos(animator, real_dir: Path, protocol, seed: int):
     """Each real clip re-rendered from its first frame with the clip's own codes in a random order (``seed``)."""
     import torch
 
-    from leo_video.metrics.generated import _real_clips
-    from leo_video.pipelines.animate import frames_to_batch
-
     rng = np.random.default_rng(seed)
-    device = next(animator.parameters()).device
     with torch.no_grad():
-        for reader, spec in _real_clips(real_dir, protocol):
-            frames = frames_to_batch(reader.read(list(range(spec.frame_indices[0], spec.frame_indices[-1] + 1))),
-                                     animator.config.size, device)  # (span, 3, S, S)
+        for frames in real_clip_spans(animator, real_dir, protocol):
             codes = animator.encode_motion(frames)  # (span, M)
-            order = torch.from_numpy(rng.permutation(len(codes))).to(device)
+            order = torch.from_numpy(rng.permutation(len(codes))).to(codes.device)
             yield animator.render(animator.encode_appearance(frames[:1]), codes[order]).float().cpu()
 
 
-def real_clip_codes(animator, real_dir: Path, protocol) -> list:
-    """The animator's motion codes of every real clip of the protocol, each ``(span, M)`` on the CPU."""
+def clip_codes(animator, videos) -> list:
+    """Motion codes ``(span, M)`` (CPU, float32) of videos ``(span, 3, S, S)`` in [-1, 1] at the animator's size:
+    real clips (``real_clip_spans``) or generated ones (every row here renders with this animator)."""
     import torch
-
-    from leo_video.metrics.generated import _real_clips
-    from leo_video.pipelines.animate import frames_to_batch
 
     device = next(animator.parameters()).device
     with torch.no_grad():
-        return [animator.encode_motion(frames_to_batch(reader.read(list(range(spec.frame_indices[0],
-                                                                                spec.frame_indices[-1] + 1))),
-                                                       animator.config.size, device)).float().cpu()
-                for reader, spec in _real_clips(real_dir, protocol)]  # fmt: skip
-
-
-def encode_video(animator, video) -> "torch.Tensor":
-    """A generated video ``(span, 3, S, S)`` in [-1, 1] read back into motion codes ``(span, M)`` (CPU, float32),
-    resized to the animator's resolution if needed."""
-    import torch
-    import torch.nn.functional as F
-
-    device = next(animator.parameters()).device
-    size = animator.config.size
-    with torch.no_grad():
-        x = video.float().to(device)
-        if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return animator.encode_motion(x).float().cpu()
+        return [animator.encode_motion(video.float().to(device)).float().cpu() for video in videos]
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -317,7 +303,8 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
 
                 animator = load_lia(str(lia), device=resolve_device(args.device))
             if (split, seed) not in real_codes:
-                real_codes[split, seed] = real_clip_codes(animator, setup.real_dir, setup.protocol)
+                spans = real_clip_spans(animator, setup.real_dir, setup.protocol)
+                real_codes[split, seed] = clip_codes(animator, spans)
             if pipeline is not None:
                 videos = pipeline_videos(setup, str(pipelines[pipeline]), "first-frame" if split == "test" else "none")
             else:
@@ -333,7 +320,7 @@ def measure(args: argparse.Namespace, data: Path, pipelines: dict[str, Path], li
                 for video in stream:
                     if len(kept) < count:
                         kept.append(((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
-                    fake_codes.append(encode_video(animator, video))
+                    fake_codes.extend(clip_codes(animator, [video]))
                     yield video
 
             fake = generated_clip_features(setup.detector, keep(videos), setup.protocol, args.batch_size,
