@@ -133,10 +133,44 @@ def profile_table(fn: Callable[[], object], device: torch.device, rows: int = 15
     if cuda:  # kernels only: ops' self device time is their kernels', counted once
         events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     total = sum(getattr(e, key) for e in events)
+    if dump is not None and cuda:
+        classes = kernel_classes([(e.key, e.count, getattr(e, key) / 1e3) for e in events])
+        lines = ["", "Kernel time by class (one step):", "| class | kernels | ms | share |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {n} | {ms:.2f} | {100 * ms / max(total / 1e3, 1e-9):.1f}% |" for name, n, ms in classes]
+        with open(dump, "a") as f:
+            f.write("\n".join(lines) + "\n")
     events.sort(key=lambda e: getattr(e, key), reverse=True)
     table = [[e.key[:90].replace("|", "/"), str(e.count), f"{getattr(e, key) / 1e3:.2f}",
               f"{100 * getattr(e, key) / max(total, 1):.1f}%"] for e in events[:rows]]  # fmt: skip
     return table, total / 1e3
+
+
+# Kernel-name patterns of each class, first match wins (cuDNN/cuBLAS/CUTLASS names vary by version and card).
+KERNEL_CLASSES = (
+    ("layout transposes", ("nchwtonhwc", "nhwctonchw", "transpose")),
+    ("convolution / matmul (tensor cores)", ("xmma", "cudnn", "gemm", "cutlass", "wgrad", "dgrad", "fprop",
+                                             "implicit_convolve", "conv2d", "sm90_", "sm80_", "nvjet")),
+    ("Triton (fused bias-act and compiled code)", ("triton", "_bias_act_")),
+    ("optimizer (multi-tensor)", ("multi_tensor", "fused_adam", "adam")),
+    ("grid_sample", ("grid_sampler",)),
+    ("reductions", ("reduce_kernel", "reduce", "norm_kernel")),
+    ("pooling", ("pool",)),
+    ("copies and casts", ("copy", "catarray")),
+    ("pointwise (elementwise)", ("elementwise",)),
+)
+
+
+def kernel_classes(kernels: list[tuple[str, int, float]]) -> list[tuple[str, int, float]]:
+    """(name, calls, ms) of device kernels -> (class, calls, ms) per :data:`KERNEL_CLASSES` class plus
+    ``other``, by descending ms: how one step's device time divides between arithmetic and memory passes."""
+    sums: dict[str, list] = {}
+    for name, calls, ms in kernels:
+        low = name.lower()
+        cls = next((c for c, pats in KERNEL_CLASSES if any(p in low for p in pats)), "other")
+        entry = sums.setdefault(cls, [0, 0.0])
+        entry[0] += calls
+        entry[1] += ms
+    return sorted(((c, n, ms) for c, (n, ms) in sums.items()), key=lambda r: -r[2])
 
 
 def count_launches(fn: Callable[[], object], device: torch.device) -> dict[str, int | None]:

@@ -307,3 +307,32 @@ def test_encode_motion_benchmark(bench_modules, out, tmp_path):
     assert one["flops_per_frame"] == four["flops_per_frame"] > 0 and one["encoder_mfu"] is None  # no peak on CPU
     assert all(r[k] > 0 for r in (one, four) for k in ("frames_per_s", "decode_frames_per_s", "encoder_frames_per_s"))
     assert "| fp32 | 1 |" in text and "| 1.00x |" in text and "| fp32 | 4 |" in text
+
+
+def test_kernel_classes_sum_and_order():
+    """The profile's class table: every kernel in exactly one class, times summed, largest first."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        _bench = importlib.import_module("_bench")
+    finally:
+        sys.path.remove(str(BENCH))
+    kernels = [
+        ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", 10, 4.0),
+        ("void cudnn::ops::nchwToNhwcKernel<__nv_bfloat16>", 4, 0.5),
+        ("_bias_act_forward", 3, 0.25),  # a Triton kernel carries its Python name
+        ("triton_poi_fused_add_mul_0", 2, 0.25),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::bfloat16_copy_kernel_cuda>", 7, 1.0),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::AddFunctor<float>>", 5, 2.0),
+        ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float>>", 2, 0.5),
+        ("void at::native::grid_sampler_2d_backward_kernel<float>", 1, 1.5),
+    ]
+    rows = _bench.kernel_classes(kernels)
+    by_class = {c: (n, ms) for c, n, ms in rows}
+    assert by_class["convolution / matmul (tensor cores)"] == (10, 4.0)
+    assert by_class["layout transposes"] == (4, 0.5)
+    assert by_class["copies and casts"] == (7, 1.0)
+    assert by_class["pointwise (elementwise)"] == (5, 2.0)
+    assert by_class["Triton (fused bias-act and compiled code)"] == (5, 0.5)
+    assert "other" not in by_class
+    assert sum(n for _, n, _ in rows) == sum(n for _, n, _ in kernels)
+    assert [ms for _, _, ms in rows] == sorted((ms for _, _, ms in rows), reverse=True)
