@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -336,3 +337,30 @@ def test_kernel_classes_sum_and_order():
     assert "other" not in by_class
     assert sum(n for _, n, _ in rows) == sum(n for _, n, _ in kernels)
     assert [ms for _, _, ms in rows] == sorted((ms for _, _, ms in rows), reverse=True)
+
+
+def test_roofline_records_the_flops_and_extrapolates_exactly(bench_modules, out):
+    """The roofline's op record sums to FlopCounterMode's count of the same step, its batch extrapolation
+    reproduces a recorded batch (FLOPs and bytes are linear in the batch), and the report has the ceiling."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        roofline = importlib.import_module("roofline")
+    finally:
+        sys.path.remove(str(BENCH))
+    argv = ["--size", "64", "--channel-max", "16", "--style-dim", "32", "--no-vgg", "--threads", "2"]
+    args = SimpleNamespace(size=64, channel_max=16, style_dim=32, no_vgg=True)
+    steps = {b: roofline.lia_step(args, b) for b in (4, 8, 12)}  # D's minibatch-std groups of 4 throughout
+    records = {b: roofline.record(step) for b, step in steps.items()}
+    flops = sum(f for _, f, _ in records[4].values())
+    with FlopCounterMode(display=False) as counter:
+        steps[4]()
+    assert flops == counter.get_total_flops() > 0
+    guessed = roofline.extrapolate(records[4], records[8], 4, 8, 12)
+    for cls, (_, f, b) in records[12].items():
+        assert guessed[cls][1] == pytest.approx(f, rel=1e-9) and guessed[cls][2] == pytest.approx(b, rel=1e-9), cls
+    assert "optimizer" in records[4] and "FIR filters (depthwise convolutions)" in records[4]
+    roofline.main([*argv, "--batch", "16", "--record-batches", "4", "8", "--out", str(out)])
+    text, data = _report(out, "roofline")
+    assert "MFU ceiling" in text and 0 < data["batch16"]["mfu_ceiling"] < 1

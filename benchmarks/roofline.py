@@ -1,0 +1,207 @@
+"""Issue 22: the roofline of one LIA training step — the fastest a card could run it, operator by operator.
+
+Every ATen operator of one real ``LIATrainingTask.train_step`` (G step + D step, the ``taichi256`` recipe, random
+pairs) is recorded below autograd, as a device would run it: its FLOPs (torch's own FLOP formulas, the ones
+``FlopCounterMode`` sums) and the bytes it must move (every distinct tensor it reads and writes, once, at
+2 bytes per floating element as under bf16 autocast). On a card with peak ``P`` FLOP/s and memory bandwidth
+``W`` bytes/s an operator cannot take less than ``max(FLOPs / P, bytes / W)``; the sum over the step is its
+roofline time, and FLOPs / P over that is the highest MFU the step can reach **without fusing operators**.
+Compare the classes with the measured profile's "kernel time by class" (``train_throughput.py --profile``) to
+see which side of the gap is the kernels' efficiency and which is the passes themselves.
+
+The step is recorded on the CPU (fp32, contiguous, plain ops: no Triton, no fused Adam): at two batch sizes,
+then every class is extrapolated linearly to ``--batch`` (activations scale with the batch; weights and Adam
+do not). What this leaves out, on purpose: casts (autocast's copies, in the GPU profile's "copies and casts"),
+the lazy R1 step (every 16th D step), and launch gaps.
+
+    python benchmarks/roofline.py --card H100 --size 256 --batch 32 64   # ~10 min on 2 CPU cores
+    python benchmarks/roofline.py --size 64 --channel-max 32 --style-dim 32 --no-vgg --batch 16   # smoke size
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from types import SimpleNamespace
+
+import _bench
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+# Dense bf16 peak (FLOP/s) and memory bandwidth (bytes/s) of the cards the roofline is drawn for (datasheets).
+CARDS = {"H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12), "H100 PCIe": (756e12, 2.0e12), "A100": (312e12, 2.04e12)}
+BYTES_PER_ELEMENT = 2  # bf16 autocast: activations, their gradients and the casts' outputs are 2 bytes
+
+
+def op_class(name: str, depthwise: bool, optimizer: bool) -> str:
+    """The class of one ATen op (``name`` like ``aten.convolution.default``)."""
+    if optimizer:
+        return "optimizer"
+    if name.startswith(("aten.convolution", "aten._convolution")):
+        return "FIR filters (depthwise convolutions)" if depthwise else "dense convolutions"
+    if name.startswith(("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm")):
+        return "matmuls"
+    if "grid_sampler" in name:
+        return "grid_sample"
+    if name.startswith(("aten.sum", "aten.mean", "aten.norm", "aten.linalg_vector_norm", "aten.amax", "aten.var",
+                        "aten.max_pool", "aten.avg_pool")):
+        return "reductions"
+    return "pointwise and the rest"
+
+
+def _depthwise(func, args) -> bool:
+    """Whether a convolution (or its backward) reads one input channel per filter: the FIR filters, whose literal
+    form convolves every channel alone."""
+    name = str(func)
+    if name.startswith(("aten.convolution", "aten._convolution")):
+        weight = args[2] if name.startswith("aten.convolution_backward") else args[1]
+        return weight.shape[1] == 1
+    return False
+
+
+class OpRecorder(TorchDispatchMode):
+    """Sums (ops, FLOPs, bytes) per class of every ATen op run inside it; views move no data and are skipped."""
+
+    def __init__(self):
+        super().__init__()
+        self.totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        self.by_op: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])  # the same, per ATen op
+        self.in_optimizer = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.is_view or func in (torch.ops.aten.detach.default, torch.ops.prim.device.default):
+            return out
+        flop_fn = flop_registry.get(func._overloadpacket)
+        flops = flop_fn(*args, **kwargs, out_val=out) if flop_fn is not None else 0
+        seen, moved = set(), 0
+        for t in tree_flatten((args, kwargs))[0] + [None] + tree_flatten(out)[0]:
+            if t is None:  # reads above, writes below: an in-place op reads and writes the same tensor
+                seen = set()
+                continue
+            if isinstance(t, torch.Tensor) and t.numel() and (t.data_ptr(), t.numel()) not in seen:
+                seen.add((t.data_ptr(), t.numel()))
+                moved += t.numel() * (BYTES_PER_ELEMENT if t.is_floating_point() else t.element_size())
+        cls = op_class(str(func), _depthwise(func, args), self.in_optimizer)
+        for entry in (self.totals[cls], self.by_op[f"{cls}: {func._overloadpacket.__name__}"]):
+            entry[0] += 1
+            entry[1] += flops
+            entry[2] += moved
+        return out
+
+
+def lia_step(args: argparse.Namespace, batch: int):
+    """One warmed-up LIA training step at ``batch`` on the CPU, as a callable (each call is the next step; the
+    step numbers skip every 16th, the lazy R1 step)."""
+    import train_throughput
+
+    task_args = SimpleNamespace(size=args.size, channel_max=args.channel_max, style_dim=args.style_dim, batch=batch,
+                                no_vgg=args.no_vgg, perceptual="vgg19")
+    device = torch.device("cpu")
+    task = train_throughput.lia_task(task_args, "fp32", device, "foreach", "off")
+    pairs = train_throughput.random_pairs(task_args, device, 0)
+    numbers = (n for n in range(1, 1 << 30) if n % 16)
+
+    def step():
+        task.train_step(pairs, next(numbers))
+
+    step.optimizers = [getattr(o, "optimizer", o) for o in task.optimizers.values()]  # inside accelerate's wrapper
+    step()  # warm-up: lazily built buffers (VGG, grids) out of the record
+    return step
+
+
+def record(step, by_op: bool = False) -> dict[str, list[float]]:
+    """(ops, FLOPs, bytes) per class of one call of ``step`` (from :func:`lia_step`); ``by_op``: per
+    ``"<class>: <ATen op>"`` instead."""
+    recorder = OpRecorder()
+
+    def mark(optimizer, *_):
+        recorder.in_optimizer = not recorder.in_optimizer  # pre hook: in, post hook: out
+
+    hooks = [h for o in step.optimizers for h in (o.register_step_pre_hook(mark), o.register_step_post_hook(mark))]
+    try:
+        with recorder:  # the CPU's FIR filters: depthwise (transposed) convolutions, no separate padding pass
+            step()
+    finally:
+        for h in hooks:
+            h.remove()
+    return dict(recorder.by_op if by_op else recorder.totals)
+
+
+def roofline(classes: dict[str, list[float]], peak: float, bandwidth: float) -> dict[str, float]:
+    """Per class: the roofline seconds ``max(FLOPs / peak, bytes / bandwidth)`` of its ops taken together (ops
+    within a class are alike: all bound by compute or all by memory, so the bound of the sums is close to the sum
+    of the bounds)."""
+    return {c: max(f / peak, b / bandwidth) for c, (_, f, b) in classes.items()}
+
+
+def extrapolate(small: dict, large: dict, b0: int, b1: int, batch: int) -> dict[str, list[float]]:
+    """Each class's (ops, FLOPs, bytes) at ``batch``, linear in the batch through the records at b0 and b1."""
+    out = {}
+    for c in set(small) | set(large):
+        s, g = small.get(c, [0, 0.0, 0.0]), large.get(c, [0, 0.0, 0.0])
+        out[c] = [g[0]] + [s[i] + (g[i] - s[i]) * (batch - b0) / (b1 - b0) for i in (1, 2)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench_out")
+    parser.add_argument("--name", default="roofline")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--card", choices=sorted(CARDS), default="H100")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--channel-max", type=int, default=512)
+    parser.add_argument("--style-dim", type=int, default=512)
+    parser.add_argument("--no-vgg", action="store_true", help="perceptual loss off (smoke runs)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 64], help="batches the roofline is drawn for")
+    parser.add_argument("--record-batches", type=int, nargs=2, default=[4, 8], metavar=("B0", "B1"),
+                        help="the two batches recorded on the CPU (linear extrapolation from them; both multiples of "
+                             "the discriminator's minibatch-std group of 4, whose statistics are not linear below it)")
+    parser.add_argument("--top-ops", type=int, default=15, help="rows of the table of ops by bytes moved")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    b0, b1 = args.record_batches
+    records = {b: record(lia_step(args, b), by_op=True) for b in (b0, b1)}  # classes are sums of their ops
+    peak, bandwidth = CARDS[args.card]
+    report = _bench.Report(args.name, f"Roofline of one LIA training step on {args.card} (issue 22)", torch.device("cpu"))
+    report.data["setting"] = {"size": args.size, "channel_max": args.channel_max, "card": args.card, "peak": peak,
+                              "bandwidth": bandwidth, "record_batches": [b0, b1]}
+    for batch in args.batch:
+        ops = extrapolate(records[b0], records[b1], b0, b1, batch)
+        classes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        for key, values in ops.items():
+            classes[key.split(": ")[0]] = [a + b for a, b in zip(classes[key.split(": ")[0]], values)]
+        seconds = roofline(classes, peak, bandwidth)
+        total_s, total_flops = sum(seconds.values()), sum(f for _, f, _ in classes.values())
+        rows = []
+        for c in sorted(classes, key=lambda c: -seconds[c]):
+            calls, flops, moved = classes[c]
+            bound = "compute" if flops / peak >= moved / bandwidth else "memory"
+            rows.append([c, f"{int(calls):,}", f"{flops / 1e9:,.0f}", f"{moved / 1e9:,.2f}",
+                         f"{flops / max(moved, 1):,.0f}", bound, f"{1e3 * seconds[c]:.1f}",
+                         f"{100 * seconds[c] / total_s:.1f}%"])
+        ceiling = total_flops / peak / total_s
+        rows.append(["**step**", "", f"{total_flops / 1e9:,.0f}", f"{sum(b for *_, b in classes.values()) / 1e9:,.2f}",
+                     "", "", f"**{1e3 * total_s:.1f}**", f"MFU ceiling **{100 * ceiling:.1f}%**"])
+        report.table(f"{args.size}², batch {batch}, channel_max {args.channel_max}: roofline on {args.card} "
+                     f"({peak / 1e12:.0f} TFLOP/s bf16, {bandwidth / 1e12:.2f} TB/s)",
+                     ["class", "ops", "GFLOP", "GB moved", "FLOP/byte", "bound by", "roofline ms", "share"], rows)
+        top = sorted(ops.items(), key=lambda kv: -kv[1][2])[:args.top_ops]
+        report.table(f"{args.size}², batch {batch}: the {len(top)} ATen ops that move the most bytes",
+                     ["class: op", "calls", "GB moved", "roofline ms at the bandwidth", "share of the step's bytes"],
+                     [[k, f"{int(n):,}", f"{b / 1e9:,.2f}", f"{1e3 * b / bandwidth:.1f}",
+                       f"{100 * b / sum(v[2] for v in ops.values()):.1f}%"] for k, (n, _, b) in top])
+        report.data[f"batch{batch}"] = {"classes": dict(classes), "ops": ops, "seconds": seconds, "mfu_ceiling": ceiling}
+    report.notes.append(f"Recorded on the CPU at batches {b0} and {b1} (fp32 run, bytes at {BYTES_PER_ELEMENT} per "
+                        "floating element), extrapolated linearly; casts, lazy R1 and launch gaps not included.")
+    report.write(args.out)
+
+
+if __name__ == "__main__":
+    main()
