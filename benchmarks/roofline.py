@@ -21,8 +21,11 @@ the lazy R1 step (every 16th D step), and launch gaps.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 from collections import defaultdict
 from types import SimpleNamespace
+from unittest import mock
 
 import _bench
 import torch
@@ -69,11 +72,18 @@ class OpRecorder(TorchDispatchMode):
         self.totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         self.by_op: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])  # the same, per ATen op
         self.in_optimizer = False
+        self.paused = False
+
+    def add(self, cls: str, op: str, flops: float, moved: float) -> None:
+        for entry in (self.totals[cls], self.by_op[f"{cls}: {op}"]):
+            entry[0] += 1
+            entry[1] += flops
+            entry[2] += moved
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func.is_view or func in (torch.ops.aten.detach.default, torch.ops.prim.device.default):
+        if self.paused or func.is_view or func in (torch.ops.aten.detach.default, torch.ops.prim.device.default):
             return out
         flop_fn = flop_registry.get(func._overloadpacket)
         flops = flop_fn(*args, **kwargs, out_val=out) if flop_fn is not None else 0
@@ -85,12 +95,70 @@ class OpRecorder(TorchDispatchMode):
             if isinstance(t, torch.Tensor) and t.numel() and (t.data_ptr(), t.numel()) not in seen:
                 seen.add((t.data_ptr(), t.numel()))
                 moved += t.numel() * (BYTES_PER_ELEMENT if t.is_floating_point() else t.element_size())
-        cls = op_class(str(func), _depthwise(func, args), self.in_optimizer)
-        for entry in (self.totals[cls], self.by_op[f"{cls}: {func._overloadpacket.__name__}"]):
-            entry[0] += 1
-            entry[1] += flops
-            entry[2] += moved
+        self.add(op_class(str(func), _depthwise(func, args), self.in_optimizer), func._overloadpacket.__name__,
+                 flops, moved)
         return out
+
+
+def _bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * BYTES_PER_ELEMENT for t in tensors if t is not None)
+
+
+class FusedBiasActModel(torch.autograd.Function):
+    """The Triton bias-act kernel's traffic, for the roofline of the step as CUDA runs it: computes with the
+    reference ops unrecorded, and records one pass per direction as the kernel makes it (forward: read x, write
+    y; backward: read dy and the saved map, write dx; the bias and scale gradients are reduced in that pass)."""
+
+    @staticmethod
+    def forward(ctx, x, bias, scale, slope, gain, recorder):
+        from leo_video.kernels.bias_act import bias_act_reference
+
+        recorder.paused = True
+        try:
+            y = bias_act_reference(x, bias, slope, gain, scale)
+        finally:
+            recorder.paused = False
+        recorder.add("pointwise and the rest", "fused bias_act (Triton) forward", 0, _bytes(x, y))
+        ctx.save_for_backward(x, bias, scale)
+        ctx.slope, ctx.gain, ctx.recorder = slope, gain, recorder
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        from leo_video.kernels.bias_act import bias_act_reference
+
+        x, bias, scale = ctx.saved_tensors
+        ctx.recorder.paused = True
+        try:
+            with torch.enable_grad():
+                inputs = [t.detach().requires_grad_(need) for t, need in zip((x, bias, scale), ctx.needs_input_grad)
+                          if t is not None]  # fmt: skip
+                y = bias_act_reference(*inputs[:2], ctx.slope, ctx.gain, inputs[2] if scale is not None else None)
+                wanted = [t for t in inputs if t.requires_grad]
+                grads = iter(torch.autograd.grad(y, wanted, dy))
+        finally:
+            ctx.recorder.paused = False
+        out = [next(grads) if t is not None and need else None for t, need in zip((x, bias, scale), ctx.needs_input_grad)]
+        ctx.recorder.add("pointwise and the rest", "fused bias_act (Triton) backward", 0,
+                         _bytes(dy, x, out[0]))
+        return (*out, None, None, None)
+
+
+@contextlib.contextmanager
+def fused_bias_act(recorder: OpRecorder, batch: int):
+    """Within the block the StyleGAN2 activations whose map would have at least ``FUSED_MIN_ELEMENTS`` at
+    ``batch`` run (and are recorded) as the Triton kernel does on CUDA (:class:`FusedBiasActModel`); smaller
+    ones take the reference ops, as there."""
+    from leo_video.kernels import bias_act as module
+    from leo_video.models import stylegan2
+
+    def routed(x, bias, slope, gain, scale=None):
+        if x.numel() // x.shape[0] * batch >= module.FUSED_MIN_ELEMENTS and module.fusable(x, bias, slope, gain, scale):
+            return FusedBiasActModel.apply(x, bias, scale, slope, gain, recorder)
+        return module.bias_act_reference(x, bias, slope, gain, scale)
+
+    with mock.patch.object(stylegan2, "bias_act", routed):
+        yield
 
 
 def lia_step(args: argparse.Namespace, batch: int):
@@ -113,9 +181,10 @@ def lia_step(args: argparse.Namespace, batch: int):
     return step
 
 
-def record(step, by_op: bool = False) -> dict[str, list[float]]:
+def record(step, by_op: bool = False, fused_at: int | None = None) -> dict[str, list[float]]:
     """(ops, FLOPs, bytes) per class of one call of ``step`` (from :func:`lia_step`); ``by_op``: per
-    ``"<class>: <ATen op>"`` instead."""
+    ``"<class>: <ATen op>"`` instead; ``fused_at``: the activations the Triton kernel takes at that batch as
+    its passes (:func:`fused_bias_act`)."""
     recorder = OpRecorder()
 
     def mark(optimizer, *_):
@@ -123,7 +192,8 @@ def record(step, by_op: bool = False) -> dict[str, list[float]]:
 
     hooks = [h for o in step.optimizers for h in (o.register_step_pre_hook(mark), o.register_step_post_hook(mark))]
     try:
-        with recorder:  # the CPU's FIR filters: depthwise (transposed) convolutions, no separate padding pass
+        # the CPU's FIR filters: depthwise (transposed) convolutions, no separate padding pass
+        with fused_bias_act(recorder, fused_at) if fused_at else contextlib.nullcontext(), recorder:
             step()
     finally:
         for h in hooks:
@@ -147,6 +217,38 @@ def extrapolate(small: dict, large: dict, b0: int, b1: int, batch: int) -> dict[
     return out
 
 
+def draw(report: _bench.Report, ops: dict[str, list[float]], args: argparse.Namespace, batch: int,
+         fused: str) -> dict:
+    """Add the class table and the top ops by bytes of one extrapolated record to ``report``; returns its data."""
+    peak, bandwidth = CARDS[args.card]
+    classes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for key, values in ops.items():
+        classes[key.split(": ")[0]] = [a + b for a, b in zip(classes[key.split(": ")[0]], values)]
+    seconds = roofline(classes, peak, bandwidth)
+    total_s, total_flops = sum(seconds.values()), sum(f for _, f, _ in classes.values())
+    rows = []
+    for c in sorted(classes, key=lambda c: -seconds[c]):
+        calls, flops, moved = classes[c]
+        bound = "compute" if flops / peak >= moved / bandwidth else "memory"
+        rows.append([c, f"{int(calls):,}", f"{flops / 1e9:,.0f}", f"{moved / 1e9:,.2f}", f"{flops / max(moved, 1):,.0f}",
+                     bound, f"{1e3 * seconds[c]:.1f}", f"{100 * seconds[c] / total_s:.1f}%"])
+    ceiling = total_flops / peak / total_s
+    rows.append(["**step**", "", f"{total_flops / 1e9:,.0f}", f"{sum(b for *_, b in classes.values()) / 1e9:,.2f}",
+                 "", "", f"**{1e3 * total_s:.1f}**", f"MFU ceiling **{100 * ceiling:.1f}%**"])
+    what = ("plain ops" if fused == "off" else
+            "the Triton bias-act on maps of at least FUSED_MIN_ELEMENTS, as `train lia` runs on CUDA")
+    report.table(f"{args.size}², batch {batch}, channel_max {args.channel_max}, {what}: roofline on {args.card} "
+                 f"({peak / 1e12:.0f} TFLOP/s bf16, {bandwidth / 1e12:.2f} TB/s)",
+                 ["class", "ops", "GFLOP", "GB moved", "FLOP/byte", "bound by", "roofline ms", "share"], rows)
+    top = sorted(ops.items(), key=lambda kv: -kv[1][2])[:args.top_ops]
+    total_bytes = sum(v[2] for v in ops.values())
+    report.table(f"{args.size}², batch {batch}, {what}: the {len(top)} ATen ops that move the most bytes",
+                 ["class: op", "calls", "GB moved", "roofline ms at the bandwidth", "share of the step's bytes"],
+                 [[k, f"{int(n):,}", f"{b / 1e9:,.2f}", f"{1e3 * b / bandwidth:.1f}", f"{100 * b / total_bytes:.1f}%"]
+                  for k, (n, _, b) in top])
+    return {"classes": dict(classes), "ops": ops, "seconds": seconds, "mfu_ceiling": ceiling}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench_out")
@@ -161,43 +263,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--record-batches", type=int, nargs=2, default=[4, 8], metavar=("B0", "B1"),
                         help="the two batches recorded on the CPU (linear extrapolation from them; both multiples of "
                              "the discriminator's minibatch-std group of 4, whose statistics are not linear below it)")
+    parser.add_argument("--fused", nargs="+", choices=("off", "on"), default=["off", "on"],
+                        help="the step with plain ops and/or with the Triton bias-act kernel's passes, a table each")
     parser.add_argument("--top-ops", type=int, default=15, help="rows of the table of ops by bytes moved")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     b0, b1 = args.record_batches
-    records = {b: record(lia_step(args, b), by_op=True) for b in (b0, b1)}  # classes are sums of their ops
     peak, bandwidth = CARDS[args.card]
     report = _bench.Report(args.name, f"Roofline of one LIA training step on {args.card} (issue 22)", torch.device("cpu"))
     report.data["setting"] = {"size": args.size, "channel_max": args.channel_max, "card": args.card, "peak": peak,
                               "bandwidth": bandwidth, "record_batches": [b0, b1]}
-    for batch in args.batch:
+    steps = {b: lia_step(args, b) for b in (b0, b1)}
+    plain = {b: record(steps[b], by_op=True) for b in (b0, b1)}  # classes are sums of their ops
+    for batch, fused in itertools.product(args.batch, args.fused):
+        # the kernel's size threshold applies to the maps at the drawn batch, not the recorded ones
+        records = plain if fused == "off" else {b: record(steps[b], by_op=True, fused_at=batch) for b in (b0, b1)}
         ops = extrapolate(records[b0], records[b1], b0, b1, batch)
-        classes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-        for key, values in ops.items():
-            classes[key.split(": ")[0]] = [a + b for a, b in zip(classes[key.split(": ")[0]], values)]
-        seconds = roofline(classes, peak, bandwidth)
-        total_s, total_flops = sum(seconds.values()), sum(f for _, f, _ in classes.values())
-        rows = []
-        for c in sorted(classes, key=lambda c: -seconds[c]):
-            calls, flops, moved = classes[c]
-            bound = "compute" if flops / peak >= moved / bandwidth else "memory"
-            rows.append([c, f"{int(calls):,}", f"{flops / 1e9:,.0f}", f"{moved / 1e9:,.2f}",
-                         f"{flops / max(moved, 1):,.0f}", bound, f"{1e3 * seconds[c]:.1f}",
-                         f"{100 * seconds[c] / total_s:.1f}%"])
-        ceiling = total_flops / peak / total_s
-        rows.append(["**step**", "", f"{total_flops / 1e9:,.0f}", f"{sum(b for *_, b in classes.values()) / 1e9:,.2f}",
-                     "", "", f"**{1e3 * total_s:.1f}**", f"MFU ceiling **{100 * ceiling:.1f}%**"])
-        report.table(f"{args.size}², batch {batch}, channel_max {args.channel_max}: roofline on {args.card} "
-                     f"({peak / 1e12:.0f} TFLOP/s bf16, {bandwidth / 1e12:.2f} TB/s)",
-                     ["class", "ops", "GFLOP", "GB moved", "FLOP/byte", "bound by", "roofline ms", "share"], rows)
-        top = sorted(ops.items(), key=lambda kv: -kv[1][2])[:args.top_ops]
-        report.table(f"{args.size}², batch {batch}: the {len(top)} ATen ops that move the most bytes",
-                     ["class: op", "calls", "GB moved", "roofline ms at the bandwidth", "share of the step's bytes"],
-                     [[k, f"{int(n):,}", f"{b / 1e9:,.2f}", f"{1e3 * b / bandwidth:.1f}",
-                       f"{100 * b / sum(v[2] for v in ops.values()):.1f}%"] for k, (n, _, b) in top])
-        report.data[f"batch{batch}"] = {"classes": dict(classes), "ops": ops, "seconds": seconds, "mfu_ceiling": ceiling}
+        report.data[f"batch{batch}" + ("" if fused == "off" else "_fused")] = draw(report, ops, args, batch, fused)
     report.notes.append(f"Recorded on the CPU at batches {b0} and {b1} (fp32 run, bytes at {BYTES_PER_ELEMENT} per "
                         "floating element), extrapolated linearly; casts, lazy R1 and launch gaps not included.")
     report.write(args.out)

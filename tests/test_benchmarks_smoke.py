@@ -364,3 +364,35 @@ def test_roofline_records_the_flops_and_extrapolates_exactly(bench_modules, out)
     roofline.main([*argv, "--batch", "16", "--record-batches", "4", "8", "--out", str(out)])
     text, data = _report(out, "roofline")
     assert "MFU ceiling" in text and 0 < data["batch16"]["mfu_ceiling"] < 1
+
+
+def test_roofline_fused_activation_model(bench_modules, monkeypatch):
+    """The roofline's stand-in for the Triton bias-act: the reference's values and gradients, recorded as one pass
+    each way, so the fused step moves fewer bytes than the plain one, in the same convolutions and matmuls."""
+    import torch
+
+    from leo_video.kernels import bias_act as module
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        roofline = importlib.import_module("roofline")
+    finally:
+        sys.path.remove(str(BENCH))
+    g = torch.Generator().manual_seed(0)
+    x, bias, scale = (torch.randn(*s, generator=g, requires_grad=True) for s in ((2, 3, 4, 4), (3,), (2, 3, 1, 1)))
+    recorder = roofline.OpRecorder()
+    y = roofline.FusedBiasActModel.apply(x, bias, scale, 0.2, 2**0.5, recorder)
+    grads = torch.autograd.grad(y.square().sum(), (x, bias, scale))
+    y_ref = module.bias_act_reference(x, bias, 0.2, 2**0.5, scale)
+    for got, want in zip((y, *grads), (y_ref, *torch.autograd.grad(y_ref.square().sum(), (x, bias, scale)))):
+        torch.testing.assert_close(got, want)
+    assert recorder.by_op["pointwise and the rest: fused bias_act (Triton) forward"][2] == 2 * 2 * x.numel()
+
+    monkeypatch.setattr(module, "FUSED_MIN_ELEMENTS", 0)  # every activation through the stand-in
+    args = SimpleNamespace(size=64, channel_max=16, style_dim=32, no_vgg=True)
+    step = roofline.lia_step(args, 4)
+    plain, fused = roofline.record(step), roofline.record(step, fused_at=4)
+    for cls in ("pointwise and the rest", "reductions"):  # the kernel sums the bias gradient in its own pass
+        assert fused[cls][2] < plain[cls][2], cls
+    for cls in set(plain) - {"pointwise and the rest", "reductions"}:
+        assert fused[cls][1:] == plain[cls][1:], cls
