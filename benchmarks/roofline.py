@@ -31,7 +31,7 @@ import _bench
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import flop_registry
+from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
 # Dense bf16 peak (FLOP/s) and memory bandwidth (bytes/s) of the cards the roofline is drawn for (datasheets).
 CARDS = {"H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12), "H100 PCIe": (756e12, 2.0e12), "A100": (312e12, 2.04e12)}
@@ -48,6 +48,10 @@ def op_class(name: str, depthwise: bool, optimizer: bool) -> str:
         return "matmuls"
     if "grid_sampler" in name:
         return "grid_sample"
+    if "scaled_dot_product" in name or "_flash_attention" in name or "_efficient_attention" in name:
+        return "attention"
+    if name.startswith(("aten.native_group_norm", "aten.native_layer_norm", "aten.native_batch_norm")):
+        return "normalizations"
     if name.startswith(("aten.sum", "aten.mean", "aten.norm", "aten.linalg_vector_norm", "aten.amax", "aten.var",
                         "aten.max_pool", "aten.avg_pool")):
         return "reductions"
@@ -86,7 +90,7 @@ class OpRecorder(TorchDispatchMode):
         if self.paused or func.is_view or func in (torch.ops.aten.detach.default, torch.ops.prim.device.default):
             return out
         flop_fn = flop_registry.get(func._overloadpacket)
-        flops = flop_fn(*args, **kwargs, out_val=out) if flop_fn is not None else 0
+        flops = flop_fn(*args, **kwargs, out_val=out) if flop_fn is not None else _cpu_attention_flops(func, args)
         seen, moved = set(), 0
         for t in tree_flatten((args, kwargs))[0] + [None] + tree_flatten(out)[0]:
             if t is None:  # reads above, writes below: an in-place op reads and writes the same tensor
@@ -98,6 +102,17 @@ class OpRecorder(TorchDispatchMode):
         self.add(op_class(str(func), _depthwise(func, args), self.in_optimizer), func._overloadpacket.__name__,
                  flops, moved)
         return out
+
+
+def _cpu_attention_flops(func, args) -> int:
+    """FLOPs of the CPU's flash attention, which torch's FLOP formulas leave out (they count the CUDA kernels):
+    the same formulas by shape (batch, heads, length, head dim)."""
+    name = str(func)
+    if name.startswith("aten._scaled_dot_product_flash_attention_for_cpu_backward"):
+        return sdpa_backward_flop_count(*(t.shape for t in args[:4]))
+    if name.startswith("aten._scaled_dot_product_flash_attention_for_cpu"):
+        return sdpa_flop_count(*(t.shape for t in args[:3]))
+    return 0
 
 
 def _bytes(*tensors: torch.Tensor | None) -> int:
@@ -181,6 +196,32 @@ def lia_step(args: argparse.Namespace, batch: int):
     return step
 
 
+def cddpm_step(args: argparse.Namespace, batch: int):
+    """One warmed-up cDDPM training step (``training_loss`` + AdamW with gradient clipping, the
+    ``--cddpm-preset`` at ``--size``) at ``batch`` on the CPU, as a callable."""
+    import train_throughput
+
+    from leo_video.diffusion.start_frame import StartFrameDiffusion
+    from leo_video.train.common import optimizer_step
+
+    model = StartFrameDiffusion.from_preset(args.cddpm_preset, sample_size=args.size)
+    task = train_throughput._single_model_task(model, "fp32", torch.device("cpu"), "foreach")
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, args.size, args.size, generator=g) * 2 - 1
+    codes = torch.randn(batch, model.motion_dim, generator=g)
+
+    def step():
+        loss = task.models["model"](images, codes)
+        optimizer_step(task, "model", loss, grad_clip=1.0)
+
+    step.optimizers = [getattr(o, "optimizer", o) for o in task.optimizers.values()]
+    step()
+    return step
+
+
+STEPS = {"lia": lia_step, "cddpm": cddpm_step}
+
+
 def record(step, by_op: bool = False, fused_at: int | None = None) -> dict[str, list[float]]:
     """(ops, FLOPs, bytes) per class of one call of ``step`` (from :func:`lia_step`); ``by_op``: per
     ``"<class>: <ATen op>"`` instead; ``fused_at``: the activations the Triton kernel takes at that batch as
@@ -235,9 +276,10 @@ def draw(report: _bench.Report, ops: dict[str, list[float]], args: argparse.Name
     ceiling = total_flops / peak / total_s
     rows.append(["**step**", "", f"{total_flops / 1e9:,.0f}", f"{sum(b for *_, b in classes.values()) / 1e9:,.2f}",
                  "", "", f"**{1e3 * total_s:.1f}**", f"MFU ceiling **{100 * ceiling:.1f}%**"])
-    what = ("plain ops" if fused == "off" else
+    what = ("plain ops" if fused == "off" or args.stage != "lia" else
             "the Triton bias-act on maps of at least FUSED_MIN_ELEMENTS, as `train lia` runs on CUDA")
-    report.table(f"{args.size}², batch {batch}, channel_max {args.channel_max}, {what}: roofline on {args.card} "
+    model = f"channel_max {args.channel_max}" if args.stage == "lia" else f"'{args.cddpm_preset}' U-Net"
+    report.table(f"{args.size}², batch {batch}, {model}, {what}: roofline on {args.card} "
                  f"({peak / 1e12:.0f} TFLOP/s bf16, {bandwidth / 1e12:.2f} TB/s)",
                  ["class", "ops", "GFLOP", "GB moved", "FLOP/byte", "bound by", "roofline ms", "share"], rows)
     top = sorted(ops.items(), key=lambda kv: -kv[1][2])[:args.top_ops]
@@ -254,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="bench_out")
     parser.add_argument("--name", default="roofline")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stage", choices=sorted(STEPS), default="lia",
+                        help="lia: the LIA step (G + D); cddpm: the start-frame diffusion's step (--cddpm-preset)")
+    parser.add_argument("--cddpm-preset", default="base")
     parser.add_argument("--card", choices=sorted(CARDS), default="H100")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--channel-max", type=int, default=512)
@@ -272,12 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     b0, b1 = args.record_batches
     peak, bandwidth = CARDS[args.card]
-    report = _bench.Report(args.name, f"Roofline of one LIA training step on {args.card} (issue 22)", torch.device("cpu"))
+    stage = {"lia": "LIA", "cddpm": f"cDDPM '{args.cddpm_preset}'"}[args.stage]
+    report = _bench.Report(args.name, f"Roofline of one {stage} training step on {args.card} (issue 22)",
+                           torch.device("cpu"))
     report.data["setting"] = {"size": args.size, "channel_max": args.channel_max, "card": args.card, "peak": peak,
                               "bandwidth": bandwidth, "record_batches": [b0, b1]}
-    steps = {b: lia_step(args, b) for b in (b0, b1)}
+    steps = {b: STEPS[args.stage](args, b) for b in (b0, b1)}
     plain = {b: record(steps[b], by_op=True) for b in (b0, b1)}  # classes are sums of their ops
-    for batch, fused in itertools.product(args.batch, args.fused):
+    for batch, fused in itertools.product(args.batch, args.fused if args.stage == "lia" else ["off"]):
         # the kernel's size threshold applies to the maps at the drawn batch, not the recorded ones
         records = plain if fused == "off" else {b: record(steps[b], by_op=True, fused_at=batch) for b in (b0, b1)}
         ops = extrapolate(records[b0], records[b1], b0, b1, batch)

@@ -364,6 +364,10 @@ def test_roofline_records_the_flops_and_extrapolates_exactly(bench_modules, out)
     roofline.main([*argv, "--batch", "16", "--record-batches", "4", "8", "--out", str(out)])
     text, data = _report(out, "roofline")
     assert "MFU ceiling" in text and 0 < data["batch16"]["mfu_ceiling"] < 1
+    roofline.main(["--stage", "cddpm", "--cddpm-preset", "tiny", "--size", "32", "--batch", "8", "--threads", "2",
+                   "--out", str(out), "--name", "roofline_cddpm"])
+    _, data = _report(out, "roofline_cddpm")
+    assert data["batch8"]["classes"]["attention"][1] > 0  # the CPU's flash attention counted by shape
 
 
 def test_roofline_fused_activation_model(bench_modules, monkeypatch):
