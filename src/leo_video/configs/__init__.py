@@ -45,7 +45,7 @@ class LoopConfig:
     memory_format: Literal["auto", "channels_last", "contiguous"] = param(
         "auto", doc="layout of the image stages' networks and maps (LIA, cDDPM; the 1-D stages ignore it); auto: "
                     "channels_last for LIA on CUDA with bf16/fp16 (1.4x faster steps on an H100), contiguous for the "
-                    "cDDPM (NHWC not measured faster yet) and elsewhere")
+                    "cDDPM (NHWC 1.5x slower there) and elsewhere")
     num_workers: int = param(4, ge=0, le=128, doc="DataLoader worker processes per rank")
     checkpoint_every: int = param(5000, ge=1)
     keep_last: int = param(3, ge=1, doc="how many of the newest checkpoints to keep")

@@ -60,8 +60,8 @@ class StartFrames(Dataset):
 class CDDPMTask(TrainingTask):
     """ε-prediction training of :class:`StartFrameDiffusion` on (frame, LIA code) pairs."""
 
-    # train.memory_format auto stays contiguous: the NHWC step is not measured faster yet
-    # (benchmarks/train_throughput.py --only cddpm --cddpm-layouts contiguous channels_last); channels_last is opt-in
+    # train.memory_format auto stays contiguous: the NHWC step is 1.5x slower on an H100 (203.5 -> 305.0 ms at 256²,
+    # B 16: the diffusers U-Net's copies; benchmarks/train_throughput.py --cddpm-layouts); channels_last is opt-in
     channels_last_when_auto = False
 
     def setup(self) -> None:
