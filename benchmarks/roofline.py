@@ -1,20 +1,24 @@
-"""Issue 22: the roofline of one LIA training step — the fastest a card could run it, operator by operator.
+"""Issue 22: the roofline of one training step — the fastest a card could run it, operator by operator.
 
-Every ATen operator of one real ``LIATrainingTask.train_step`` (G step + D step, the ``taichi256`` recipe, random
-pairs) is recorded below autograd, as a device would run it: its FLOPs (torch's own FLOP formulas, the ones
+Every ATen operator of one real training step is recorded below autograd, as a device would run it: LIA's
+``LIATrainingTask.train_step`` (G step + D step, the ``taichi256`` recipe, random pairs; ``--stage lia``) or the
+cDDPM's (``training_loss`` + AdamW; ``--stage cddpm``). For each: its FLOPs (torch's own FLOP formulas, the ones
 ``FlopCounterMode`` sums) and the bytes it must move (every distinct tensor it reads and writes, once, at
 2 bytes per floating element as under bf16 autocast). On a card with peak ``P`` FLOP/s and memory bandwidth
 ``W`` bytes/s an operator cannot take less than ``max(FLOPs / P, bytes / W)``; the sum over the step is its
-roofline time, and FLOPs / P over that is the highest MFU the step can reach **without fusing operators**.
-Compare the classes with the measured profile's "kernel time by class" (``train_throughput.py --profile``) to
-see which side of the gap is the kernels' efficiency and which is the passes themselves.
+roofline time, and FLOPs / P over that is the highest MFU the step can reach **without fusing more operators**.
+``--fused on`` records LIA's large activations as the Triton bias-act kernel's one pass each way, as ``train lia``
+runs them on CUDA. Compare the classes with the measured profile's "kernel time by class"
+(``train_throughput.py --profile``) to see how far each class's kernels are from their floor.
 
-The step is recorded on the CPU (fp32, contiguous, plain ops: no Triton, no fused Adam): at two batch sizes,
-then every class is extrapolated linearly to ``--batch`` (activations scale with the batch; weights and Adam
-do not). What this leaves out, on purpose: casts (autocast's copies, in the GPU profile's "copies and casts"),
-the lazy R1 step (every 16th D step), and launch gaps.
+The step is recorded on the CPU (fp32, contiguous, foreach Adam) at two batch sizes, then every op's FLOPs and
+bytes are extrapolated linearly to ``--batch`` (activations scale with the batch; weights and Adam do not).
+What this leaves out, on purpose: casts (autocast's copies, in the GPU profile's "copies and casts"), the lazy
+R1 step (every 16th D step), and launch gaps. On CUDA the FIR filters run as banded matmuls on the tensor cores;
+here they are the depthwise convolutions they compute, the same bytes.
 
     python benchmarks/roofline.py --card H100 --size 256 --batch 32 64   # ~10 min on 2 CPU cores
+    python benchmarks/roofline.py --stage cddpm --size 256 --batch 16     # the cDDPM 'base' step, ~6 min
     python benchmarks/roofline.py --size 64 --channel-max 32 --style-dim 32 --no-vgg --batch 16   # smoke size
 """
 
