@@ -14,8 +14,9 @@ runs them on CUDA. Compare the classes with the measured profile's "kernel time 
 The step is recorded on the CPU (fp32, contiguous, foreach Adam) at two batch sizes, then every op's FLOPs and
 bytes are extrapolated linearly to ``--batch`` (activations scale with the batch; weights and Adam do not).
 What this leaves out, on purpose: casts (autocast's copies, in the GPU profile's "copies and casts"), the lazy
-R1 step (every 16th D step), and launch gaps. On CUDA the FIR filters run as banded matmuls on the tensor cores;
-here they are the depthwise convolutions they compute, the same bytes.
+R1 step (every 16th D step), and launch gaps. On CUDA the FIR filters run as two banded matmuls on the tensor
+cores, whose intermediate map moves about twice the bytes; here they are the one-pass depthwise convolutions
+they compute, so their floor is the lower one.
 
     python benchmarks/roofline.py --card H100 --size 256 --batch 32 64   # ~10 min on 2 CPU cores
     python benchmarks/roofline.py --stage cddpm --size 256 --batch 16     # the cDDPM 'base' step, ~6 min
