@@ -350,6 +350,47 @@ def test_eval_recon_matches_reconstruct_command(folders, tmp_path, run_cli, monk
     assert _json(out)["num_videos"] == 2 and _json(out)["data"] == str(tmp_path / "dataset" / "test")
 
 
+def test_eval_recon_by_motion(folders, tmp_path, run_cli, monkeypatch):
+    """--by-motion: equal groups of frames ordered by the still's error, which together are the pooled frames, and
+    the source's own rendering error (frame 0), computed here from the stub's formula."""
+    import leo_video.models.loading as loading
+    from leo_video.pipelines.animate import frames_to_batch
+
+    root, _ = folders
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu", dtype=None: _StubAnimator())
+    code, out, err = run_cli("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real",
+                             "--max-videos", 2, "--frames", 9, "--batch-frames", 4, "--no-shuffled", "--by-motion",
+                             "--device", "cpu")
+    assert code == 0, err
+    result = _json(out)
+    groups = result["by_motion"]
+    assert [g["frames"] for g in groups] == [5, 5, 4, 4]  # 18 frames in four groups
+    assert all(a["still_to"] <= b["still_from"] for a, b in zip(groups, groups[1:]))
+    assert groups[0]["still_from"] == 0  # the first frames: the still is exact there
+    pooled = sum(g["l1"] * g["frames"] for g in groups) / 18  # videos of equal length: the mean of video means
+    assert pooled == pytest.approx(result["l1"], rel=FLOAT32_REL)
+    sources = []
+    for path in sorted((root / "real").glob("*.mp4"))[:2]:
+        with VideoReader(path) as reader:
+            first = frames_to_batch(list(reader.iter_frames(stop=1)), 32, torch.device("cpu")).double()
+        drawn = (first + 0.5 * first.mean(dim=(2, 3))[:, :, None, None]).clamp(-1, 1)
+        sources.append(float((drawn - first).abs().mean() / 2))
+    assert result["source_l1"] == pytest.approx(np.mean(sources), rel=FLOAT32_REL) and result["source_l1"] > 0
+
+
+def test_errors_by_motion_groups():
+    from leo_video.metrics.recon import errors_by_motion
+
+    still = [0.0, 0.4, 0.1, 0.3, 0.2, 0.5]
+    rendered = [0.1, 0.2, 0.1, 0.2, 0.1, 0.2]
+    groups = errors_by_motion(rendered, still, bins=2)
+    assert [g["frames"] for g in groups] == [3, 3]
+    assert groups[0]["still_l1"] == pytest.approx(0.1) and groups[0]["l1"] == pytest.approx(0.1)
+    assert groups[1]["still_l1"] == pytest.approx(0.4) and groups[1]["l1_over_still"] == pytest.approx(0.5)
+    assert (groups[0]["still_from"], groups[1]["still_to"]) == (0.0, 0.5)
+    assert errors_by_motion([], []) == []
+
+
 def test_eval_recon_shuffled_codes_baseline(folders, tmp_path, run_cli, monkeypatch):
     """Every frame rendered with the code of frame perm[i] (perm = default_rng(0)'s permutation), computed here
     from the stub's formula; an animator that ignores its codes scores the same with and without shuffling."""

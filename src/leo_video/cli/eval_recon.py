@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_batch_frames_arg(p, 16, "frames rendered per batch")
     p.add_argument("--no-shuffled", dest="shuffled", action="store_false",
                    help="skip the shuffled-codes baseline (it renders every video twice)")
+    p.add_argument("--by-motion", action="store_true",
+                   help="also split the frames into four equal groups by how far each is from its video's first "
+                        "frame (the still's error) with L1 and still L1 per group, and report the source's own "
+                        "rendering error (frame 0: the animator's floor): does it lose to the still for blur or "
+                        "for motion?")
     add_device_args(p)
     p.set_defaults(func=run)
 
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.leo import animator_path
 
     result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
-                                  args.device, args.dtype, shuffled=args.shuffled)
+                                  args.device, args.dtype, shuffled=args.shuffled, by_motion=args.by_motion)
 
     print(json.dumps({"metric": "recon_l1", "checkpoint": str(animator_path(args.checkpoint)), **result}))
     return 0

@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "code_windows": "motion",
     "motion_report": "motion",
     "ReconstructionL1": "recon",
+    "errors_by_motion": "recon",
     "reconstruction_l1": "recon",
     "self_reenactment_errors": "recon",
     "self_reenactment_l1": "recon",

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import InputError
 from .frechet import to_numpy
 
-__all__ = ["ReconstructionL1", "reconstruction_l1", "self_reenact", "self_reenactment_errors", "self_reenactment_l1"]
+__all__ = ["ReconstructionL1", "errors_by_motion", "reconstruction_l1", "self_reenact", "self_reenactment_errors",
+           "self_reenactment_l1"]
 
 
 @dataclass
@@ -97,8 +98,9 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
 def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
                             dtype: Any = None, on_chunk: Any = None, shuffled: bool = False,
                             seed: int = 0) -> dict[str, Any]:
-    """``{"l1", "still_l1", "frames"}`` of one video: the animator's self-reenactment L1 on [0, 1] and that of
-    the still baseline (the source frame repeated) on the same frames; with ``shuffled``, ``"shuffled_l1"`` too.
+    """``{"l1", "still_l1", "frames", "frame_l1", "frame_still_l1"}`` of one video: the animator's self-reenactment
+    L1 on [0, 1] and that of the still baseline (the source frame repeated) on the same frames, over the video
+    and frame by frame (lists); with ``shuffled``, ``"shuffled_l1"`` too.
 
     The still baseline is what an animator that ignores the driver scores: an L1 is only meaningful below
     it. The shuffled-codes baseline renders every frame with the code of a frame drawn by a fixed random
@@ -112,19 +114,25 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
     from ..utils.device import autocast
 
     abs_error, still_error, count, frames, source, codes = 0.0, 0.0, 0, 0, None, []
+    frame_l1, frame_still_l1 = [], []
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
         if on_chunk is not None:
             on_chunk(result, target)
         source = target[:1] if source is None else source  # (1, 3, S, S): frame 0, as the animator saw it
-        abs_error += ((result - target).abs() / 2).sum().item()  # |a - b| / 2 = L1 on [0, 1]
-        still_error += ((source - target).abs() / 2).sum().item()
+        per_frame = ((result - target).abs() / 2).flatten(1).sum(1)  # (n,) |a - b| / 2 = L1 on [0, 1]
+        per_frame_still = ((source - target).abs() / 2).flatten(1).sum(1)
+        abs_error += per_frame.sum().item()
+        still_error += per_frame_still.sum().item()
+        frame_l1 += (per_frame / target[0].numel()).tolist()
+        frame_still_l1 += (per_frame_still / target[0].numel()).tolist()
         count += target.numel()
         frames += len(target)
         if shuffled:
             with torch.no_grad(), autocast(target.device, dtype or torch.float32):
                 codes.append(animator.encode_motion(target).float())  # (n, M): the codes the renderer was driven by
     count = max(count, 1)
-    errors = {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames}
+    errors = {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames,
+              "frame_l1": frame_l1, "frame_still_l1": frame_still_l1}
     if shuffled and frames:
         errors["shuffled_l1"] = _shuffled_codes_l1(animator, reader, source, torch.cat(codes), batch_frames, dtype,
                                                    seed) / count
@@ -170,7 +178,8 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
 
 def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
-                         progress: bool = True, animator: Any = None, shuffled: bool = True) -> dict[str, Any]:
+                         progress: bool = True, animator: Any = None, shuffled: bool = True,
+                         by_motion: bool = False) -> dict[str, Any]:
     """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
     "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated); with
     ``shuffled``, also ``"shuffled_l1", "l1_over_shuffled", "shuffled_per_video"`` (each video driven by its own
@@ -180,6 +189,9 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     ``test`` split. ``per_video`` maps each video's path to its L1. ``checkpoint``: a LIA checkpoint,
     exported folder or LEO pipeline folder; None is the embedded demo model. ``animator``: an animator already
     loaded from ``checkpoint`` (``eval all`` shares one with its reconstruction FVD), else it is loaded here.
+    ``by_motion``: also ``"by_motion"`` (:func:`errors_by_motion` of all frames) and ``"source_l1"`` (the mean over
+    videos of frame 0's error: the source rendered from its own code, the animator's floor, where the still
+    scores 0).
     """
     from pathlib import Path
 
@@ -199,12 +211,16 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     if animator is None:
         animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
     per_video, still_per_video, shuffled_per_video, total = {}, {}, {}, 0
+    frame_l1, frame_still_l1, source_l1 = [], [], []
     with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
         for path in paths:
             with VideoReader(path) as reader:
                 errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype),
                                                  shuffled=shuffled)
             per_video[str(path)], still_per_video[str(path)] = errors["l1"], errors["still_l1"]
+            frame_l1 += errors["frame_l1"]
+            frame_still_l1 += errors["frame_still_l1"]
+            source_l1 += errors["frame_l1"][:1]
             if shuffled:
                 shuffled_per_video[str(path)] = errors["shuffled_l1"]
             total += errors["frames"]
@@ -216,10 +232,31 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     if shuffled:
         mean_shuffled = float(np.mean(list(shuffled_per_video.values())))
         result.update(shuffled_l1=mean_shuffled, l1_over_shuffled=float(values.mean()) / mean_shuffled)
+    if by_motion:
+        result.update(source_l1=float(np.mean(source_l1)), by_motion=errors_by_motion(frame_l1, frame_still_l1))
     result.update(num_videos=len(values), num_frames=total, per_video=per_video, still_per_video=still_per_video)
     if shuffled:
         result["shuffled_per_video"] = shuffled_per_video
     return result
+
+
+def errors_by_motion(frame_l1: list[float], frame_still_l1: list[float], bins: int = 4) -> list[dict[str, float]]:
+    """Frames pooled over videos and split into ``bins`` equal-count groups by the still baseline's error (how far
+    each frame is from its video's first frame): per group ``{"still_from", "still_to", "frames", "l1",
+    "still_l1", "l1_over_still"}``, least motion first. An animator that follows motion but renders blurrily loses
+    to the still on the first group (frames like the source) and wins on the last; one that ignores its driver
+    scores about the still everywhere."""
+    rec, still = np.asarray(frame_l1, dtype=np.float64), np.asarray(frame_still_l1, dtype=np.float64)
+    if len(rec) == 0:
+        return []
+    order = np.argsort(still, kind="stable")
+    groups = []
+    for part in np.array_split(order, min(bins, len(order))):
+        l1, still_l1 = float(rec[part].mean()), float(still[part].mean())
+        groups.append({"still_from": float(still[part].min()), "still_to": float(still[part].max()),
+                       "frames": int(len(part)), "l1": l1, "still_l1": still_l1,
+                       "l1_over_still": l1 / still_l1 if still_l1 > 0 else float("nan")})
+    return groups
 
 
 def reconstruct_video(animator: Any, video: str | os.PathLike, out: str | os.PathLike | None = None,
