@@ -70,6 +70,9 @@ def test_training_lowers_l1_logs_and_exports(data_root, tmp_path, run_cli):
     assert set(logged(run_dir, "loss/d_gan")) and set(logged(run_dir, "items_per_s"))
     recon_l1 = logged(run_dir, "eval/recon_l1")
     assert list(recon_l1) == [30] and 0 < recon_l1[30] < 0.5
+    still, ratio = logged(run_dir, "eval/recon_still_l1")[30], logged(run_dir, "eval/recon_l1_over_still")[30]
+    assert ratio == pytest.approx(recon_l1[30] / still, rel=1e-12) and 0 < still < 0.5
+    assert 0 < logged(run_dir, "eval/recon_source_l1")[30] < 0.5  # frame 0 drawn from itself: the still scores 0
 
     # export -> load_lia: the same network, bit for bit
     out_dir = tmp_path / "export"

@@ -312,18 +312,25 @@ class LIATrainingTask(TrainingTask):
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
-        """``recon_l1``: LIA's self-reenactment L1 on [0, 1] over the first test videos of ``data.test_root``."""
+        """LIA's self-reenactment over the first test videos of ``data.test_root``, means over videos: ``recon_l1``
+        (L1 on [0, 1]), ``recon_still_l1`` (the first frame repeated on the same frames), their ratio
+        ``recon_l1_over_still`` (below 1: the animator beats an animator that ignores its driver) and
+        ``recon_source_l1`` (the first frame drawn from its own code: the floor of the drawing, where the still
+        scores 0; ``docs/TRAINING.md``, finding 14)."""
         if not self.config.data.test_root or not self.accelerator.is_main_process:
             return {}
         from ..media.video import VideoReader
-        from ..metrics.recon import self_reenactment_l1
+        from ..metrics.recon import self_reenactment_errors
 
-        errors = []
+        rows = []
         with self.ema_weights("generator") as generator:
             for path in list_test_videos(self.config.data.test_root)[: self.eval_videos]:
                 with VideoReader(path) as reader:
-                    errors.append(self_reenactment_l1(generator, reader, self.eval_frames)[0])
-        return {"recon_l1": sum(errors) / len(errors)}
+                    rows.append(self_reenactment_errors(generator, reader, self.eval_frames))
+        l1, still = (sum(r[key] for r in rows) / len(rows) for key in ("l1", "still_l1"))
+        ratio = l1 / still if still > 0 else float("nan")
+        return {"recon_l1": l1, "recon_still_l1": still, "recon_l1_over_still": ratio,
+                "recon_source_l1": sum(r["frame_l1"][0] for r in rows) / len(rows)}
 
 
 def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
