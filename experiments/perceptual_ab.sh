@@ -12,8 +12,8 @@
 #        (much of who the person is) cannot pass through the motion code
 #   _gan: LIA's non-saturating GAN term at its weight (loss.gan_weight=1, a discriminator trained beside it, R1 off
 #        as in LIA): for sharper drawing, watched by the motion-spread monitor that stops a collapsing run
-# then the EMA exports are scored on the same held-out data: `eval recon` (20 held-out videos against the still
-# baseline), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
+# then the EMA exports are scored on the same held-out data: `eval recon --by-motion` (20 held-out videos against
+# the still baseline, also by how far each frame is from the first, and the source's own drawing error), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
 # wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
 # redrawn from itself: the blur the perceptual term is meant to remove; finding 6).
 #
@@ -48,9 +48,9 @@ I3D_WEIGHTS=${I3D_WEIGHTS:-}  # the I3D frame layers' own file (scripts/export_i
 [[ $REAL == 0 || -d "$DATA/test" ]] || { echo "perceptual_ab.sh: REAL=1 needs DATA=<prepared folder with train/ and test/>" >&2; exit 2; }
 export LEO_PROGRESS=0
 declare -a EXTRA=()
-VIDEOS=400; PAIRS=16; EVAL_VIDEOS=20
+VIDEOS=400; PAIRS=16; EVAL_VIDEOS=20; EVAL_EVERY=${EVAL_EVERY:-1000}
 if [[ "${SMOKE:-0}" == "1" ]]; then
-  VIDEOS=10; PAIRS=2; EVAL_VIDEOS=2; STEPS=4
+  VIDEOS=10; PAIRS=2; EVAL_VIDEOS=2; STEPS=4; EVAL_EVERY=2
   EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.dynamo_backend=no
          --set train.batch_size=4
          --set model.channel_max=16 --set model.style_dim=32 --set train.log_every=2)
@@ -71,12 +71,17 @@ if [[ $REAL == 0 ]]; then
   wait
 fi
 
+# real clips: the held-out split scored while training too (eval/recon_l1_over_still, eval/recon_source_l1 every
+# EVAL_EVERY steps in each run's metrics.jsonl)
+declare -a HELD_OUT=()
+[[ $REAL == 0 ]] || HELD_OUT=(--set data.test_root="$DATA" --set train.eval_every="$EVAL_EVERY")
 log "training $ARMS side by side, $STEPS steps each"
 train() {  # name [--set ...]
   local name=$1; shift
   $LEO train lia --config "$CONFIG" --run-dir "$RUNS/$name" --set data.root="$DATA" \
     --set train.max_steps="$STEPS" --set train.max_minutes="$MINUTES" --set train.log_every=100 \
-    ${INIT:+--set model.init_checkpoint="$INIT"} ${EXTRA[@]+"${EXTRA[@]}"} "$@" > "$RUNS/$name.log" 2>&1
+    ${INIT:+--set model.init_checkpoint="$INIT"} ${EXTRA[@]+"${EXTRA[@]}"} ${HELD_OUT[@]+"${HELD_OUT[@]}"} \
+    "$@" > "$RUNS/$name.log" 2>&1
   $LEO export --checkpoint "$RUNS/$name" --out "$RUNS/$name/export" --ema --overwrite >> "$RUNS/$name.log" 2>&1
 }
 # An arm's name is its factors joined by "_": the loss (i3d: L1 + the I3D pyramid; otherwise L1 alone) and the
@@ -125,7 +130,7 @@ done
 log "held-out evaluation"
 for name in $ARMS; do
   export_dir="$RUNS/$name/export"
-  { $LEO eval recon --checkpoint "$export_dir" --data "$DATA" --max-videos $EVAL_VIDEOS
+  { $LEO eval recon --checkpoint "$export_dir" --data "$DATA" --max-videos $EVAL_VIDEOS --by-motion
     [[ $REAL == 1 ]] || $LEO eval transfer --checkpoint "$export_dir" --data "$RUNS/pairs128" \
       --sheet "$OUTDIR/${name}_transfer.png" --overwrite
     $PY experiments/lia_diagnosis.py animator --checkpoint "$export_dir" --data "$DATA" --videos $EVAL_VIDEOS
