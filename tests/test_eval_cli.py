@@ -377,6 +377,15 @@ def test_eval_recon_by_motion(folders, tmp_path, run_cli, monkeypatch):
         sources.append(float((drawn - first).abs().mean() / 2))
     assert result["source_l1"] == pytest.approx(np.mean(sources), rel=FLOAT32_REL) and result["source_l1"] > 0
 
+    plot = tmp_path / "by_motion.png"  # --plot implies --by-motion and draws it
+    args = ("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real", "--max-videos", 2,
+            "--frames", 9, "--no-shuffled", "--plot", plot, "--device", "cpu")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert _json(out)["by_motion"] == groups and Image.open(plot).size == (640, 380)
+    code, out, err = run_cli(*args)
+    assert code != 0 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+
 
 def test_errors_by_motion_groups():
     from leo_video.metrics.recon import errors_by_motion

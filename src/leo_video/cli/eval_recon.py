@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from ._common import add_animator_arg, add_batch_frames_arg, add_device_args
+from ._common import add_animator_arg, add_batch_frames_arg, add_device_args, add_overwrite_arg
 
 PARENT = "eval"
 ORDER = 64
@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "frame (the still's error) with L1 and still L1 per group, and report the source's own "
                         "rendering error (frame 0: the animator's floor): does it lose to the still for blur or "
                         "for motion?")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="draw the --by-motion groups (implied) as a bar chart: L1 and the still's per group, the "
+                        "source's own drawing error as a line")
+    add_overwrite_arg(p)
     add_device_args(p)
     p.set_defaults(func=run)
 
@@ -44,8 +48,29 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics.recon import reconstruction_error
     from ..pipelines.leo import animator_path
 
+    from ..utils.atomic import check_output_path
+
+    if args.plot:  # an existing --plot is refused before any rendering
+        check_output_path(args.plot, args.overwrite)
     result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
-                                  args.device, args.dtype, shuffled=args.shuffled, by_motion=args.by_motion)
+                                  args.device, args.dtype, shuffled=args.shuffled,
+                                  by_motion=args.by_motion or bool(args.plot))
+    if args.plot:
+        plot_by_motion(args.plot, result)
 
     print(json.dumps({"metric": "recon_l1", "checkpoint": str(animator_path(args.checkpoint)), **result}))
     return 0
+
+
+def plot_by_motion(path: str, result: dict) -> None:
+    """The ``by_motion`` groups of a ``reconstruction_error`` result as a grouped bar chart at ``path``."""
+    from ..metrics.report import grouped_bar_plot
+
+    groups = result["by_motion"]
+    labels = [f"{g['still_from']:.3f}-{g['still_to']:.3f}\n{g['frames']} frames" for g in groups]
+    grouped_bar_plot(path, labels, {"animator": [g["l1"] for g in groups], "still": [g["still_l1"] for g in groups]},
+                     line=(result["source_l1"], "source drawn from its own code"),
+                     title=f"held-out self-reenactment by motion ({result['num_videos']} videos): "
+                           f"L1 / still {result['l1_over_still']:.3f}",
+                     xlabel="frames in four equal groups by the still's L1 (how far each is from its video's first)",
+                     ylabel="L1 on [0, 1]")

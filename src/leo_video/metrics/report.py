@@ -73,6 +73,45 @@ def bar_plot(
     return path
 
 
+def grouped_bar_plot(
+    path: str | os.PathLike,
+    groups: Sequence[str],
+    series: dict[str, Sequence[float]],
+    line: tuple[float, str] | None = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    size: tuple[int, int] = (640, 380),
+) -> Path:
+    """A PNG of bars side by side per group, one colour per series (``{name: a value per group}``), each value
+    printed at its bar, and an optional dashed horizontal ``line = (value, label)``. Written atomically."""
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        bars = axes.bar(xs, [float(v) for v in values], width, label=name, color=f"C{i}")
+        axes.bar_label(bars, labels=[f"{v:.3g}" for v in values], padding=2, fontsize=8)
+    if line is not None:
+        axes.axhline(line[0], color="black", linestyle="--", linewidth=1, label=line[1])
+    highest = max([float(v) for values in series.values() for v in values] + [line[0] if line else 0.0])
+    axes.set_ylim(0, 1.15 * highest if highest > 0 else 1)  # room for the value labels
+    axes.set_xticks(range(len(groups)), [str(g) for g in groups], fontsize=8)
+    axes.set_xlabel(xlabel, fontsize=8)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8, loc="upper left")
+    axes.grid(axis="y", color="0.9")
+    axes.set_axisbelow(True)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path
+
+
 def _bar_text(value: float, error: float) -> str:
     return f"{value:.4g}" + (f" ± {error:.2g}" if error > 0 else "")
 
