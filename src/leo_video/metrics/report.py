@@ -52,11 +52,7 @@ def bar_plot(
 
     Non-finite values get no bar. Written atomically; returns ``path``.
     """
-    from matplotlib.figure import Figure  # a Figure without pyplot: no global state, any thread
-
-    dpi = 100
-    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
-    axes = figure.add_subplot()
+    figure, axes = _figure(size)
     vals = [float(v) if math.isfinite(v) else 0.0 for v in values]
     errs = [float(e) for e in errors] if errors is not None else None
     yerr = [e if e > 0 else math.nan for e in errs] if errs is not None else None  # no cap for a zero error
@@ -64,13 +60,7 @@ def bar_plot(
                     color=[f"C{i}" for i in range(len(vals))])
     axes.bar_label(bars, labels=[_bar_text(v, e) for v, e in zip(values, errs or [0.0] * len(vals))], padding=2)
     axes.axhline(0.0, color="black", linewidth=0.8)
-    axes.set_title(title, fontsize=9)
-    axes.grid(axis="y", color="0.9")
-    axes.set_axisbelow(True)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    return path
+    return _save_plot(figure, axes, title, path)
 
 
 def grouped_bar_plot(
@@ -85,11 +75,7 @@ def grouped_bar_plot(
 ) -> Path:
     """A PNG of bars side by side per group, one colour per series (``{name: a value per group}``), each value
     printed at its bar, and an optional dashed horizontal ``line = (value, label)``. Written atomically."""
-    from matplotlib.figure import Figure
-
-    dpi = 100
-    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
-    axes = figure.add_subplot()
+    figure, axes = _figure(size)
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -102,8 +88,22 @@ def grouped_bar_plot(
     axes.set_xticks(range(len(groups)), [str(g) for g in groups], fontsize=8)
     axes.set_xlabel(xlabel, fontsize=8)
     axes.set_ylabel(ylabel)
-    axes.set_title(title, fontsize=9)
     axes.legend(fontsize=8, loc="upper left")
+    return _save_plot(figure, axes, title, path)
+
+
+def _figure(size: tuple[int, int]):
+    """A matplotlib Figure of ``size`` pixels (without pyplot: no global state, any thread) and its one axes."""
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _save_plot(figure, axes, title: str, path: str | os.PathLike) -> Path:
+    """The plots' shared finish: title, light horizontal grid under the bars, PNG written atomically."""
+    axes.set_title(title, fontsize=9)
     axes.grid(axis="y", color="0.9")
     axes.set_axisbelow(True)
     path = Path(path)
