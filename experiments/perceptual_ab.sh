@@ -13,9 +13,10 @@
 #   _gan: LIA's non-saturating GAN term at its weight (loss.gan_weight=1, a discriminator trained beside it, R1 off
 #        as in LIA): for sharper drawing, watched by the motion-spread monitor that stops a collapsing run
 # then the EMA exports are scored on the same held-out data: `eval recon --by-motion` (20 held-out videos against
-# the still baseline, also by how far each frame is from the first, and the source's own drawing error), `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and
-# wrong-identity baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1
-# redrawn from itself: the blur the perceptual term is meant to remove; finding 6).
+# the still baseline, also by how far each frame is from the first, and the source's own drawing error),
+# `eval transfer` (16 ground-truth pairs of people no run saw, seed 9001, against the still and wrong-identity
+# baselines, with a contact sheet) and `lia_diagnosis.py animator` (the identity error, frame 1 redrawn from
+# itself: the blur the perceptual term is meant to remove; finding 6).
 #
 #   bash experiments/perceptual_ab.sh             # one H100, estimated (not run yet): 2-4 min data, ~3 min
 #                                                 # training (two runs sharing the card), ~1 min scoring

@@ -47,7 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..metrics.recon import reconstruction_error
     from ..pipelines.leo import animator_path
-
     from ..utils.atomic import check_output_path
 
     if args.plot:  # an existing --plot is refused before any rendering

@@ -113,25 +113,21 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
 
     from ..utils.device import autocast
 
-    abs_error, still_error, count, frames, source, codes = 0.0, 0.0, 0, 0, None, []
-    frame_l1, frame_still_l1 = [], []
+    count, source, codes, frame_l1, frame_still_l1 = 0, None, [], [], []
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
         if on_chunk is not None:
             on_chunk(result, target)
         source = target[:1] if source is None else source  # (1, 3, S, S): frame 0, as the animator saw it
-        per_frame = ((result - target).abs() / 2).flatten(1).sum(1)  # (n,) |a - b| / 2 = L1 on [0, 1]
-        per_frame_still = ((source - target).abs() / 2).flatten(1).sum(1)
-        abs_error += per_frame.sum().item()
-        still_error += per_frame_still.sum().item()
-        frame_l1 += (per_frame / target[0].numel()).tolist()
-        frame_still_l1 += (per_frame_still / target[0].numel()).tolist()
+        frame_l1 += ((result - target).abs() / 2).flatten(1).mean(1).tolist()  # |a - b| / 2 = L1 on [0, 1]
+        frame_still_l1 += ((source - target).abs() / 2).flatten(1).mean(1).tolist()
         count += target.numel()
-        frames += len(target)
         if shuffled:
             with torch.no_grad(), autocast(target.device, dtype or torch.float32):
                 codes.append(animator.encode_motion(target).float())  # (n, M): the codes the renderer was driven by
-    count = max(count, 1)
-    errors = {"l1": abs_error / count, "still_l1": still_error / count, "frames": frames,
+    count, frames = max(count, 1), len(frame_l1)
+    # every frame has the same size: the mean of the frames' means is the mean over the video
+    errors = {"l1": float(np.mean(frame_l1)) if frames else 0.0,
+              "still_l1": float(np.mean(frame_still_l1)) if frames else 0.0, "frames": frames,
               "frame_l1": frame_l1, "frame_still_l1": frame_still_l1}
     if shuffled and frames:
         errors["shuffled_l1"] = _shuffled_codes_l1(animator, reader, source, torch.cat(codes), batch_frames, dtype,

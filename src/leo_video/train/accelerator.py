@@ -62,7 +62,7 @@ def channels_last(setting: str, when_auto: bool | None, device: torch.device, mi
     convolutions: contiguous maps cost a transpose before and after each) for ``train.memory_format`` ``setting``.
 
     ``when_auto``: the stage's choice for ``auto`` on CUDA with bf16/fp16: True where a benchmark showed its step
-    faster in NHWC (LIA), False until one does (the cDDPM); None: the stage has no image maps and ignores the
+    faster in NHWC (LIA), False where it measured slower (the cDDPM); None: the stage has no image maps and ignores the
     setting (cLMDM, the start-code prior).
     """
     if when_auto is None:
