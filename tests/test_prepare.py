@@ -116,3 +116,50 @@ def test_split_is_deterministic_and_seeded():
     assert assign_splits(names, 0.1, seed=1) != splits
     assert "test" in assign_splits(["a", "b"], 0.1, seed=0).values()  # at least one test video
     assert list(resample_indices(6, 30, 10)) == [0, 3] and list(resample_indices(3, 10, 20)) == [0, 0, 1, 1, 2, 2]
+
+
+def test_stills_are_one_frame_clips(tmp_path, run_cli):
+    """--stills: each image is its own one-frame clip (an identity), not a frame of its folder's video; videos
+    beside them stay clips; a dataset prepared before the option existed still matches its settings."""
+    raw = tmp_path / "raw"
+    (raw / "more").mkdir(parents=True)
+    colours = {"a.png": (255, 0, 0), "b.jpg": (0, 255, 0), "more/c.webp": (0, 0, 255)}
+    for name, colour in colours.items():
+        Image.fromarray(np.full((40, 60, 3), colour, np.uint8)).save(raw / name, quality=100)
+    write_video(raw / "clip.mp4", quadrant_frames(6, 32, 32), fps=10)
+    out = tmp_path / "ds"
+    code, stdout, stderr = run_cli("prepare", "--input", raw, "--stills", "--out", out, "--size", 16,
+                                   "--test-fraction", 0, "--format", "png", "--no-progress")
+    assert code == 0, stderr
+    assert "prepared 4 videos, 0 already done, 0 failed; dataset: 4 train / 0 test" in stdout
+    train = out / "train"
+    assert sorted(p.name for p in train.iterdir()) == ["a", "b", "clip", "more__c"]
+    for name, colour in (("a", (255, 0, 0)), ("b", (0, 255, 0)), ("more__c", (0, 0, 255))):
+        frames = sorted((train / name).glob("*.png"))
+        assert len(frames) == 1
+        assert np.abs(np.asarray(Image.open(frames[0])).astype(int) - colour).max() <= 2
+    assert len(list((train / "clip").glob("*.png"))) == 6
+    pair = VideoDataset(out, "train", size=16, mode="pairs")[0]  # a still's pair is the image twice
+    assert pair["source"].shape == (3, 16, 16)
+
+    # without --stills the folder of images is one video of its frames, and a still file is refused
+    plain = tmp_path / "plain"
+    code, stdout, stderr = run_cli("prepare", "--input", raw / "a.png", "--out", plain, "--size", 16,
+                                   "--test-fraction", 0, "--no-progress")
+    assert code != 0 and "a.png: is a still image" in stderr and "Traceback" not in stderr
+
+    # settings written before `stills` existed lack the key: they are the default (False), not "other settings"
+    old = tmp_path / "old"
+    assert run_cli("prepare", "--input", raw / "clip.mp4", "--out", old, "--size", 16, "--test-fraction", 0,
+                   "--no-progress")[0] == 0
+    settings = json.loads((old / "prepare.json").read_text())
+    del settings["stills"]
+    (old / "prepare.json").write_text(json.dumps(settings))
+    code, stdout, _ = run_cli("prepare", "--input", raw / "clip.mp4", "--out", old, "--size", 16,
+                              "--test-fraction", 0, "--no-progress")
+    assert code == 0 and "prepared 0 videos, 1 already done" in stdout
+
+
+def test_stills_need_input_not_a_preset():
+    with pytest.raises(InputError, match="--stills reads still images from --input"):
+        PrepareConfig(preset="taichi", metadata="m.csv", stills=True)

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop", default="center", metavar="center|face|FILE.json",
                         help="with --input: 'center' (default), 'face' (detected face, one square box per "
                              "clip) or a JSON file of per-video boxes {name: [x, y, w, h]}")
+    parser.add_argument("--stills", action="store_true",
+                        help="with --input: every still image (png, jpg ...; a file given or under a folder) is "
+                             "a clip of its own, one frame long: one more identity for stage-1 training, whose "
+                             "pair is the image twice (docs/TRAINING.md, finding 12). Without it a folder of "
+                             "images is one video whose frames they are")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hash split (default 0)")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality of --format mp4, lower is better (default 18)")
     parser.add_argument("--overwrite", action="store_true", help="redo every clip (also after changing settings)")
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--preset reads raw videos from --raw; without a preset use --input")
     config = PrepareConfig(size=args.size, fps=args.fps, test_fraction=args.test_fraction, crop=args.crop,
                            seed=args.seed, crf=args.crf, format=args.format, preset=args.preset,
-                           metadata=args.metadata, split_file=args.split_file)
+                           metadata=args.metadata, split_file=args.split_file, stills=args.stills)
     out = Path(args.out)
     fresh = not out.exists()
     try:

@@ -12,23 +12,27 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
-from ..media.video import is_video_path
+from ..media.video import VIDEO_SUFFIXES, is_still_path, is_video_path, natural_key
 from .clips import ClipSpec, SquareBox
 from .video_dataset import find_videos
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
 
-def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+def collect_inputs(inputs: Sequence[str | os.PathLike], stills: bool = False) -> list[tuple[Path, str]]:
     """``(video path, output name)`` for every video in ``inputs`` (files, frame folders, folders of them).
 
-    Names are the path relative to the given folder without suffix, with ``/`` -> ``__``; unique.
+    ``stills``: every still image (a file given, or found under a folder) is a video of its own, one frame
+    long, instead of a frame of its folder's video. Names are the path relative to the given folder without
+    suffix, with ``/`` -> ``__``; unique.
     """
     found: list[tuple[Path, str]] = []
     for item in map(Path, inputs):
         if not item.exists():
             raise InputError(f"{item}: no such file or folder")
-        if item.is_dir() and not is_video_path(item):
+        if item.is_dir() and stills:
+            found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in _stills_and_videos(item)]
+        elif item.is_dir() and not is_video_path(item):
             found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in find_videos(item)]
         else:
             found.append((item, item.stem if item.is_file() else item.name))
@@ -39,6 +43,18 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]
         names[name] = count + 1
         unique.append((path, name if count == 0 else f"{name}_{count}"))
     return unique
+
+
+def _stills_and_videos(folder: Path) -> list[Path]:
+    """Still images and video files under ``folder`` (recursively, hidden entries skipped), in natural order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and (is_still_path(path) or path.suffix.lower() in VIDEO_SUFFIXES):
+                found.append(path)
+    return sorted(found, key=lambda p: natural_key(str(p.relative_to(folder))))
 
 
 def generic_specs(videos: list[tuple[Path, str]], crop: str, boxes: dict[str, Box] | None) -> tuple[list, dict]:

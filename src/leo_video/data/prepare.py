@@ -69,6 +69,7 @@ class PrepareConfig:
     preset: str | None = None  # "taichi" or "celebvhq": clips from the official metadata
     metadata: str | None = None
     split_file: str | None = None
+    stills: bool = False  # --input only: every still image is a clip of one frame (an extra identity)
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -85,6 +86,8 @@ class PrepareConfig:
             raise InputError("--preset and --metadata go together (the preset reads the metadata file)")
         if self.preset is not None and self.crop != "center":
             raise InputError(f"--crop {self.crop}: a --preset takes its boxes from the metadata")
+        if self.preset is not None and self.stills:
+            raise InputError("--stills reads still images from --input; a --preset cuts clips out of raw videos")
 
 
 @dataclass
@@ -152,6 +155,8 @@ def check_settings(out: Path, config: PrepareConfig, overwrite: bool) -> None:
             previous = json.loads(settings.read_text())
         except json.JSONDecodeError:
             previous = None
+        if isinstance(previous, dict):  # a key added since that run has its default there (what that run did)
+            previous = {**asdict(PrepareConfig()), **previous}
         if previous != asdict(config):
             raise InputError(
                 f"{out}: was prepared with other settings ({settings}); "
@@ -171,7 +176,7 @@ def plan_clips(inputs: Sequence[str | os.PathLike], config: PrepareConfig) -> tu
         raw = index_raw_folders(inputs)
         return specs, {s.source: raw.get(s.source) for s in specs}
     boxes = load_crop_boxes(config.crop) if config.crop not in ("center", "face") else None
-    return generic_specs(collect_inputs(inputs), config.crop, boxes)
+    return generic_specs(collect_inputs(inputs, stills=config.stills), config.crop, boxes)
 
 
 @dataclass
@@ -216,7 +221,8 @@ def prepare_dataset(
     summary = PrepareSummary(storage=describe(config.format, config.crf), split_rule=_split_rule(config, specs))
     run = _Run(out, config, overwrite, split_file, summary, warn)
     checking = tqdm(specs, desc="check", unit="clip", disable=not progress, file=sys.stderr, leave=False)
-    probe = functools.lru_cache(maxsize=None)(_probe)  # a raw video with many clips is probed once
+    # a raw video with many clips is probed once
+    probe = functools.lru_cache(maxsize=None)(functools.partial(_probe, still_ok=config.stills))
     todo = [job for spec in checking if (job := _check(spec, sources.get(spec.source), run, probe))]
     # the hash split is drawn over every usable clip, so a resumed run agrees with the first
     hashed = assign_splits([s.name for s, _, _ in todo] + summary.existing_names, config.test_fraction, config.seed)
@@ -274,9 +280,9 @@ def _check(spec: ClipSpec, path: Path | None, run: _Run, probe) -> tuple[ClipSpe
         return None
 
 
-def _probe(path: Path) -> VideoInfo | InputError:
+def _probe(path: Path, still_ok: bool = False) -> VideoInfo | InputError:
     try:
-        return probe_video(path)
+        return probe_video(path, still_ok=still_ok)
     except InputError as exc:
         return exc
 

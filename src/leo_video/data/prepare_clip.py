@@ -43,7 +43,8 @@ def prepare_clip(spec: ClipSpec, path: Path, frames: Sequence[int], out_path: Pa
     (None for a centre crop) and the clip's frame rate. InputError if the raw video cannot be decoded or
     holds no face."""
     # Centre crops are scaled inside the decoder (fast); boxes need the full frame first.
-    with VideoReader(path, size=config.size if spec.region == "center" else None) as reader:
+    size = config.size if spec.region == "center" else None
+    with VideoReader(path, size=size, still_ok=config.stills) as reader:
         info = reader.info
         box = _box(spec, reader, frames, info.width, info.height)
         fps = config.fps or info.fps

@@ -45,6 +45,7 @@ __all__ = [
     "read_video",
     "write_video",
     "is_video_path",
+    "is_still_path",
     "natural_key",
 ]
 
@@ -88,10 +89,14 @@ def is_video_path(path: Path) -> bool:
 
 
 class _FolderSource:
-    """A folder of png/jpg frames in natural name order (the TaichiHD / first-order-model layout)."""
+    """A folder of png/jpg frames in natural name order (the TaichiHD / first-order-model layout), or one
+    still image read as a video of one frame (``still=True``: e.g. `prepare --stills`)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, still: bool = False):
         self.path = path
+        if still:
+            self.files = [path]
+            return
         self.files = sorted(
             (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),
             key=lambda p: natural_key(p.name),
@@ -382,24 +387,33 @@ def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
 # ----------------------------------------------------------------------------- public API
 
 
-def _make_source(path: Path) -> _FileSource | _FolderSource:
+def is_still_path(path: Path) -> bool:
+    """True for a file with a still-image suffix (png, jpg, bmp, webp, tif ...; an animated gif is a video)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif"
+
+
+def _make_source(path: Path, still_ok: bool = False) -> _FileSource | _FolderSource:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
         return _FolderSource(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif":
+    if is_still_path(path):
+        if still_ok:
+            return _FolderSource(path, still=True)
         raise InputError(f"{path}: is a still image, not a video (pass a folder of frames)")
     return _FileSource(path)
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike, still_ok: bool = False) -> VideoInfo:
     """Describe a video file or frame folder after verifying that its first frame decodes.
+
+    ``still_ok``: a still image file is a video of one frame (at the frame-folder rate) instead of an error.
 
     The frame count is exact: shown-frame packets are counted by demuxing (no decoding). A count below
     the header's means a truncated file; without a header count the last frame is decoded as a check.
     Raises :class:`InputError` for missing, empty, truncated, non-video or undecodable inputs.
     """
-    return _make_source(Path(path)).probe()
+    return _make_source(Path(path), still_ok).probe()
 
 
 class VideoReader:
@@ -410,10 +424,10 @@ class VideoReader:
     decoder is opened on first read, so a reader made in the main process works in DataLoader workers.
     """
 
-    def __init__(self, path: str | os.PathLike, size: int | None = None):
+    def __init__(self, path: str | os.PathLike, size: int | None = None, still_ok: bool = False):
         self.path = Path(path)
         self.size = size
-        self._source = _make_source(self.path)
+        self._source = _make_source(self.path, still_ok)  # still_ok: a still image is a video of one frame
         self._info: VideoInfo | None = None
 
     @property
