@@ -387,6 +387,43 @@ def test_eval_recon_by_motion(folders, tmp_path, run_cli, monkeypatch):
     assert code != 0 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
 
 
+def test_eval_recon_sheet(folders, tmp_path, run_cli, monkeypatch):
+    """--sheet: for the first 3 videos, rows original / reconstruction / still at 8 evenly spaced frames (of
+    --frames), each the frames the error was measured on; written once, refused without --overwrite."""
+    import leo_video.media.grid as grid
+    import leo_video.models.loading as loading
+    from leo_video.pipelines.animate import frames_to_batch
+
+    root, _ = folders
+    stub = _StubAnimator()
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu", dtype=None: stub)
+    shown = {}
+    real_save = grid.save_contact_sheet
+    monkeypatch.setattr(grid, "save_contact_sheet",
+                        lambda path, videos, num_frames, labels: shown.update(videos=videos, labels=labels)
+                        or real_save(path, videos, num_frames=num_frames, labels=labels))
+    sheet = tmp_path / "recon_sheet.png"
+    args = ("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real", "--max-videos", 4,
+            "--frames", 11, "--batch-frames", 4, "--no-shuffled", "--sheet", sheet, "--device", "cpu")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert _json(out)["num_videos"] == 4 and Image.open(sheet).size[1] > 9 * 32
+    paths = sorted((root / "real").glob("*.mp4"))[:3]
+    assert shown["labels"] == [label for p in paths for label in (f"{p.name} original", "reconstruction", "still")]
+    picked = [0, 1, 3, 4, 6, 7, 9, 10]  # 8 evenly spaced of 11 frames
+    for k, path in enumerate(paths):
+        with VideoReader(path) as reader:
+            frames = frames_to_batch(list(reader.iter_frames(stop=11)), 32, torch.device("cpu"))[picked]
+        original, reconstruction, still = shown["videos"][3 * k : 3 * k + 3]
+        with torch.no_grad():
+            expected = stub.render(stub.encode_appearance(frames[:1]), stub.encode_motion(frames))
+        torch.testing.assert_close(original, frames, rtol=0, atol=0)
+        torch.testing.assert_close(reconstruction, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(still, frames[:1].expand_as(frames), rtol=0, atol=0)
+    code, out, err = run_cli(*args)
+    assert code != 0 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+
+
 def test_errors_by_motion_groups():
     from leo_video.metrics.recon import errors_by_motion
 

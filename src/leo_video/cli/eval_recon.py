@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="draw the --by-motion groups (implied) as a bar chart: L1 and the still's per group, the "
                         "source's own drawing error as a line")
+    p.add_argument("--sheet", metavar="PNG", default=None,
+                   help="a labelled contact sheet of the first 3 videos to look at: rows original, reconstruction "
+                        "and still (the first frame), 8 evenly spaced frames each")
     add_overwrite_arg(p)
     add_device_args(p)
     p.set_defaults(func=run)
@@ -49,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines.leo import animator_path
     from ..utils.atomic import check_output_path
 
-    if args.plot:  # an existing --plot is refused before any rendering
-        check_output_path(args.plot, args.overwrite)
+    for output in (args.plot, args.sheet):  # an existing output is refused before any rendering
+        if output:
+            check_output_path(output, args.overwrite)
     result = reconstruction_error(args.checkpoint, args.data, args.max_videos, args.frames, args.batch_frames,
                                   args.device, args.dtype, shuffled=args.shuffled,
-                                  by_motion=args.by_motion or bool(args.plot))
+                                  by_motion=args.by_motion or bool(args.plot), sheet=args.sheet)
     if args.plot:
         plot_by_motion(args.plot, result)
 

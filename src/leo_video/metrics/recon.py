@@ -20,6 +20,10 @@ from .frechet import to_numpy
 __all__ = ["ReconstructionL1", "errors_by_motion", "reconstruction_l1", "self_reenact", "self_reenactment_errors",
            "self_reenactment_l1"]
 
+SHEET_VIDEOS = 3  # videos shown by ``reconstruction_error(sheet=...)``, three rows each
+SHEET_FRAMES = 8  # evenly spaced frames per row
+SHEET_LABELS = ("original", "reconstruction", "still")
+
 
 @dataclass
 class ReconstructionL1:
@@ -175,7 +179,7 @@ def _as_video_list(x: Any, name: str) -> list[np.ndarray]:
 def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | None = None, frames: int | None = None,
                          batch_frames: int = 16, device: str = "auto", dtype: str = "fp32",
                          progress: bool = True, animator: Any = None, shuffled: bool = True,
-                         by_motion: bool = False) -> dict[str, Any]:
+                         by_motion: bool = False, sheet: str | os.PathLike | None = None) -> dict[str, Any]:
     """``{"data", "l1", "l1_std", "still_l1", "l1_over_still", "num_videos", "num_frames", "per_video",
     "still_per_video"}`` of ``checkpoint`` on ``data``'s videos (``still``: the first frame repeated); with
     ``shuffled``, also ``"shuffled_l1", "l1_over_shuffled", "shuffled_per_video"`` (each video driven by its own
@@ -187,11 +191,13 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     loaded from ``checkpoint`` (``eval all`` shares one with its reconstruction FVD), else it is loaded here.
     ``by_motion``: also ``"by_motion"`` (:func:`errors_by_motion` of all frames) and ``"source_l1"`` (the mean over
     videos of frame 0's error: the source rendered from its own code, the animator's floor, where the still
-    scores 0).
+    scores 0). ``sheet``: a labelled contact sheet PNG of the first :data:`SHEET_VIDEOS` videos, rows original,
+    reconstruction and still, :data:`SHEET_FRAMES` evenly spaced frames each, written atomically.
     """
     from pathlib import Path
 
     from ..data.video_dataset import split_folder
+    from ..media.grid import save_contact_sheet
     from ..media.video import VideoReader
     from ..models.loading import load_lia
     from ..pipelines.leo import animator_path
@@ -207,12 +213,16 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     if animator is None:
         animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
     per_video, still_per_video, shuffled_per_video, total = {}, {}, {}, 0
-    frame_l1, frame_still_l1, source_l1 = [], [], []
+    frame_l1, frame_still_l1, source_l1, shown = [], [], [], []
     with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
-        for path in paths:
+        for index, path in enumerate(paths):
             with VideoReader(path) as reader:
+                length = len(reader) if frames is None else min(len(reader), frames)
+                rows = _SheetRows(length) if sheet is not None and index < SHEET_VIDEOS else None
                 errors = self_reenactment_errors(animator, reader, frames, batch_frames, resolve_dtype(dtype),
-                                                 shuffled=shuffled)
+                                                 shuffled=shuffled, on_chunk=rows)
+            if rows is not None:
+                shown += rows.videos()
             per_video[str(path)], still_per_video[str(path)] = errors["l1"], errors["still_l1"]
             frame_l1 += errors["frame_l1"]
             frame_still_l1 += errors["frame_still_l1"]
@@ -233,7 +243,35 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     result.update(num_videos=len(values), num_frames=total, per_video=per_video, still_per_video=still_per_video)
     if shuffled:
         result["shuffled_per_video"] = shuffled_per_video
+    if sheet is not None:
+        labels = [f"{Path(p).name} {label}" if label == SHEET_LABELS[0] else label
+                  for p in paths[:SHEET_VIDEOS] for label in SHEET_LABELS]
+        save_contact_sheet(sheet, shown, num_frames=SHEET_FRAMES, labels=labels)
     return result
+
+
+class _SheetRows:
+    """An ``on_chunk`` hook of :func:`self_reenactment_errors` that keeps :data:`SHEET_FRAMES` evenly spaced frames
+    of a ``length``-frame video: the originals, their reconstructions and the still (frame 0), (n, 3, S, S) each."""
+
+    def __init__(self, length: int):
+        from ..media.grid import sample_frame_indices
+
+        self.wanted = set(sample_frame_indices(length, SHEET_FRAMES))
+        self.seen, self.original, self.reconstruction = 0, [], []
+
+    def __call__(self, result: Any, target: Any) -> None:
+        for i in range(len(target)):
+            if self.seen + i in self.wanted:
+                self.original.append(target[i].float().cpu())
+                self.reconstruction.append(result[i].float().cpu())
+        self.seen += len(target)
+
+    def videos(self) -> list[Any]:
+        import torch
+
+        original = torch.stack(self.original)  # frame 0 is always among the wanted ones
+        return [original, torch.stack(self.reconstruction), original[:1].expand_as(original)]
 
 
 def errors_by_motion(frame_l1: list[float], frame_still_l1: list[float], bins: int = 4) -> list[dict[str, float]]:
