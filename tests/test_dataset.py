@@ -230,3 +230,23 @@ def test_sample_index_seed_keys_the_draw(dataset_root):
         assert torch.equal(again[SampleIndex(0, seed)]["source"], data[SampleIndex(0, seed)]["source"])
     assert torch.equal(data[0]["source"], again[0]["source"])  # plain ints: keyed on (seed, epoch, index)
     assert data.rng(0).integers(1 << 30) == np.random.default_rng([3, 0, 0]).integers(1 << 30)
+
+
+def test_find_videos_follows_links_once(tmp_path):
+    """A test folder of symbolic links to frame folders and videos elsewhere is read through the links; a link
+    back up the tree (a cycle) and a second link to the same folder add nothing."""
+    from leo_video.data.video_dataset import find_videos
+
+    store = tmp_path / "store"
+    (store / "clip_a").mkdir(parents=True)
+    for i, frame in enumerate(marked_frames(3)):
+        Image.fromarray(frame).save(store / "clip_a" / f"{i}.png")
+    write_video(store / "clip_b.mp4", marked_frames(4), fps=10)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "a").symlink_to(store / "clip_a", target_is_directory=True)
+    (linked / "a_again").symlink_to(store / "clip_a", target_is_directory=True)
+    (linked / "b.mp4").symlink_to(store / "clip_b.mp4")
+    (linked / "loop").symlink_to(linked, target_is_directory=True)
+    assert find_videos(linked) == [linked / "a", linked / "b.mp4"]
+    assert [len(r) for r in VideoDataset(linked, split=None, size=16, mode="clips", clip_length=3).readers] == [3, 4]

@@ -195,10 +195,16 @@ def find_videos(folder: Path) -> list[Path]:
     """Video files and frame folders under ``folder`` (recursively), in natural name order.
 
     A folder that directly holds png/jpg files is one video (a frame folder) and is not descended;
-    ``folder`` itself is one when it holds nothing else.
+    ``folder`` itself is one when it holds nothing else. Symbolic links to folders are followed (a dataset of
+    links to frame folders elsewhere), each real folder once, so a link cycle ends.
     """
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    found, visited = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            dirnames[:] = []
+            continue
+        visited.add(real)
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
         names = [n for n in filenames if not n.startswith(".")]
         if Path(dirpath) != folder and any(Path(n).suffix.lower() in FRAME_SUFFIXES for n in names):
