@@ -3,6 +3,7 @@
     python experiments/lia_diagnosis.py pairs --data runs/demo/data --size 64              # what training sees
     python experiments/lia_diagnosis.py animator --checkpoint EXPORT --data runs/demo/data  # where the error is
     python experiments/lia_diagnosis.py levels --checkpoint EXPORT --data runs/demo/data    # which level draws it
+    python experiments/lia_diagnosis.py clips --checkpoint EXPORT --data runs/real128 --splits train test  # per clip
 
 ``pairs``: frame gaps of LIA training pairs (``VideoDataset(mode="pairs")``, as ``train lia`` draws them) and the
 L1 on [0, 1] between source and driving frame: what copying the source scores on training pairs, i.e. the
@@ -20,6 +21,12 @@ upsampled to S): per level the standard deviation of that level's own RGB term, 
 pixels of the level (``tanh`` of the flow logits x r / 2: non-zero although nothing moves) and the mean mask.
 An animator that redraws the source sharply draws it at the finest level; one that draws it at r = S/2 and
 upsamples is blurred by construction.
+
+``clips``: per clip of each split, how much it moves (the still's L1 over ``--frames`` evenly spaced frames: their
+mean distance to frame 0) and how far its motion codes move (``train.lia.motion_spread`` over the same frames),
+with their ratio. A held-out spread below the training clips' means an encoder that does not read unseen people
+only where the held-out clips move as much; clips that barely move have small spreads whoever they show
+(docs/TRAINING.md, finding 16).
 """
 
 from __future__ import annotations
@@ -154,6 +161,40 @@ def levels(args: argparse.Namespace) -> dict:
     return {"checkpoint": args.checkpoint, "per_video": per_video}
 
 
+def clips(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from leo_video.data.video_dataset import split_folder
+    from leo_video.media.image import numpy_to_frames
+    from leo_video.media.video import VideoReader
+    from leo_video.metrics.evaluate import list_videos
+    from leo_video.models.loading import load_lia
+    from leo_video.train.lia import motion_spread
+
+    model = load_lia(args.checkpoint, device="cpu")
+    size = model.config.size
+    rows = {}
+    for split in args.splits:
+        for path in list_videos(split_folder(Path(args.data), split))[: args.videos]:
+            with VideoReader(path) as reader:
+                picked = np.linspace(0, len(reader) - 1, args.frames).round().astype(int)
+                frames = numpy_to_frames(reader.read(picked))
+            frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
+            still = float((frames - frames[:1]).abs().mean() / 2)  # (T, 3, S, S): mean distance to frame 0
+            with torch.no_grad():
+                spread = motion_spread(model, frames[None])
+            rows[f"{split}/{path.stem}"] = {"still_l1": still, "motion_spread": spread,
+                                            "spread_per_still": spread / still if still > 0 else float("nan")}
+    summary = {}
+    for split in args.splits:
+        mine = [r for k, r in rows.items() if k.startswith(f"{split}/")]
+        ratios = [r["spread_per_still"] for r in mine if r["still_l1"] > 0]  # a clip that never moves has none
+        if mine:
+            summary[split] = {"clips": len(mine), "still_l1_median": float(np.median([r["still_l1"] for r in mine])),
+                              "spread_per_still_median": float(np.median(ratios)) if ratios else None}
+    return {"checkpoint": args.checkpoint, "frames": args.frames, "summary": summary, "per_clip": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -171,9 +212,15 @@ def main() -> None:
     lv.add_argument("--data", required=True)
     lv.add_argument("--splits", nargs="+", default=["test"], choices=("train", "test"))
     lv.add_argument("--videos", type=int, default=8, help="per split")
+    cl = sub.add_parser("clips")
+    cl.add_argument("--checkpoint", required=True)
+    cl.add_argument("--data", required=True)
+    cl.add_argument("--splits", nargs="+", default=["train", "test"], choices=("train", "test"))
+    cl.add_argument("--videos", type=int, default=1000, help="per split")
+    cl.add_argument("--frames", type=int, default=24, help="evenly spaced frames per clip")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(json.dumps({"pairs": pairs, "animator": animator, "levels": levels}[args.what](args)))
+    print(json.dumps({"pairs": pairs, "animator": animator, "levels": levels, "clips": clips}[args.what](args)))
 
 
 if __name__ == "__main__":

@@ -51,3 +51,37 @@ def test_identity_bands_separate_shapes_from_detail():
     blurred_np = cv2.GaussianBlur(image[0].permute(1, 2, 0).numpy(), (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
     blurred = bands(torch.from_numpy(blurred_np).permute(2, 0, 1)[None], image)
     assert blurred["identity_high"] > 3 * blurred["identity_low"] and blurred["detail_ratio"] < 0.5
+
+
+def test_clips_reports_motion_and_spread_per_clip(tmp_path, monkeypatch):
+    """``clips``: per clip the still's L1 over evenly spaced frames (their distance to frame 0) and the code spread
+    of the same frames, computed here independently; a clip that never moves has both at zero."""
+    import argparse
+
+    import numpy as np
+    import leo_video.models.loading as loading
+    from PIL import Image
+
+    from leo_video.train.lia import motion_spread
+
+    rng = np.random.default_rng(0)
+    moving = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    for split, name, frames in (("train", "moving", moving), ("test", "static", np.repeat(moving[:1], 4, 0))):
+        folder = tmp_path / "data" / split / name
+        folder.mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    torch.manual_seed(0)
+    model = LatentImageAnimator(size=64, style_dim=16, motion_dim=4, channel_max=8).eval()
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu": model)
+    args = argparse.Namespace(checkpoint="stub", data=str(tmp_path / "data"), splits=["train", "test"], videos=10,
+                              frames=5)
+    result = load_script().clips(args)
+    x = torch.from_numpy(moving).permute(0, 3, 1, 2).float() / 127.5 - 1  # (5, 3, 64, 64): no resize at 64
+    row = result["per_clip"]["train/moving"]
+    assert abs(row["still_l1"] - float((x - x[:1]).abs().mean() / 2)) < 1e-6
+    with torch.no_grad():
+        assert abs(row["motion_spread"] - motion_spread(model, x[None])) < 1e-5 and row["motion_spread"] > 0
+    static = result["per_clip"]["test/static"]
+    assert static["still_l1"] == 0 and static["motion_spread"] < 1e-6
+    assert result["summary"]["train"]["clips"] == 1 and result["summary"]["test"]["clips"] == 1
