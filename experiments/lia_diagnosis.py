@@ -57,28 +57,42 @@ BAND_SIGMA = 2.0  # px: identity_bands' split between shapes (low) and detail (h
 
 
 @torch.no_grad()
-def first_frame(reader, size: int) -> torch.Tensor:
-    """Frame 0 of an open VideoReader as (1, 3, size, size) in [-1, 1]."""
+def read_frames(reader, indices, size: int) -> torch.Tensor:
+    """The frames at ``indices`` of an open VideoReader as (T, 3, size, size) in [-1, 1]."""
     from leo_video.media.image import numpy_to_frames
 
-    first = numpy_to_frames(reader.read([0]))
-    return torch.nn.functional.interpolate(first, size=(size, size), mode="bilinear", antialias=True)
+    frames = numpy_to_frames(reader.read(indices))
+    return torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
+
+
+def first_frame(reader, size: int) -> torch.Tensor:
+    """Frame 0 of an open VideoReader as (1, 3, size, size) in [-1, 1]."""
+    return read_frames(reader, [0], size)
+
+
+def videos_of_splits(data: str, splits, limit: int):
+    """``(split, path)`` of the first ``limit`` videos of each split folder of the dataset ``data``."""
+    from pathlib import Path
+
+    from leo_video.data.video_dataset import split_folder
+    from leo_video.metrics.evaluate import list_videos
+
+    for split in splits:
+        for path in list_videos(split_folder(Path(data), split))[:limit]:
+            yield split, path
 
 
 def animator(args: argparse.Namespace) -> dict:
     from leo_video.data.video_dataset import VideoDataset
     from leo_video.media.video import VideoReader
-    from leo_video.metrics.evaluate import list_videos
     from leo_video.metrics.recon import self_reenactment_errors
     from leo_video.models.loading import load_lia
-    from leo_video.data.video_dataset import split_folder
     from leo_video.train.lia import motion_spread, probe_clips
-    from pathlib import Path
 
     model = load_lia(args.checkpoint, device="cpu")
     size = model.config.size
     rows = []
-    for path in list_videos(split_folder(Path(args.data), "test"))[: args.videos]:
+    for _, path in videos_of_splits(args.data, ["test"], args.videos):
         with VideoReader(path) as reader:
             errors = self_reenactment_errors(model, reader, args.frames, shuffled=True)
             first = first_frame(reader, size)
@@ -139,56 +153,42 @@ def decoder_levels(model, image: torch.Tensor) -> tuple[torch.Tensor, dict[int, 
 
 
 def levels(args: argparse.Namespace) -> dict:
-    from pathlib import Path
-
-    from leo_video.data.video_dataset import split_folder
     from leo_video.media.video import VideoReader
-    from leo_video.metrics.evaluate import list_videos
     from leo_video.models.loading import load_lia
 
     model = load_lia(args.checkpoint, device="cpu")
-    size = model.config.size
     per_video = {}
-    for split in args.splits:
-        for path in list_videos(split_folder(Path(args.data), split))[: args.videos]:
-            with VideoReader(path) as reader:
-                first = first_frame(reader, size)
-            out, found = decoder_levels(model, first)
-            per_video[f"{split}/{path.stem}"] = {
-                "identity_l1": float((out - first).abs().mean() / 2),
-                "levels": {r: {"rgb_std": float(v["rgb"].std()), "offset_px": v["offset_px"], "mask": v["mask"]}
-                           for r, v in found.items()}}  # fmt: skip
+    for split, path in videos_of_splits(args.data, args.splits, args.videos):
+        with VideoReader(path) as reader:
+            first = first_frame(reader, model.config.size)
+        out, found = decoder_levels(model, first)
+        per_video[f"{split}/{path.stem}"] = {
+            "identity_l1": float((out - first).abs().mean() / 2),
+            "levels": {r: {"rgb_std": float(v["rgb"].std()), "offset_px": v["offset_px"], "mask": v["mask"]}
+                       for r, v in found.items()}}  # fmt: skip
     return {"checkpoint": args.checkpoint, "per_video": per_video}
 
 
 def clips(args: argparse.Namespace) -> dict:
-    from pathlib import Path
-
-    from leo_video.data.video_dataset import split_folder
-    from leo_video.media.image import numpy_to_frames
     from leo_video.media.video import VideoReader
-    from leo_video.metrics.evaluate import list_videos
     from leo_video.models.loading import load_lia
     from leo_video.train.lia import motion_spread
 
     model = load_lia(args.checkpoint, device="cpu")
-    size = model.config.size
     rows = {}
-    for split in args.splits:
-        for path in list_videos(split_folder(Path(args.data), split))[: args.videos]:
-            with VideoReader(path) as reader:
-                picked = np.linspace(0, len(reader) - 1, args.frames).round().astype(int)
-                frames = numpy_to_frames(reader.read(picked))
-            frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
-            still = float((frames - frames[:1]).abs().mean() / 2)  # (T, 3, S, S): mean distance to frame 0
-            with torch.no_grad():
-                spread = motion_spread(model, frames[None])
-            rows[f"{split}/{path.stem}"] = {"still_l1": still, "motion_spread": spread,
-                                            "spread_per_still": spread / still if still > 0 else float("nan")}
+    for split, path in videos_of_splits(args.data, args.splits, args.videos):
+        with VideoReader(path) as reader:
+            frames = read_frames(reader, np.linspace(0, len(reader) - 1, args.frames).round().astype(int),
+                                 model.config.size)  # (T, 3, S, S)
+        still = float((frames - frames[:1]).abs().mean() / 2)  # the frames' mean distance to frame 0
+        with torch.no_grad():
+            spread = motion_spread(model, frames[None])
+        rows[f"{split}/{path.stem}"] = {"still_l1": still, "motion_spread": spread,
+                                        "spread_per_still": spread / still if still > 0 else None}
     summary = {}
     for split in args.splits:
         mine = [r for k, r in rows.items() if k.startswith(f"{split}/")]
-        ratios = [r["spread_per_still"] for r in mine if r["still_l1"] > 0]  # a clip that never moves has none
+        ratios = [r["spread_per_still"] for r in mine if r["spread_per_still"] is not None]  # None: never moves
         if mine:
             summary[split] = {"clips": len(mine), "still_l1_median": float(np.median([r["still_l1"] for r in mine])),
                               "spread_per_still_median": float(np.median(ratios)) if ratios else None}
