@@ -179,7 +179,10 @@ def test_train_benchmark_cpu_and_summary(bench_modules, out):
     # no device kernels to count
     small, large = data["lmdm"], data["lmdm, B 3"]
     assert (small["batch"], large["batch"]) == (2, 3) and large["flops_per_step"] == 1.5 * small["flops_per_step"]
-    assert small["aten_calls"] == large["aten_calls"] > 100 and small["kernels"] is None
+    # the same ops at any batch, up to a few layout copies: with diffusers 0.42 one view is contiguous at batch 2 and
+    # not at 3, so batch 3 adds one .contiguous() (5 ATen calls of ~7,250)
+    assert small["aten_calls"] > 100 and abs(large["aten_calls"] - small["aten_calls"]) <= 10
+    assert small["kernels"] is None
     assert "| eager | 3 | foreach |" in text.split("cLMDM")[1].split("cDDPM")[0]
     assert text.count("profile of one fp32 step") == 1 and text.count("each part timed alone") == 1
     # --fused: a row per setting (train.fused_kernels); CPU runs the plain ops in both

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
-from ..media.video import VIDEO_SUFFIXES, is_still_path, is_video_path, natural_key
+from ..media.image import is_still_path
+from ..media.video import VIDEO_SUFFIXES, is_video_path, natural_key
 from .clips import ClipSpec, SquareBox
 from .video_dataset import find_videos
 

@@ -30,6 +30,11 @@ REDUCE_ABOVE_PIXELS = 16_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def is_still_path(path: str | os.PathLike) -> bool:
+    """True for a file name with a still-image suffix (an animated gif is a video, not a still)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 # ----------------------------------------------------------------------------- value mapping
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from ..errors import InputError
 from .image import (
-    IMAGE_SUFFIXES,
+    is_still_path,
     load_image_uint8,
     numpy_to_frames,
     open_image_checked,
@@ -45,7 +45,6 @@ __all__ = [
     "read_video",
     "write_video",
     "is_video_path",
-    "is_still_path",
     "natural_key",
 ]
 
@@ -94,10 +93,7 @@ class _FolderSource:
 
     def __init__(self, path: Path, still: bool = False):
         self.path = path
-        if still:
-            self.files = [path]
-            return
-        self.files = sorted(
+        self.files = [path] if still else sorted(
             (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),
             key=lambda p: natural_key(p.name),
         )
@@ -385,11 +381,6 @@ def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- public API
-
-
-def is_still_path(path: Path) -> bool:
-    """True for a file with a still-image suffix (png, jpg, bmp, webp, tif ...; an animated gif is a video)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif"
 
 
 def _make_source(path: Path, still_ok: bool = False) -> _FileSource | _FolderSource:
