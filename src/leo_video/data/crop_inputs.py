@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
-from ..media.image import is_still_path
-from ..media.video import VIDEO_SUFFIXES, is_video_path, natural_key
+from ..media.video import is_video_path
 from .clips import ClipSpec, SquareBox
 from .video_dataset import find_videos
 
@@ -31,10 +30,8 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], stills: bool = False) ->
     for item in map(Path, inputs):
         if not item.exists():
             raise InputError(f"{item}: no such file or folder")
-        if item.is_dir() and stills:
-            found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in _stills_and_videos(item)]
-        elif item.is_dir() and not is_video_path(item):
-            found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in find_videos(item)]
+        if item.is_dir() and (stills or not is_video_path(item)):
+            found += [(p, "__".join(p.relative_to(item).with_suffix("").parts)) for p in find_videos(item, stills)]
         else:
             found.append((item, item.stem if item.is_file() else item.name))
     names: dict[str, int] = {}
@@ -44,18 +41,6 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], stills: bool = False) ->
         names[name] = count + 1
         unique.append((path, name if count == 0 else f"{name}_{count}"))
     return unique
-
-
-def _stills_and_videos(folder: Path) -> list[Path]:
-    """Still images and video files under ``folder`` (recursively, hidden entries skipped), in natural order."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            path = Path(dirpath) / name
-            if not name.startswith(".") and (is_still_path(path) or path.suffix.lower() in VIDEO_SUFFIXES):
-                found.append(path)
-    return sorted(found, key=lambda p: natural_key(str(p.relative_to(folder))))
 
 
 def generic_specs(videos: list[tuple[Path, str]], crop: str, boxes: dict[str, Box] | None) -> tuple[list, dict]:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from ..config import param, validate
 from ..errors import InputError
-from ..media.image import numpy_to_frames
+from ..media.image import is_still_path, numpy_to_frames
 from ..media.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, VideoReader, natural_key
 
 SPLITS = ("train", "test")
@@ -191,12 +191,13 @@ def split_folder(root: Path, split: str | None) -> Path:
     return root
 
 
-def find_videos(folder: Path) -> list[Path]:
+def find_videos(folder: Path, stills: bool = False) -> list[Path]:
     """Video files and frame folders under ``folder`` (recursively), in natural name order.
 
     A folder that directly holds png/jpg files is one video (a frame folder) and is not descended;
-    ``folder`` itself is one when it holds nothing else. Symbolic links to folders are followed (a dataset of
-    links to frame folders elsewhere), each real folder once, so a link cycle ends.
+    ``folder`` itself is one when it holds nothing else. ``stills``: every still image is a video of its own, one
+    frame long, instead of a frame of its folder's video (`prepare --stills`). Symbolic links to folders are
+    followed (a dataset of links to frame folders elsewhere), each real folder once, so a link cycle ends.
     """
     found, visited = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -207,12 +208,13 @@ def find_videos(folder: Path) -> list[Path]:
         visited.add(real)
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
         names = [n for n in filenames if not n.startswith(".")]
-        if Path(dirpath) != folder and any(Path(n).suffix.lower() in FRAME_SUFFIXES for n in names):
+        if not stills and Path(dirpath) != folder and any(Path(n).suffix.lower() in FRAME_SUFFIXES for n in names):
             found.append(Path(dirpath))
             dirnames[:] = []
             continue
-        found += [Path(dirpath) / n for n in names if Path(n).suffix.lower() in VIDEO_SUFFIXES]
-    if not found and any(p.suffix.lower() in FRAME_SUFFIXES for p in folder.iterdir() if p.is_file()):
+        found += [Path(dirpath) / n for n in names
+                  if Path(n).suffix.lower() in VIDEO_SUFFIXES or (stills and is_still_path(n))]
+    if not stills and not found and any(p.suffix.lower() in FRAME_SUFFIXES for p in folder.iterdir() if p.is_file()):
         return [folder]
     return sorted(found, key=lambda p: natural_key(str(p.relative_to(folder))))
 

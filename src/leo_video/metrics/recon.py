@@ -234,7 +234,8 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     values, still = np.array(list(per_video.values())), np.array(list(still_per_video.values()))
     result = {"data": str(folder), "l1": float(values.mean()),
               "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-              "still_l1": float(still.mean()), "l1_over_still": float(values.mean() / still.mean())}
+              "still_l1": float(still.mean()),  # videos that never move: no ratio to the still
+              "l1_over_still": float(values.mean() / still.mean()) if still.mean() > 0 else float("nan")}
     if shuffled:
         mean_shuffled = float(np.mean(list(shuffled_per_video.values())))
         result.update(shuffled_l1=mean_shuffled, l1_over_shuffled=float(values.mean()) / mean_shuffled)

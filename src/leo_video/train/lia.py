@@ -319,18 +319,13 @@ class LIATrainingTask(TrainingTask):
         scores 0; ``docs/TRAINING.md``, finding 14)."""
         if not self.config.data.test_root or not self.accelerator.is_main_process:
             return {}
-        from ..media.video import VideoReader
-        from ..metrics.recon import self_reenactment_errors
+        from ..metrics.recon import reconstruction_error
 
-        rows = []
         with self.ema_weights("generator") as generator:
-            for path in list_test_videos(self.config.data.test_root)[: self.eval_videos]:
-                with VideoReader(path) as reader:
-                    rows.append(self_reenactment_errors(generator, reader, self.eval_frames))
-        l1, still = (sum(r[key] for r in rows) / len(rows) for key in ("l1", "still_l1"))
-        ratio = l1 / still if still > 0 else float("nan")
-        return {"recon_l1": l1, "recon_still_l1": still, "recon_l1_over_still": ratio,
-                "recon_source_l1": sum(r["frame_l1"][0] for r in rows) / len(rows)}
+            result = reconstruction_error(None, self.config.data.test_root, self.eval_videos, self.eval_frames,
+                                          progress=False, animator=generator, shuffled=False, by_motion=True)
+        return {"recon_l1": result["l1"], "recon_still_l1": result["still_l1"],
+                "recon_l1_over_still": result["l1_over_still"], "recon_source_l1": result["source_l1"]}
 
 
 def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
