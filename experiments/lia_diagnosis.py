@@ -4,6 +4,7 @@
     python experiments/lia_diagnosis.py animator --checkpoint EXPORT --data runs/demo/data  # where the error is
     python experiments/lia_diagnosis.py levels --checkpoint EXPORT --data runs/demo/data    # which level draws it
     python experiments/lia_diagnosis.py clips --checkpoint EXPORT --data runs/real128 --splits train test  # per clip
+    python experiments/lia_diagnosis.py cross --checkpoint EXPORT --clips TRAIN_CLIP TEST_CLIP --sheet cross.png
 
 ``pairs``: frame gaps of LIA training pairs (``VideoDataset(mode="pairs")``, as ``train lia`` draws them) and the
 L1 on [0, 1] between source and driving frame: what copying the source scores on training pairs, i.e. the
@@ -27,6 +28,14 @@ mean distance to frame 0) and how far its motion codes move (``train.lia.motion_
 with their ratio. A held-out spread below the training clips' means an encoder that does not read unseen people
 only where the held-out clips move as much; clips that barely move have small spreads whoever they show
 (docs/TRAINING.md, finding 16).
+
+``cross``: which half fails on an unseen face, the encoder reading it or the decoder drawing it (finding 17). Two
+clips A and B (a training and a held-out one, say), each at frame 0 and its ``--frames`` - 1 most-moved frames
+(largest still's L1 among ``CANDIDATES`` evenly spaced ones): each clip drawn from its own codes, and each clip's
+motion (codes relative to its frame 0) drawn on the *other* clip's first frame. Per clip the still's L1 of those
+frames, the L1 of its own rendering, and how far its codes move (``|alpha_t - alpha_0|``) per unit of the still's
+L1: an encoder that reads one face's motion and not the other's shows it there, a decoder that cannot draw an
+expression shows it in the sheet's rows (``--sheet``).
 """
 
 from __future__ import annotations
@@ -195,6 +204,54 @@ def clips(args: argparse.Namespace) -> dict:
     return {"checkpoint": args.checkpoint, "frames": args.frames, "summary": summary, "per_clip": rows}
 
 
+CANDIDATES = 48  # evenly spaced frames of a clip among which ``cross`` picks the most-moved ones
+
+
+def most_moved_frames(frames: torch.Tensor, count: int) -> list[int]:
+    """Frame 0 and the ``count`` - 1 frames farthest from it (mean |x_t - x_0|), in time order; frames (T, 3, S, S)."""
+    still = (frames - frames[:1]).abs().mean(dim=(1, 2, 3))
+    still[0] = -1.0  # frame 0 is always the first, never picked twice
+    picked = torch.topk(still, min(count, len(frames)) - 1).indices.tolist() if count > 1 else []
+    return [0] + sorted(picked)
+
+
+@torch.no_grad()
+def cross(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from leo_video.media.grid import save_contact_sheet
+    from leo_video.media.video import VideoReader
+    from leo_video.models.loading import load_lia
+
+    model = load_lia(args.checkpoint, device="cpu")
+    size = model.config.size
+    shown = {}
+    for path in args.clips:
+        with VideoReader(path) as reader:
+            candidates = np.linspace(0, len(reader) - 1, min(CANDIDATES, len(reader))).round().astype(int)
+            frames = read_frames(reader, candidates, size)  # (C, 3, S, S)
+        picked = most_moved_frames(frames, args.frames)
+        shown[Path(path).name] = (candidates[picked].tolist(), frames[picked])
+    (name_a, (_, a)), (name_b, (_, b)) = shown.items()
+    codes = {name: model.encode_motion(x) for name, (_, x) in shown.items()}
+    result, rows, labels = {"checkpoint": args.checkpoint, "clips": {}}, [], []
+    for name, x, other_name, other in ((name_a, a, name_b, b), (name_b, b, name_a, a)):
+        own = model.render(model.encode_appearance(x[:1]), codes[name], start_motion=codes[name][0])
+        moved = model.render(model.encode_appearance(other[:1]), codes[name], start_motion=codes[name][0])
+        still = (x - x[:1]).abs().mean(dim=(1, 2, 3)) / 2  # on [0, 1]
+        displacement = (codes[name] - codes[name][:1]).norm(dim=1)
+        result["clips"][name] = {
+            "frames": shown[name][0], "still_l1": still.tolist(),
+            "l1": ((own - x).abs().mean(dim=(1, 2, 3)) / 2).tolist(), "code_displacement": displacement.tolist(),
+            "code_displacement_per_still": float(displacement[1:].mean() / still[1:].mean()) if len(x) > 1 and still[1:].mean() > 0 else None}  # fmt: skip
+        rows += [x, own, moved]
+        labels += [f"{name}", f"{name} from its own codes", f"{other_name}'s first frame, {name}'s motion"]
+    if args.sheet:
+        save_contact_sheet(args.sheet, rows, num_frames=args.frames, labels=labels)
+        result["sheet"] = str(args.sheet)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -218,9 +275,15 @@ def main() -> None:
     cl.add_argument("--splits", nargs="+", default=["train", "test"], choices=("train", "test"))
     cl.add_argument("--videos", type=int, default=1000, help="per split")
     cl.add_argument("--frames", type=int, default=24, help="evenly spaced frames per clip")
+    cr = sub.add_parser("cross")
+    cr.add_argument("--checkpoint", required=True)
+    cr.add_argument("--clips", nargs=2, required=True, metavar=("A", "B"), help="two clips (frame folders or videos)")
+    cr.add_argument("--frames", type=int, default=6, help="frame 0 and the most-moved others, per clip")
+    cr.add_argument("--sheet", default=None, metavar="PNG", help="the six rows as a labelled contact sheet")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(json.dumps({"pairs": pairs, "animator": animator, "levels": levels, "clips": clips}[args.what](args)))
+    tasks = {"pairs": pairs, "animator": animator, "levels": levels, "clips": clips, "cross": cross}
+    print(json.dumps(tasks[args.what](args)))
 
 
 if __name__ == "__main__":

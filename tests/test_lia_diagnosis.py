@@ -85,3 +85,48 @@ def test_clips_reports_motion_and_spread_per_clip(tmp_path, monkeypatch):
     static = result["per_clip"]["test/static"]
     assert static["still_l1"] == 0 and static["motion_spread"] < 1e-6
     assert result["summary"]["train"]["clips"] == 1 and result["summary"]["test"]["clips"] == 1
+
+
+def test_most_moved_frames_puts_frame_0_first_and_the_farthest_frames_in_time_order():
+    """Frames whose distance to frame 0 is known (constant offsets): the picks are exactly the largest, sorted by time."""
+    offsets = torch.tensor([0.0, 0.5, 0.1, 0.9, 0.0, 0.7, 0.2])
+    frames = offsets[:, None, None, None].expand(7, 3, 4, 4).clone()
+    most_moved_frames = load_script().most_moved_frames
+    assert most_moved_frames(frames, 4) == [0, 1, 3, 5]
+    assert most_moved_frames(frames, 1) == [0]
+    assert most_moved_frames(frames, 20) == list(range(7))  # more asked than there are: every frame once
+
+
+def test_cross_draws_each_clip_from_its_own_and_the_other_clips_codes(tmp_path, monkeypatch):
+    """``cross``: codes don't move at frame 0; the own rendering's L1 is that of the model's own forward pass
+    (relative motion from frame 0, the source = frame 0); the sheet has the six labelled rows."""
+    import argparse
+
+    import numpy as np
+    import leo_video.models.loading as loading
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    clips = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, frame in enumerate(rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)):
+            Image.fromarray(frame).save(folder / f"{i:03d}.png")
+        clips.append(str(folder))
+    torch.manual_seed(0)
+    model = LatentImageAnimator(size=64, style_dim=16, motion_dim=4, channel_max=8).eval()
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu": model)
+    args = argparse.Namespace(checkpoint="stub", clips=clips, frames=3, sheet=str(tmp_path / "cross.png"))
+    result = load_script().cross(args)
+    row = result["clips"]["a"]
+    assert row["frames"][0] == 0 and len(row["frames"]) == 3 and row["code_displacement"][0] == 0
+    assert row["still_l1"][0] == 0 and all(v > 0 for v in row["still_l1"][1:])
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(f"{clips[0]}/{i:03d}.png")) for i in row["frames"]]))
+    x = x.permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        own = model(x[:1].expand(3, -1, -1, -1), x, start_motion=model.encode_motion(x[:1]).expand(3, -1))
+    expected = ((own - x).abs().mean(dim=(1, 2, 3)) / 2).tolist()
+    np.testing.assert_allclose(row["l1"], expected, rtol=1e-4, atol=1e-6)
+    sheet = Image.open(tmp_path / "cross.png")
+    assert sheet.height == 4 + 6 * (64 + 4) and sheet.width > 4 + 3 * (64 + 4)

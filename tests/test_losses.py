@@ -308,3 +308,64 @@ def test_i3d_weights_file_replaces_the_package(monkeypatch, tmp_path):
     save_file({"Conv3d_1a_7x7.weight": torch.zeros(64, 3, 5, 5)}, str(wrong))
     with pytest.raises(CheckpointError, match="wrong.safetensors: not the I3D frame network's weights"):
         PerceptualLoss(network="i3d-k400", i3d_weights=wrong)
+
+
+def test_change_weights_average_one_and_follow_what_changed():
+    """Weights (1 + v d / mean d) / (1 + v): a pixel that changed twice the mean gets (1 + 2v) / (1 + v); one that
+    did not, 1 / (1 + v); each image averages 1; a pair that did not change gets ones (no division by zero)."""
+    from leo_video.train.losses import change_weights
+
+    source = torch.zeros(2, 3, 4, 4)
+    target = source.clone()
+    target[0, :, 0, :2] = 0.8  # 2 of 16 pixels change by 0.8 in every channel: d = 0.8 there, mean d = 0.1
+    w = change_weights(source, target, 3.0)
+    assert w.shape == (2, 1, 4, 4)
+    assert torch.allclose(w[0, 0, 0, :2], torch.full((2,), (1 + 3 * 8.0) / 4))
+    assert torch.allclose(w[0, 0, 1:], torch.full((3, 4), 1 / 4))
+    assert torch.allclose(w.mean(dim=(1, 2, 3)), torch.ones(2))
+    assert torch.equal(w[1], torch.ones(1, 4, 4))  # the unchanged pair
+    assert torch.equal(change_weights(source, target, 0.0), torch.ones(2, 1, 4, 4))
+
+
+def test_change_weight_weights_l1_and_every_perceptual_map():
+    """With change_weight > 0 the total is l1_weight * mean(w |pred - target|) + the perceptual pyramid with each
+    feature map's differences weighted by w area-pooled to its size (computed here by hand); ``l1`` stays the
+    plain L1; 0 gives back the unweighted loss; without the source frames it says so."""
+    import torch.nn.functional as F
+
+    from leo_video.train.losses import change_weights
+
+    torch.manual_seed(0)
+    source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    pred = (target + 0.3 * torch.randn_like(target)).clamp(-1, 1)
+    loss = ReconstructionLoss(l1_weight=2.0, perceptual_weight=3.0, perceptual_scales=(1.0, 0.5),
+                              vgg_random_init=True, perceptual_network="i3d-k400", change_weight=4.0)
+    terms = loss(pred, target, source)
+    w = change_weights(source, target, 4.0)
+    assert terms["l1"].item() == pytest.approx((pred - target).abs().mean().item(), rel=1e-6)
+    assert terms["l1_weighted"].item() == pytest.approx((w * (pred - target).abs()).mean().item(), rel=1e-6)
+    expected = 0.0
+    for p, t in zip(image_pyramid(pred, (1.0, 0.5)), image_pyramid(target, (1.0, 0.5))):
+        for a, b in zip(loss.perceptual.network(p), loss.perceptual.network(t)):
+            expected += 3.0 * (F.adaptive_avg_pool2d(w, a.shape[-2:]) * (a - b).abs()).mean().item()
+    assert terms["perceptual"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["total"].item() == pytest.approx(2 * terms["l1_weighted"].item() + expected, rel=1e-5)
+    plain = ReconstructionLoss(l1_weight=2.0, perceptual_weight=3.0, perceptual_scales=(1.0, 0.5),
+                               vgg_random_init=True, perceptual_network="i3d-k400")
+    plain.load_state_dict(loss.state_dict())
+    unweighted = plain(pred, target, source)
+    assert "l1_weighted" not in unweighted and unweighted["total"].item() != pytest.approx(terms["total"].item())
+    with pytest.raises(ValueError, match="source"):
+        loss(pred, target)
+
+
+def test_change_weight_pulls_harder_where_the_frames_differ():
+    """The same error in a changed region costs more than in a still one (the gradient's share follows w)."""
+    source = torch.zeros(1, 3, 8, 8)
+    target = source.clone()
+    target[..., :2, :2] = 1.0  # the top-left corner changed
+    loss = ReconstructionLoss(l1_weight=1.0, perceptual_weight=0.0, change_weight=5.0)
+    moved, still = target.clone(), target.clone()
+    moved[..., 0, 0] += 0.5  # the same error, in the changed corner
+    still[..., 7, 7] += 0.5  # or where nothing changed
+    assert loss(moved, target, source)["total"] > 5 * loss(still, target, source)["total"]

@@ -382,7 +382,8 @@ def test_held_out_probe_reads_the_test_split_only(data_root, tmp_path):
 def test_motion_view_feeds_the_recoloured_copy_to_the_motion_encoder_and_scores_the_plain_frame(
         data_root, tmp_path, run_cli, monkeypatch):
     """``data.augment.motion_view``: in each training step the generator's driving input (read for the motion code
-    only) is the batch's ``driving_view``, and the L1 target is ``driving`` itself."""
+    only) is the batch's ``driving_view``, and the L1 target is ``driving`` itself; the loss's source frames (what
+    ``loss.change_weight`` weights the pixels by, on here) are the batch's ``source``."""
     from leo_video.models.lia import LatentImageAnimator
     from leo_video.train import lia as lia_task
 
@@ -394,25 +395,32 @@ def test_motion_view_feeds_the_recoloured_copy_to_the_motion_encoder_and_scores_
         return forward(self, source, driving, *args, **kwargs)
 
     monkeypatch.setattr(LatentImageAnimator, "forward", spy)
-    batches, targets = [], []
+    batches, targets, sources = [], [], []
     train_step = lia_task.LIATrainingTask.train_step
 
     def keep(self, batch, step):
         batches.append({k: v.detach().clone() for k, v in batch.items()})
         if not hasattr(self.recon_loss, "spied"):
             loss = self.recon_loss
-            self.recon_loss = lambda recon, target: (targets.append(target.detach().clone()), loss(recon, target))[1]
+
+            def recon_loss(recon, target, source):
+                targets.append(target.detach().clone())
+                sources.append(source.detach().clone())
+                return loss(recon, target, source)
+
+            self.recon_loss = recon_loss
             self.recon_loss.spied = True
         return train_step(self, batch, step)
 
     monkeypatch.setattr(lia_task.LIATrainingTask, "train_step", keep)
     code, _, err = run_cli(*train_args(data_root, tmp_path / "run", train__max_steps=2, train__ema="false",
-                                       data__augment__motion_view=0.5, loss__gan_weight=0))
+                                       data__augment__motion_view=0.5, loss__gan_weight=0, loss__change_weight=2.0))
     assert code == 0, err
     assert len(batches) == 2 and all(set(b) == {"source", "driving", "driving_view"} for b in batches)
     steps = [c for c in calls if c.shape[0] == TINY["train.batch_size"]]  # not the monitor's probe clips
-    assert len(steps) == len(targets) == 2
-    for batch, seen, target in zip(batches, steps, targets):
+    assert len(steps) == len(targets) == len(sources) == 2
+    for batch, seen, target, source in zip(batches, steps, targets, sources):
         torch.testing.assert_close(seen, batch["driving_view"])
         torch.testing.assert_close(target, batch["driving"])
+        torch.testing.assert_close(source, batch["source"])
         assert (batch["driving_view"] - batch["driving"]).abs().mean() > 0.01

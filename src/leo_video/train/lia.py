@@ -245,7 +245,7 @@ class LIATrainingTask(TrainingTask):
         acc, cfg = self.accelerator, self.config
         with acc.autocast():
             recon = self.models["generator"](source, view)  # (B, 3, S, S), absolute transfer
-            terms = self.recon_loss(recon.float(), driving.float())
+            terms = self.recon_loss(recon.float(), driving.float(), source.float())
             loss, losses = terms["total"], {k: v for k, v in terms.items() if k != "total"}
             if "discriminator" in self.models:
                 critic = self.unwrap("discriminator").requires_grad_(False)

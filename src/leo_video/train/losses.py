@@ -11,7 +11,8 @@
   discriminator steps (StyleGAN2, Karras et al. 2020, Appendix B); :func:`lazy_regularization`
   gives the matching Adam lr and betas.
 * :class:`ReconstructionLoss` - L1 (optionally on an image pyramid) + perceptual by config weights; a
-  weight of 0 builds nothing.
+  weight of 0 builds nothing. With ``change_weight`` > 0 both terms weight each pixel by how much it changed
+  between source and driving frame (:func:`change_weights`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,31 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error; ``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar."""
     return (pred - target).abs().mean()
+
+
+def change_weights(source: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-pixel loss weights ``(1 + strength * d / mean(d)) / (1 + strength)``, ``d = mean_c |target - source|``.
+
+    Pixels that differ between the two frames of a pair (a mouth that opens, an eye that shuts) count up to
+    ``1 + strength * d / mean(d)`` times the others; each image's weights average 1, so the loss keeps its
+    scale. An image whose frames are identical gets weights 1. ``source``, ``target`` (B, 3, H, W) -> (B, 1, H, W),
+    no gradient. Not LIA's (it weights every pixel the same): docs/TRAINING.md, finding 17.
+    """
+    with torch.no_grad():
+        d = (target - source).abs().mean(dim=1, keepdim=True)  # (B, 1, H, W)
+        scale = d.mean(dim=(2, 3), keepdim=True)
+        relative = torch.where(scale > 0, d / scale.clamp_min(torch.finfo(d.dtype).tiny), torch.ones_like(d))
+        return (1 + strength * relative) / (1 + strength)
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``mean(values * weights)``: ``values`` (B, C, h, w), ``weights`` (B, 1, H, W) area-pooled to (h, w) (the
+    mean over pixels is kept); ``weights`` None: the plain mean."""
+    if weights is None:
+        return values.mean()
+    if weights.shape[-2:] != values.shape[-2:]:
+        weights = F.adaptive_avg_pool2d(weights, values.shape[-2:])
+    return (values * weights).mean()
 
 
 def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -146,15 +172,16 @@ class PerceptualLoss(nn.Module):
             return images
         return ((images + 1) / 2 - self.mean) / self.std
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar; no gradient flows into ``target``."""
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``pred``, ``target`` (B, 3, H, W) in [-1, 1] -> scalar; no gradient flows into ``target``. ``weights``
+        (B, 1, H, W) or None: every feature map's differences weighted by them, area-pooled to its size."""
         total = pred.new_zeros(())
         for pred_s, target_s in zip(image_pyramid(pred, self.scales), image_pyramid(target, self.scales)):
             pred_features = self.network(self.normalize(pred_s))
             with torch.no_grad():
                 target_features = self.network(self.normalize(target_s))
             for p, t in zip(pred_features, target_features):
-                total = total + self.weight * (p - t).abs().mean()
+                total = total + self.weight * weighted_mean((p - t).abs(), weights)
         return total
 
     def train(self, mode: bool = True) -> "PerceptualLoss":
@@ -175,9 +202,9 @@ class ReconstructionLoss(nn.Module):
                  perceptual_scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
                  vgg_weights: str | os.PathLike | None = None, vgg_random_init: bool = False,
                  l1_scales: Sequence[float] = (1.0,), perceptual_network: str = "vgg19",
-                 i3d_weights: str | os.PathLike | None = None) -> None:  # fmt: skip
+                 i3d_weights: str | os.PathLike | None = None, change_weight: float = 0.0) -> None:  # fmt: skip
         super().__init__()
-        self.l1_weight, self.l1_scales = l1_weight, tuple(l1_scales)
+        self.l1_weight, self.l1_scales, self.change_weight = l1_weight, tuple(l1_scales), change_weight
         self.perceptual = (
             PerceptualLoss(perceptual_weight, perceptual_scales, vgg_weights, vgg_random_init, perceptual_network,
                            i3d_weights)
@@ -188,14 +215,19 @@ class ReconstructionLoss(nn.Module):
     @classmethod
     def from_config(cls, loss: "object") -> "ReconstructionLoss":
         """Build from a config section with ``l1_weight``, ``perceptual_weight``, ``perceptual_scales``,
-        ``vgg_weights``, ``vgg_random_init``, ``l1_scales``, ``perceptual_network``, ``i3d_weights`` (e.g.
-        :class:`leo_video.configs.LIALossConfig`)."""
+        ``vgg_weights``, ``vgg_random_init``, ``l1_scales``, ``perceptual_network``, ``i3d_weights``,
+        ``change_weight`` (e.g. :class:`leo_video.configs.LIALossConfig`)."""
         return cls(loss.l1_weight, loss.perceptual_weight, loss.perceptual_scales, loss.vgg_weights,
-                   loss.vgg_random_init, loss.l1_scales, loss.perceptual_network, loss.i3d_weights)  # fmt: skip
+                   loss.vgg_random_init, loss.l1_scales, loss.perceptual_network, loss.i3d_weights,
+                   loss.change_weight)  # fmt: skip
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Terms by name (``l1`` unweighted at full size, ``l1_pyramid`` the sum over ``l1_scales`` when there are
         several, ``perceptual`` with its per-term weights) and ``total``.
+
+        ``source`` (B, 3, H, W): the pair's source frame; with ``change_weight`` > 0 the terms in ``total`` weight
+        each pixel by :func:`change_weights` (``l1``, logged, stays the plain L1; ``l1_weighted`` is the one added).
 
         The L1 pyramid sums ``l1_weight * L1`` at every scale (meant to pull a limb rendered a limb-width from
         the truth, as LIA's perceptual pyramid does; measured no better than the single L1 on 128² synthetic
@@ -203,18 +235,30 @@ class ReconstructionLoss(nn.Module):
         """
         terms: dict[str, torch.Tensor] = {}
         total = pred.new_zeros(())
+        weights = None
+        if self.change_weight > 0:
+            if source is None:
+                raise ValueError("ReconstructionLoss with change_weight > 0 needs the source frames")
+            weights = change_weights(source, target, self.change_weight)  # (B, 1, H, W)
         if self.l1_weight > 0:
             pairs = zip(image_pyramid(pred, self.l1_scales), image_pyramid(target, self.l1_scales))
-            levels = [l1_loss(p, t) for p, t in pairs]  # one L1 per scale
+            if weights is None:
+                levels = [l1_loss(p, t) for p, t in pairs]  # one L1 per scale
+            else:
+                levels = [weighted_mean((p - t).abs(), weights) for p, t in pairs]
             full = [level for scale, level in zip(self.l1_scales, levels) if scale == 1]
-            terms["l1"] = full[0] if full else l1_loss(pred, target)  # the full-size L1, computed once
+            if weights is None:
+                terms["l1"] = full[0] if full else l1_loss(pred, target)  # the full-size L1, computed once
+            else:  # ``l1`` is logged as without weights, the plain L1
+                terms["l1"] = l1_loss(pred.detach(), target)
+                terms["l1_weighted"] = full[0] if full else weighted_mean((pred - target).abs(), weights)
             if self.l1_scales == (1.0,):
-                total = total + self.l1_weight * terms["l1"]
+                total = total + self.l1_weight * terms["l1" if weights is None else "l1_weighted"]
             else:
                 terms["l1_pyramid"] = sum(levels)
                 total = total + self.l1_weight * terms["l1_pyramid"]
         if self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(pred, target)
+            terms["perceptual"] = self.perceptual(pred, target, weights)
             total = total + terms["perceptual"]
         terms["total"] = total
         return terms
