@@ -14,6 +14,7 @@
 #
 #   bash experiments/real_faces.sh                 # one GPU; MINUTES=15 of training
 #   INIT=runs/real_faces/export MINUTES=10 RUN=runs/real_faces_2 bash experiments/real_faces.sh  # go on from an export
+#   SETS="loss.change_weight=4 loss.gan_weight=1" bash experiments/real_faces.sh  # an arm: extra --set overrides
 #   SMOKE=1 bash experiments/real_faces.sh         # a few CPU steps of everything (wiring check, ~2 minutes)
 #
 # Outputs in OUTDIR (default $RUN/out): results.jsonl, by_motion.png, recon_<clip>.mp4; the run's metrics.jsonl and
@@ -34,9 +35,10 @@ INIT=${INIT:-}
 I3D_WEIGHTS=${I3D_WEIGHTS:-}
 export LEO_PROGRESS=0
 declare -a EXTRA=()
+for kv in ${SETS:-}; do EXTRA+=(--set "$kv"); done
 if [[ "${SMOKE:-0}" == "1" ]]; then
   EVAL_EVERY=2
-  EXTRA=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.dynamo_backend=no
+  EXTRA+=(--set train.cpu=true --set train.num_workers=0 --set train.mixed_precision=no --set train.dynamo_backend=no
          --set train.batch_size=4 --set train.max_steps=4 --set model.channel_max=16 --set model.style_dim=32
          --set train.log_every=2)
 fi
