@@ -387,6 +387,37 @@ def test_eval_recon_by_motion(folders, tmp_path, run_cli, monkeypatch):
     assert code != 0 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
 
 
+def test_eval_recon_moved_pixels(folders, tmp_path, run_cli, monkeypatch):
+    """moved_l1 / moved_still_l1: the L1 of the reconstruction and of the still over the pixels whose colour differs
+    from frame 0 by more than MOVED_THRESHOLD on [0, 1], pooled over every frame of every video; recomputed here
+    from the stub's formula (the same float32 arithmetic picks the same pixels)."""
+    import leo_video.models.loading as loading
+    from leo_video.metrics.recon import MOVED_THRESHOLD
+    from leo_video.pipelines.animate import frames_to_batch
+
+    root, _ = folders
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu", dtype=None: _StubAnimator())
+    code, out, err = run_cli("eval", "recon", "--checkpoint", tmp_path / "lia", "--data", root / "real",
+                             "--max-videos", 2, "--frames", 9, "--batch-frames", 4, "--no-shuffled", "--device", "cpu")
+    assert code == 0, err
+    result = _json(out)
+    pixels, drawn, still = 0, 0.0, 0.0
+    for path in sorted((root / "real").glob("*.mp4"))[:2]:
+        with VideoReader(path) as reader:
+            x = frames_to_batch(list(reader.iter_frames(stop=9)), 32, torch.device("cpu"))  # (9, 3, 32, 32)
+        recon = (x[:1] + 0.5 * x.mean(dim=(2, 3))[:, :, None, None]).clamp(-1, 1)
+        still_error = ((x[:1] - x).abs() / 2).mean(1)
+        mask = still_error > MOVED_THRESHOLD
+        pixels += int(mask.sum())
+        drawn += float(((recon - x).abs() / 2).mean(1)[mask].double().sum())
+        still += float(still_error[mask].double().sum())
+    assert pixels > 0 and result["moved_share"] == pytest.approx(pixels / (18 * 32 * 32))
+    assert result["moved_l1"] == pytest.approx(drawn / pixels, rel=FLOAT32_REL)
+    assert result["moved_still_l1"] == pytest.approx(still / pixels, rel=FLOAT32_REL)
+    assert result["moved_still_l1"] > MOVED_THRESHOLD  # every counted pixel is that far off in the still
+    assert result["moved_l1_over_still"] == pytest.approx(drawn / still, rel=FLOAT32_REL)
+
+
 def test_eval_recon_sheet(folders, tmp_path, run_cli, monkeypatch):
     """--sheet: for the first 3 videos, rows original / reconstruction / still at 8 evenly spaced frames (of
     --frames), each the frames the error was measured on; written once, refused without --overwrite."""

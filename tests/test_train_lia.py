@@ -73,6 +73,7 @@ def test_training_lowers_l1_logs_and_exports(data_root, tmp_path, run_cli):
     still, ratio = logged(run_dir, "eval/recon_still_l1")[30], logged(run_dir, "eval/recon_l1_over_still")[30]
     assert ratio == pytest.approx(recon_l1[30] / still, rel=1e-12) and 0 < still < 0.5
     assert 0 < logged(run_dir, "eval/recon_source_l1")[30] < 0.5  # frame 0 drawn from itself: the still scores 0
+    assert list(logged(run_dir, "eval/recon_moved_l1_over_still")) == [30]  # the ratio over the pixels that moved
 
     # export -> load_lia: the same network, bit for bit
     out_dir = tmp_path / "export"

@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(each video weighs the same), as LIA's protocol. Beside it the still baseline (the first frame "
             "repeated) on the same frames: an animator that ignores its driver scores that; and the shuffled-codes "
             "baseline (every frame rendered with the code of another frame of its video, a fixed random order): an "
-            "animator whose codes do not say which pose scores that. Prints one JSON line."
+            "animator whose codes do not say which pose scores that. Also moved_l1 and moved_still_l1: both errors "
+            "over only the pixels that differ from the first frame by more than 0.1 on [0, 1] (a mouth that opens "
+            "is a small share of a frame; moved_l1_over_still near 1 means what moved was not drawn). Prints one "
+            "JSON line."
         ),
     )
     add_animator_arg(p)

@@ -23,6 +23,10 @@ __all__ = ["ReconstructionL1", "errors_by_motion", "reconstruction_l1", "self_re
 SHEET_VIDEOS = 3  # videos shown by ``reconstruction_error(sheet=...)``, three rows each
 SHEET_FRAMES = 8  # evenly spaced frames per row
 SHEET_LABELS = ("original", "reconstruction", "still")
+# A pixel "moved" when its colour differs from the video's first frame by more than this on [0, 1] (mean over the
+# channels; ~25 of 255 levels): the pixels an animator must redraw and the still gets wrong (docs/TRAINING.md,
+# finding 17: an open mouth is a few hundred of a face frame's 16,384 pixels, invisible in the frame's mean).
+MOVED_THRESHOLD = 0.1
 
 
 @dataclass
@@ -102,9 +106,10 @@ def self_reenactment_l1(animator: Any, reader: Any, max_frames: int | None = Non
 def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None = None, batch_frames: int = 16,
                             dtype: Any = None, on_chunk: Any = None, shuffled: bool = False,
                             seed: int = 0) -> dict[str, Any]:
-    """``{"l1", "still_l1", "frames", "frame_l1", "frame_still_l1"}`` of one video: the animator's self-reenactment
-    L1 on [0, 1] and that of the still baseline (the source frame repeated) on the same frames, over the video
-    and frame by frame (lists); with ``shuffled``, ``"shuffled_l1"`` too.
+    """``{"l1", "still_l1", "frames", "frame_l1", "frame_still_l1", "moved"}`` of one video: the animator's
+    self-reenactment L1 on [0, 1] and that of the still baseline (the source frame repeated) on the same frames,
+    over the video and frame by frame (lists); with ``shuffled``, ``"shuffled_l1"`` too. ``moved``: ``(pixels,
+    l1_sum, still_l1_sum)`` over the pixels that moved (:data:`MOVED_THRESHOLD`), sums to pool across videos.
 
     The still baseline is what an animator that ignores the driver scores: an L1 is only meaningful below
     it. The shuffled-codes baseline renders every frame with the code of a frame drawn by a fixed random
@@ -117,13 +122,18 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
 
     from ..utils.device import autocast
 
-    count, source, codes, frame_l1, frame_still_l1 = 0, None, [], [], []
+    count, source, codes, frame_l1, frame_still_l1, moved = 0, None, [], [], [], [0, 0.0, 0.0]
     for result, target in iter_self_reenactment(animator, reader, max_frames, batch_frames, dtype):
         if on_chunk is not None:
             on_chunk(result, target)
         source = target[:1] if source is None else source  # (1, 3, S, S): frame 0, as the animator saw it
-        frame_l1 += ((result - target).abs() / 2).flatten(1).mean(1).tolist()  # |a - b| / 2 = L1 on [0, 1]
-        frame_still_l1 += ((source - target).abs() / 2).flatten(1).mean(1).tolist()
+        error, still_error = (result - target).abs() / 2, (source - target).abs() / 2  # on [0, 1]: |a - b| / 2
+        frame_l1 += error.flatten(1).mean(1).tolist()
+        frame_still_l1 += still_error.flatten(1).mean(1).tolist()
+        mask = still_error.mean(1) > MOVED_THRESHOLD  # (n, S, S): the pixels that moved
+        moved[0] += int(mask.sum())
+        moved[1] += float(error.mean(1)[mask].sum())
+        moved[2] += float(still_error.mean(1)[mask].sum())
         count += target.numel()
         if shuffled:
             with torch.no_grad(), autocast(target.device, dtype or torch.float32):
@@ -132,7 +142,7 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
     # every frame has the same size: the mean of the frames' means is the mean over the video
     errors = {"l1": float(np.mean(frame_l1)) if frames else 0.0,
               "still_l1": float(np.mean(frame_still_l1)) if frames else 0.0, "frames": frames,
-              "frame_l1": frame_l1, "frame_still_l1": frame_still_l1}
+              "frame_l1": frame_l1, "frame_still_l1": frame_still_l1, "moved": tuple(moved)}
     if shuffled and frames:
         errors["shuffled_l1"] = _shuffled_codes_l1(animator, reader, source, torch.cat(codes), batch_frames, dtype,
                                                    seed) / count
@@ -191,7 +201,9 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     loaded from ``checkpoint`` (``eval all`` shares one with its reconstruction FVD), else it is loaded here.
     ``by_motion``: also ``"by_motion"`` (:func:`errors_by_motion` of all frames) and ``"source_l1"`` (the mean over
     videos of frame 0's error: the source rendered from its own code, the animator's floor, where the still
-    scores 0). ``sheet``: a labelled contact sheet PNG of the first :data:`SHEET_VIDEOS` videos, rows original,
+    scores 0). Always: ``"moved_l1"`` and ``"moved_still_l1"``, the L1 over the pixels that moved
+    (:data:`MOVED_THRESHOLD`) of all videos' frames pooled, ``"moved_l1_over_still"`` (about 1: what moved is not
+    drawn, whatever the floor; 0: drawn exactly) and ``"moved_share"`` (those pixels' share of all). ``sheet``: a labelled contact sheet PNG of the first :data:`SHEET_VIDEOS` videos, rows original,
     reconstruction and still, :data:`SHEET_FRAMES` evenly spaced frames each, written atomically.
     """
     from pathlib import Path
@@ -213,7 +225,7 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     if animator is None:
         animator = load_lia(animator_path(checkpoint), device=resolve_device(device))
     per_video, still_per_video, shuffled_per_video, total = {}, {}, {}, 0
-    frame_l1, frame_still_l1, source_l1, shown = [], [], [], []
+    frame_l1, frame_still_l1, source_l1, shown, moved = [], [], [], [], np.zeros(3)
     with progress_bar(len(paths), "eval recon", unit="video", show=progress) as bar:
         for index, path in enumerate(paths):
             with VideoReader(path) as reader:
@@ -227,6 +239,7 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
             frame_l1 += errors["frame_l1"]
             frame_still_l1 += errors["frame_still_l1"]
             source_l1 += errors["frame_l1"][:1]
+            moved += errors["moved"]
             if shuffled:
                 shuffled_per_video[str(path)] = errors["shuffled_l1"]
             total += errors["frames"]
@@ -236,6 +249,11 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
               "l1_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
               "still_l1": float(still.mean()),  # videos that never move: no ratio to the still
               "l1_over_still": float(values.mean() / still.mean()) if still.mean() > 0 else float("nan")}
+    pixels, moved_l1, moved_still = moved
+    result.update(moved_l1=moved_l1 / pixels if pixels else float("nan"),
+                  moved_still_l1=moved_still / pixels if pixels else float("nan"),
+                  moved_l1_over_still=moved_l1 / moved_still if pixels else float("nan"),
+                  moved_share=pixels / (total * animator.config.size ** 2) if total else 0.0)
     if shuffled:
         mean_shuffled = float(np.mean(list(shuffled_per_video.values())))
         result.update(shuffled_l1=mean_shuffled, l1_over_shuffled=float(values.mean()) / mean_shuffled)

@@ -316,7 +316,8 @@ class LIATrainingTask(TrainingTask):
         (L1 on [0, 1]), ``recon_still_l1`` (the first frame repeated on the same frames), their ratio
         ``recon_l1_over_still`` (below 1: the animator beats an animator that ignores its driver) and
         ``recon_source_l1`` (the first frame drawn from its own code: the floor of the drawing, where the still
-        scores 0; ``docs/TRAINING.md``, finding 14)."""
+        scores 0; ``docs/TRAINING.md``, finding 14), and ``recon_moved_l1_over_still``, the ratio over the pixels
+        that moved alone (about 1: the motion is not drawn, whatever the floor; finding 17)."""
         if not self.config.data.test_root or not self.accelerator.is_main_process:
             return {}
         from ..metrics.recon import reconstruction_error
@@ -325,7 +326,8 @@ class LIATrainingTask(TrainingTask):
             result = reconstruction_error(None, self.config.data.test_root, self.eval_videos, self.eval_frames,
                                           progress=False, animator=generator, shuffled=False, by_motion=True)
         return {"recon_l1": result["l1"], "recon_still_l1": result["still_l1"],
-                "recon_l1_over_still": result["l1_over_still"], "recon_source_l1": result["source_l1"]}
+                "recon_l1_over_still": result["l1_over_still"], "recon_source_l1": result["source_l1"],
+                "recon_moved_l1_over_still": result["moved_l1_over_still"]}
 
 
 def probe_clips(dataset: Any, videos: int, frames: int) -> torch.Tensor | None:
