@@ -203,8 +203,9 @@ def reconstruction_error(checkpoint: str | None, data: str, max_videos: int | No
     videos of frame 0's error: the source rendered from its own code, the animator's floor, where the still
     scores 0). Always: ``"moved_l1"`` and ``"moved_still_l1"``, the L1 over the pixels that moved
     (:data:`MOVED_THRESHOLD`) of all videos' frames pooled, ``"moved_l1_over_still"`` (about 1: what moved is not
-    drawn, whatever the floor; 0: drawn exactly) and ``"moved_share"`` (those pixels' share of all). ``sheet``: a labelled contact sheet PNG of the first :data:`SHEET_VIDEOS` videos, rows original,
-    reconstruction and still, :data:`SHEET_FRAMES` evenly spaced frames each, written atomically.
+    drawn, whatever the floor; 0: drawn exactly) and ``"moved_share"`` (those pixels' share of all). ``sheet``: a
+    labelled contact sheet PNG of the first :data:`SHEET_VIDEOS` videos, rows original, reconstruction and still,
+    :data:`SHEET_FRAMES` evenly spaced frames each, written atomically.
     """
     from pathlib import Path
 
