@@ -180,6 +180,7 @@ class _FileSource:
         container = _open_container(self.path)
         try:
             stream = container.streams.video[0]
+            declared = stream.frames  # from the header (0 when the container does not say); read while open
             pts, keys, has_pts, demuxed = [], set(), True, 0
             for packet in container.demux(stream):
                 demuxed += packet.size > 0
@@ -192,8 +193,7 @@ class _FileSource:
         except av.FFmpegError as exc:
             raise InputError(f"{self.path}: truncated or corrupt video ({_short(exc)})") from exc
         finally:
-            container.close()
-        declared = stream.frames  # from the header (0 when the container does not say)
+            container.close()  # PyAV >= 18.1.1 refuses to read a stream's fields after this
         if declared and demuxed < declared:
             raise InputError(f"{self.path}: truncated video (header declares {declared} frames, file holds {demuxed})")
         order = sorted(pts) if has_pts else pts
