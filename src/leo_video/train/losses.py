@@ -241,22 +241,23 @@ class ReconstructionLoss(nn.Module):
                 raise ValueError("ReconstructionLoss with change_weight > 0 needs the source frames")
             weights = change_weights(source, target, self.change_weight)  # (B, 1, H, W)
         if self.l1_weight > 0:
-            pairs = zip(image_pyramid(pred, self.l1_scales), image_pyramid(target, self.l1_scales))
             if weights is None:
-                levels = [l1_loss(p, t) for p, t in pairs]  # one L1 per scale
+                level_l1 = l1_loss
             else:
-                levels = [weighted_mean((p - t).abs(), weights) for p, t in pairs]
-            full = [level for scale, level in zip(self.l1_scales, levels) if scale == 1]
+                def level_l1(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    return weighted_mean((p - t).abs(), weights)  # weights are area-pooled to the level's size
+
+            levels = [level_l1(p, t) for p, t in zip(image_pyramid(pred, self.l1_scales),
+                                                      image_pyramid(target, self.l1_scales))]  # one per scale
+            full = next((level for scale, level in zip(self.l1_scales, levels) if scale == 1), None)
+            added = full if full is not None else level_l1(pred, target)  # the full-size term, computed once
             if weights is None:
-                terms["l1"] = full[0] if full else l1_loss(pred, target)  # the full-size L1, computed once
+                terms["l1"] = added
             else:  # ``l1`` is logged as without weights, the plain L1
-                terms["l1"] = l1_loss(pred.detach(), target)
-                terms["l1_weighted"] = full[0] if full else weighted_mean((pred - target).abs(), weights)
-            if self.l1_scales == (1.0,):
-                total = total + self.l1_weight * terms["l1" if weights is None else "l1_weighted"]
-            else:
-                terms["l1_pyramid"] = sum(levels)
-                total = total + self.l1_weight * terms["l1_pyramid"]
+                terms["l1"], terms["l1_weighted"] = l1_loss(pred.detach(), target), added
+            if self.l1_scales != (1.0,):
+                added = terms["l1_pyramid"] = sum(levels)
+            total = total + self.l1_weight * added
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(pred, target, weights)
             total = total + terms["perceptual"]
