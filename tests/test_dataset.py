@@ -218,6 +218,15 @@ def test_dataloader_with_workers(dataset_root):
     assert torch.equal(batches[0]["source"][1], data[1]["source"])  # same item in worker and main process
 
 
+def test_dataloader_workers_forked_after_a_read_in_the_parent(dataset_root):
+    """Workers forked after the main process resized frames (PyAV 18.1.1 keeps one scaler per thread, and its
+    threads do not survive a fork: workers that scaled with the inherited one waited forever)."""
+    data = VideoDataset(dataset_root, "train", size=SIZE)
+    expected = data[1]["source"]  # scales frames here, before the fork
+    batches = list(torch.utils.data.DataLoader(data, batch_size=3, num_workers=2, shuffle=False))
+    assert torch.equal(batches[0]["source"][1], expected)
+
+
 def test_sample_index_seed_keys_the_draw(dataset_root):
     """The trainer's SampleIndex (an int with .seed): same seed -> same pair, new seed -> new pair."""
     from leo_video.train.sampler import SampleIndex

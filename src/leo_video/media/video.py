@@ -247,7 +247,7 @@ class _FileSource:
                     if cursor is not None:
                         cursor.close()
                     cursor = _Cursor(self, target)
-                yield _frame_to_rgb(cursor.advance_to(target), size)
+                yield _frame_to_rgb(cursor.advance_to(target), size, cursor.reformatter)
         finally:
             if cursor is not None:
                 cursor.close()
@@ -260,6 +260,8 @@ class _Cursor:
     """One open PyAV decoder of a :class:`_FileSource`, positioned before frame ``start``."""
 
     def __init__(self, source: _FileSource, start: int):
+        import av.video.reformatter
+
         self.source = source
         self.container = _open_container(source.path)
         # PyAV's default slice threading: frame threading ("AUTO") was slower for random access here
@@ -271,6 +273,11 @@ class _Cursor:
             self.container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
         self.position = key if index.pts is not None else 0  # index of the next frame to come out
         self.frames = self._numbered_frames(stream, from_seek=self.position > 0)
+        # Our own swscale context, made in the process that decodes. Never frame.to_ndarray(width=...):
+        # PyAV 18.1.1 keeps one reformatter per thread for the whole process, and its scaler threads do
+        # not survive a fork, so a DataLoader worker forked after the parent had resized a frame waited on
+        # them forever (docs/DEVELOPING.md, "PyAV 18.1.1 and forked DataLoader workers").
+        self.reformatter = av.video.reformatter.VideoReformatter()
 
     def _numbered_frames(self, stream, from_seek: bool) -> Iterator[tuple[int, object]]:
         """Yield ``(frame index, av.VideoFrame)``; indices come from timestamps, or by counting."""
@@ -354,8 +361,10 @@ def _rotation_turns(frame) -> int:
         return 0
 
 
-def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
+def _frame_to_rgb(frame, size: int | None, reformatter) -> np.ndarray:
     """av.VideoFrame -> uint8 ``(H, W, 3)`` upright; with ``size``, centre-cropped to ``(size, size, 3)``.
+
+    ``reformatter``: the ``av.video.reformatter.VideoReformatter`` that converts (the cursor's own).
 
     Frames with an alpha channel (qtrle argb, png/ffv1 rgba or yuva ...) are composited on white.
 
@@ -366,13 +375,14 @@ def _frame_to_rgb(frame, size: int | None) -> np.ndarray:
     alpha = any(component.is_alpha for component in frame.format.components)
     pixels = "rgba" if alpha else "rgb24"
     if size is None:
-        rgb = frame.to_ndarray(format=pixels)
+        rgb = reformatter.reformat(frame, format=pixels).to_ndarray()
     else:
         scale = size / min(frame.width, frame.height)
         width = max(size, round(frame.width * scale))
         height = max(size, round(frame.height * scale))
         interpolation = "AREA" if scale < 1 else "BICUBIC"
-        rgb = frame.to_ndarray(format=pixels, width=width, height=height, interpolation=interpolation)
+        rgb = reformatter.reformat(frame, format=pixels, width=width, height=height,
+                                   interpolation=interpolation).to_ndarray()
     if alpha:  # composited on white, as transparent stills are (media.image.to_rgb)
         rgb = np.asarray(to_rgb(Image.fromarray(rgb, mode="RGBA")))
     if turns:
