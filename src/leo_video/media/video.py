@@ -25,14 +25,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from .image import (
-    is_still_path,
-    load_image_uint8,
-    numpy_to_frames,
-    open_image_checked,
-    resize_center_crop,
-    to_rgb,
-)
+from .image import is_still_path, load_image_uint8, numpy_to_frames, open_image_checked, resize_center_crop, to_rgb
 from .video_writer import VideoWriter, write_video
 
 __all__ = [
@@ -273,10 +266,8 @@ class _Cursor:
             self.container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
         self.position = key if index.pts is not None else 0  # index of the next frame to come out
         self.frames = self._numbered_frames(stream, from_seek=self.position > 0)
-        # Our own swscale context, made in the process that decodes. Never frame.to_ndarray(width=...):
-        # PyAV 18.1.1 keeps one reformatter per thread for the whole process, and its scaler threads do
-        # not survive a fork, so a DataLoader worker forked after the parent had resized a frame waited on
-        # them forever (docs/DEVELOPING.md, "PyAV 18.1.1 and forked DataLoader workers").
+        # Our own scaler, made where it decodes: PyAV 18.1.1's one per thread and process hangs forked DataLoader
+        # workers (docs/DEVELOPING.md, "PyAV 18.1.1 and forked DataLoader workers"). No frame.to_ndarray(width=...).
         self.reformatter = av.video.reformatter.VideoReformatter()
 
     def _numbered_frames(self, stream, from_seek: bool) -> Iterator[tuple[int, object]]:
@@ -362,9 +353,8 @@ def _rotation_turns(frame) -> int:
 
 
 def _frame_to_rgb(frame, size: int | None, reformatter) -> np.ndarray:
-    """av.VideoFrame -> uint8 ``(H, W, 3)`` upright; with ``size``, centre-cropped to ``(size, size, 3)``.
-
-    ``reformatter``: the ``av.video.reformatter.VideoReformatter`` that converts (the cursor's own).
+    """av.VideoFrame -> uint8 ``(H, W, 3)`` upright, converted by ``reformatter`` (an ``av.video.reformatter.
+    VideoReformatter``: the cursor's own); with ``size``, centre-cropped to ``(size, size, 3)``.
 
     Frames with an alpha channel (qtrle argb, png/ffv1 rgba or yuva ...) are composited on white.
 
@@ -374,15 +364,12 @@ def _frame_to_rgb(frame, size: int | None, reformatter) -> np.ndarray:
     turns = _rotation_turns(frame)
     alpha = any(component.is_alpha for component in frame.format.components)
     pixels = "rgba" if alpha else "rgb24"
-    if size is None:
-        rgb = reformatter.reformat(frame, format=pixels).to_ndarray()
-    else:
+    scaling = {}
+    if size is not None:
         scale = size / min(frame.width, frame.height)
-        width = max(size, round(frame.width * scale))
-        height = max(size, round(frame.height * scale))
-        interpolation = "AREA" if scale < 1 else "BICUBIC"
-        rgb = reformatter.reformat(frame, format=pixels, width=width, height=height,
-                                   interpolation=interpolation).to_ndarray()
+        scaling = {"width": max(size, round(frame.width * scale)), "height": max(size, round(frame.height * scale)),
+                   "interpolation": "AREA" if scale < 1 else "BICUBIC"}
+    rgb = reformatter.reformat(frame, format=pixels, **scaling).to_ndarray()
     if alpha:  # composited on white, as transparent stills are (media.image.to_rgb)
         rgb = np.asarray(to_rgb(Image.fromarray(rgb, mode="RGBA")))
     if turns:
