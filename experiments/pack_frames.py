@@ -1,7 +1,7 @@
 """Pack a dataset of PNG frame folders into small H.264 RGB files, and unpack them with OpenCV alone.
 
 For lent GPU machines whose image has OpenCV but not PyAV (`experiments/device_kit.sh`): the 7,000 frames of the
-real-face set are 22 MB packed instead of ~300 MB of PNGs. libx264rgb codes RGB itself (no 4:2:0 chroma), so
+real-face set are 24 MB packed instead of ~175 MB of PNGs. libx264rgb codes RGB itself (no 4:2:0 chroma), so
 ``--crf 0`` is lossless (``check`` proves it frame by frame); the training clips go at ``--crf 12`` (near-lossless,
 a third of the size; a one-frame clip, a still, is always stored losslessly), the held-out clips at 0, because a lossy held-out frame pulls every L1 ratio towards 1
 (docs/TRAINING.md, finding 15).
