@@ -175,7 +175,15 @@ def levels(args: argparse.Namespace) -> dict:
             "identity_l1": float((out - first).abs().mean() / 2),
             "levels": {r: {"rgb_std": float(v["rgb"].std()), "offset_px": v["offset_px"], "mask": v["mask"]}
                        for r, v in found.items()}}  # fmt: skip
-    return {"checkpoint": args.checkpoint, "per_video": per_video}
+    summary = {}  # per split: the drawing floor on faces it trained on against faces it did not, and mean masks
+    for split in args.splits:
+        mine = [v for k, v in per_video.items() if k.startswith(f"{split}/")]
+        if mine:
+            floors = [v["identity_l1"] for v in mine]
+            summary[split] = {"clips": len(mine), "identity_l1_mean": float(np.mean(floors)),
+                              "identity_l1_median": float(np.median(floors)),
+                              "mask": {r: float(np.mean([v["levels"][r]["mask"] for v in mine])) for r in mine[0]["levels"]}}  # fmt: skip
+    return {"checkpoint": args.checkpoint, "summary": summary, "per_video": per_video}
 
 
 def clips(args: argparse.Namespace) -> dict:

@@ -87,6 +87,38 @@ def test_clips_reports_motion_and_spread_per_clip(tmp_path, monkeypatch):
     assert result["summary"]["train"]["clips"] == 1 and result["summary"]["test"]["clips"] == 1
 
 
+def test_levels_summarises_the_drawing_floor_per_split(tmp_path, monkeypatch):
+    """``levels``: frame 0 of every clip drawn from itself, and per split the mean and median of that error and the
+    mean mask of each level; recomputed here from the model for the one training clip."""
+    import argparse
+
+    import numpy as np
+    import leo_video.models.loading as loading
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for split, names in (("train", ["a"]), ("test", ["b", "c"])):
+        for name in names:
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for i, frame in enumerate(rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)):
+                Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    torch.manual_seed(0)
+    model = LatentImageAnimator(size=64, style_dim=16, motion_dim=4, channel_max=8).eval()
+    monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu": model)
+    args = argparse.Namespace(checkpoint="stub", data=str(tmp_path / "data"), splits=["train", "test"], videos=10)
+    result = load_script().levels(args)
+    first = torch.from_numpy(np.asarray(Image.open(tmp_path / "data/train/a/000.png"))).permute(2, 0, 1)[None]
+    first = first.float() / 127.5 - 1
+    with torch.no_grad():
+        floor = float((model(first, first) - first).abs().mean() / 2)
+    train, test = result["summary"]["train"], result["summary"]["test"]
+    assert train["clips"] == 1 and abs(train["identity_l1_mean"] - floor) < 1e-5 * floor
+    tests = [result["per_video"][f"test/{n}"]["identity_l1"] for n in "bc"]
+    assert test["clips"] == 2 and abs(test["identity_l1_mean"] - np.mean(tests)) < 1e-12
+    assert sorted(test["mask"]) == [8, 16, 32, 64] and all(0 < m < 1 for m in test["mask"].values())
+
+
 def test_most_moved_frames_puts_frame_0_first_and_the_farthest_frames_in_time_order():
     """Frames whose distance to frame 0 is known (constant offsets): the picks are exactly the largest, sorted by time."""
     offsets = torch.tensor([0.0, 0.5, 0.1, 0.9, 0.0, 0.7, 0.2])
