@@ -108,7 +108,7 @@ def test_levels_summarises_the_drawing_floor_per_split(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "load_lia", lambda path, device="cpu": model)
     args = argparse.Namespace(checkpoint="stub", data=str(tmp_path / "data"), splits=["train", "test"], videos=10)
     result = load_script().levels(args)
-    first = torch.from_numpy(np.asarray(Image.open(tmp_path / "data/train/a/000.png"))).permute(2, 0, 1)[None]
+    first = torch.from_numpy(np.array(Image.open(tmp_path / "data/train/a/000.png"))).permute(2, 0, 1)[None]
     first = first.float() / 127.5 - 1
     with torch.no_grad():
         floor = float((model(first, first) - first).abs().mean() / 2)
