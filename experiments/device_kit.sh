@@ -15,7 +15,7 @@
 #   bash experiments/device_kit.sh start MINUTES ARM:KEY=VALUE,KEY=VALUE ARM:- ...   # '-': the recipe as it is
 #   bash experiments/device_kit.sh await SECONDS     # until every arm is done or SECONDS pass; prints progress
 #   bash experiments/device_kit.sh collect ARM ...   # $OUT/res_ARM.tgz (logs, metrics, scores, sheets), exports
-# Example: start 13 W:model.channel_max=256 G:loss.gan_weight=1,loss.r1_weight=10 C:loss.change_weight=4
+# Example: start 13 W:model.channel_max=256 G:loss.gan_weight=1 C:loss.change_weight=4
 set -uo pipefail
 K=/tmp/kit; R=/tmp/real; RES=/tmp/res; PIDS=/tmp/kit_arms.pid
 case ${1:-} in
