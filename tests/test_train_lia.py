@@ -131,6 +131,59 @@ def test_init_from_official_checkpoint(data_root, tmp_path, run_cli):
         assert all(torch.allclose(trained[k], v, atol=1e-6) for k, v in initial.items())
 
 
+class FirstOrderOnly(torch.nn.Module):
+    """Stands in for torch.compile's wrapper (``_orig_mod``): its output's gradient cannot be differentiated again,
+    as aot_autograd's compiled backward refuses a double backward (measured: a compiled `train lia` with R1 failed at
+    its first R1 step with "torch.compile with aot_autograd does not currently support double backward")."""
+
+    class _Identity(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            if torch.is_grad_enabled():  # a backward that builds a graph: autograd.grad(..., create_graph=True)
+                raise RuntimeError("double backward through the compiled module")
+            return grad
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self._orig_mod = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._Identity.apply(self._orig_mod(x))
+
+
+def test_r1_steps_bypass_the_compile_wrapper(data_root, tmp_path, run_cli, monkeypatch):
+    """R1 differentiates D's input gradient: on R1 steps the real frames go through D without the compile wrapper,
+    and the other D forwards through it. A wrapper that refuses double backward stands in for torch.compile."""
+    from leo_video.train.lia import LIATrainingTask
+
+    setup, wrapped = LIATrainingTask.setup, []
+
+    def setup_with_wrapper(self):
+        setup(self)
+        self.models["discriminator"] = FirstOrderOnly(self.models["discriminator"])
+        wrapped.append(self.models["discriminator"])
+
+    monkeypatch.setattr(LIATrainingTask, "setup", setup_with_wrapper)
+    calls = []
+    # fmt: off
+    forward = FirstOrderOnly.forward
+    monkeypatch.setattr(FirstOrderOnly, "forward", lambda self, x: calls.append(x.requires_grad) or forward(self, x))
+    # fmt: on
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(*train_args(data_root, run_dir, train__max_steps=3, loss__r1_weight=10,
+                                       optim__d_reg_every=2))  # R1 at steps 0 and 2
+    assert code == 0, err
+    assert len(wrapped) == 1 and set(logged(run_dir, "loss/r1")) == {1, 3}  # logged steps count from 1
+    assert all(v > 0 for v in logged(run_dir, "loss/r1").values())
+    # what went through the wrapper, by whether its input needs grad: per step G's reconstruction (True), then D's
+    # real frames (False) only on the step without R1, then D's detached reconstruction (False)
+    assert calls == [True, False, True, False, False, True, False]
+
+
 def test_user_errors_are_one_line(data_root, tmp_path, run_cli):
     code, _, err = run_cli(*train_args(tmp_path / "nowhere", tmp_path / "run"))
     assert code != 0 and len(err.strip().splitlines()) == 1

@@ -263,9 +263,13 @@ class LIATrainingTask(TrainingTask):
         k = cfg.optim.d_reg_every
         regularize = cfg.loss.r1_weight > 0 and step % k == 0
         real = real.detach().requires_grad_(regularize)
+        discriminator = self.models["discriminator"]
+        # R1 differentiates D's gradient (a double backward), which torch.compile's backward refuses: on R1 steps the
+        # real frames go through D without the compile wrapper (DDP kept; same parameters). Test: test_train_lia.py.
+        d_real = getattr(discriminator, "_orig_mod", discriminator) if regularize else discriminator
         with acc.autocast():
-            real_logits = self.models["discriminator"](real).float()  # (B, 1)
-            fake_logits = self.models["discriminator"](fake).float()  # (B, 1)
+            real_logits = d_real(real).float()  # (B, 1)
+            fake_logits = discriminator(fake).float()  # (B, 1)
             loss = discriminator_gan_loss(real_logits, fake_logits)
         losses = {"d_gan": loss.detach(), "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
         if regularize:  # StyleGAN2's lazy R1: gamma / 2 * penalty, times k to keep its strength
