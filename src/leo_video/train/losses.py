@@ -250,14 +250,16 @@ class ReconstructionLoss(nn.Module):
             levels = [level_l1(p, t) for p, t in zip(image_pyramid(pred, self.l1_scales),
                                                       image_pyramid(target, self.l1_scales))]  # one per scale
             full = next((level for scale, level in zip(self.l1_scales, levels) if scale == 1), None)
-            added = full if full is not None else level_l1(pred, target)  # the full-size term, computed once
+            full_size = full if full is not None else level_l1(pred, target)  # computed once
             if weights is None:
-                terms["l1"] = added
+                terms["l1"] = full_size
             else:  # ``l1`` is logged as without weights, the plain L1
-                terms["l1"], terms["l1_weighted"] = l1_loss(pred.detach(), target), added
-            if self.l1_scales != (1.0,):
-                added = terms["l1_pyramid"] = sum(levels)
-            total = total + self.l1_weight * added
+                terms["l1"], terms["l1_weighted"] = l1_loss(pred.detach(), target), full_size
+            if self.l1_scales == (1.0,):
+                total = total + self.l1_weight * full_size
+            else:
+                terms["l1_pyramid"] = sum(levels)
+                total = total + self.l1_weight * terms["l1_pyramid"]
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(pred, target, weights)
             total = total + terms["perceptual"]
