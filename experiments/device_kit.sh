@@ -42,7 +42,7 @@ start)
   MIN=$2; shift 2
   rm -rf $K $RES $PIDS; mkdir -p $K/repo $RES
   cp -r .kit/. $K/; cp -r src configs experiments scripts $K/repo/  # a later call's working tree replaces ours
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
   rm -rf $R && python3 $K/repo/experiments/pack_frames.py unpack $K/data $R || exit 1
   INIT=()
