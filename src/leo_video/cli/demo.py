@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DemoSettings()
     parser = subparsers.add_parser(
         "demo",
-        help="Generate videos with the embedded demo LEO (no GPU, no download); writes videos and a contact sheet.",
+        help="generate videos with the embedded demo LEO (no GPU, no download); writes videos and a contact sheet",
         description=(
             "Generate with the demo LEO shipped in the package (64x64, trained on synthetic humans) and write "
             "OUT/unconditional.mp4, conditional.mp4, infinite.mp4, transfer.mp4, edit.mp4, demo.gif and "

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "export",
-        help="Export a trained LIA run as an inference folder (config.json + safetensors).",
+        help="export a trained LIA run as an inference folder (config.json + safetensors)",
         description=(
             "Read the newest checkpoint of a `leo-video train lia` run folder (or one checkpoint file) and "
             "write its generator with save_pretrained: a folder that `--checkpoint` of animate, reconstruct, "

@@ -51,9 +51,9 @@ def _package_path() -> list[str]:
 
 
 GROUP_HELP = {
-    "train": "Train a part: the animator (train lia), the motion diffusion (train lmdm), the start-code prior "
-    "(train alpha-prior) or the start-frame model (train cddpm).",
-    "eval": "Evaluate: fvd, kvd, acd, motion statistics, reconstruction, or all of them as a report.",
+    "train": "train a part: the animator (train lia), the motion diffusion (train lmdm), the start-code prior "
+    "(train alpha-prior) or the start-frame model (train cddpm)",
+    "eval": "evaluate: fvd, kvd, acd, motion statistics, reconstruction, or all of them as a report",
 }
 
 
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
             module.register(subparsers)
             continue
         if parent not in groups:
-            group = subparsers.add_parser(parent, help=GROUP_HELP[parent], description=GROUP_HELP[parent])
+            helptext = GROUP_HELP[parent]  # a phrase in the list of commands, a sentence atop the group's own --help
+            group = subparsers.add_parser(parent, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
             groups[parent] = group.add_subparsers(dest="subcommand", metavar="WHAT")
             group.set_defaults(func=None, _group=group)
         module.register(groups[parent])

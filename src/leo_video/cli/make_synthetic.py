@@ -10,7 +10,7 @@ ORDER = 25
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "make-synthetic",
-        help="Render a synthetic-humans dataset (articulated figures doing Tai-Chi-like motion).",
+        help="render a synthetic-humans dataset (articulated figures doing Tai-Chi-like motion)",
         description=(
             "Render N procedural videos of human-like figures (random proportions, clothes, skin, hair and "
             "backgrounds; smooth Tai-Chi-like motion) into OUT/train and OUT/test, plus OUT/dataset.json "

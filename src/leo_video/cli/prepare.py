@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "prepare",
-        help="Turn raw videos into a dataset folder (official TaichiHD/CelebV-HQ clips, face or centre crops).",
+        help="turn raw videos into a dataset folder (official TaichiHD/CelebV-HQ clips, face or centre crops)",
         description=(
             "With --preset taichi|celebvhq, cut the clips of the dataset's official metadata (time span, box, "
             "partition) out of the raw videos in --raw, as the dataset's authors do (docs/DATASETS.md). With "

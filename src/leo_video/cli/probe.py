@@ -12,7 +12,7 @@ ORDER = 90
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "probe",
-        help="Print frame count, fps, size and codec of videos or frame folders (one JSON line each).",
+        help="print frame count, fps, size and codec of videos or frame folders (one JSON line each)",
         description=(
             "Verify that each video file (mp4, mov, avi, mkv, webm, gif ...) or folder of png/jpg frames "
             "decodes, and print one JSON object per input: path, frames, fps, width, height, codec "

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "alpha-prior",
-        help="Train the start-code prior p(alpha_1) for unconditional generation.",
+        help="train the start-code prior p(alpha_1) for unconditional generation",
         description=(
             "Train a small diffusion model (MLP denoiser) over single motion codes: the first code of "
             "every training video in CODES (data.codes=first, default) or every code (data.codes=all). "

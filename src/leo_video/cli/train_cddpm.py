@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "cddpm",
-        help="Train the cDDPM that draws a start frame from its motion code (fully unconditional LEO).",
+        help="train the cDDPM that draws a start frame from its motion code (fully unconditional LEO)",
         description=(
             "Train an image diffusion model (diffusers UNet2DModel, the motion code added to its timestep "
             "embedding, classifier-free guidance) on (frame, code) pairs: frames from the videos under "

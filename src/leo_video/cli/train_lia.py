@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "lia",
-        help="Train or fine-tune the LIA animator (stage 1) on pairs of frames of your videos.",
+        help="train or fine-tune the LIA animator (stage 1) on pairs of frames of your videos",
         description=(
             "Self-supervised LIA training: L1 + perceptual (VGG19, or the Kinetics-400 I3D's early layers with "
             "loss.perceptual_network=i3d-k400) + non-saturating GAN loss on (source, driving) "

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "lmdm",
-        help="Train the latent motion diffusion model (cLMDM) on encoded motion codes.",
+        help="train the latent motion diffusion model (cLMDM) on encoded motion codes",
         description=(
             "Train a 1D temporal U-Net diffusion model over clips of L motion codes from the train split "
             "of CODES (written by leo-video encode-motion), with the Linear Motion Condition "
