@@ -130,10 +130,11 @@ def self_reenactment_errors(animator: Any, reader: Any, max_frames: int | None =
         error, still_error = (result - target).abs() / 2, (source - target).abs() / 2  # on [0, 1]: |a - b| / 2
         frame_l1 += error.flatten(1).mean(1).tolist()
         frame_still_l1 += still_error.flatten(1).mean(1).tolist()
-        mask = still_error.mean(1) > MOVED_THRESHOLD  # (n, S, S): the pixels that moved
+        pixel_error, pixel_still_error = error.mean(1), still_error.mean(1)  # (n, S, S): over the channels
+        mask = pixel_still_error > MOVED_THRESHOLD  # the pixels that moved
         moved[0] += int(mask.sum())
-        moved[1] += float(error.mean(1)[mask].sum())
-        moved[2] += float(still_error.mean(1)[mask].sum())
+        moved[1] += float(pixel_error[mask].sum())
+        moved[2] += float(pixel_still_error[mask].sum())
         count += target.numel()
         if shuffled:
             with torch.no_grad(), autocast(target.device, dtype or torch.float32):
