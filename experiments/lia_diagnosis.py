@@ -91,6 +91,11 @@ def videos_of_splits(data: str, splits, limit: int):
             yield split, path
 
 
+def rows_of_split(rows: dict, split: str) -> list:
+    """The values of ``rows``, keyed ``"split/name"`` as ``videos_of_splits`` yields them, that belong to ``split``."""
+    return [row for key, row in rows.items() if key.startswith(f"{split}/")]
+
+
 def animator(args: argparse.Namespace) -> dict:
     from leo_video.data.video_dataset import VideoDataset
     from leo_video.media.video import VideoReader
@@ -177,7 +182,7 @@ def levels(args: argparse.Namespace) -> dict:
                        for r, v in found.items()}}  # fmt: skip
     summary = {}  # per split: the drawing floor on faces it trained on against faces it did not, and mean masks
     for split in args.splits:
-        mine = [v for k, v in per_video.items() if k.startswith(f"{split}/")]
+        mine = rows_of_split(per_video, split)
         if mine:
             floors = [v["identity_l1"] for v in mine]
             summary[split] = {"clips": len(mine), "identity_l1_mean": float(np.mean(floors)),
@@ -204,7 +209,7 @@ def clips(args: argparse.Namespace) -> dict:
                                         "spread_per_still": spread / still if still > 0 else None}
     summary = {}
     for split in args.splits:
-        mine = [r for k, r in rows.items() if k.startswith(f"{split}/")]
+        mine = rows_of_split(rows, split)
         ratios = [r["spread_per_still"] for r in mine if r["spread_per_still"] is not None]  # None: never moves
         if mine:
             summary[split] = {"clips": len(mine), "still_l1_median": float(np.median([r["still_l1"] for r in mine])),
