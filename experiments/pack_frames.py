@@ -107,6 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("packed", type=Path)
     c.add_argument("--split", default="test")
     args = parser.parse_args(argv)
+    if args.command == "unpack":
+        inputs = [args.packed]
+    else:  # pack and check read a split of the PNG dataset; check also the packed split
+        inputs = [args.dataset / args.split] + ([args.packed / args.split] if args.command == "check" else [])
+    missing = [folder for folder in inputs if not folder.is_dir()]
+    if missing:
+        print(f"pack_frames.py: {missing[0]}: no such folder", file=sys.stderr)
+        return 2
     if args.command == "pack":
         print(f"packed {pack(args.dataset, args.out, args.split, args.crf)} frames of {args.dataset / args.split}")
     elif args.command == "unpack":

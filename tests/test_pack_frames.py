@@ -33,3 +33,10 @@ def test_lossless_round_trip_and_check_catches_a_changed_frame(tmp_path):
     (tmp_path / "data/test/clip/00004.png").unlink()  # a frame missing from the source counts as one that differs
     assert script.check(tmp_path / "data", packed, "test") == 1
     assert script.main(["check", str(tmp_path / "data"), str(packed), "--split", "test"]) == 1
+
+
+def test_a_missing_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    script = load_experiment("pack_frames")
+    assert script.main(["pack", str(tmp_path / "nowhere"), str(tmp_path / "out"), "--split", "train"]) == 2
+    assert capsys.readouterr().err == f"pack_frames.py: {tmp_path / 'nowhere' / 'train'}: no such folder\n"
+    assert not (tmp_path / "out").exists()  # nothing written
