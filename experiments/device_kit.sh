@@ -14,6 +14,7 @@
 # There (run's carry [".kit", ".whl"], the calls chained: a machine idle for 30 s is taken back):
 #   bash experiments/device_kit.sh start MINUTES ARM:KEY=VALUE,KEY=VALUE ARM:- ...   # '-': the recipe as it is
 #   bash experiments/device_kit.sh await SECONDS     # until every arm is done or SECONDS pass; prints progress
+#   bash experiments/device_kit.sh resume MINUTES ARM  # that arm alone from its checkpoint; first leg's scores: ARM_leg1
 #   bash experiments/device_kit.sh collect ARM ...   # $OUT/res_ARM.tgz (logs, metrics, scores, sheets), exports
 # Example: start 13 W:model.channel_max=256 G:loss.gan_weight=1 C:loss.change_weight=4
 set -uo pipefail
@@ -78,6 +79,14 @@ EOF
     echo $! >> $PIDS
   done
   echo "started $# arm(s), $MIN minutes each: $*"; sleep ${FIRST_LOOK:-90}; tail -n 2 $RES/*/train.log ;;
+resume)  # one arm trains on ALONE from its last checkpoint (same warm machine), MINUTES more, then is scored again
+  MIN=$2; arm=$3; [[ -f $K/arm_$arm.sh ]] || { echo "no arm $arm was started on this machine" >&2; exit 2; }
+  rm -rf $RES/${arm}_leg1 && mv $RES/$arm $RES/${arm}_leg1 && mkdir -p $RES/$arm  # the first leg's scores stay
+  sed -e "s/train.max_minutes=[0-9.]*/train.max_minutes=$MIN/" -e "s/train.num_workers=[0-9]*/train.num_workers=8/" \
+    $K/arm_$arm.sh > $K/arm_${arm}_more.sh
+  setsid nohup bash $K/arm_${arm}_more.sh > $RES/$arm/arm.log 2>&1 < /dev/null &
+  echo $! > $PIDS
+  echo "arm $arm resumed alone for $MIN minutes"; sleep ${FIRST_LOOK:-90}; tail -n 2 $RES/$arm/train.log ;;
 await)
   end=$(( $(date +%s) + $2 ))
   alive() { for p in $(cat $PIDS); do kill -0 "$p" 2> /dev/null && return 0; done; return 1; }
