@@ -184,6 +184,49 @@ def test_r1_steps_bypass_the_compile_wrapper(data_root, tmp_path, run_cli, monke
     assert calls == [True, False, True, False, False, True, False]
 
 
+class ReplayedDiscriminator(torch.nn.Module):
+    """Stands in for a discriminator compiled with CUDA graphs (``train.compile_mode: reduce-overhead``): a replay's
+    outputs live in the graphs' shared memory pool, so after G's forward and D's pass for G's loss, the D step's first
+    replay overwrites G's reconstruction. Like torch's own check, an input whose storage is that overwritten output
+    raises (measured on an H100: a GAN `train lia` failed at its first D step with "accessing tensor output of
+    CUDAGraphs that has been overwritten by a subsequent run")."""
+
+    def __init__(self, module: torch.nn.Module, pool: dict):
+        super().__init__()
+        self._orig_mod, self.pool = module, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.pool["d_replays"] += 1
+        recon = self.pool["recon"]
+        if self.pool["d_replays"] > 1 and recon is not None and x.untyped_storage().data_ptr() == recon:
+            raise RuntimeError("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run")
+        return self._orig_mod(x)
+
+
+def test_the_d_step_reads_a_copy_of_the_reconstruction(data_root, tmp_path, run_cli, monkeypatch):
+    from leo_video.train.lia import LIATrainingTask
+
+    pool = {"recon": None, "d_replays": 0}
+    setup, forward = LIATrainingTask.setup, LatentImageAnimator.forward
+
+    def setup_with_replays(self):
+        setup(self)
+        self.models["discriminator"] = ReplayedDiscriminator(self.models["discriminator"], pool)
+
+    def generator_forward(self, *args, **kwargs):  # G's replay: its output's storage, D not yet replayed after it
+        out = forward(self, *args, **kwargs)
+        pool.update(recon=out.untyped_storage().data_ptr(), d_replays=0)
+        return out
+
+    monkeypatch.setattr(LIATrainingTask, "setup", setup_with_replays)
+    monkeypatch.setattr(LatentImageAnimator, "forward", generator_forward)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(*train_args(data_root, run_dir, train__max_steps=2))  # GAN on (TINY), no R1
+    assert code == 0, err
+    assert pool["d_replays"] == 3  # per step after G: D on its reconstruction (for G's loss), on real frames, on fakes
+    assert set(logged(run_dir, "loss/d_gan")) == {1, 2}
+
+
 def test_user_errors_are_one_line(data_root, tmp_path, run_cli):
     code, _, err = run_cli(*train_args(tmp_path / "nowhere", tmp_path / "run"))
     assert code != 0 and len(err.strip().splitlines()) == 1

@@ -235,7 +235,10 @@ class LIATrainingTask(TrainingTask):
             view = None if view is None else view.contiguous(memory_format=torch.channels_last)
         losses, recon = self._generator_step(source, driving, driving if view is None else view)
         if "discriminator" in self.models:
-            losses.update(self._discriminator_step(driving, recon.detach(), step))
+            # A copy: under CUDA graphs (train.compile_mode reduce-overhead) G's output lives in the graphs' shared
+            # memory pool, and the D step's first replay overwrites it before D reads it (measured on an H100: "accessing
+            # tensor output of CUDAGraphs that has been overwritten by a subsequent run"). Test: test_train_lia.py.
+            losses.update(self._discriminator_step(driving, recon.detach().clone(), step))
         return losses
 
     def _generator_step(self, source: torch.Tensor, driving: torch.Tensor,
