@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -41,10 +45,11 @@ class NoisyData(torch.utils.data.Dataset):
 class ToyTask(TrainingTask):
     """A two-layer MLP with dropout (so the per-step seeding matters) fitted with Adam."""
 
-    def __init__(self, nan_at: int | None = None, signal_at: int | None = None):
+    def __init__(self, nan_at: int | None = None, signal_at: int | None = None, everyone: bool = False):
         super().__init__()
         self.history: list[tuple[int, float]] = []
         self.nan_at, self.signal_at = nan_at, signal_at
+        self.everyone = everyone  # the signal goes to the DataLoader workers too, as a scheduler sends it
 
     def setup(self):
         net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1))
@@ -63,7 +68,13 @@ class ToyTask(TrainingTask):
         self.optimizers["net"].zero_grad()
         self.history.append((step, loss.item()))
         if step == self.signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)
+            if self.everyone:  # from another process: torch's workers exit quietly on a SIGTERM from their parent
+                workers = [str(worker.pid) for worker in multiprocessing.active_children()]
+                code = "import os, signal, sys; [os.kill(int(pid), signal.SIGTERM) for pid in sys.argv[1:]]"
+                subprocess.run([sys.executable, "-c", code, *workers, str(os.getpid())], check=True)
+                time.sleep(0.5)  # the rest of a real step: time for the workers to die and SIGCHLD to arrive
+            else:
+                os.kill(os.getpid(), signal.SIGTERM)
         if step == self.nan_at:
             return {"mse": float("nan")}
         return {"mse": loss}
@@ -147,6 +158,19 @@ def test_sigterm_saves_and_rerun_continues_exactly(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored after fit
     second, _ = fit(tmp_path / "split")
     assert first.history + second.history == full.history
+
+
+def test_sigterm_to_every_process_still_saves(tmp_path):
+    """SLURM (scancel, a time limit, preemption) sends SIGTERM to every process of a job, the DataLoader workers
+    included. The workers must leave the stop to the main process: one that dies of it takes the run down with
+    "DataLoader worker ... is killed by signal: Terminated" before the checkpoint is written."""
+    task = ToyTask(signal_at=6, everyone=True)
+    first, result = fit(tmp_path / "run", task=task, num_workers=2)
+    assert result.interrupted and result.step == 7 and result.checkpoint.is_file()
+    deadline = time.monotonic() + 30  # the workers that outlived the signal end with the loader
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
 
 
 def test_max_minutes_ends_the_run_like_max_steps_and_a_rerun_continues(tmp_path):

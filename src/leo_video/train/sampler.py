@@ -87,6 +87,17 @@ class ResumableSampler(Sampler[int]):
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader workers: seed from torch's per-worker seed; leave Ctrl-C to the main process."""
+    """DataLoader workers: seed from torch's per-worker seed; leave Ctrl-C and a scheduler's SIGTERM to the main
+    process, which saves a checkpoint and stops (:class:`~leo_video.train.stop_signals.StopSignals`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _forgive_one_sigterm)
     seed_everything(torch.initial_seed() % 2**63)
+
+
+def _forgive_one_sigterm(signum: int, frame: object) -> None:
+    """A scheduler's SIGTERM (SLURM's scancel, time limit or preemption; ``pkill -f``) reaches every process of the
+    job, workers included. A worker it killed would take the main process down ("DataLoader worker ... is killed by
+    signal: Terminated") before its checkpoint is written, so the first SIGTERM is ignored: the worker serves on until
+    the main process shuts the loader down. A second one (the loader's or the interpreter's exit ending a stuck
+    worker) ends it as before. Test: test_train_loop.py."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
