@@ -14,6 +14,7 @@
 # There (run's carry [".kit", ".whl"], the calls chained: a machine idle for 30 s is taken back):
 #   bash experiments/device_kit.sh start MINUTES ARM:KEY=VALUE,KEY=VALUE ARM:- ...   # '-': the recipe as it is
 #   bash experiments/device_kit.sh await SECONDS     # until every arm is done or SECONDS pass; prints progress
+#   bash experiments/device_kit.sh stop              # the arms save now, then export and score as usual
 #   bash experiments/device_kit.sh resume MINUTES ARM  # that arm alone from its checkpoint; first leg's scores: ARM_leg1
 #   bash experiments/device_kit.sh collect ARM ...   # $OUT/res_ARM.tgz (logs, metrics, scores, sheets), exports
 # Example: start 13 W:model.channel_max=256 G:loss.gan_weight=1 C:loss.change_weight=4
@@ -87,6 +88,8 @@ resume)  # one arm trains on ALONE from its last checkpoint (same warm machine),
   setsid nohup bash $K/arm_${arm}_more.sh > $RES/$arm/arm.log 2>&1 < /dev/null &
   echo $! > $PIDS
   echo "arm $arm resumed alone for $MIN minutes"; sleep ${FIRST_LOOK:-90}; tail -n 2 $RES/$arm/train.log ;;
+stop)  # every arm saves after its current step and goes on to its export and scores (the budget is running out)
+  pkill -TERM -f "cli.main [t]rain lia" || echo "no arm is training" ;;  # [t]: not this command's own shell
 await)
   end=$(( $(date +%s) + $2 ))
   alive() { for p in $(cat $PIDS); do kill -0 "$p" 2> /dev/null && return 0; done; return 1; }
