@@ -100,16 +100,33 @@ def test_training_lowers_l1_logs_and_exports(data_root, tmp_path, run_cli):
 
 
 def test_resume_continues_exactly(data_root, tmp_path, run_cli):
-    """6 steps in one go == 3 steps, stop, rerun to 6: the same logged losses, step by step."""
+    """6 steps in one go == 3 steps, stop, rerun to 6: the same logged losses and learning rates, step by step,
+    with the cosine LR decay on (its position is part of the checkpoint)."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert run_cli(*train_args(data_root, straight, train__max_steps=6))[0] == 0
-    assert run_cli(*train_args(data_root, resumed, train__max_steps=3))[0] == 0
+    decay = {"optim__decay_steps": 4, "optim__decay_to": 0.25}
+    assert run_cli(*train_args(data_root, straight, train__max_steps=6, **decay))[0] == 0
+    assert run_cli(*train_args(data_root, resumed, train__max_steps=3, **decay))[0] == 0
     assert [s for s, _ in ckpt.list_checkpoints(resumed)] == [3]
-    assert run_cli(*train_args(data_root, resumed, train__max_steps=6))[0] == 0
-    for key in ("loss/l1", "loss/g_gan", "loss/d_gan"):
+    assert run_cli(*train_args(data_root, resumed, train__max_steps=6, **decay))[0] == 0
+    for key in ("loss/l1", "loss/g_gan", "loss/d_gan", "lr/generator", "lr/discriminator"):
         a, b = logged(straight, key), logged(resumed, key)
         assert list(a) == list(b) == [1, 2, 3, 4, 5, 6]
         assert a == b, key  # exact equality, not approximate
+    # after s steps: LIA's lazily rescaled lr (2e-3 x k/(k+1), k = 4 for G, 16 for D) x the cosine factor
+    factor = {s: 0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(s, 4) / 4)) for s in range(1, 7)}
+    assert logged(straight, "lr/generator") == pytest.approx({s: 2e-3 * 4 / 5 * f for s, f in factor.items()}, rel=1e-6)
+    assert logged(straight, "lr/discriminator") == pytest.approx({s: 2e-3 * 16 / 17 * f for s, f in factor.items()},
+                                                                 rel=1e-6)  # fmt: skip
+
+
+def test_cosine_decay_lr():
+    from leo_video.train.common import cosine_decay_lr
+
+    assert cosine_decay_lr(0, 10, 0.1) == 1.0 and cosine_decay_lr(7, 0, 0.1) == 1.0  # 0 steps: constant
+    assert cosine_decay_lr(5, 10, 0.1) == pytest.approx(0.55)
+    assert cosine_decay_lr(10, 10, 0.1) == pytest.approx(0.1) and cosine_decay_lr(99, 10, 0.1) == pytest.approx(0.1)
+    values = [cosine_decay_lr(s, 10, 0.0) for s in range(11)]
+    assert all(a > b for a, b in zip(values, values[1:]))
 
 
 def test_init_from_official_checkpoint(data_root, tmp_path, run_cli):

@@ -148,6 +148,9 @@ class LIAOptimConfig:
     beta2: float = param(0.99, ge=0.0, lt=1.0)
     g_reg_every: int = param(4, ge=0, doc="k for G's lr/beta scaling (0: none); LIA used 4")
     d_reg_every: int = param(16, ge=0, doc="R1 interval and k for D's scaling (0: none); LIA used 16")
+    decay_steps: int = param(0, ge=0, doc="cosine decay of both learning rates over this many steps, then held "
+                             "(0: constant, as LIA)")
+    decay_to: float = param(0.1, ge=0.0, le=1.0, doc="the share of each learning rate left after decay_steps")
 
 
 @dataclasses.dataclass

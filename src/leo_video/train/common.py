@@ -1,10 +1,11 @@
-"""Pieces shared by the diffusion stages on the loop (cDDPM, cLMDM, alpha prior): the AdamW + warm-up
-optimizer section, one optimizer step of a single-model task, the EMA export and the CLI's
+"""Pieces shared by the stages on the loop (cDDPM, cLMDM, alpha prior; LIA's LR decay): the AdamW + warm-up
+optimizer section, the cosine LR decay, one optimizer step of a single-model task, the EMA export and the CLI's
 fit-then-export ending.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ from .loop import Trainer, TrainingTask
 def warmup_lr(step: int, warmup_steps: int) -> float:
     """LR multiplier: linear warm-up over ``warmup_steps`` optimizer steps, then 1."""
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+def cosine_decay_lr(step: int, decay_steps: int, final: float) -> float:
+    """LR multiplier: 1 at step 0, a half cosine down to ``final`` at ``decay_steps`` optimizer steps, then
+    ``final``; 1 throughout when ``decay_steps`` is 0."""
+    if decay_steps == 0:
+        return 1.0
+    progress = min(step, decay_steps) / decay_steps
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def adamw_with_warmup(

@@ -20,6 +20,7 @@ and ``dis``, when present and of the same shapes, sets D. ``leo-video train lia`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..configs import LIAConfig
 from ..errors import CheckpointError, ConfigError, InputError
 from ..kernels import fused_enabled, set_fused
 from . import checkpoint as ckpt
+from .common import cosine_decay_lr
 from .logging import RunLogger
 from .loop import TrainingTask
 from .losses import (
@@ -165,10 +167,12 @@ class LIATrainingTask(TrainingTask):
         g_lr, g_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.g_reg_every)
         trainable = [p for p in generator.parameters() if p.requires_grad]
         g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=g_betas, **self.optimizer_kernel)
+        self._decay("generator", g_opt)
         self.models["generator"], self.optimizers["generator"] = acc.prepare(generator, g_opt)
         if discriminator is not None:
             d_lr, d_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.d_reg_every)
             d_opt = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=d_betas, **self.optimizer_kernel)
+            self._decay("discriminator", d_opt)
             self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
         self.track_ema("generator")
         self.preview = self._preview_batch()
@@ -211,6 +215,21 @@ class LIATrainingTask(TrainingTask):
 
     def dataset(self) -> Dataset:
         return self._dataset
+
+    def _decay(self, name: str, optimizer: torch.optim.Optimizer) -> None:
+        """``optim.decay_steps`` > 0: a cosine LR decay for ``optimizer`` (kept out of ``accelerator.prepare``, stepped
+        once per real optimizer step by :meth:`_step`; saved in checkpoints with the other schedulers)."""
+        o = self.config.optim
+        if o.decay_steps:
+            factor = functools.partial(cosine_decay_lr, decay_steps=o.decay_steps, final=o.decay_to)
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def _step(self, name: str) -> None:
+        """One optimizer step of ``name`` (skipped by accelerate while gradients accumulate), its LR decay, zero grad."""
+        self.optimizers[name].step()
+        if self.accelerator.sync_gradients and name in self.schedulers:
+            self.schedulers[name].step()
+        self.optimizers[name].zero_grad(set_to_none=True)
 
     def collate(self, items: list) -> dict[str, torch.Tensor]:
         """Only the frames travel: ``{"source", "driving"}`` (B, 3, S, S), and ``driving_view`` (what the motion
@@ -255,8 +274,7 @@ class LIATrainingTask(TrainingTask):
                 losses["g_gan"] = generator_gan_loss(critic(recon).float())
                 loss = loss + cfg.loss.gan_weight * losses["g_gan"]
         acc.backward(loss)
-        self.optimizers["generator"].step()
-        self.optimizers["generator"].zero_grad(set_to_none=True)
+        self._step("generator")
         return {**losses, "g_total": loss}, recon
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
@@ -280,8 +298,7 @@ class LIATrainingTask(TrainingTask):
             loss = loss + cfg.loss.r1_weight / 2 * r1 * k
             losses["r1"] = r1.detach()
         acc.backward(loss)
-        self.optimizers["discriminator"].step()
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        self._step("discriminator")
         return losses
 
     # ---- monitoring ----
