@@ -127,6 +127,14 @@ def test_cosine_decay_lr():
     assert cosine_decay_lr(10, 10, 0.1) == pytest.approx(0.1) and cosine_decay_lr(99, 10, 0.1) == pytest.approx(0.1)
     values = [cosine_decay_lr(s, 10, 0.0) for s in range(11)]
     assert all(a > b for a, b in zip(values, values[1:]))
+    held = [cosine_decay_lr(s, 10, 0.2, start=6) for s in range(13)]  # constant to step 6, then 4 steps down
+    assert held[:7] == [1.0] * 7 and held[8] == pytest.approx(0.6) and held[10:] == pytest.approx([0.2] * 3)
+
+
+def test_decay_start_must_come_before_its_end(run_cli):
+    code, _, err = run_cli("train", "lia", "--config", "synthetic64", "--set", "optim.decay_steps=100",
+                           "--set", "optim.decay_start=100", "--print-config")  # fmt: skip
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "optim.decay_start = 100 must be below" in err
 
 
 def test_init_from_official_checkpoint(data_root, tmp_path, run_cli):

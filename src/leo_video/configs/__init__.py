@@ -148,8 +148,9 @@ class LIAOptimConfig:
     beta2: float = param(0.99, ge=0.0, lt=1.0)
     g_reg_every: int = param(4, ge=0, doc="k for G's lr/beta scaling (0: none); LIA used 4")
     d_reg_every: int = param(16, ge=0, doc="R1 interval and k for D's scaling (0: none); LIA used 16")
-    decay_steps: int = param(0, ge=0, doc="cosine decay of both learning rates over this many steps, then held "
-                             "(0: constant, as LIA)")
+    decay_steps: int = param(0, ge=0, doc="the step at which a cosine decay of both learning rates ends, held "
+                             "after it (0: constant, as LIA)")
+    decay_start: int = param(0, ge=0, doc="the step at which that decay begins (the rates are constant before it)")
     decay_to: float = param(0.1, ge=0.0, le=1.0, doc="the share of each learning rate left after decay_steps")
 
 
@@ -192,6 +193,9 @@ class LIAConfig:
             return f"data.augment.{problem}"
         if self.loss.r1_weight > 0 and self.optim.d_reg_every == 0:
             return "optim.d_reg_every = 0 but loss.r1_weight > 0 (R1 needs an interval >= 1)"
+        o = self.optim
+        if o.decay_start and o.decay_start >= o.decay_steps:
+            return f"optim.decay_start = {o.decay_start} must be below optim.decay_steps = {o.decay_steps}"
         loss = self.loss
         if loss.perceptual_weight > 0:
             name, least = PERCEPTUAL_MIN_SIZE[loss.perceptual_network]

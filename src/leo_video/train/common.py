@@ -21,12 +21,13 @@ def warmup_lr(step: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
 
 
-def cosine_decay_lr(step: int, decay_steps: int, final: float) -> float:
-    """LR multiplier: 1 at step 0, a half cosine down to ``final`` at ``decay_steps`` optimizer steps, then
-    ``final``; 1 throughout when ``decay_steps`` is 0."""
-    if decay_steps == 0:
+def cosine_decay_lr(step: int, decay_steps: int, final: float, start: int = 0) -> float:
+    """LR multiplier: 1 until optimizer step ``start``, then a half cosine down to ``final`` at ``decay_steps``,
+    then ``final``; 1 throughout when ``decay_steps`` is 0 (a constant rate, then a decay at the end: what a
+    run that has reached its plateau needs, docs/TRAINING.md)."""
+    if decay_steps == 0 or step <= start:
         return 1.0
-    progress = min(step, decay_steps) / decay_steps
+    progress = min(step - start, decay_steps - start) / max(decay_steps - start, 1)
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

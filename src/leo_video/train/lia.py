@@ -221,7 +221,7 @@ class LIATrainingTask(TrainingTask):
         once per real optimizer step by :meth:`_step`; saved in checkpoints with the other schedulers)."""
         o = self.config.optim
         if o.decay_steps:
-            factor = functools.partial(cosine_decay_lr, decay_steps=o.decay_steps, final=o.decay_to)
+            factor = functools.partial(cosine_decay_lr, decay_steps=o.decay_steps, final=o.decay_to, start=o.decay_start)
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def _step(self, name: str) -> None:
