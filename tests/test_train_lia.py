@@ -112,11 +112,24 @@ def test_resume_continues_exactly(data_root, tmp_path, run_cli):
         a, b = logged(straight, key), logged(resumed, key)
         assert list(a) == list(b) == [1, 2, 3, 4, 5, 6]
         assert a == b, key  # exact equality, not approximate
-    # after s steps: LIA's lazily rescaled lr (2e-3 x k/(k+1), k = 4 for G, 16 for D) x the cosine factor
-    factor = {s: 0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(s, 4) / 4)) for s in range(1, 7)}
+    # logged after step s: the rate step s used, LIA's lazily rescaled lr (2e-3 x k/(k+1), k = 4 for G, 16 for D)
+    # times the cosine factor of its 0-based index s - 1
+    factor = {s: 0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(s - 1, 4) / 4)) for s in range(1, 7)}
     assert logged(straight, "lr/generator") == pytest.approx({s: 2e-3 * 4 / 5 * f for s, f in factor.items()}, rel=1e-6)
     assert logged(straight, "lr/discriminator") == pytest.approx({s: 2e-3 * 16 / 17 * f for s, f in factor.items()},
                                                                  rel=1e-6)  # fmt: skip
+
+
+def test_a_decay_can_start_when_resuming_a_constant_run(data_root, tmp_path, run_cli):
+    """The suggested way to finish a run at its plateau: resume it with the decay on from its current step."""
+    run = tmp_path / "run"
+    assert run_cli(*train_args(data_root, run, train__max_steps=3))[0] == 0
+    code, _, err = run_cli(*train_args(data_root, run, train__max_steps=6, optim__decay_start=3, optim__decay_steps=5,
+                                       optim__decay_to=0.5))  # fmt: skip
+    assert code == 0, err
+    base = 2e-3 * 4 / 5
+    expected = {1: base, 2: base, 3: base, 4: base, 5: base * 0.75, 6: base * 0.5}  # steps 3, 4 and 5 (0-based)
+    assert logged(run, "lr/generator") == pytest.approx(expected, rel=1e-6)
 
 
 def test_cosine_decay_lr():

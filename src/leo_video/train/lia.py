@@ -20,7 +20,6 @@ and ``dis``, when present and of the same shapes, sets D. ``leo-video train lia`
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 from pathlib import Path
@@ -167,12 +166,10 @@ class LIATrainingTask(TrainingTask):
         g_lr, g_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.g_reg_every)
         trainable = [p for p in generator.parameters() if p.requires_grad]
         g_opt = torch.optim.Adam(trainable, lr=g_lr, betas=g_betas, **self.optimizer_kernel)
-        self._decay("generator", g_opt)
         self.models["generator"], self.optimizers["generator"] = acc.prepare(generator, g_opt)
         if discriminator is not None:
             d_lr, d_betas = lazy_regularization(o.lr, (o.beta1, o.beta2), o.d_reg_every)
             d_opt = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=d_betas, **self.optimizer_kernel)
-            self._decay("discriminator", d_opt)
             self.models["discriminator"], self.optimizers["discriminator"] = acc.prepare(discriminator, d_opt)
         self.track_ema("generator")
         self.preview = self._preview_batch()
@@ -216,20 +213,20 @@ class LIATrainingTask(TrainingTask):
     def dataset(self) -> Dataset:
         return self._dataset
 
-    def _decay(self, name: str, optimizer: torch.optim.Optimizer) -> None:
-        """``optim.decay_steps`` > 0: a cosine LR decay for ``optimizer`` (kept out of ``accelerator.prepare``, stepped
-        once per real optimizer step by :meth:`_step`; saved in checkpoints with the other schedulers)."""
-        o = self.config.optim
-        if o.decay_steps:
-            factor = functools.partial(cosine_decay_lr, decay_steps=o.decay_steps, final=o.decay_to, start=o.decay_start)
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def _step(self, name: str, step: int) -> None:
+        """One optimizer step of ``name`` (skipped by accelerate while gradients accumulate), then zero grad.
 
-    def _step(self, name: str) -> None:
-        """One optimizer step of ``name`` (skipped by accelerate while gradients accumulate), its LR decay, zero grad."""
-        self.optimizers[name].step()
-        if self.accelerator.sync_gradients and name in self.schedulers:
-            self.schedulers[name].step()
-        self.optimizers[name].zero_grad(set_to_none=True)
+        With ``optim.decay_steps`` the rate of optimizer step ``step`` (0-based) is the initial (lazily rescaled) rate
+        times :func:`~leo_video.train.common.cosine_decay_lr` of ``step``: a function of the step alone, so a resumed
+        run follows it exactly, and a decay can be switched on when resuming a run that had none (no scheduler state).
+        """
+        optimizer, o = self.optimizers[name], self.config.optim
+        if o.decay_steps:
+            factor = cosine_decay_lr(step, o.decay_steps, o.decay_to, start=o.decay_start)
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
     def collate(self, items: list) -> dict[str, torch.Tensor]:
         """Only the frames travel: ``{"source", "driving"}`` (B, 3, S, S), and ``driving_view`` (what the motion
@@ -252,7 +249,7 @@ class LIATrainingTask(TrainingTask):
         if self.channels_last:  # D sees real frames in the layout of G's reconstructions (a compiled D: one graph)
             source, driving = (x.contiguous(memory_format=torch.channels_last) for x in (source, driving))
             view = None if view is None else view.contiguous(memory_format=torch.channels_last)
-        losses, recon = self._generator_step(source, driving, driving if view is None else view)
+        losses, recon = self._generator_step(source, driving, driving if view is None else view, step)
         if "discriminator" in self.models:
             # A copy: under CUDA graphs (train.compile_mode reduce-overhead) G's output lives in the graphs' shared
             # memory pool, and the D step's first replay overwrites it before D reads it (measured on an H100: "accessing
@@ -260,8 +257,8 @@ class LIATrainingTask(TrainingTask):
             losses.update(self._discriminator_step(driving, recon.detach().clone(), step))
         return losses
 
-    def _generator_step(self, source: torch.Tensor, driving: torch.Tensor,
-                        view: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    def _generator_step(self, source: torch.Tensor, driving: torch.Tensor, view: torch.Tensor,
+                        step: int) -> tuple[dict, torch.Tensor]:
         """Reconstruction + GAN loss for G with D frozen; returns losses and recon (B, 3, S, S). ``view``: the
         frame the motion is read from (``driving`` itself unless recoloured); the target is always ``driving``."""
         acc, cfg = self.accelerator, self.config
@@ -274,7 +271,7 @@ class LIATrainingTask(TrainingTask):
                 losses["g_gan"] = generator_gan_loss(critic(recon).float())
                 loss = loss + cfg.loss.gan_weight * losses["g_gan"]
         acc.backward(loss)
-        self._step("generator")
+        self._step("generator", step)
         return {**losses, "g_total": loss}, recon
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
@@ -298,7 +295,7 @@ class LIATrainingTask(TrainingTask):
             loss = loss + cfg.loss.r1_weight / 2 * r1 * k
             losses["r1"] = r1.detach()
         acc.backward(loss)
-        self._step("discriminator")
+        self._step("discriminator", step)
         return losses
 
     # ---- monitoring ----
