@@ -216,15 +216,14 @@ class LIATrainingTask(TrainingTask):
     def _step(self, name: str, step: int) -> None:
         """One optimizer step of ``name`` (skipped by accelerate while gradients accumulate), then zero grad.
 
-        With ``optim.decay_steps`` the rate of optimizer step ``step`` (0-based) is the initial (lazily rescaled) rate
-        times :func:`~leo_video.train.common.cosine_decay_lr` of ``step``: a function of the step alone, so a resumed
-        run follows it exactly, and a decay can be switched on when resuming a run that had none (no scheduler state).
+        The rate of optimizer step ``step`` (0-based) is the initial (lazily rescaled) rate times
+        :func:`~leo_video.train.common.cosine_decay_lr` of ``step`` (1 without ``optim.decay_steps``): a function of
+        the step alone, so a resumed run follows it exactly, and a decay can be switched on (or off) when resuming.
         """
         optimizer, o = self.optimizers[name], self.config.optim
-        if o.decay_steps:
-            factor = cosine_decay_lr(step, o.decay_steps, o.decay_to, start=o.decay_start)
-            for group in optimizer.param_groups:
-                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+        factor = cosine_decay_lr(step, o.decay_steps, o.decay_to, start=o.decay_start)
+        for group in optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
