@@ -15,7 +15,8 @@
 #   bash experiments/device_kit.sh start MINUTES ARM:KEY=VALUE,KEY=VALUE ARM:- ...   # '-': the recipe as it is
 #   bash experiments/device_kit.sh await SECONDS     # until every arm is done or SECONDS pass; prints progress
 #   bash experiments/device_kit.sh stop              # the arms save now, then export and score as usual
-#   bash experiments/device_kit.sh resume MINUTES ARM  # that arm alone from its checkpoint; first leg's scores: ARM_leg1
+#   bash experiments/device_kit.sh resume MINUTES ARM [KEY=VALUE,...]  # that arm alone from its checkpoint, with
+#     more settings ('@STEP': its step; '@STEP+N'); the first leg's scores stay as ARM_leg1
 #   bash experiments/device_kit.sh collect ARM ...   # $OUT/res_ARM.tgz (logs, metrics, scores, sheets), exports
 # Example: start 13 W:model.channel_max=256 G:loss.gan_weight=1 C:loss.change_weight=4
 set -uo pipefail
@@ -80,11 +81,22 @@ EOF
     echo $! >> $PIDS
   done
   echo "started $# arm(s), $MIN minutes each: $*"; sleep ${FIRST_LOOK:-90}; tail -n 2 $RES/*/train.log ;;
-resume)  # one arm trains on ALONE from its last checkpoint (same warm machine), MINUTES more, then is scored again
+resume)  # one arm trains on ALONE from its last checkpoint (same warm machine), MINUTES more, then is scored again;
+  # optional KEY=VALUE,... are added to its settings, '@STEP' in a value standing for the checkpoint's step and
+  # '@STEP+N' for N steps later, e.g. optim.decay_start=@STEP,optim.decay_steps=@STEP+9000
   MIN=$2; arm=$3; [[ -f $K/arm_$arm.sh ]] || { echo "no arm $arm was started on this machine" >&2; exit 2; }
+  last=$(ls /tmp/run_$arm/checkpoints/ 2> /dev/null | sed -n 's/^step_0*\([0-9][0-9]*\)\.pt$/\1/p' | sort -n | tail -n 1)
+  more=""
+  sets=${4:-}
+  for kv in ${sets//,/ }; do
+    key=${kv%%=*}; value=${kv#*=}; value=${value//@STEP/${last:-0}}
+    [[ $value =~ ^[0-9]+\+[0-9]+$ ]] && value=$(( value ))
+    more+=" --set $key=$value"
+  done
   rm -rf $RES/${arm}_leg1 && mv $RES/$arm $RES/${arm}_leg1 && mkdir -p $RES/$arm  # the first leg's scores stay
   sed -e "s/train.max_minutes=[0-9.]*/train.max_minutes=$MIN/" -e "s/train.num_workers=[0-9]*/train.num_workers=8/" \
-    $K/arm_$arm.sh > $K/arm_${arm}_more.sh
+    -e "s| > \\\$res/train.log|$more > \$res/train.log|" $K/arm_$arm.sh > $K/arm_${arm}_more.sh
+  echo "arm $arm from step ${last:-?}:$more"
   setsid nohup bash $K/arm_${arm}_more.sh > $RES/$arm/arm.log 2>&1 < /dev/null &
   echo $! > $PIDS
   echo "arm $arm resumed alone for $MIN minutes"; sleep ${FIRST_LOOK:-90}; tail -n 2 $RES/$arm/train.log ;;
