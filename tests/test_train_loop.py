@@ -50,8 +50,10 @@ class ToyTask(TrainingTask):
         self.history: list[tuple[int, float]] = []
         self.nan_at, self.signal_at = nan_at, signal_at
         self.everyone = everyone  # the signal goes to the DataLoader workers too, as a scheduler sends it
+        self.workers: list[int] = []  # their pids, once signalled
 
     def setup(self):
+        self._children_before = set(multiprocessing.active_children())  # other tests' processes: not ours to signal
         net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1))
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
         self.models["net"], self.optimizers["net"] = self.accelerator.prepare(net, opt)
@@ -69,9 +71,9 @@ class ToyTask(TrainingTask):
         self.history.append((step, loss.item()))
         if step == self.signal_at:
             if self.everyone:  # from another process: torch's workers exit quietly on a SIGTERM from their parent
-                workers = [str(worker.pid) for worker in multiprocessing.active_children()]
+                self.workers = [c.pid for c in multiprocessing.active_children() if c not in self._children_before]
                 code = "import os, signal, sys; [os.kill(int(pid), signal.SIGTERM) for pid in sys.argv[1:]]"
-                subprocess.run([sys.executable, "-c", code, *workers, str(os.getpid())], check=True)
+                subprocess.run([sys.executable, "-c", code, *map(str, self.workers), str(os.getpid())], check=True)
                 time.sleep(0.5)  # the rest of a real step: time for the workers to die and SIGCHLD to arrive
             else:
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -167,10 +169,12 @@ def test_sigterm_to_every_process_still_saves(tmp_path):
     task = ToyTask(signal_at=6, everyone=True)
     first, result = fit(tmp_path / "run", task=task, num_workers=2)
     assert result.interrupted and result.step == 7 and result.checkpoint.is_file()
+    assert len(task.workers) == 2
+    alive = lambda: [c for c in multiprocessing.active_children() if c.pid in task.workers]  # noqa: E731
     deadline = time.monotonic() + 30  # the workers that outlived the signal end with the loader
-    while multiprocessing.active_children() and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not multiprocessing.active_children()
+    assert not alive()
 
 
 def test_max_minutes_ends_the_run_like_max_steps_and_a_rerun_continues(tmp_path):
